@@ -1,0 +1,279 @@
+"""The ``rankbias`` command line: thin Typer commands that hand their work to one function each."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import export as export_mod
+from .spec import SpecError, load_spec
+from .store import FINISHED, Store, StoreError
+from .sweep import UnknownSweep, expand, expand_sweep
+
+app = typer.Typer(
+    help="Run sweeps of training runs and watch the rank of their weight matrices "
+    "(Galanti et al., 'SGD and Weight Decay Secretly Minimize the Rank of Your Neural Network').",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+SPEC_ARG = typer.Argument(Path("experiments.toml"), help="The sweep spec (TOML).", show_default=True)
+STORE_OPT = typer.Option(Path("runs"), "--store", help="Results directory (holds rankbias.sqlite).")
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def open_store(directory: Path, create: bool = False) -> Store:
+    try:
+        return Store(directory, create=create)
+    except StoreError as e:
+        raise fail(str(e)) from None
+
+
+def provenance() -> dict[str, str]:
+    """Package version and git SHA, stored with every run for reproducibility."""
+    try:
+        pkg = version("rankbias-tui")
+    except PackageNotFoundError:
+        pkg = "unknown"
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return {"rankbias": pkg, "git_sha": sha, "python": platform.python_version()}
+
+
+def load_or_exit(spec: Path):  # noqa: ANN201 - Spec
+    try:
+        return load_spec(spec)
+    except SpecError as e:
+        err.print(e.report(), highlight=False, markup=False)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def run(
+    spec: Path = SPEC_ARG,
+    sweep: Optional[list[str]] = typer.Option(
+        None, "--sweep", "-s", help="Sweep(s) to run (default: the spec's default_sweep)."
+    ),
+    store_dir: Path = STORE_OPT,
+    headless: bool = typer.Option(
+        False, "--headless", help="Print progress with rich instead of opening the terminal UI."
+    ),
+    devices: str = typer.Option("auto", "--devices", help="auto, cpu, cuda (all GPUs) or cuda:0,1."),
+    per_device: Optional[int] = typer.Option(
+        None,
+        "--per-device",
+        min=1,
+        help="Concurrent runs per device (default: CPU cores for cpu, 1 per GPU).",
+    ),
+    data_dir: Optional[Path] = typer.Option(
+        None,
+        "--data-dir",
+        envvar="RANKBIAS_DATA_DIR",
+        help="Where data sets are cached/downloaded (default ~/.cache/rankbias/data).",
+    ),
+    keep_checkpoints: bool = typer.Option(
+        False, "--keep-checkpoints", help="Keep the last checkpoint of finished runs."
+    ),
+) -> None:
+    """Run the sweep(s): finished runs are skipped, interrupted ones resume from their last checkpoint."""
+    from .headless import HeadlessView
+    from .scheduler import DeviceError, Scheduler, SchedulerLock, StoreBusy, plan_slots
+
+    parsed = load_or_exit(spec)
+    try:
+        planned = expand(parsed, sweep or [])
+        slots = plan_slots(devices, per_device)
+    except (UnknownSweep, DeviceError) as e:
+        raise fail(str(e), 2) from None
+    store = open_store(store_dir, create=True)
+    try:
+        with SchedulerLock(store_dir):
+            store.add_runs(planned, provenance())
+            todo = [p for p in planned if p.run_id in set(store.requeue([p.run_id for p in planned]))]
+            console.print(
+                f"{len(planned)} runs in {', '.join(sweep or [parsed.default_sweep])}: "
+                f"{len(planned) - len(todo)} already finished, {len(todo)} to run on "
+                f"{', '.join(slots.devices)} ({slots.per_device} at a time per device). Store: {store_dir}/"
+            )
+            with HeadlessView(todo, console) as view:
+                outcomes = Scheduler(
+                    store, todo, slots, data_dir=data_dir, keep_checkpoints=keep_checkpoints
+                ).run(view.tick)
+    except StoreBusy as e:
+        raise fail(str(e)) from None
+    except KeyboardInterrupt:
+        raise fail(
+            "interrupted; runs in progress were requeued - run the same command again to resume", 130
+        ) from None
+    finally:
+        store.close()
+    _print_outcomes(outcomes)
+    if any(status == "failed" for status in outcomes.values()):
+        raise typer.Exit(1)
+
+
+def _print_outcomes(outcomes: dict[str, str]) -> None:
+    counts: dict[str, int] = {}
+    for status in outcomes.values():
+        counts[status] = counts.get(status, 0) + 1
+    text = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to do"
+    console.print(f"Finished: {text}. Export with `rankbias export`, inspect with `rankbias list`.")
+
+
+@app.command()
+def validate(spec: Path = SPEC_ARG) -> None:
+    """Check a spec file and list its sweeps with their run counts."""
+    parsed = load_or_exit(spec)
+    table = Table("sweep", "runs", "description", title=f"{spec}: valid")
+    for name in parsed.sweeps:
+        marker = " (default)" if name == parsed.default_sweep else ""
+        table.add_row(name + marker, str(len(expand_sweep(parsed, name))), parsed.sweeps[name].description)
+    console.print(table)
+
+
+@app.command("list")
+def list_runs(
+    store_dir: Path = STORE_OPT,
+    sweep: Optional[str] = typer.Option(None, "--sweep", "-s", help="Only runs of this sweep."),
+    status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status."),
+) -> None:
+    """List runs in the store with status, progress and final average rank."""
+    with open_store(store_dir) as store:
+        runs = store.runs(sweep, [status] if status else None)
+        table = Table(
+            "run",
+            "sweep",
+            "status",
+            "model",
+            "data",
+            "B",
+            "lr",
+            "wd",
+            "seed",
+            "epoch",
+            "test acc",
+            "avg rank",
+        )
+        for r in runs:
+            row = export_mod.summary_row(store, r)
+            table.add_row(
+                r.run_id, r.sweep, r.status, str(r.config["model"]), str(r.config["dataset"]),
+                str(r.config["batch_size"]), str(r.config["lr"]), str(r.config["weight_decay"]),
+                str(r.config["seed"]), f"{r.epoch:g}/{r.config['epochs']}", _fmt(row["final_test_acc"]),
+                _fmt(row["final_avg_rank"], ".1f"),
+            )  # fmt: skip
+    console.print(table)
+    console.print(f"{len(runs)} runs")
+
+
+def _fmt(value: Optional[float], spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+@app.command()
+def show(
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."), store_dir: Path = STORE_OPT
+) -> None:
+    """Show one run: config, status, error, final metrics and per-layer ranks."""
+    with open_store(store_dir) as store:
+        r = store.run(run_id)
+        if r is None:
+            raise fail(f"no single run matches {run_id!r} in {store_dir}")
+        row = export_mod.summary_row(store, r)
+        steps = store.spectrum_steps(r.run_id)
+        final = store.spectra(r.run_id, steps[-1]) if steps else []
+    console.print(
+        f"[bold]{r.run_id}[/bold]  sweep {r.sweep}  status [bold]{r.status}[/bold]  device {r.device}"
+    )
+    console.print(
+        f"epoch {r.epoch:g}/{r.config['epochs']}  step {r.step}/{r.total_steps or '?'}  attempts {r.attempts}"
+    )
+    if r.error:
+        console.print(f"[red]error:[/red] {r.error}", markup=True, highlight=False)
+    console.print("config: " + json.dumps(r.config, sort_keys=True))
+    console.print("provenance: " + json.dumps(r.provenance, sort_keys=True))
+    for key in ("final_train_loss", "final_train_acc", "final_test_acc", "init_avg_rank", "final_avg_rank"):
+        console.print(f"{key}: {_fmt(row[key], '.4g')}")
+    if final:
+        table = Table(
+            "layer",
+            "shape",
+            "rank",
+            "stable rank",
+            "eff. rank",
+            "bound",
+            title=f"spectra at step {steps[-1]}",
+        )
+        for s in final:
+            cap = min(s.d_out, s.d_in)
+            bound = "vacuous" if s.bound >= cap else f"{s.bound:.1f}"
+            table.add_row(
+                s.layer,
+                f"{s.d_out}x{s.d_in}",
+                str(s.rank),
+                f"{s.stable_rank:.2f}",
+                f"{s.effective_rank:.1f}",
+                bound,
+            )
+        console.print(table)
+
+
+@app.command("export")
+def export_cmd(
+    store_dir: Path = STORE_OPT,
+    sweep: Optional[str] = typer.Option(None, "--sweep", "-s", help="Only runs of this sweep."),
+    output: Optional[Path] = typer.Option(
+        None, "-o", "--output", help="CSV file to write (default: stdout)."
+    ),
+    what: str = typer.Option(
+        "summary", "--what", help="summary (one row per run), metrics or spectra (long format)."
+    ),
+) -> None:
+    """Export runs to CSV."""
+    if what not in export_mod.KINDS:
+        raise fail(f"--what must be one of {', '.join(export_mod.KINDS)}", 2)
+    with open_store(store_dir) as store:
+        if sweep is not None and sweep not in store.sweeps():
+            raise fail(
+                f"no sweep {sweep!r} in {store_dir} (sweeps: {', '.join(store.sweeps()) or 'none'})", 2
+            )
+        count = export_mod.export(store, what, output, sweep)
+    if output is not None:
+        console.print(f"wrote {count} rows to {output}")
+
+
+@app.command()
+def cancel(
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."), store_dir: Path = STORE_OPT
+) -> None:
+    """Ask the running scheduler to cancel a run (it can be resumed later by running its sweep)."""
+    with open_store(store_dir) as store:
+        r = store.run(run_id)
+        if r is None:
+            raise fail(f"no single run matches {run_id!r}")
+        if r.status in FINISHED:
+            raise fail(f"run {r.run_id} already ended ({r.status})")
+        store.request("cancel", r.run_id)
+    console.print(f"cancel requested for {r.run_id}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,282 @@
+"""Data sets as device-resident tensors.
+
+This module owns turning a data-set name into a ``DataSet``: normalised float32 images
+(N, C, H, W) and int64 labels for a train and a test split, already on the training device, so
+the trainer can draw batches by index without a DataLoader. It knows where files live on disk
+(``default_data_dir``), how torchvision lays them out, and how to explain a missing data set
+(``DatasetUnavailable``). It does not shuffle, batch or augment; the trainer does that.
+
+torchvision is imported only inside the functions that read its data sets, so importing this
+module stays cheap. Nothing is cached on disk beyond torchvision's own files.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+# What torchvision raises for missing ("Dataset not found", RuntimeError) or damaged files.
+_READ_ERRORS = (RuntimeError, OSError, ValueError, TypeError, EOFError, KeyError, pickle.UnpicklingError)
+
+DATASET_NAMES = ("cifar10", "cifar100", "mnist", "fashion-mnist", "svhn", "digits", "synthetic")
+
+# Seeds of the offline data sets: fixed, and independent of a run's seed, so every run of a sweep
+# sees the same data.
+_DIGITS_SPLIT_SEED = 0
+_SYNTHETIC_SEED = 20220612
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: tensors have no truth value, compare by identity
+class DataSet:
+    """A train and a test split, normalised, channels first, on one device."""
+
+    name: str
+    x_train: Tensor  # (N, C, H, W) float32, normalised
+    y_train: Tensor  # (N,) int64
+    x_test: Tensor  # (M, C, H, W) float32, normalised
+    y_test: Tensor  # (M,) int64
+    n_classes: int
+
+    @property
+    def in_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one input."""
+        c, h, w = self.x_train.shape[1:]
+        return (int(c), int(h), int(w))
+
+
+class DatasetUnavailable(Exception):
+    """A data set's files are not on disk and could not be downloaded."""
+
+
+@dataclass(frozen=True)
+class _TorchvisionSpec:
+    """How one torchvision data set is opened, normalised and laid out on disk."""
+
+    cls_name: str
+    n_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    files: str  # where torchvision expects the files, relative to the data directory
+    pad: int = 0  # zero padding on each side, in pixels, before normalisation
+
+
+_CIFAR_MEAN, _CIFAR_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
+_MNIST_FILES = (
+    "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
+    "t10k-labels-idx1-ubyte (uncompressed; the same names with .gz in that folder are also accepted "
+    "and extracted)"
+)
+_TORCHVISION: dict[str, _TorchvisionSpec] = {
+    "cifar10": _TorchvisionSpec(
+        "CIFAR10",
+        10,
+        _CIFAR_MEAN,
+        _CIFAR_STD,
+        "DIR/cifar-10-batches-py/ holding data_batch_1 ... data_batch_5, test_batch and batches.meta "
+        "(MD5-checked), or the archive DIR/cifar-10-python.tar.gz, which is then extracted",
+    ),
+    "cifar100": _TorchvisionSpec(
+        "CIFAR100",
+        100,
+        _CIFAR_MEAN,
+        _CIFAR_STD,
+        "DIR/cifar-100-python/ holding train, test and meta (MD5-checked), "
+        "or the archive DIR/cifar-100-python.tar.gz, which is then extracted",
+    ),
+    "mnist": _TorchvisionSpec("MNIST", 10, (0.1307,), (0.3081,), f"DIR/MNIST/raw/ holding {_MNIST_FILES}", 2),
+    "fashion-mnist": _TorchvisionSpec(
+        "FashionMNIST", 10, (0.1307,), (0.3081,), f"DIR/FashionMNIST/raw/ holding {_MNIST_FILES}", 2
+    ),
+    "svhn": _TorchvisionSpec(
+        "SVHN",
+        10,
+        (0.5, 0.5, 0.5),
+        (0.5, 0.5, 0.5),
+        "DIR/train_32x32.mat and DIR/test_32x32.mat directly in the directory (MD5-checked; needs scipy)",
+    ),
+}
+
+
+def default_data_dir() -> Path:
+    """``$RANKBIAS_DATA_DIR`` if set, else ``~/.cache/rankbias/data``."""
+    env = os.environ.get("RANKBIAS_DATA_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "rankbias" / "data"
+
+
+def load_dataset(
+    name: str,
+    data_dir: Path | None = None,
+    device: str | torch.device = "cpu",
+    train_size: int | None = None,
+    subset_seed: int = 0,
+) -> DataSet:
+    """Load data set ``name``, optionally keep a random ``train_size`` subset, move it to ``device``.
+
+    ``train_size`` larger than the training set keeps all of it. Raises ``DatasetUnavailable``
+    when a torchvision data set is neither on disk nor downloadable, ``ValueError`` for an unknown
+    name or a ``train_size`` below 1.
+    """
+    if name not in DATASET_NAMES:
+        raise ValueError(f"unknown data set {name!r}; expected one of {', '.join(DATASET_NAMES)}")
+    if train_size is not None and train_size < 1:
+        raise ValueError(f"train_size must be at least 1, got {train_size}")
+    if name == "digits":
+        ds = _load_digits()
+    elif name == "synthetic":
+        ds = _make_synthetic()
+    else:
+        ds = _load_torchvision(name, Path(data_dir) if data_dir is not None else default_data_dir())
+    if train_size is not None and train_size < len(ds.y_train):
+        ds = _subset_train(ds, train_size, subset_seed)
+    return _to_device(ds, torch.device(device))
+
+
+# --- torchvision data sets ------------------------------------------------------------------------
+
+
+def _load_torchvision(name: str, root: Path) -> DataSet:
+    """Read both splits' raw arrays from torchvision and normalise them per PAPER.md."""
+    spec = _TORCHVISION[name]
+    x_train, y_train = _raw_arrays(name, spec, root, train=True)
+    x_test, y_test = _raw_arrays(name, spec, root, train=False)
+    return DataSet(
+        name=name,
+        x_train=_normalise(_pad(x_train, spec.pad), spec.mean, spec.std),
+        y_train=y_train,
+        x_test=_normalise(_pad(x_test, spec.pad), spec.mean, spec.std),
+        y_test=y_test,
+        n_classes=spec.n_classes,
+    )
+
+
+def _raw_arrays(name: str, spec: _TorchvisionSpec, root: Path, train: bool) -> tuple[Tensor, Tensor]:
+    """One split as (uint8 images (N, C, H, W), int64 labels (N,)), read whole, not item by item."""
+    ds = _open_torchvision(name, spec, root, train)
+    data = torch.as_tensor(ds.data)
+    if spec.cls_name.startswith("CIFAR"):
+        data = data.permute(0, 3, 1, 2)  # torchvision keeps CIFAR as (N, H, W, C)
+    elif data.ndim == 3:
+        data = data.unsqueeze(1)  # MNIST-like (N, H, W) -> (N, 1, H, W); SVHN is already (N, C, H, W)
+    labels = ds.labels if spec.cls_name == "SVHN" else ds.targets
+    return data.contiguous(), torch.as_tensor(labels, dtype=torch.int64)
+
+
+def _open_torchvision(name: str, spec: _TorchvisionSpec, root: Path, train: bool) -> Any:
+    """The torchvision data set object: from disk, else downloaded, else ``DatasetUnavailable``."""
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, spec.cls_name)
+    split = "train" if train else "test"
+    kwargs: dict[str, Any] = {"split": split} if spec.cls_name == "SVHN" else {"train": train}
+    try:
+        return cls(str(root), download=False, **kwargs)
+    except _READ_ERRORS as err:  # missing or corrupt files: try a download next
+        read_err = err
+    try:
+        return cls(str(root), download=True, **kwargs)
+    except Exception as err:
+        raise DatasetUnavailable(_unavailable_message(name, spec, root, read_err, err)) from err
+
+
+def _unavailable_message(
+    name: str, spec: _TorchvisionSpec, root: Path, read_err: BaseException, download_err: BaseException
+) -> str:
+    files = spec.files.replace("DIR", str(root))
+    return (
+        f"Data set {name!r} is not available in {root}: reading it failed ({_one_line(read_err)}) "
+        f"and downloading it failed ({_one_line(download_err)}). To supply it by hand, copy the files "
+        f"torchvision expects there: {files}. To use another directory, pass --data-dir or set "
+        f"RANKBIAS_DATA_DIR. The 'digits' and 'synthetic' data sets need no files and no network."
+    )
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(f"{type(err).__name__}: {err}".split())
+
+
+def _pad(x: Tensor, pad: int) -> Tensor:
+    """Zero-pad uint8 images by ``pad`` pixels on each side (MNIST 28x28 -> 32x32)."""
+    return torch.nn.functional.pad(x, (pad, pad, pad, pad)) if pad else x
+
+
+def _normalise(x: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> Tensor:
+    """uint8 (N, C, H, W) -> float32 in [0, 1] -> (x - mean) / std per channel."""
+    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    return (x.to(torch.float32) / 255.0 - m) / s
+
+
+# --- offline data sets ----------------------------------------------------------------------------
+
+
+def _load_digits() -> DataSet:
+    """scikit-learn's 8x8 digits: fixed stratified 80/20 split, normalised by train mean and std."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    x = torch.as_tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (1797, 1, 8, 8) in [0, 1]
+    y = torch.as_tensor(bunch.target, dtype=torch.int64)
+    idx_train, idx_test = train_test_split(
+        list(range(len(y))), test_size=0.2, stratify=bunch.target, random_state=_DIGITS_SPLIT_SEED
+    )
+    x_train, x_test = x[idx_train], x[idx_test]
+    mean, std = x_train.mean(), x_train.std()  # scalars over the train split only
+    return DataSet(
+        name="digits",
+        x_train=(x_train - mean) / std,
+        y_train=y[idx_train],
+        x_test=(x_test - mean) / std,
+        y_test=y[idx_test],
+        n_classes=10,
+    )
+
+
+def _make_synthetic(n_train: int = 4096, n_test: int = 1024, hidden: int = 256) -> DataSet:
+    """CIFAR-shaped Gaussian inputs labelled by a fixed random two-layer ReLU teacher (10 classes)."""
+    gen = torch.Generator().manual_seed(_SYNTHETIC_SEED)
+    n, d, k = n_train + n_test, 3 * 32 * 32, 10
+    x = torch.randn(n, 3, 32, 32, generator=gen)  # already zero mean, unit variance
+    w1 = torch.randn(d, hidden, generator=gen, dtype=torch.float64) / d**0.5
+    w2 = torch.randn(hidden, k, generator=gen, dtype=torch.float64) / hidden**0.5
+    h = torch.relu(x.reshape(n, d).to(torch.float64) @ w1)  # (n, hidden); float64 so ties are stable
+    # Subtracting each hidden unit's expected ReLU output, E relu(z) = ||w1_j|| / sqrt(2 pi) for
+    # z ~ N(0, ||w1_j||^2), removes a shared positive offset that would otherwise favour a few classes.
+    offset = w1.norm(dim=0) / (2 * torch.pi) ** 0.5  # (hidden,)
+    logits = (h - offset) @ w2  # (n, k)
+    y = logits.argmax(1)
+    return DataSet(
+        name="synthetic",
+        x_train=x[:n_train],
+        y_train=y[:n_train],
+        x_test=x[n_train:],
+        y_test=y[n_train:],
+        n_classes=k,
+    )
+
+
+# --- subsetting and placement ---------------------------------------------------------------------
+
+
+def _subset_train(ds: DataSet, train_size: int, subset_seed: int) -> DataSet:
+    """Keep ``train_size`` training examples drawn with ``subset_seed``; the test split is untouched."""
+    gen = torch.Generator().manual_seed(subset_seed)
+    idx = torch.randperm(len(ds.y_train), generator=gen)[:train_size].sort().values
+    return DataSet(ds.name, ds.x_train[idx], ds.y_train[idx], ds.x_test, ds.y_test, ds.n_classes)
+
+
+def _to_device(ds: DataSet, device: torch.device) -> DataSet:
+    return DataSet(
+        name=ds.name,
+        x_train=ds.x_train.to(device),
+        y_train=ds.y_train.to(device),
+        x_test=ds.x_test.to(device),
+        y_test=ds.y_test.to(device),
+        n_classes=ds.n_classes,
+    )

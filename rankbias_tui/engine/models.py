@@ -1,0 +1,285 @@
+"""The networks a run can train, and which of their weights count as "measured" layers.
+
+Owns: building each architecture of PAPER.md (``mlp``, ``mlp-bn``, CIFAR ``resnet18``, ``vgg16``
+with BatchNorm, a small ``vit``) with stable, CSV-safe module names; choosing the measured layers
+(the paper's set or every weight matrix) with ``m``, the number of times each is applied per example;
+and viewing a weight as a (d_out, d_in) matrix. Does not own: seeding (the caller seeds before
+``build_model``), training, or any spectral computation (``rankbias_tui.spectral``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rankbias_tui.spec import RunConfig
+
+VIT_HEADS = 4
+VIT_MLP_RATIO = 2
+VGG16_PLAN = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+RESNET18_STAGES = ((64, 1), (128, 2), (256, 2), (512, 2))
+
+
+def _act(cfg: RunConfig) -> nn.Module:
+    return nn.LeakyReLU(0.01) if cfg.activation == "leaky-relu" else nn.ReLU()
+
+
+# --- MLP ---------------------------------------------------------------------------------------
+
+
+def _mlp(cfg: RunConfig, in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """L x [Linear -> (BatchNorm1d) -> act] -> Linear head; names fc1..fcL, bn1.., act1.., head."""
+    layers: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())  # (N, C*H*W)
+    d_in = math.prod(in_shape)
+    for i in range(1, cfg.depth + 1):
+        layers[f"fc{i}"] = nn.Linear(d_in, cfg.width)  # (N, H)
+        if cfg.model == "mlp-bn":
+            layers[f"bn{i}"] = nn.BatchNorm1d(cfg.width)
+        layers[f"act{i}"] = _act(cfg)
+        d_in = cfg.width
+    layers["head"] = nn.Linear(d_in, n_classes)  # (N, classes)
+    return nn.Sequential(layers)
+
+
+# --- ResNet-18 (CIFAR variant) -----------------------------------------------------------------
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 conv+BN with a residual; a 1x1 conv+BN shortcut when the shape changes."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, cfg: RunConfig):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.act1 = _act(cfg)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            conv = nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False)
+            self.shortcut = nn.Sequential(OrderedDict(conv=conv, bn=nn.BatchNorm2d(c_out)))
+        self.act2 = _act(cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, C_in, H, W)
+        y = self.act1(self.bn1(self.conv1(x)))  # (N, C_out, H/s, W/s)
+        y = self.bn2(self.conv2(y))
+        return self.act2(y + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """CIFAR ResNet-18: 3x3 stem (stride 1, no max-pool), 4 stages x 2 blocks, avg pool, head."""
+
+    def __init__(self, cfg: RunConfig, in_channels: int, n_classes: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.act1 = _act(cfg)
+        c_in = 64
+        for i, (c_out, stride) in enumerate(RESNET18_STAGES, start=1):
+            blocks = [BasicBlock(c_in, c_out, stride, cfg), BasicBlock(c_out, c_out, 1, cfg)]
+            self.add_module(f"layer{i}", nn.Sequential(*blocks))
+            c_in = c_out
+        self.head = nn.Linear(512, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, C, H, W)
+        x = self.act1(self.bn1(self.conv1(x)))  # (N, 64, H, W)
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))  # (N, 512, H/8, W/8)
+        x = F.adaptive_avg_pool2d(x, 1).flatten(1)  # (N, 512)
+        return self.head(x)  # (N, classes)
+
+
+# --- VGG-16 with BatchNorm ---------------------------------------------------------------------
+
+
+def _vgg16(cfg: RunConfig, in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """VGG-16-BN, names conv1..conv13, bn.., act.., pool1..; pools skipped once the map is 1x1."""
+    layers: OrderedDict[str, nn.Module] = OrderedDict()
+    c_in, side = in_shape[0], min(in_shape[1:])
+    n_conv = n_pool = 0
+    for item in VGG16_PLAN:
+        if item == "M":
+            n_pool += 1
+            if side >= 2:  # a 2x2 pool of a 1x1 map would fail; skip it on small inputs
+                layers[f"pool{n_pool}"] = nn.MaxPool2d(2)
+                side //= 2
+            continue
+        n_conv += 1
+        layers[f"conv{n_conv}"] = nn.Conv2d(c_in, int(item), 3, padding=1)
+        layers[f"bn{n_conv}"] = nn.BatchNorm2d(int(item))
+        layers[f"act{n_conv}"] = _act(cfg)
+        c_in = int(item)
+    layers["gap"] = nn.AdaptiveAvgPool2d(1)  # (N, 512, 1, 1) whatever the input size
+    layers["flatten"] = nn.Flatten()  # (N, 512)
+    layers["head"] = nn.Linear(512, n_classes)  # (N, classes)
+    return nn.Sequential(layers)
+
+
+# --- small ViT ---------------------------------------------------------------------------------
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with separate, measurable q/k/v/out Linear projections."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.q, self.k, self.v, self.out = (nn.Linear(dim, dim) for _ in range(4))
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:  # (N, T, D) -> (N, heads, T, D/heads)
+        n, t, d = x.shape
+        return x.view(n, t, self.heads, d // self.heads).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, T, D)
+        q, k, v = self._split(self.q(x)), self._split(self.k(x)), self._split(self.v(x))
+        y = F.scaled_dot_product_attention(q, k, v)  # (N, heads, T, D/heads)
+        return self.out(y.transpose(1, 2).flatten(2))  # (N, T, D)
+
+
+class Mlp(nn.Module):
+    """The transformer feed-forward: fc1 (D -> ratio*D), act, fc2 (ratio*D -> D)."""
+
+    def __init__(self, dim: int, cfg: RunConfig):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, VIT_MLP_RATIO * dim)
+        self.act = _act(cfg)
+        self.fc2 = nn.Linear(VIT_MLP_RATIO * dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, T, D)
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block."""
+
+    def __init__(self, dim: int, cfg: RunConfig):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, VIT_HEADS)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, T, D)
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+def vit_patch_size(in_shape: tuple[int, int, int]) -> int:
+    """4 if both image sides are divisible by 4, else 2 if by 2, else 1."""
+    return next(p for p in (4, 2, 1) if in_shape[1] % p == 0 and in_shape[2] % p == 0)
+
+
+class ViT(nn.Module):
+    """Small ViT: conv patch embedding, learned positions, pre-norm blocks, mean pooling, head."""
+
+    def __init__(self, cfg: RunConfig, in_shape: tuple[int, int, int], n_classes: int):
+        super().__init__()
+        dim = math.ceil(cfg.width / VIT_HEADS) * VIT_HEADS
+        p = vit_patch_size(in_shape)
+        n_tokens = (in_shape[1] // p) * (in_shape[2] // p)
+        self.patch = nn.Conv2d(in_shape[0], dim, p, stride=p)
+        self.pos = nn.Parameter(torch.randn(1, n_tokens, dim) * 0.02)
+        self.blocks = nn.ModuleList(Block(dim, cfg) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, C, H, W)
+        x = self.patch(x).flatten(2).transpose(1, 2) + self.pos  # (N, T, D)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x).mean(dim=1))  # (N, classes)
+
+
+def build_model(cfg: RunConfig, in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """The network ``cfg.model`` for inputs of shape (C, H, W); PyTorch default init, unseeded."""
+    if cfg.model in ("mlp", "mlp-bn"):
+        return _mlp(cfg, in_shape, n_classes)
+    if cfg.model == "resnet18":
+        return ResNet18(cfg, in_shape[0], n_classes)
+    if cfg.model == "vgg16":
+        return _vgg16(cfg, in_shape, n_classes)
+    if cfg.model == "vit":
+        return ViT(cfg, in_shape, n_classes)
+    raise ValueError(f"unknown model {cfg.model!r}")
+
+
+# --- measured layers ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MeasuredLayer:
+    """A weight whose rank is tracked: ``shape`` = (d_out, d_in) of its matrix view,
+    ``m`` = applications per example (1 for a Linear, H_out*W_out for a conv, tokens in a ViT)."""
+
+    name: str
+    module: nn.Module
+    m: int
+    shape: tuple[int, int]
+
+
+def _has_matrix(module: nn.Module) -> bool:
+    weight = getattr(module, "weight", None)
+    return isinstance(weight, nn.Parameter) and weight.ndim >= 2
+
+
+def _paper_rule(model: str) -> Callable[[str, nn.Module], bool]:
+    """PAPER.md's measured set: hidden Linears, 3x3 convs of ResNet-18, all VGG convs, ViT blocks."""
+    if model in ("mlp", "mlp-bn"):
+        return lambda name, mod: isinstance(mod, nn.Linear) and name != "head"
+    if model == "resnet18":
+        return lambda name, mod: isinstance(mod, nn.Conv2d) and mod.kernel_size == (3, 3)
+    if model == "vgg16":
+        return lambda name, mod: isinstance(mod, nn.Conv2d)
+    if model == "vit":
+        return lambda name, mod: isinstance(mod, nn.Linear) and name.startswith("blocks.")
+    raise ValueError(f"unknown model {model!r}")
+
+
+def _uses_per_example(model: nn.Module, modules: list[nn.Module], in_shape: tuple[int, ...]) -> list[int]:
+    """Count each module's output positions on one dummy example (summed over repeated calls)."""
+    counts = [0] * len(modules)
+
+    def hook_for(i: int) -> Callable[..., None]:
+        def hook(mod: nn.Module, args: object, out: torch.Tensor) -> None:
+            counts[i] += out.numel() // mod.weight.shape[0]  # batch of 1: positions per example
+
+        return hook
+
+    handles = [mod.register_forward_hook(hook_for(i)) for i, mod in enumerate(modules)]
+    param = next(model.parameters())
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros((1, *in_shape), dtype=param.dtype, device=param.device))
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    return counts
+
+
+def measured_layers(model: nn.Module, cfg: RunConfig, in_shape: tuple[int, int, int]) -> list[MeasuredLayer]:
+    """The layers to measure (``cfg.measured_layers``: 'paper' or 'all'), in module order."""
+    rule = _paper_rule(cfg.model) if cfg.measured_layers == "paper" else (lambda name, mod: True)
+    chosen = [(n, mod) for n, mod in model.named_modules() if _has_matrix(mod) and rule(n, mod)]
+    uses = _uses_per_example(model, [mod for _, mod in chosen], in_shape)
+    out = []
+    for (name, mod), m in zip(chosen, uses, strict=True):
+        if m == 0:
+            raise RuntimeError(f"layer {name} is not used in the forward pass")
+        shape = (mod.weight.shape[0], math.prod(mod.weight.shape[1:]))
+        out.append(MeasuredLayer(name=name, module=mod, m=m, shape=shape))
+    return out
+
+
+def weight_matrix(layer: MeasuredLayer) -> torch.Tensor:
+    """The detached weight as a (d_out, d_in) matrix; conv (C_out, C_in, k, k) -> C_out x C_in*k*k.
+
+    A view of the parameter when it is contiguous (a copy for e.g. channels-last conv weights)."""
+    return layer.module.weight.detach().reshape(layer.shape)

@@ -1,0 +1,135 @@
+"""CSV writers shared by the CLI and the terminal UI: summary, metrics and spectra.
+
+- summary: one row per run (config, status, final metrics, ranks at init and at the end, and one
+  ``rank_<layer>`` column per measured layer);
+- metrics: long format, one row per (run, step, metric);
+- spectra: long format, one row per singular value (run, measurement, layer, index, sigma).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from .store import RunRow, SpectrumRow, Store
+
+CONFIG_COLUMNS = (
+    "model", "dataset", "depth", "width", "batch_size", "lr", "momentum", "weight_decay", "epochs",
+    "seed", "rank_eps",
+)  # fmt: skip
+SUMMARY_COLUMNS = (
+    ("run_id", "sweep", "status")
+    + CONFIG_COLUMNS
+    + ("final_epoch", "final_train_loss", "final_train_acc", "final_test_acc", "init_avg_rank",
+       "final_avg_rank", "final_avg_stable_rank", "device", "duration_s", "error")
+)  # fmt: skip
+METRIC_COLUMNS = ("run_id", "step", "epoch", "name", "value")
+SPECTRA_COLUMNS = (
+    "run_id", "step", "epoch", "layer", "d_out", "d_in", "m", "rank", "rank_eps", "stable_rank",
+    "effective_rank", "spectral_norm", "fro_norm", "bound", "index", "sigma",
+)  # fmt: skip
+KINDS = ("summary", "metrics", "spectra")
+
+
+def _avg(values: Iterable[float]) -> float | None:
+    values = list(values)
+    return sum(values) / len(values) if values else None
+
+
+def summary_row(store: Store, run: RunRow, sweep: str | None = None) -> dict[str, Any]:
+    """One run's summary: config, final eval metrics, average and per-layer ranks."""
+    last = store.last_metrics(run.run_id)
+    steps = store.spectrum_steps(run.run_id)
+    init = store.spectra(run.run_id, steps[0]) if steps else []
+    final = store.spectra(run.run_id, steps[-1]) if steps else []
+    duration = (run.finished_at or 0) - run.started_at if run.started_at and run.finished_at else None
+    row: dict[str, Any] = {"run_id": run.run_id, "sweep": sweep or run.sweep, "status": run.status}
+    row |= {key: run.config.get(key) for key in CONFIG_COLUMNS}
+    row |= {
+        "final_epoch": run.epoch,
+        "final_train_loss": last.get("train_loss"),
+        "final_train_acc": last.get("train_acc"),
+        "final_test_acc": last.get("test_acc"),
+        "init_avg_rank": _avg(s.rank for s in init),
+        "final_avg_rank": _avg(s.rank for s in final),
+        "final_avg_stable_rank": _avg(s.stable_rank for s in final),
+        "device": run.device,
+        "duration_s": round(duration, 2) if duration is not None else None,
+        "error": (run.error or "").splitlines()[0] if run.error else None,
+    }
+    row |= {f"rank_{s.layer}": s.rank for s in final}
+    return row
+
+
+def summary_rows(store: Store, sweep: str | None = None) -> list[dict[str, Any]]:
+    return [summary_row(store, run, sweep) for run in store.runs(sweep)]
+
+
+def summary_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """Fixed columns, then every ``rank_<layer>`` column in first-seen order."""
+    columns = list(SUMMARY_COLUMNS)
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    return columns
+
+
+def metric_rows(store: Store, sweep: str | None = None) -> Iterator[dict[str, Any]]:
+    for run in store.runs(sweep):
+        for step, epoch, name, value in store.metrics(run.run_id):
+            yield {"run_id": run.run_id, "step": step, "epoch": epoch, "name": name, "value": value}
+
+
+def spectra_rows(store: Store, sweep: str | None = None) -> Iterator[dict[str, Any]]:
+    for run in store.runs(sweep):
+        for s in store.spectra(run.run_id):
+            yield from _sigma_rows(s)
+
+
+def _sigma_rows(s: SpectrumRow) -> Iterator[dict[str, Any]]:
+    base = {k: getattr(s, k) for k in SPECTRA_COLUMNS[:-2]}
+    for index, sigma in enumerate(s.svals):
+        yield base | {"index": index, "sigma": float(sigma)}
+
+
+def write_csv(rows: Iterable[dict[str, Any]], columns: list[str] | tuple[str, ...], out: TextIO) -> int:
+    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    count = 0
+    for row in rows:
+        writer.writerow(row)
+        count += 1
+    return count
+
+
+def export(store: Store, what: str, output: Path | None, sweep: str | None = None) -> int:
+    """Write one kind of CSV to ``output`` (stdout when None); return the number of data rows.
+
+    A file is written to a temporary name and renamed, so a failed export leaves no half file.
+    """
+    if what == "summary":
+        rows: Iterable[dict[str, Any]] = summary_rows(store, sweep)
+        columns: list[str] | tuple[str, ...] = summary_columns(list(rows))  # type: ignore[arg-type]
+    elif what == "metrics":
+        rows, columns = metric_rows(store, sweep), METRIC_COLUMNS
+    elif what == "spectra":
+        rows, columns = spectra_rows(store, sweep), SPECTRA_COLUMNS
+    else:
+        raise ValueError(f"unknown export kind {what!r}; choose from {', '.join(KINDS)}")
+    if output is None:
+        return write_csv(rows, columns, sys.stdout)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".part")
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        count = write_csv(rows, columns, fh)
+    tmp.replace(output)
+    return count
+
+
+def to_csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    buf = io.StringIO()
+    write_csv(rows, columns, buf)
+    return buf.getvalue()

@@ -1,0 +1,7 @@
+"""Planning runs onto devices and running them in worker processes (no torch imported here)."""
+
+from .devices import DeviceError, Slots, plan_slots
+from .lock import SchedulerLock, StoreBusy
+from .service import Live, Scheduler
+
+__all__ = ["DeviceError", "Live", "Scheduler", "SchedulerLock", "Slots", "StoreBusy", "plan_slots"]

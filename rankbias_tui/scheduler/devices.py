@@ -1,0 +1,64 @@
+"""Which devices runs go to, and how many runs each takes at once."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+class DeviceError(ValueError):
+    """A --devices value that names no usable device."""
+
+
+@dataclass(frozen=True)
+class Slots:
+    """Devices and the number of concurrent workers on each; threads per CPU worker."""
+
+    devices: tuple[str, ...]
+    per_device: int
+    threads: int
+
+    @property
+    def capacity(self) -> int:
+        return len(self.devices) * self.per_device
+
+
+def cuda_count() -> int:
+    from ..engine.devices import cuda_device_count  # torch stays out of light imports
+
+    return cuda_device_count()
+
+
+def plan_slots(spec: str = "auto", per_device: int | None = None, cuda_available: int | None = None) -> Slots:
+    """Parse ``auto``, ``cpu`` or ``cuda:0,1`` (also ``cuda`` = all GPUs) into worker slots.
+
+    CPU workers get one thread each and, by default, one slot per core: the paper's small models
+    train fastest as many single-threaded runs. Each GPU takes one run at a time by default.
+    """
+    spec = spec.strip().lower()
+    count = cuda_count() if cuda_available is None and spec != "cpu" else (cuda_available or 0)
+    if spec == "auto":
+        spec = "cuda" if count else "cpu"
+    if spec == "cpu":
+        cores = os.cpu_count() or 1
+        slots = per_device or cores
+        return Slots(("cpu",), slots, max(1, cores // slots))
+    if not spec.startswith("cuda"):
+        raise DeviceError(f"unknown device {spec!r}: use auto, cpu, cuda or cuda:0,1")
+    if count == 0:
+        raise DeviceError(f"--devices {spec}: no CUDA device is visible (use --devices cpu)")
+    ids = range(count) if spec == "cuda" else _parse_ids(spec.removeprefix("cuda:"))
+    bad = [i for i in ids if i >= count]
+    if bad:
+        raise DeviceError(f"--devices {spec}: only {count} CUDA device(s) visible (cuda:0..cuda:{count - 1})")
+    return Slots(tuple(f"cuda:{i}" for i in ids), per_device or 1, 1)
+
+
+def _parse_ids(text: str) -> list[int]:
+    try:
+        ids = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise DeviceError(f"cannot read GPU ids from {text!r}: use e.g. cuda:0,1") from None
+    if not ids:
+        raise DeviceError("no GPU ids given: use e.g. cuda:0,1")
+    return ids

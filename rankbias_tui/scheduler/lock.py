@@ -1,0 +1,42 @@
+"""One scheduler per store: an exclusive lock file next to the database."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+
+class StoreBusy(RuntimeError):
+    """Another scheduler already runs on this store."""
+
+
+class SchedulerLock:
+    """``with SchedulerLock(dir):`` holds ``DIR/scheduler.lock`` (owner-only) for this process."""
+
+    def __init__(self, directory: Path):
+        self.path = Path(directory) / "scheduler.lock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> SchedulerLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise StoreBusy(
+                f"a scheduler (pid {owner}) is already running on {self.path.parent}; "
+                "wait for it, or cancel its runs with `rankbias cancel`"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None

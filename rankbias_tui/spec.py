@@ -1,0 +1,251 @@
+"""The one declaration of what ``experiments.toml`` may say, and its loader.
+
+Owns: the run fields (``RunConfig``, with the paper's defaults), the sweep tables, and turning
+every problem in a spec file into a ``SpecProblem`` with the file, the TOML key path and a
+did-you-mean hint. Does not own: expanding grids into runs (``sweep.py``) or anything torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+MODELS = ("mlp", "mlp-bn", "resnet18", "vgg16", "vit")
+DATASETS = ("cifar10", "cifar100", "mnist", "fashion-mnist", "svhn", "digits", "synthetic")
+
+
+class RunConfig(BaseModel):
+    """One training run, fully resolved. Defaults follow the paper (PAPER.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+    model: Literal["mlp", "mlp-bn", "resnet18", "vgg16", "vit"] = "mlp-bn"
+    """Architecture: MLP with or without BatchNorm, CIFAR ResNet-18, VGG-16-BN, or a small ViT."""
+    depth: int = Field(10, ge=1)
+    """Hidden layers of an MLP (L), or transformer blocks of the ViT; ignored by conv nets."""
+    width: int = Field(100, ge=1)
+    """Hidden width of an MLP (H), or embedding width of the ViT; ignored by conv nets."""
+    activation: Literal["relu", "leaky-relu"] = "relu"
+    """ReLU, or leaky ReLU with slope 0.01."""
+    dataset: Literal["cifar10", "cifar100", "mnist", "fashion-mnist", "svhn", "digits", "synthetic"] = (
+        "cifar10"
+    )
+    """Training data; ``digits`` and ``synthetic`` need no network."""
+    train_size: int | None = Field(None, ge=1)
+    """Use a seeded random subset of this many training examples (None: all)."""
+    epochs: int = Field(500, ge=1)
+    """Passes over the training set."""
+    batch_size: int = Field(32, ge=1)
+    """Mini-batch size B (batches are shuffled each epoch; an incomplete last batch is dropped)."""
+    lr: float = Field(0.1, gt=0)
+    """Initial SGD learning rate mu."""
+    momentum: float = Field(0.0, ge=0, lt=1)
+    """SGD momentum (the paper: 0)."""
+    weight_decay: float = Field(5e-4, ge=0)
+    """torch ``weight_decay`` on all parameters (= 2 lambda of the paper's objective)."""
+    lr_milestones: tuple[int, ...] = (60, 100, 200)
+    """Epochs at which the learning rate is multiplied by ``lr_gamma``; empty = constant LR."""
+    lr_gamma: float = Field(0.2, gt=0, le=1)
+    """Factor applied to the learning rate at each milestone."""
+    loss: Literal["ce", "mse"] = "ce"
+    """Cross-entropy, or mean squared error on one-hot targets."""
+    rank_eps: float = Field(1e-3, gt=0, lt=1)
+    """Threshold on singular values of W/||W||_F that counts towards the rank."""
+    measure_every: int = Field(10, ge=1)
+    """Epochs between spectral measurements (also measured at initialisation and at the end)."""
+    measured_layers: Literal["paper", "all"] = "paper"
+    """``paper``: hidden Linears / 3x3 convs as in PAPER.md; ``all``: every weight matrix."""
+    eval_every: int = Field(1, ge=1)
+    """Epochs between train/test accuracy evaluations in eval mode (the last epoch always)."""
+    diverge_after: int = Field(50, ge=0)
+    """Divergence guard: from this epoch on, stop when the last 3 train accuracies are low."""
+    diverge_acc: float = Field(0.15, ge=0, le=1)
+    """Divergence guard threshold on train accuracy."""
+    seed: int = Field(0, ge=0)
+    """Seeds initial weights and batch order; part of the run's identity."""
+
+    @field_validator("lr_milestones")
+    @classmethod
+    def _increasing(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(m < 1 for m in value) or list(value) != sorted(set(value)):
+            raise ValueError("milestones must be positive, strictly increasing epochs")
+        return value
+
+
+RUN_FIELDS = tuple(RunConfig.model_fields)
+SWEEP_KEYS = ("description", "grid", "seeds")
+TOP_KEYS = ("default_sweep", "defaults", "sweeps")
+
+
+@dataclass(frozen=True)
+class SpecProblem:
+    """One thing wrong with a spec file, located by TOML key path."""
+
+    path: str
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        hint = f" ({self.hint})" if self.hint else ""
+        return f"{self.path}: {self.message}{hint}"
+
+
+class SpecError(Exception):
+    """Every problem found in one spec file; nothing may be started when this is raised."""
+
+    def __init__(self, file: Path, problems: list[SpecProblem]):
+        self.file = file
+        self.problems = problems
+        super().__init__(f"{file}: {len(problems)} problem(s)")
+
+    def report(self) -> str:
+        lines = [f"{self.file}: {len(self.problems)} problem(s) in the spec; nothing was started."]
+        lines += [f"  {self.file}: {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """One ``[sweeps.NAME]`` table, validated: fixed overrides, grid axes and seeds."""
+
+    name: str
+    description: str
+    base: dict[str, Any]
+    grid: dict[str, tuple[Any, ...]]
+    seeds: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A whole validated spec file."""
+
+    file: Path
+    default_sweep: str
+    defaults: dict[str, Any]
+    sweeps: dict[str, SweepSpec]
+
+
+def suggest(word: str, choices: Any) -> str:
+    """A did-you-mean hint for ``word`` among ``choices``, or ''."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else ""
+
+
+def _join(prefix: str, loc: tuple[Any, ...]) -> str:
+    path = prefix
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def _field_problems(values: dict[str, Any], prefix: str) -> list[SpecProblem]:
+    """Validate run-field values; report each error under ``prefix.field``."""
+    try:
+        RunConfig(**values)
+    except ValidationError as err:
+        out = []
+        for e in err.errors():
+            loc = tuple(e["loc"])
+            hint = ""
+            if e["type"] == "literal_error" and loc:
+                allowed = RunConfig.model_fields[str(loc[0])].annotation.__args__  # type: ignore[union-attr]
+                hint = suggest(e.get("input"), allowed) or "one of " + ", ".join(allowed)
+            out.append(SpecProblem(_join(prefix, loc), e["msg"], hint))
+        return out
+    return []
+
+
+def _unknown_keys(table: dict[str, Any], allowed: tuple[str, ...], prefix: str) -> list[SpecProblem]:
+    return [
+        SpecProblem(f"{prefix}.{key}".lstrip("."), "unknown key", suggest(key, allowed))
+        for key in table
+        if key not in allowed
+    ]
+
+
+def _check_sweep(
+    name: str, table: Any, defaults: dict[str, Any]
+) -> tuple[SweepSpec | None, list[SpecProblem]]:
+    prefix = f"sweeps.{name}"
+    if not isinstance(table, dict):
+        return None, [SpecProblem(prefix, "must be a table")]
+    problems = _unknown_keys(table, RUN_FIELDS + SWEEP_KEYS, prefix)
+    base = {k: v for k, v in table.items() if k in RUN_FIELDS}
+    grid = table.get("grid", {})
+    if not isinstance(grid, dict):
+        return None, problems + [SpecProblem(f"{prefix}.grid", "must be a table of lists")]
+    seeds = table.get("seeds", defaults.get("seeds", [0]))
+    axes: dict[str, tuple[Any, ...]] = {}
+    for axis, values in grid.items():
+        where = f"{prefix}.grid.{axis}"
+        if axis not in RUN_FIELDS:
+            problems.append(SpecProblem(where, "is not a run field", suggest(axis, RUN_FIELDS)))
+        elif not isinstance(values, list) or not values:
+            problems.append(SpecProblem(where, "must be a non-empty list"))
+        else:
+            axes[axis] = tuple(tuple(v) if isinstance(v, list) else v for v in values)
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+        problems.append(SpecProblem(f"{prefix}.seeds", "must be a non-empty list of integers >= 0"))
+        seeds = [0]
+    merged = {k: v for k, v in defaults.items() if k in RUN_FIELDS} | base
+    # Errors of values set in this table are reported here; inherited ones under [defaults].
+    problems += [p for p in _field_problems(merged, prefix) if p.path.split(".")[2].split("[")[0] in base]
+    for axis, values in axes.items():
+        for i, value in enumerate(values):
+            for p in _field_problems(merged | {axis: value}, prefix):
+                if p.path.split(".")[2].split("[")[0] == axis:
+                    problems.append(SpecProblem(f"{prefix}.grid.{axis}[{i}]", p.message, p.hint))
+    description = str(table.get("description", ""))
+    return SweepSpec(name, description, base, axes, tuple(seeds)), problems
+
+
+def parse_spec(data: dict[str, Any], file: Path) -> Spec:
+    """Validate a parsed TOML document; raise ``SpecError`` with every problem found."""
+    problems = _unknown_keys(data, TOP_KEYS, "")
+    defaults = data.get("defaults", {})
+    if not isinstance(defaults, dict):
+        problems.append(SpecProblem("defaults", "must be a table"))
+        defaults = {}
+    problems += _unknown_keys(defaults, RUN_FIELDS + ("seeds",), "defaults")
+    known = {k: v for k, v in defaults.items() if k in RUN_FIELDS}
+    problems += _field_problems(known, "defaults")
+    sweeps: dict[str, SweepSpec] = {}
+    raw_sweeps = data.get("sweeps", {})
+    if not isinstance(raw_sweeps, dict) or not raw_sweeps:
+        problems.append(SpecProblem("sweeps", "needs at least one [sweeps.NAME] table"))
+        raw_sweeps = {}
+    for name, table in raw_sweeps.items():
+        sweep, found = _check_sweep(name, table, defaults)
+        problems += found
+        if sweep is not None:
+            sweeps[name] = sweep
+    default = data.get("default_sweep", next(iter(raw_sweeps), ""))
+    if raw_sweeps and default not in raw_sweeps:
+        problems.append(
+            SpecProblem("default_sweep", f"no sweep named {default!r}", suggest(default, raw_sweeps))
+        )
+    if problems:
+        raise SpecError(file, problems)
+    return Spec(file=file, default_sweep=default, defaults=known, sweeps=sweeps)
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a spec file; raise ``SpecError`` (never a bare traceback)."""
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(file, [SpecProblem("(file)", "not found")]) from None
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(file, [SpecProblem("(syntax)", f"invalid TOML: {err}")]) from None
+    return parse_spec(data, file)

@@ -1,0 +1,354 @@
+"""The SQLite store: the only code that reads or writes a results database.
+
+One database per results directory (``DIR/rankbias.sqlite``), WAL mode with a busy timeout so
+readers (CLI, terminal UI) never block the writer. The scheduler is the one writer of runs,
+metrics and spectra; other processes only add rows to ``requests`` (cancel, resume), which the
+scheduler reads. Schema changes are numbered migrations applied on open (``PRAGMA user_version``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DB_NAME = "rankbias.sqlite"
+STATUSES = ("queued", "running", "done", "failed", "diverged", "cancelled")
+FINISHED = ("done", "diverged")  # never re-run these
+
+MIGRATIONS: list[str] = [
+    # 1: runs, their sweep membership, scalar metrics over steps, spectra per measurement.
+    """
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        sweep TEXT NOT NULL,
+        config TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'queued',
+        device TEXT,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        error TEXT,
+        step INTEGER NOT NULL DEFAULT 0,
+        total_steps INTEGER,
+        epoch REAL NOT NULL DEFAULT 0,
+        checkpoint_step INTEGER
+    );
+    CREATE TABLE sweep_runs (
+        sweep TEXT NOT NULL, run_id TEXT NOT NULL, position INTEGER NOT NULL,
+        PRIMARY KEY (sweep, run_id)
+    );
+    CREATE TABLE metrics (
+        run_id TEXT NOT NULL, step INTEGER NOT NULL, epoch REAL NOT NULL,
+        name TEXT NOT NULL, value REAL,
+        PRIMARY KEY (run_id, name, step)
+    ) WITHOUT ROWID;
+    CREATE TABLE spectra (
+        run_id TEXT NOT NULL, step INTEGER NOT NULL, epoch REAL NOT NULL,
+        layer_index INTEGER NOT NULL, layer TEXT NOT NULL,
+        d_out INTEGER NOT NULL, d_in INTEGER NOT NULL, m INTEGER NOT NULL,
+        svals BLOB NOT NULL, rank INTEGER NOT NULL, rank_eps REAL NOT NULL,
+        stable_rank REAL, effective_rank REAL, spectral_norm REAL, fro_norm REAL, bound REAL,
+        PRIMARY KEY (run_id, step, layer_index)
+    );
+    CREATE TABLE requests (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, run_id TEXT,
+        created_at REAL NOT NULL, done_at REAL
+    );
+    """,
+    # 2: provenance (package version, git SHA) and attempt count, for reproducibility.
+    """
+    ALTER TABLE runs ADD COLUMN provenance TEXT;
+    ALTER TABLE runs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN pid INTEGER;
+    CREATE INDEX runs_status ON runs(status);
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used (e.g. written by a newer rankbias)."""
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One row of ``runs``, with its config decoded."""
+
+    run_id: str
+    sweep: str
+    config: dict[str, Any]
+    status: str
+    device: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    error: str | None
+    step: int
+    total_steps: int | None
+    epoch: float
+    checkpoint_step: int | None
+    provenance: dict[str, Any]
+    attempts: int
+    pid: int | None
+
+    @property
+    def progress(self) -> float:
+        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
+
+
+@dataclass(frozen=True)
+class SpectrumRow:
+    run_id: str
+    step: int
+    epoch: float
+    layer_index: int
+    layer: str
+    d_out: int
+    d_in: int
+    m: int
+    svals: np.ndarray
+    rank: int
+    rank_eps: float
+    stable_rank: float
+    effective_rank: float
+    spectral_norm: float
+    fro_norm: float
+    bound: float
+
+
+def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
+    """Apply the migrations the database lacks, up to ``target``; return the new version."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"database schema v{version} is newer than this rankbias (v{SCHEMA_VERSION})")
+    for number in range(version + 1, target + 1):
+        conn.executescript("BEGIN;" + MIGRATIONS[number - 1] + f"PRAGMA user_version = {number};COMMIT;")
+    return max(version, target)
+
+
+class Store:
+    """A results directory's database. Cheap to open; safe to open from several processes."""
+
+    def __init__(self, directory: str | Path, *, create: bool = True):
+        self.directory = Path(directory)
+        path = self.directory / DB_NAME
+        if not create and not path.exists():
+            raise StoreError(
+                f"no rankbias store at {self.directory} (run `rankbias run` first or pass --store)"
+            )
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA busy_timeout=30000")
+        migrate(self.conn)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.directory / "checkpoints"
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def transaction(self) -> sqlite3.Connection:
+        """``with store.transaction():`` groups writes into one commit."""
+        return _Tx(self.conn)  # type: ignore[return-value]
+
+    # ----- runs -------------------------------------------------------------------------------
+    def add_runs(self, planned: Iterable[Any], provenance: dict[str, Any]) -> int:
+        """Register planned runs (``sweep.PlannedRun``); existing ids keep their state. Return new."""
+        now = time.time()
+        added = 0
+        with self.transaction():
+            for position, run in enumerate(planned):
+                cur = self.conn.execute(
+                    "INSERT OR IGNORE INTO runs (run_id, sweep, config, created_at, provenance)"
+                    " VALUES (?,?,?,?,?)",
+                    (run.run_id, run.sweep, run.config.model_dump_json(), now, json.dumps(provenance)),
+                )
+                added += cur.rowcount
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO sweep_runs (sweep, run_id, position) VALUES (?,?,?)",
+                    (run.sweep, run.run_id, position),
+                )
+        return added
+
+    def requeue(self, run_ids: Iterable[str]) -> list[str]:
+        """Mark runs that are not finished as queued (resumable); return the ids requeued."""
+        ids = [r for r in run_ids]
+        out = []
+        with self.transaction():
+            for run_id in ids:
+                cur = self.conn.execute(
+                    f"UPDATE runs SET status='queued' WHERE run_id=? AND status NOT IN {FINISHED}", (run_id,)
+                )
+                if cur.rowcount:
+                    out.append(run_id)
+        return out
+
+    def set_status(self, run_id: str, status: str, *, error: str | None = None, **fields: Any) -> None:
+        assert status in STATUSES, status
+        now = time.time()
+        extra = dict(fields)
+        if status == "running":
+            extra.setdefault("started_at", now)
+        elif status != "queued":
+            extra.setdefault("finished_at", now)
+        sets = ", ".join(f"{k}=?" for k in ["status", "error", *extra])
+        self.conn.execute(f"UPDATE runs SET {sets} WHERE run_id=?", (status, error, *extra.values(), run_id))
+
+    def start_attempt(self, run_id: str, device: str, pid: int | None) -> None:
+        self.conn.execute(
+            "UPDATE runs SET status='running', device=?, pid=?, started_at=?, finished_at=NULL, error=NULL,"
+            " attempts=attempts+1 WHERE run_id=?",
+            (device, pid, time.time(), run_id),
+        )
+
+    def set_progress(self, run_id: str, step: int, epoch: float, total_steps: int | None = None) -> None:
+        self.conn.execute(
+            "UPDATE runs SET step=?, epoch=?, total_steps=COALESCE(?, total_steps) WHERE run_id=?",
+            (step, epoch, total_steps, run_id),
+        )
+
+    def set_checkpoint(self, run_id: str, step: int) -> None:
+        self.conn.execute("UPDATE runs SET checkpoint_step=? WHERE run_id=?", (step, run_id))
+
+    def truncate_after(self, run_id: str, step: int) -> None:
+        """Drop metric and spectrum rows after ``step``: a resumed run will write them again."""
+        with self.transaction():
+            self.conn.execute("DELETE FROM metrics WHERE run_id=? AND step>?", (run_id, step))
+            self.conn.execute("DELETE FROM spectra WHERE run_id=? AND step>?", (run_id, step))
+
+    def runs(self, sweep: str | None = None, status: Iterable[str] | None = None) -> list[RunRow]:
+        """Runs in sweep order (all sweeps: creation order), optionally filtered."""
+        if sweep is None:
+            sql, args = "SELECT r.* FROM runs r ORDER BY r.created_at, r.rowid", []
+        else:
+            sql = (
+                "SELECT r.* FROM runs r JOIN sweep_runs s ON s.run_id=r.run_id WHERE s.sweep=?"
+                " ORDER BY s.position"
+            )
+            args = [sweep]
+        rows = [_run_row(r) for r in self.conn.execute(sql, args)]
+        wanted = set(status) if status is not None else None
+        return [r for r in rows if wanted is None or r.status in wanted]
+
+    def run(self, run_id: str) -> RunRow | None:
+        """One run by id or unique id prefix."""
+        rows = self.conn.execute("SELECT * FROM runs WHERE run_id LIKE ?", (run_id + "%",)).fetchall()
+        return _run_row(rows[0]) if len(rows) == 1 else None
+
+    def sweeps(self) -> dict[str, int]:
+        rows = self.conn.execute("SELECT sweep, COUNT(*) FROM sweep_runs GROUP BY sweep ORDER BY MIN(rowid)")
+        return {name: n for name, n in rows}
+
+    # ----- metrics and spectra ----------------------------------------------------------------
+    def add_metrics(self, run_id: str, rows: Iterable[tuple[int, float, str, float]]) -> None:
+        """rows: (step, epoch, name, value). Replaces a row written before for the same step."""
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO metrics (run_id, step, epoch, name, value) VALUES (?,?,?,?,?)",
+            [(run_id, *row) for row in rows],
+        )
+
+    def metrics(self, run_id: str, name: str | None = None) -> list[tuple[int, float, str, float]]:
+        sql = "SELECT step, epoch, name, value FROM metrics WHERE run_id=?"
+        args: list[Any] = [run_id]
+        if name is not None:
+            sql += " AND name=?"
+            args.append(name)
+        return [tuple(r) for r in self.conn.execute(sql + " ORDER BY step, name", args)]  # type: ignore[misc]
+
+    def last_metrics(self, run_id: str) -> dict[str, float]:
+        """The latest value of each metric of a run."""
+        rows = self.conn.execute(
+            "SELECT name, value FROM metrics m WHERE run_id=? AND step="
+            "(SELECT MAX(step) FROM metrics WHERE run_id=m.run_id AND name=m.name)",
+            (run_id,),
+        )
+        return {name: value for name, value in rows}
+
+    def add_spectra(self, rows: Iterable[SpectrumRow]) -> None:
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO spectra VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    r.run_id, r.step, r.epoch, r.layer_index, r.layer, r.d_out, r.d_in, r.m,
+                    np.asarray(r.svals, dtype="<f8").tobytes(), r.rank, r.rank_eps, r.stable_rank,
+                    r.effective_rank, r.spectral_norm, r.fro_norm, r.bound,
+                )
+                for r in rows
+            ],
+        )  # fmt: skip
+
+    def spectra(self, run_id: str, step: int | None = None) -> list[SpectrumRow]:
+        sql = "SELECT * FROM spectra WHERE run_id=?"
+        args: list[Any] = [run_id]
+        if step is not None:
+            sql += " AND step=?"
+            args.append(step)
+        return [_spectrum_row(r) for r in self.conn.execute(sql + " ORDER BY step, layer_index", args)]
+
+    def spectrum_steps(self, run_id: str) -> list[int]:
+        rows = self.conn.execute("SELECT DISTINCT step FROM spectra WHERE run_id=? ORDER BY step", (run_id,))
+        return [r[0] for r in rows]
+
+    # ----- requests from other processes ------------------------------------------------------
+    def request(self, kind: str, run_id: str | None = None) -> None:
+        self.conn.execute(
+            "INSERT INTO requests (kind, run_id, created_at) VALUES (?,?,?)", (kind, run_id, time.time())
+        )
+
+    def take_requests(self) -> list[tuple[str, str | None]]:
+        with self.transaction():
+            rows = self.conn.execute("SELECT id, kind, run_id FROM requests WHERE done_at IS NULL").fetchall()
+            if rows:
+                self.conn.execute("UPDATE requests SET done_at=? WHERE done_at IS NULL", (time.time(),))
+        return [(r["kind"], r["run_id"]) for r in rows]
+
+
+class _Tx:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error), for autocommit connections."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        self.nested = conn.in_transaction
+
+    def __enter__(self) -> sqlite3.Connection:
+        if not self.nested:
+            self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if self.nested:
+            return
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _run_row(r: sqlite3.Row) -> RunRow:
+    return RunRow(
+        run_id=r["run_id"], sweep=r["sweep"], config=json.loads(r["config"]), status=r["status"],
+        device=r["device"], created_at=r["created_at"], started_at=r["started_at"],
+        finished_at=r["finished_at"], error=r["error"], step=r["step"], total_steps=r["total_steps"],
+        epoch=r["epoch"], checkpoint_step=r["checkpoint_step"],
+        provenance=json.loads(r["provenance"] or "{}"), attempts=r["attempts"], pid=r["pid"],
+    )  # fmt: skip
+
+
+def _spectrum_row(r: sqlite3.Row) -> SpectrumRow:
+    values = {k: r[k] for k in r.keys()}
+    values["svals"] = np.frombuffer(r["svals"], dtype="<f8")
+    return SpectrumRow(**values)
