@@ -32,7 +32,7 @@ STORE_OPT = typer.Option(Path("runs"), "--store", help="Results directory (holds
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -62,7 +62,7 @@ def load_or_exit(spec: Path):  # noqa: ANN201 - Spec
     try:
         return load_spec(spec)
     except SpecError as e:
-        err.print(e.report(), highlight=False, markup=False)
+        typer.echo(e.report(), err=True)
         raise typer.Exit(2) from None
 
 
@@ -106,8 +106,7 @@ def run(
     store = open_store(store_dir, create=True)
     try:
         with SchedulerLock(store_dir):
-            store.add_runs(planned, provenance())
-            todo = [p for p in planned if p.run_id in set(store.requeue([p.run_id for p in planned]))]
+            todo = store.queue(planned, provenance())
             console.print(
                 f"{len(planned)} runs in {', '.join(sweep or [parsed.default_sweep])}: "
                 f"{len(planned) - len(todo)} already finished, {len(todo)} to run on "

@@ -124,12 +124,22 @@ class SpectrumRow:
 
 
 def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
-    """Apply the migrations the database lacks, up to ``target``; return the new version."""
+    """Apply the migrations the database lacks, up to ``target``; return the new version.
+
+    Each step runs in its own write transaction and re-reads the version inside it, so two
+    processes opening a new store at once cannot apply a migration twice.
+    """
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise StoreError(f"database schema v{version} is newer than this rankbias (v{SCHEMA_VERSION})")
     for number in range(version + 1, target + 1):
-        conn.executescript("BEGIN;" + MIGRATIONS[number - 1] + f"PRAGMA user_version = {number};COMMIT;")
+        with _Tx(conn):
+            if conn.execute("PRAGMA user_version").fetchone()[0] >= number:
+                continue
+            for statement in MIGRATIONS[number - 1].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
     return max(version, target)
 
 
@@ -186,6 +196,12 @@ class Store:
                     (run.sweep, run.run_id, position),
                 )
         return added
+
+    def queue(self, planned: list[Any], provenance: dict[str, Any]) -> list[Any]:
+        """Register planned runs and return those still to run (not done/diverged), requeued."""
+        self.add_runs(planned, provenance)
+        todo = set(self.requeue([p.run_id for p in planned]))
+        return [p for p in planned if p.run_id in todo]
 
     def requeue(self, run_ids: Iterable[str]) -> list[str]:
         """Mark runs that are not finished as queued (resumable); return the ids requeued."""

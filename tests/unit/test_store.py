@@ -1,0 +1,157 @@
+"""Store: schema and migrations, round trips, resume truncation, requests, CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rankbias_tui import export
+from rankbias_tui.spec import RunConfig
+from rankbias_tui.store import DB_NAME, MIGRATIONS, SCHEMA_VERSION, SpectrumRow, Store, StoreError, migrate
+from rankbias_tui.sweep import PlannedRun, run_id
+
+
+def planned(sweep: str = "s", **fields: object) -> PlannedRun:
+    cfg = RunConfig(dataset="digits", **fields)
+    return PlannedRun(run_id(cfg), sweep, cfg)
+
+
+def spectrum(rid: str, step: int, index: int, svals: list[float], eps: float = 1e-3) -> SpectrumRow:
+    s = np.array(svals)
+    return SpectrumRow(
+        run_id=rid, step=step, epoch=step / 10, layer_index=index, layer=f"fc{index + 1}", d_out=4, d_in=4, m=1,
+        svals=s, rank=int((s > eps).sum()), rank_eps=eps, stable_rank=float((s**2).sum() / s[0] ** 2),
+        effective_rank=2.0, spectral_norm=1.5, fro_norm=2.0, bound=float("inf"),
+    )  # fmt: skip
+
+
+def test_new_store_is_wal_and_current(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_migrates_an_old_database(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
+    migrate(conn, target=1)
+    conn.execute("INSERT INTO runs (run_id, sweep, config, created_at) VALUES ('r1', 's', '{}', 0)")
+    conn.close()
+    with Store(tmp_path) as store:
+        row = store.run("r1")
+        assert row is not None and row.attempts == 0 and row.provenance == {}
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+def test_refuses_a_newer_schema(tmp_path: Path) -> None:
+    Store(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="newer"):
+        Store(tmp_path)
+
+
+def test_missing_store_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no rankbias store"):
+        Store(tmp_path / "nothing", create=False)
+
+
+def test_round_trip_runs_metrics_spectra(tmp_path: Path) -> None:
+    a, b = planned(lr=0.1), planned(lr=0.2)
+    with Store(tmp_path) as store:
+        assert store.add_runs([a, b], {"git_sha": "abc"}) == 2
+        assert store.add_runs([a], {}) == 0  # a second registration keeps the first
+        store.start_attempt(a.run_id, "cpu", 123)
+        store.add_metrics(
+            a.run_id, [(0, 0.0, "loss", 2.3), (10, 1.0, "loss", 1.1), (10, 1.0, "test_acc", 0.5)]
+        )
+        store.add_spectra([spectrum(a.run_id, 0, 0, [0.8, 0.6, 1e-4, 0.0])])
+        store.set_status(a.run_id, "done")
+    with Store(tmp_path, create=False) as store:
+        runs = store.runs("s")
+        assert [r.run_id for r in runs] == [a.run_id, b.run_id]
+        row = store.run(a.run_id[:6])
+        assert row is not None and row.status == "done" and row.device == "cpu" and row.attempts == 1
+        assert RunConfig(**row.config) == a.config
+        assert row.provenance == {"git_sha": "abc"}
+        assert store.metrics(a.run_id, "loss") == [(0, 0.0, "loss", 2.3), (10, 1.0, "loss", 1.1)]
+        assert store.last_metrics(a.run_id) == {"loss": 1.1, "test_acc": 0.5}
+        (s,) = store.spectra(a.run_id)
+        np.testing.assert_array_equal(s.svals, [0.8, 0.6, 1e-4, 0.0])
+        assert s.rank == 2 and s.bound == float("inf")
+        assert store.runs(status=["queued"])[0].run_id == b.run_id
+
+
+def test_truncate_after_keeps_rows_up_to_the_checkpoint(tmp_path: Path) -> None:
+    a = planned()
+    with Store(tmp_path) as store:
+        store.add_runs([a], {})
+        store.add_metrics(a.run_id, [(step, step / 10, "loss", 1.0) for step in range(0, 50, 10)])
+        store.add_spectra([spectrum(a.run_id, step, 0, [1.0]) for step in (0, 20, 40)])
+        store.truncate_after(a.run_id, 20)
+        assert [m[0] for m in store.metrics(a.run_id)] == [0, 10, 20]
+        assert store.spectrum_steps(a.run_id) == [0, 20]
+        store.truncate_after(a.run_id, -1)  # a fresh start keeps nothing
+        assert store.metrics(a.run_id) == [] and store.spectrum_steps(a.run_id) == []
+
+
+def test_requeue_skips_finished_runs(tmp_path: Path) -> None:
+    runs = [planned(lr=lr) for lr in (0.1, 0.2, 0.3)]
+    with Store(tmp_path) as store:
+        store.add_runs(runs, {})
+        store.set_status(runs[0].run_id, "done")
+        store.set_status(runs[1].run_id, "failed", error="boom")
+        assert store.requeue([r.run_id for r in runs]) == [runs[1].run_id, runs[2].run_id]
+
+
+def test_requests_are_taken_once(tmp_path: Path) -> None:
+    with Store(tmp_path) as store, Store(tmp_path) as other:
+        other.request("cancel", "r1")
+        assert store.take_requests() == [("cancel", "r1")]
+        assert store.take_requests() == []
+
+
+def test_summary_csv_columns(tmp_path: Path) -> None:
+    a = planned(lr=0.1, batch_size=8)
+    with Store(tmp_path) as store:
+        store.add_runs([a], {})
+        store.add_metrics(
+            a.run_id, [(5, 1.0, "train_loss", 0.4), (5, 1.0, "train_acc", 0.9), (5, 1.0, "test_acc", 0.8)]
+        )
+        store.add_spectra([spectrum(a.run_id, 0, i, [0.9, 0.4, 0.1, 0.05]) for i in range(2)])
+        store.add_spectra(
+            [spectrum(a.run_id, 5, 0, [0.99, 0.1, 1e-5, 0.0]), spectrum(a.run_id, 5, 1, [1.0, 0, 0, 0])]
+        )
+        store.set_progress(a.run_id, 5, 1.0)
+        store.set_status(a.run_id, "done")
+        out = io.StringIO()
+        rows = export.summary_rows(store)
+        export.write_csv(rows, export.summary_columns(rows), out)
+    (row,) = list(csv.DictReader(io.StringIO(out.getvalue())))
+    required = (
+        "run_id sweep status model dataset depth width batch_size lr momentum weight_decay epochs seed rank_eps "
+        "final_epoch final_train_loss final_train_acc final_test_acc init_avg_rank final_avg_rank "
+        "final_avg_stable_rank"
+    ).split()
+    assert list(row)[: len(required)] == required
+    assert row["batch_size"] == "8" and row["final_test_acc"] == "0.8" and row["final_epoch"] == "1.0"
+    assert float(row["init_avg_rank"]) == 4.0 and float(row["final_avg_rank"]) == 1.5
+    assert row["rank_fc1"] == "2" and row["rank_fc2"] == "1"
+
+
+def test_long_exports(tmp_path: Path) -> None:
+    a = planned()
+    with Store(tmp_path) as store:
+        store.add_runs([a], {})
+        store.add_metrics(a.run_id, [(1, 0.1, "loss", 2.0)])
+        store.add_spectra([spectrum(a.run_id, 0, 0, [0.9, 0.4, 0.1])])
+        assert export.export(store, "metrics", tmp_path / "m.csv") == 1
+        assert export.export(store, "spectra", tmp_path / "s.csv") == 3
+    rows = list(csv.DictReader((tmp_path / "s.csv").open()))
+    assert [r["sigma"] for r in rows] == ["0.9", "0.4", "0.1"] and rows[2]["index"] == "2"
+    assert list(rows[0]) == list(export.SPECTRA_COLUMNS)

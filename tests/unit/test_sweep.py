@@ -1,0 +1,50 @@
+"""Sweep expansion: cartesian grids, seeds innermost, stable ids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rankbias_tui.spec import RunConfig, parse_spec
+from rankbias_tui.sweep import UnknownSweep, expand, run_id
+
+DATA = {
+    "default_sweep": "a",
+    "defaults": {"dataset": "digits", "epochs": 2},
+    "sweeps": {
+        "a": {"grid": {"batch_size": [4, 8], "lr": [0.1, 0.2, 0.5]}, "seeds": [0, 1]},
+        "b": {"batch_size": 4, "lr": 0.1, "seeds": [0]},
+    },
+}
+
+
+def test_cartesian_order_and_seeds() -> None:
+    runs = expand(parse_spec(DATA, Path("x.toml")), ["a"])
+    assert len(runs) == 2 * 3 * 2
+    combos = [(r.config.batch_size, r.config.lr, r.config.seed) for r in runs]
+    assert combos[:3] == [(4, 0.1, 0), (4, 0.1, 1), (4, 0.2, 0)]
+    assert combos[-1] == (8, 0.5, 1)
+    assert all(r.config.epochs == 2 and r.config.dataset == "digits" for r in runs)
+    assert len({r.run_id for r in runs}) == len(runs)
+
+
+def test_ids_are_stable_and_depend_on_config() -> None:
+    a = RunConfig(dataset="digits", lr=0.2)
+    assert run_id(a) == run_id(RunConfig(dataset="digits", lr=0.2))
+    assert run_id(a) != run_id(RunConfig(dataset="digits", lr=0.2, seed=1))
+    # Explicitly writing a default value does not change the identity.
+    assert run_id(a) == run_id(RunConfig(dataset="digits", lr=0.2, momentum=0.0))
+    assert run_id(RunConfig()) == "44136fa355b3"  # pinned: ids must survive releases
+
+
+def test_overlapping_sweeps_share_runs_once() -> None:
+    spec = parse_spec(DATA, Path("x.toml"))
+    both = expand(spec, ["a", "b"])
+    assert len(both) == 12  # b's one run equals a's (B=4, lr=0.1, seed 0)
+    assert expand(spec) == expand(spec, ["a"])
+
+
+def test_unknown_sweep_suggests() -> None:
+    with pytest.raises(UnknownSweep, match="did you mean 'a'"):
+        expand(parse_spec(DATA, Path("x.toml")), ["aa"])
