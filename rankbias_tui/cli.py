@@ -263,15 +263,26 @@ def export_cmd(
 def cancel(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."), store_dir: Path = STORE_OPT
 ) -> None:
-    """Ask the running scheduler to cancel a run (it can be resumed later by running its sweep)."""
+    """Cancel a run: the running scheduler stops it; with none running it is marked at once.
+
+    A cancelled run keeps its last checkpoint and resumes when its sweep is run again.
+    """
+    from .scheduler import SchedulerLock, StoreBusy
+
     with open_store(store_dir) as store:
         r = store.run(run_id)
         if r is None:
             raise fail(f"no single run matches {run_id!r}")
-        if r.status in FINISHED:
+        if r.status in FINISHED or r.status == "cancelled":
             raise fail(f"run {r.run_id} already ended ({r.status})")
-        store.request("cancel", r.run_id)
-    console.print(f"cancel requested for {r.run_id}")
+        try:
+            with SchedulerLock(store_dir):  # no scheduler: nobody else will act on a request
+                store.set_status(r.run_id, "cancelled", error="cancelled by request")
+                console.print(f"cancelled {r.run_id}")
+                return
+        except StoreBusy:
+            store.request("cancel", r.run_id)
+    console.print(f"cancel requested for {r.run_id}; the scheduler stops it within a second")
 
 
 def main() -> None:

@@ -155,3 +155,20 @@ def test_long_exports(tmp_path: Path) -> None:
     rows = list(csv.DictReader((tmp_path / "s.csv").open()))
     assert [r["sigma"] for r in rows] == ["0.9", "0.4", "0.1"] and rows[2]["index"] == "2"
     assert list(rows[0]) == list(export.SPECTRA_COLUMNS)
+
+
+def test_cli_cancel_without_a_scheduler_marks_the_run(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from rankbias_tui.cli import app
+
+    a = planned()
+    with Store(tmp_path) as store:
+        store.add_runs([a], {})
+    result = CliRunner().invoke(app, ["cancel", a.run_id[:5], "--store", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    with Store(tmp_path) as store:
+        assert store.run(a.run_id).status == "cancelled"  # type: ignore[union-attr]
+        assert store.take_requests() == []
+    again = CliRunner().invoke(app, ["cancel", a.run_id, "--store", str(tmp_path)])
+    assert again.exit_code == 1 and "already ended" in again.output

@@ -1,0 +1,101 @@
+"""The training loop: schedule, cadence, determinism, divergence, checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from rankbias_tui.engine.data import load_dataset
+from rankbias_tui.engine.train import Run, is_measure_epoch, lr_at, train
+from rankbias_tui.spec import RunConfig
+
+TINY = RunConfig(
+    model="mlp-bn",
+    depth=2,
+    width=16,
+    dataset="digits",
+    epochs=3,
+    batch_size=64,
+    lr_milestones=(),
+    measure_every=2,
+)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def record(cfg: RunConfig, **kwargs) -> tuple[str, list[tuple]]:
+    events: list[tuple] = []
+    status = train(cfg, "cpu", lambda *e: events.append(e), **kwargs)
+    return status, events
+
+
+def test_step_schedule() -> None:
+    cfg = RunConfig(lr=1.0, lr_milestones=(60, 100, 200), lr_gamma=0.2)
+    assert [lr_at(cfg, e) for e in (0, 59, 60, 100, 200, 499)] == pytest.approx(
+        [1, 1, 0.2, 0.04, 0.008, 0.008]
+    )
+
+
+def test_measurement_cadence() -> None:
+    cfg = RunConfig(epochs=25, measure_every=10)
+    assert [e for e in range(26) if is_measure_epoch(cfg, e)] == [0, 10, 20, 25]
+
+
+def test_events_and_determinism() -> None:
+    status, events = record(TINY)
+    assert status == "done"
+    spectra = [e for e in events if e[0] == "spectra"]
+    assert [e[2] for e in spectra] == [0.0, 2.0, 3.0]  # init, every 2 epochs, the end
+    assert len(spectra[0][3]) == 2  # two hidden Linears measured
+    evals = [e[3] for e in events if e[0] == "metrics" and "test_acc" in e[3]]
+    assert len(evals) == 4 and evals[-1]["train_acc"] > 0.5
+    _, again = record(TINY)
+    assert again == events  # same seed, same everything
+    _, other = record(TINY.model_copy(update={"seed": 1}))
+    assert [e for e in other if e[0] == "spectra"] != spectra
+
+
+def test_nan_loss_is_diverged() -> None:
+    status, events = record(TINY.model_copy(update={"lr": 1e12, "model": "mlp"}))
+    assert status == "diverged"
+    assert not any(e[0] == "spectra" and e[2] == 3.0 for e in events)  # stopped early
+
+
+def test_divergence_guard(digits) -> None:
+    run = Run(TINY.model_copy(update={"diverge_after": 2}), "cpu", digits)
+    run.state.epoch, run.state.train_accs = 3, [0.9, 0.1, 0.12, 0.15]
+    assert run.diverged_by_guard()
+    run.state.train_accs = [0.1, 0.12, 0.16]
+    assert not run.diverged_by_guard()
+    run.state.epoch, run.state.train_accs = 2, [0.1, 0.1, 0.1]
+    assert not run.diverged_by_guard()  # not before diverge_after
+
+
+def test_checkpoint_round_trip(tmp_path: Path, digits) -> None:
+    run = Run(TINY, "cpu", digits)
+    run.train_epoch(lambda *e: None)
+    run.save(tmp_path / "c.pt")
+    copy = Run(TINY.model_copy(update={"seed": 5}), "cpu", digits)
+    copy.load(tmp_path / "c.pt")
+    assert copy.state.step == run.state.step and copy.state.epoch == 1
+    for a, b in zip(run.model.state_dict().values(), copy.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    run.train_epoch(lambda *e: None)
+    copy.train_epoch(lambda *e: None)  # same generator state: same batches, same weights
+    for a, b in zip(run.model.parameters(), copy.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_resume_from_checkpoint_matches(tmp_path: Path) -> None:
+    status, full = record(TINY, ckpt_dir=tmp_path)
+    ckpt = sorted(tmp_path.glob("step-*.pt"))
+    step = int(ckpt[1].stem.removeprefix("step-"))  # the epoch-2 checkpoint
+    _, resumed = record(TINY, ckpt_dir=tmp_path, resume_step=step)
+    assert resumed[0] == ("started", {"total_steps": 66, "resumed_from": step, "mode": "eager"})
+    tail = [e for e in full if e[0] in ("spectra", "checkpoint") and e[1] > step]
+    assert [e for e in resumed if e[0] in ("spectra", "checkpoint")] == tail
