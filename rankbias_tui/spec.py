@@ -148,19 +148,20 @@ def _join(prefix: str, loc: tuple[Any, ...]) -> str:
     return path
 
 
-def _field_problems(values: dict[str, Any], prefix: str) -> list[SpecProblem]:
-    """Validate run-field values; report each error under ``prefix.field``."""
+def _field_problems(values: dict[str, Any], prefix: str) -> list[tuple[str, SpecProblem]]:
+    """Validate run-field values; return (field, problem) pairs located under ``prefix.field``."""
     try:
         RunConfig(**values)
     except ValidationError as err:
         out = []
         for e in err.errors():
             loc = tuple(e["loc"])
+            name = str(loc[0]) if loc else ""
             hint = ""
-            if e["type"] == "literal_error" and loc:
-                allowed = RunConfig.model_fields[str(loc[0])].annotation.__args__  # type: ignore[union-attr]
+            if e["type"] == "literal_error" and name:
+                allowed = RunConfig.model_fields[name].annotation.__args__  # type: ignore[union-attr]
                 hint = suggest(e.get("input"), allowed) or "one of " + ", ".join(allowed)
-            out.append(SpecProblem(_join(prefix, loc), e["msg"], hint))
+            out.append((name, SpecProblem(_join(prefix, loc), e["msg"], hint)))
         return out
     return []
 
@@ -199,11 +200,11 @@ def _check_sweep(
         seeds = [0]
     merged = {k: v for k, v in defaults.items() if k in RUN_FIELDS} | base
     # Errors of values set in this table are reported here; inherited ones under [defaults].
-    problems += [p for p in _field_problems(merged, prefix) if p.path.split(".")[2].split("[")[0] in base]
+    problems += [p for name, p in _field_problems(merged, prefix) if name in base]
     for axis, values in axes.items():
         for i, value in enumerate(values):
-            for p in _field_problems(merged | {axis: value}, prefix):
-                if p.path.split(".")[2].split("[")[0] == axis:
+            for name, p in _field_problems(merged | {axis: value}, prefix):
+                if name == axis:
                     problems.append(SpecProblem(f"{prefix}.grid.{axis}[{i}]", p.message, p.hint))
     description = str(table.get("description", ""))
     return SweepSpec(name, description, base, axes, tuple(seeds)), problems
@@ -218,7 +219,7 @@ def parse_spec(data: dict[str, Any], file: Path) -> Spec:
         defaults = {}
     problems += _unknown_keys(defaults, RUN_FIELDS + ("seeds",), "defaults")
     known = {k: v for k, v in defaults.items() if k in RUN_FIELDS}
-    problems += _field_problems(known, "defaults")
+    problems += [p for _, p in _field_problems(known, "defaults")]
     sweeps: dict[str, SweepSpec] = {}
     raw_sweeps = data.get("sweeps", {})
     if not isinstance(raw_sweeps, dict) or not raw_sweeps:
