@@ -285,5 +285,10 @@ def cancel(
     console.print(f"cancel requested for {r.run_id}; the scheduler stops it within a second")
 
 
+from .cli_analysis import register as _register_analysis  # noqa: E402 - registered after the core commands
+
+_register_analysis(app)
+
+
 def main() -> None:
     app()

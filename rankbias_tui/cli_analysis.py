@@ -1,0 +1,219 @@
+"""``rankbias plot`` and ``rankbias claims``: figures and the paper's claims, read from the store.
+
+Thin Typer commands: each checks its options, opens the store and hands the work to
+``figures.make_figure`` or ``claims.report``. Bad options (unknown sweep, field, layer, run, kind)
+exit with code 2; a store without usable runs exits with code 1; both with one message on stderr
+and no traceback. Registered on the main app by ``register`` (called at the end of ``cli.py``).
+This module does not import ``cli`` (nothing may), so it keeps its own small console helpers;
+matplotlib is imported only when a figure is drawn, so ``rankbias --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import claims as claims_mod
+from .spec import suggest
+from .store import Store, StoreError
+
+console = Console()
+err = Console(stderr=True)
+
+STORE_OPT = typer.Option(Path("runs"), "--store", help="Results directory (holds rankbias.sqlite).")
+SWEEP_OPT = typer.Option(None, "--sweep", "-s", help="Sweep to analyse (default: the store's only sweep).")
+EPS_OPT = typer.Option(
+    None,
+    "--eps",
+    help="Count singular values of W/||W||_F above this instead of each run's rank_eps "
+    "(recomputed from the stored spectra, no retraining).",
+)
+
+
+class Kind(str, Enum):
+    rank_curves = "rank-curves"
+    contour = "contour"
+    spectrum = "spectrum"
+    accuracy_vs_rank = "accuracy-vs-rank"
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _open(directory: Path) -> Store:
+    try:
+        return Store(directory, create=False)
+    except StoreError as e:
+        raise _fail(str(e), 2) from None
+
+
+def _check_eps(eps: Optional[float]) -> None:
+    if eps is not None and not 0 < eps < 1:
+        raise _fail(f"--eps must lie strictly between 0 and 1 (singular values of W/||W||_F), got {eps}", 2)
+
+
+def resolve_sweep(store: Store, sweep: Optional[str]) -> str:
+    """The sweep asked for, checked against the store; the only one when none is asked for."""
+    names = list(store.sweeps())
+    if sweep is not None:
+        if sweep not in names:
+            hint = suggest(sweep, names)
+            raise _fail(
+                f"no sweep {sweep!r} in {store.directory}" + (f"; {hint}" if hint else "")
+                + f" (sweeps: {', '.join(names) or 'none'})",
+                2,
+            )  # fmt: skip
+        return sweep
+    if not names:
+        raise _fail(f"no runs in {store.directory} yet (run `rankbias run` first)", 1)
+    if len(names) > 1:
+        raise _fail(
+            f"{store.directory} holds several sweeps; choose one with --sweep ({', '.join(names)})", 2
+        )
+    return names[0]
+
+
+def plot(
+    store_dir: Path = STORE_OPT,
+    sweep: Optional[str] = SWEEP_OPT,
+    kind: Kind = typer.Option(Kind.rank_curves, "--kind", "-k", help="Which figure to draw."),
+    by: Optional[str] = typer.Option(
+        None,
+        "--by",
+        help="Run field giving one line (rank-curves, default batch_size) or one marker colour "
+        "(accuracy-vs-rank, default weight_decay) per value.",
+    ),
+    x: Optional[str] = typer.Option(None, "--x", help="contour: field on the x axis (default: auto)."),
+    y: Optional[str] = typer.Option(None, "--y", help="contour: field on the y axis (default: auto)."),
+    fix: Optional[list[str]] = typer.Option(
+        None,
+        "--fix",
+        help="FIELD=VALUE: keep only runs with this value (repeatable); fields that vary and are "
+        "not fixed become one panel per value.",
+    ),
+    layer: Optional[str] = typer.Option(
+        None, "--layer", help="One layer's rank (e.g. fc2) instead of the average; spectrum: this layer only."
+    ),
+    eps: Optional[float] = EPS_OPT,
+    run_id: Optional[str] = typer.Option(None, "--run", help="spectrum: the run (id or unique prefix)."),
+    epoch: Optional[list[float]] = typer.Option(
+        None, "--epoch", help="spectrum: measurement epoch(s) to show (default: first and last)."
+    ),
+    output: Optional[Path] = typer.Option(
+        None,
+        "-o",
+        "--output",
+        help="File to write: .png or .svg; without one of those suffixes both are written "
+        "(default: STORE/figures/SWEEP-KIND).",
+    ),
+) -> None:
+    """Draw a figure from the store: rank curves, Figure-1 contour, spectra, accuracy vs rank.
+
+    rank-curves: rank against epoch, one line per --by value.
+    contour: final average rank over two fields (--x, --y), like the paper's Figure 1.
+    spectrum: singular-value histograms of one run (--run) at chosen epochs.
+    accuracy-vs-rank: final test accuracy against final rank of each finished run.
+    """
+    from . import figures
+
+    _check_eps(eps)
+    with _open(store_dir) as store:
+        try:
+            fixed = figures.parse_fixed(fix or [])
+            if kind is Kind.spectrum:
+                if run_id is None:
+                    raise _fail("--kind spectrum needs --run RUN_ID (see `rankbias list`)", 2)
+                options: dict[str, Any] = {"run_id": run_id, "epochs": epoch, "eps": eps,
+                                           "layers": [layer] if layer else None}  # fmt: skip
+                name = run_id
+            else:
+                name = resolve_sweep(store, sweep)
+                options = {"sweep": name, "layer": layer, "eps": eps, "fixed": fixed}
+                if kind is Kind.contour:
+                    options |= {"x": x, "y": y}
+                else:
+                    options["by"] = by or ("batch_size" if kind is Kind.rank_curves else "weight_decay")
+            fig = figures.make_figure(kind.value, store, **options)
+        except figures.NoData as e:
+            raise _fail(str(e), 1) from None
+        except figures.FigureError as e:
+            raise _fail(str(e), 2) from None
+    target = output or store_dir / "figures" / f"{name}-{kind.value}"
+    written = figures.save(fig, target)
+    console.print("wrote " + ", ".join(str(p) for p in written))
+
+
+def _jsonable(value: Any) -> Any:
+    """NaN/inf -> None, recursively, so ``--json`` output is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+VERDICT_STYLE = {claims_mod.HOLDS: "green", claims_mod.FAILS: "red", claims_mod.UNTESTED: "dim"}
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    eps = "each run's rank_eps" if report["eps"] is None else f"eps = {report['eps']:g}"
+    effects = Table("hyperparameter", "values", "slices", "mean Spearman rho", "direction",
+                    "rank change, min -> max", title=f"{report['sweep']}: effects on final average rank ({eps})")  # fmt: skip
+    for e in report["effects"]:
+        effects.add_row(
+            e["field"], ", ".join(f"{v:g}" for v in e["values"]), str(len(e["slices"])),
+            f"{e['mean_rho']:+.2f}", e["direction"], f"{e['mean_rank_change']:+.1f}",
+        )  # fmt: skip
+    console.print(effects)
+    table = Table("claim", "statement (PAPER.md)", "verdict", "evidence",
+                  title=f"{report['sweep']}: the paper's claims, {report['runs']} finished runs")  # fmt: skip
+    for c in report["claims"]:
+        style = VERDICT_STYLE[c["verdict"]]
+        table.add_row(c["claim"], c["text"], f"[{style}]{c['verdict']}[/{style}]", c["evidence"])
+    console.print(table)
+
+
+def claims(
+    sweep: Optional[str] = SWEEP_OPT,
+    store_dir: Path = STORE_OPT,
+    eps: Optional[float] = EPS_OPT,
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (for scripts)."),
+) -> None:
+    """Check the paper's claims on a sweep's finished runs, with a verdict per claim.
+
+    Effects of batch size, learning rate and weight decay on the final average rank.
+    Spearman correlation per slice (the other two fixed) and sign agreement across slices.
+    Whether wd = 0 runs stay near maximal rank, and how rank relates to test accuracy.
+    Thresholds: README.md, section "Figures and claims".
+    """
+    _check_eps(eps)
+    with _open(store_dir) as store:
+        name = resolve_sweep(store, sweep)
+        records = claims_mod.records_from_store(store, name, eps)
+        if not records:
+            statuses = sorted({r.status for r in store.runs(name)})
+            raise _fail(f"no finished (done) runs with measurements in sweep {name!r} "
+                        f"(statuses: {', '.join(statuses) or 'none'})", 1)  # fmt: skip
+    report = claims_mod.report(records, name, eps)
+    if as_json:
+        sys.stdout.write(json.dumps(_jsonable(report), indent=2) + "\n")
+    else:
+        _print_report(report)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``plot`` and ``claims`` to the ``rankbias`` app."""
+    app.command("plot")(plot)
+    app.command("claims")(claims)
