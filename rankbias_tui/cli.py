@@ -92,6 +92,16 @@ def run(
     keep_checkpoints: bool = typer.Option(
         False, "--keep-checkpoints", help="Keep the last checkpoint of finished runs."
     ),
+    pack_size: Optional[int] = typer.Option(
+        None,
+        "--pack-size",
+        min=1,
+        help="Most mlp/mlp-bn runs trained together as one fused pack (default: the spec's pack_size, "
+        "else sized from device memory; 1 turns packing off). Results are the same either way.",
+    ),
+    no_graphs: bool = typer.Option(
+        False, "--no-graphs", help="On GPUs, train with the eager loop instead of replaying CUDA graphs."
+    ),
 ) -> None:
     """Run the sweep(s): finished runs are skipped, interrupted ones resume from their last checkpoint."""
     from .headless import HeadlessView
@@ -112,10 +122,12 @@ def run(
                 f"{len(planned) - len(todo)} already finished, {len(todo)} to run on "
                 f"{', '.join(slots.devices)} ({slots.per_device} at a time per device). Store: {store_dir}/"
             )
+            console.print(_engine_line(slots.devices, pack_size, not no_graphs))
             with HeadlessView(todo, console) as view:
                 outcomes = Scheduler(
-                    store, todo, slots, data_dir=data_dir, keep_checkpoints=keep_checkpoints
-                ).run(view.tick)
+                    store, todo, slots, data_dir=data_dir, keep_checkpoints=keep_checkpoints,
+                    pack_size=pack_size, graphs=not no_graphs,
+                ).run(view.tick)  # fmt: skip
     except StoreBusy as e:
         raise fail(str(e)) from None
     except KeyboardInterrupt:
@@ -127,6 +139,14 @@ def run(
     _print_outcomes(outcomes)
     if any(status == "failed" for status in outcomes.values()):
         raise typer.Exit(1)
+
+
+def _engine_line(devices: tuple[str, ...], pack_size: Optional[int], graphs: bool) -> str:
+    """Which training modes this sweep uses, and how to turn them off."""
+    packs = "off" if pack_size == 1 else f"up to {pack_size}" if pack_size else "sized automatically"
+    on_gpu = any(d.startswith("cuda") for d in devices)
+    steps = "each step one CUDA graph replay (--no-graphs: eager)" if graphs and on_gpu else "eager steps"
+    return f"engine: fused packs of mlp/mlp-bn runs {packs} (--pack-size 1: off), {steps}"
 
 
 def _print_outcomes(outcomes: dict[str, str]) -> None:

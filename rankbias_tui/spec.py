@@ -73,6 +73,11 @@ class RunConfig(BaseModel):
     """Divergence guard threshold on train accuracy."""
     seed: int = Field(0, ge=0)
     """Seeds initial weights and batch order; part of the run's identity."""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """``bf16``: bfloat16 autocast with channels-last memory (opt-in, for conv nets on GPUs)."""
+    pack_size: int | None = Field(None, ge=1)
+    """Most runs trained together as one fused pack (mlp/mlp-bn); None: sized from device memory;
+    1: never packed. An execution detail, not part of the run's identity."""
 
     @field_validator("lr_milestones")
     @classmethod

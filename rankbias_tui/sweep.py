@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from .spec import RunConfig, Spec, suggest
 
 # Fields that change how a run executes but not what it computes.
-EXECUTION_FIELDS: frozenset[str] = frozenset()
+EXECUTION_FIELDS: frozenset[str] = frozenset({"pack_size"})
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,8 @@ class Run:
         self.cfg, self.device, self.data = cfg, torch.device(device), data
         torch.manual_seed(cfg.seed)  # initial weights depend on the seed only
         self.model = build_model(cfg, data.in_shape, data.n_classes).to(self.device)
+        if cfg.precision == "bf16":
+            self.model = self.model.to(memory_format=torch.channels_last)  # 4-D conv weights only
         self.layers = measured_layers(self.model, cfg, data.in_shape)
         self.opt = torch.optim.SGD(
             self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
@@ -79,6 +81,19 @@ class Run:
     @property
     def total_steps(self) -> int:
         return self.steps_per_epoch * self.cfg.epochs
+
+    def autocast(self) -> torch.autocast:
+        """bfloat16 autocast when the run asks for it (``precision = "bf16"``), else a no-op.
+
+        No cast cache: CUDA graph capture requires that, and each weight is cast once anyway."""
+        bf16 = self.cfg.precision == "bf16"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False)
+
+    def as_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Images in channels-last memory for bf16 conv nets (matching their weights)."""
+        if self.cfg.precision == "bf16" and x.ndim == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
 
     # ----- one epoch of steps: no host synchronisation except at log points --------------------
     def train_epoch(self, emit: Emit) -> bool:
@@ -95,8 +110,9 @@ class Run:
         for i in range(self.steps_per_epoch):
             idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]  # (B,)
             x, y = data.x_train[idx], data.y_train[idx]
-            logits = model(x)  # (B, classes)
-            loss = loss_fn(cfg, logits, y, data.n_classes)
+            with self.autocast():
+                logits = model(self.as_input(x))  # (B, classes)
+                loss = loss_fn(cfg, logits, y, data.n_classes)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
@@ -136,8 +152,9 @@ class Run:
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         for start in range(0, len(y), EVAL_CHUNK):
             xb, yb = x[start : start + EVAL_CHUNK], y[start : start + EVAL_CHUNK]
-            logits = self.model(xb)
-            loss_sum += loss_fn(self.cfg, logits, yb, self.data.n_classes).double() * len(yb)
+            with self.autocast():
+                logits = self.model(self.as_input(xb))
+                loss_sum += loss_fn(self.cfg, logits, yb, self.data.n_classes).double() * len(yb)
             correct += (logits.argmax(1) == yb).sum()
         self.model.train()
         return loss_sum.item() / len(y), correct.item() / len(y)
@@ -211,19 +228,26 @@ def train(
     data_dir: Path | None = None,
     ckpt_dir: Path | None = None,
     resume_step: int | None = None,
+    graphs: bool = True,
 ) -> str:
-    """Train one run to the end; return its final status ('done' or 'diverged')."""
+    """Train one run to the end; return its final status ('done' or 'diverged').
+
+    On CUDA the step is one replayed CUDA graph unless ``graphs`` is False (engine.graphs); the
+    ``started`` event's ``mode`` says which loop trains the run."""
+    from .graphs import graphed_or_eager  # noqa: PLC0415 - graphs imports this module
+
     data = load_dataset(cfg.dataset, data_dir, device, cfg.train_size, subset_seed=cfg.seed)
     run = Run(cfg, device, data)
     resumed = -1
     if ckpt_dir is not None and resume_step is not None and checkpoint_path(ckpt_dir, resume_step).exists():
         run.load(checkpoint_path(ckpt_dir, resume_step))
         resumed = run.state.step
-    emit("started", {"total_steps": run.total_steps, "resumed_from": resumed, "mode": "eager"})
+    trainer, mode = graphed_or_eager(run, graphs)
+    emit("started", {"total_steps": run.total_steps, "resumed_from": resumed, "mode": mode})
     if resumed < 0:
         _checkpoint_point(run, emit, ckpt_dir, evaluate=True)
     while run.state.epoch < cfg.epochs:
-        if not run.train_epoch(emit):
+        if not trainer.train_epoch(emit):
             return "diverged"
         _checkpoint_point(run, emit, ckpt_dir, evaluate=is_eval_epoch(cfg, run.state.epoch))
         if run.diverged_by_guard():

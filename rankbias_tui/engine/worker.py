@@ -24,8 +24,11 @@ def worker_main(
     ckpt_dir: str,
     resume_step: int | None,
     threads: int,
+    graphs: bool = True,
 ) -> None:
-    """Process target (spawn): run to completion, always ending with a ``finished`` event."""
+    """Process target (spawn): run to completion, always ending with a ``finished`` event.
+
+    ``graphs``: replay the training step as a CUDA graph on GPUs (engine.graphs)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scheduler's to handle
     status, error = "failed", None
     try:
@@ -46,7 +49,7 @@ def worker_main(
         try:
             status = train(
                 cfg, device, emit, data_dir=Path(data_dir) if data_dir else None,
-                ckpt_dir=Path(ckpt_dir), resume_step=resume_step,
+                ckpt_dir=Path(ckpt_dir), resume_step=resume_step, graphs=graphs,
             )  # fmt: skip
         except torch.cuda.OutOfMemoryError as err:
             error = f"out of memory on {device}: {str(err).splitlines()[0]}"
@@ -59,3 +62,75 @@ def worker_main(
         conn.close()
     except (BrokenPipeError, OSError):
         os._exit(1)
+
+
+Member = tuple[str, str, str, "int | None"]  # (run_id, config JSON, checkpoint dir, resume step)
+
+
+def pack_worker_main(
+    conn: Connection,
+    control: Connection,
+    members: list[Member],
+    device: str,
+    data_dir: str | None,
+    threads: int,
+    graphs: bool = True,
+) -> None:
+    """Process target (spawn) for a fused pack (engine.pack): train every member to its end.
+
+    Member events go out as ``("member", run_id, kind, *payload)``; ``control`` brings
+    ``("cancel", run_id)`` from the scheduler. Running out of GPU memory sends ``("oom", message)``
+    first, so the scheduler can split the pack and retry. The process always ends with a
+    ``finished`` event, which stands for every member that has not sent its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    status, error = "failed", None
+    try:
+        import torch
+
+        from ..spec import RunConfig
+        from .data import DatasetUnavailable
+        from .pack import Member as PackMember
+        from .pack import train_pack
+
+        torch.set_num_threads(threads)
+        if device.startswith("cuda"):
+            torch.cuda.set_device(torch.device(device))
+        pack = [
+            PackMember(run_id, RunConfig.model_validate_json(cfg), Path(ckpt), resume)
+            for run_id, cfg, ckpt, resume in members
+        ]
+
+        def emit(run_id: str, kind: str, *payload: Any) -> None:
+            conn.send(("member", run_id, kind, *payload))
+
+        try:
+            train_pack(
+                pack, device, emit, data_dir=Path(data_dir) if data_dir else None, graphs=graphs,
+                poll_cancel=lambda: _cancelled(control),
+            )  # fmt: skip
+            status = "done"
+        except torch.cuda.OutOfMemoryError as err:
+            error = f"out of memory on {device} in a pack of {len(pack)}: {str(err).splitlines()[0]}"
+            conn.send(("oom", error))
+        except DatasetUnavailable as err:
+            error = str(err)
+    except Exception as err:  # noqa: BLE001 - every failure must reach the store with its reason
+        error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=-6)}"
+    try:
+        conn.send(("finished", status if error is None else "failed", error))
+        conn.close()
+    except (BrokenPipeError, OSError):
+        os._exit(1)
+
+
+def _cancelled(control: Connection) -> list[str]:
+    """Run ids the scheduler asked to cancel since the last look (never blocks)."""
+    out = []
+    try:
+        while control.poll():
+            kind, run_id = control.recv()
+            if kind == "cancel":
+                out.append(run_id)
+    except (EOFError, OSError):
+        pass  # the scheduler is gone; it will not ask for anything more
+    return out

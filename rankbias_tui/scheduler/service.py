@@ -4,10 +4,17 @@ Each worker gets its own pipe, so a worker killed in the middle of a message can
 but its own channel. The loop waits on every pipe and every process sentinel at once, writes what
 arrived in one transaction, notices dead workers (recording the signal or exit code on that run),
 answers cancel requests found in the store, and fills free device slots from the queue.
+
+Compatible small-MLP runs are started together as a fused pack (scheduler.packing, engine.pack):
+one worker process trains them all and tags each event with its run id (``("member", run_id,
+kind, *payload)``); every member is still an ordinary run in the store. A member that ends early
+(diverged, cancelled) is recorded at once while the rest of its pack goes on; a pack that runs out
+of GPU memory goes back to the front of the queue to be retried in packs of half the size.
 """
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import shutil
 import signal
@@ -20,9 +27,11 @@ from typing import Any
 
 from ..store import SpectrumRow, Store
 from ..sweep import PlannedRun
+from . import packing
 from .devices import Slots
 
 POLL_S = 0.25
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,6 +56,20 @@ class _Worker:
     live: Live
     finished: tuple[str, str | None] | None = None
     cancelled: bool = False
+    host: _Host | None = None  # the process training this run (shared by a pack's members)
+
+
+@dataclass(eq=False)
+class _Host:
+    """One worker process: a single run, or the members of a fused pack it still trains."""
+
+    proc: Any  # multiprocessing Process
+    conn: Connection
+    device: str
+    members: dict[str, _Worker] = field(default_factory=dict)
+    control: Connection | None = None  # packs only: ("cancel", run_id) to the worker
+    size: int = 1  # members at start
+    oom: bool = False
 
 
 class Scheduler:
@@ -60,11 +83,19 @@ class Scheduler:
         *,
         data_dir: Path | None = None,
         keep_checkpoints: bool = False,
+        pack_size: int | None = None,
+        graphs: bool = True,
     ):
+        """``pack_size`` overrides every run's ``pack_size`` (1: no packs); ``graphs`` False trains
+        with the eager loop on GPUs too (the CPU always does)."""
         self.store, self.slots, self.data_dir = store, slots, data_dir
         self.keep_checkpoints = keep_checkpoints
+        self.pack_size, self.graphs = pack_size, graphs
         self.queue: deque[PlannedRun] = deque(runs)
-        self.workers: dict[str, _Worker] = {}
+        self.workers: dict[str, _Worker] = {}  # every active run, pack members included
+        self.hosts: list[_Host] = []  # every worker process
+        self.pack_caps: dict[Any, int] = {}  # pack_key -> size limit after an out-of-memory error
+        self._memory: dict[str, int | None] = {}
         self.outcomes: dict[str, str] = {}
         self.ctx = mp.get_context("spawn")  # CUDA-safe, and no state leaks from this process
 
@@ -98,20 +129,29 @@ class Scheduler:
         if worker is None:
             return False
         worker.cancelled = True
+        host = worker.host
+        if host is not None and host.control is not None and len(host.members) > 1:
+            try:
+                host.control.send(("cancel", run_id))  # the pack freezes it; the others go on
+                return True
+            except OSError:
+                pass
         worker.proc.terminate()
         return True
 
     def shutdown(self, reason: str) -> None:
         """Stop every worker; their runs go back to the queue, resumable from the last checkpoint."""
-        for worker in self.workers.values():
-            worker.proc.terminate()
-        for run_id, worker in list(self.workers.items()):
-            worker.proc.join(10)
-            if worker.proc.is_alive():
-                worker.proc.kill()
-            self._drain(worker)
-            self.store.set_status(run_id, "queued", error=reason)
+        for host in self.hosts:
+            host.proc.terminate()
+        for host in list(self.hosts):
+            host.proc.join(10)
+            if host.proc.is_alive():
+                host.proc.kill()
+            self._drain(host)
+            for run_id in host.members:
+                self.store.set_status(run_id, "queued", error=reason)
         self.workers.clear()
+        self.hosts.clear()
 
     # ----- the loop ----------------------------------------------------------------------------
     def _handle_requests(self) -> None:
@@ -122,51 +162,129 @@ class Scheduler:
     def _fill_slots(self) -> None:
         for device in self.slots.devices:
             while self.queue and self._busy(device) < self.slots.per_device:
-                self._start(self.queue.popleft(), device)
+                first = self.queue.popleft()
+                mates = self._take_mates(first, device)
+                if mates:
+                    self._start_pack([first, *mates], device)
+                else:
+                    self._start(first, device)
 
     def _busy(self, device: str) -> int:
-        return sum(w.live.device == device for w in self.workers.values())
+        return sum(h.device == device for h in self.hosts)
+
+    def _resume_step(self, run: PlannedRun) -> int | None:
+        row = self.store.run(run.run_id)
+        return row.checkpoint_step if row else None
+
+    def _take_mates(self, first: PlannedRun, device: str) -> list[PlannedRun]:
+        """Queued runs to train in one pack with ``first`` (removed from the queue)."""
+        key = packing.pack_key(first.config)
+        if key is None:
+            return []
+        limit = packing.pack_limit(
+            first.config, self.pack_size, lambda: self._auto_pack_size(first, device), self.pack_caps.get(key)
+        )
+        free = sum(self.slots.per_device - self._busy(d) for d in self.slots.devices)
+        size = packing.share(limit, len(self.queue) + 1, free)
+        return packing.take_mates(self.queue, first, size, self._resume_step)
+
+    def _auto_pack_size(self, run: PlannedRun, device: str) -> int:
+        if device not in self._memory:
+            memory = None
+            if device.startswith("cuda"):
+                from ..engine.fused import device_memory  # noqa: PLC0415 - torch only for GPUs
+
+                memory = device_memory(device)
+            self._memory[device] = memory
+        return packing.auto_pack_size(run.config, self._memory[device])
 
     def _start(self, run: PlannedRun, device: str) -> None:
-        row = self.store.run(run.run_id)
-        resume = row.checkpoint_step if row else None
+        resume = self._resume_step(run)
         parent, child = self.ctx.Pipe(duplex=False)
         from ..engine.worker import worker_main  # noqa: PLC0415 - imported in the child, not here
 
         proc = self.ctx.Process(
             target=worker_main,
             args=(child, run.config.model_dump_json(), device, str(self.data_dir) if self.data_dir else None,
-                  str(self._ckpt_dir(run.run_id)), resume, self.slots.threads),
+                  str(self._ckpt_dir(run.run_id)), resume, self.slots.threads, self.graphs),
             name=f"rankbias-{run.run_id}",
             daemon=True,
         )  # fmt: skip
         proc.start()
         child.close()
-        self.workers[run.run_id] = _Worker(run, proc, parent, Live(run.run_id, device))
-        self.store.start_attempt(run.run_id, device, proc.pid)
+        self._register(_Host(proc, parent, device), [run])
+
+    def _start_pack(self, runs: list[PlannedRun], device: str) -> None:
+        """One worker process training ``runs`` as a fused pack."""
+        members = [
+            (r.run_id, r.config.model_dump_json(), str(self._ckpt_dir(r.run_id)), self._resume_step(r))
+            for r in runs
+        ]
+        parent, child = self.ctx.Pipe(duplex=False)
+        control_in, control_out = self.ctx.Pipe(duplex=False)
+        from ..engine.worker import pack_worker_main  # noqa: PLC0415 - imported in the child, not here
+
+        proc = self.ctx.Process(
+            target=pack_worker_main,
+            args=(child, control_in, members, device, str(self.data_dir) if self.data_dir else None,
+                  self.slots.threads, self.graphs),
+            name=f"rankbias-pack-{runs[0].run_id}",
+            daemon=True,
+        )  # fmt: skip
+        proc.start()
+        child.close()
+        control_in.close()
+        self._register(_Host(proc, parent, device, control=control_out, size=len(runs)), runs)
+        log.info("pack of %d on %s: %s", len(runs), device, " ".join(r.run_id for r in runs))
+
+    def _register(self, host: _Host, runs: list[PlannedRun]) -> None:
+        self.hosts.append(host)
+        for run in runs:
+            worker = _Worker(run, host.proc, host.conn, Live(run.run_id, host.device), host=host)
+            host.members[run.run_id] = worker
+            self.workers[run.run_id] = worker
+            self.store.start_attempt(run.run_id, host.device, host.proc.pid)
 
     def _ckpt_dir(self, run_id: str) -> Path:
         return self.store.checkpoint_dir / run_id
 
     def _pump(self, timeout: float) -> None:
         """Wait for messages or exits, then write everything that arrived in one transaction."""
-        if not self.workers:
+        if not self.hosts:
             return
-        handles: list[Any] = [w.conn for w in self.workers.values()]
-        handles += [w.proc.sentinel for w in self.workers.values()]
+        handles: list[Any] = [h.conn for h in self.hosts]
+        handles += [h.proc.sentinel for h in self.hosts]
         wait(handles, timeout)
         with self.store.transaction():
-            for worker in list(self.workers.values()):
-                self._drain(worker)
-                if not worker.proc.is_alive():
-                    self._reap(worker)
+            for host in list(self.hosts):
+                self._drain(host)
+                if not host.proc.is_alive():
+                    self._reap(host)
 
-    def _drain(self, worker: _Worker) -> None:
+    def _drain(self, host: _Host) -> None:
         try:
-            while worker.conn.poll():
-                self._handle(worker, worker.conn.recv())
+            while host.conn.poll():
+                self._dispatch(host, host.conn.recv())
         except (EOFError, OSError):
             pass  # the worker is gone; _reap decides what that means
+
+    def _dispatch(self, host: _Host, event: tuple[Any, ...]) -> None:
+        """Route one event of a worker process to the run(s) it concerns."""
+        kind = event[0]
+        if kind == "member":  # a pack member's own event
+            worker = host.members.get(event[1])
+            if worker is not None:
+                self._handle(worker, event[2:])
+                if worker.finished is not None and len(host.members) > 1:
+                    self._settle(worker)  # ended early; the rest of the pack goes on
+        elif kind == "oom":
+            host.oom = True
+        elif kind == "finished":  # the process's last word: for every run without its own
+            for worker in host.members.values():
+                worker.finished = worker.finished or (event[1], event[2])
+        else:
+            for worker in host.members.values():
+                self._handle(worker, event)
 
     def _handle(self, worker: _Worker, event: tuple[Any, ...]) -> None:
         kind, *payload = event
@@ -174,6 +292,7 @@ class Scheduler:
         if kind == "started":
             info = payload[0]
             live.total_steps, live.mode = info["total_steps"], info["mode"]
+            log.info("run %s on %s: %s", run_id, live.device, info["mode"])
             store.truncate_after(run_id, info["resumed_from"])  # -1: a fresh start keeps nothing
             store.set_progress(run_id, max(0, info["resumed_from"]), 0.0, info["total_steps"])
         elif kind == "metrics":
@@ -193,11 +312,44 @@ class Scheduler:
         elif kind == "finished":
             worker.finished = (payload[0], payload[1])
 
-    def _reap(self, worker: _Worker) -> None:
+    def _reap(self, host: _Host) -> None:
+        host.proc.join()
+        host.conn.close()
+        if host.control is not None:
+            host.control.close()
+        self.hosts.remove(host)
+        workers = list(host.members.values())
+        if host.oom and host.size > 1:
+            workers = self._retry_smaller(host, workers)
+        for worker in workers:
+            self._settle(worker)
+
+    def _retry_smaller(self, host: _Host, workers: list[_Worker]) -> list[_Worker]:
+        """Requeue (at the front) the members of a pack that ran out of memory, for packs of half
+        its size; return the members that are settled as usual instead (cancelled or ended)."""
+        retry = [
+            w for w in workers if not w.cancelled and w.finished is not None and w.finished[0] == "failed"
+        ]
+        cap = max(1, host.size // 2)
+        for worker in reversed(retry):
+            run_id = worker.run.run_id
+            self.pack_caps[packing.pack_key(worker.run.config)] = cap
+            del self.workers[run_id]
+            self.store.set_status(
+                run_id, "queued", error=f"out of memory in a pack of {host.size}; retrying in packs of {cap}"
+            )
+            self.queue.appendleft(worker.run)
+        log.warning(
+            "pack of %d on %s ran out of memory; retrying in packs of %d", host.size, host.device, cap
+        )
+        return [w for w in workers if all(w is not r for r in retry)]
+
+    def _settle(self, worker: _Worker) -> None:
+        """Record how a run ended and forget it."""
         run_id = worker.run.run_id
-        worker.proc.join()
-        worker.conn.close()
         del self.workers[run_id]
+        if worker.host is not None:
+            worker.host.members.pop(run_id, None)
         if worker.cancelled:
             status, error = "cancelled", "cancelled by request"
         elif worker.finished is not None:

@@ -1,0 +1,367 @@
+"""The training loop of a fused pack: ``train.py``'s loop for K compatible runs at once.
+
+Each member keeps its identity: its own seed (initial weights, and a generator drawing the same
+per-epoch ``randperm`` as a single run), its own lr / momentum / weight decay and schedule, its
+own training subset, metrics, spectra, checkpoints (in the single run's format) and status. Events
+go out as ``emit(run_id, kind, *payload)`` with the single run's kinds and payloads. A member whose
+loss turns NaN/inf, or that the divergence guard stops, or that is cancelled, is frozen and reported
+while the others go on. The step is one CUDA graph replay on a GPU (``engine.graphs``).
+Does not own: which runs form a pack (``scheduler.packing``) or the stacked model (``engine.fused``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .. import spectral
+from ..spec import RunConfig
+from .data import DataSet, load_dataset
+from .fused import PackModel, buffers_from_state, sgd_state
+from .graphs import StepGraph
+from .models import measured_layers
+from .train import LOG_INTERVAL_S, checkpoint_path, is_eval_epoch, is_measure_epoch, lr_at
+
+MemberEmit = Callable[..., None]  # emit(run_id, kind, *payload)
+EVAL_ELEMENTS = 1 << 24  # floats per evaluation chunk of all members' activations
+
+
+@dataclass(frozen=True)
+class Member:
+    """One run of a pack: its id (for events), config, checkpoint directory and resume step."""
+
+    run_id: str
+    cfg: RunConfig
+    ckpt_dir: Path | None = None
+    resume_step: int | None = None
+
+
+def subset_rows(n: int, train_size: int | None, seed: int) -> Tensor:
+    """The training examples a single run keeps (``data._subset_train``), as sorted indices."""
+    if train_size is None or train_size >= n:
+        return torch.arange(n)
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randperm(n, generator=gen)[:train_size].sort().values
+
+
+class Pack:
+    """K members on one device, sharing one data set; step, epoch and cadence in lockstep."""
+
+    def __init__(self, members: list[Member], device: str, data: DataSet, graphs: bool = True):
+        self.members, self.cfgs = members, [m.cfg for m in members]
+        self.device, self.data, self.k = torch.device(device), data, len(members)
+        cfg = self.cfgs[0]
+        self.model = PackModel(self.cfgs, data.in_shape, data.n_classes, device)
+        measured = measured_layers(self.model.template, cfg, data.in_shape)
+        self.layers = [(layer.name, layer.m) for layer in measured]  # (name, m) of each measured layer
+        self.gens = [torch.Generator(device=self.device).manual_seed(c.seed) for c in self.cfgs]
+        self.x = data.x_train.reshape(len(data.y_train), -1)  # (N_all, D), a view
+        rows = [subset_rows(len(data.y_train), c.train_size, c.seed) for c in self.cfgs]
+        self.shared = cfg.train_size is None or cfg.train_size >= len(data.y_train)
+        self.rows = torch.stack(rows).to(self.device)  # (K, n): member k's training examples
+        n = self.rows.shape[1]
+        self.steps_per_epoch = max(1, n // cfg.batch_size)
+        self.step, self.epoch = 0, 0
+        self.train_accs: list[list[float]] = [[] for _ in members]
+        self.active = [True] * self.k
+        self.measure_s, self.started = 0.0, time.monotonic()
+        self._static_buffers(min(cfg.batch_size, n))
+        self.capture_failed = ""
+        self.step_fn = self._step_fn(graphs and self.device.type == "cuda")
+
+    def _step_fn(self, capture: bool) -> StepGraph:
+        """The graphed step, or the eager one if capture is off or fails (not for lack of memory:
+        that must reach the scheduler, which splits the pack)."""
+        try:
+            return StepGraph(self._body, self._written(), capture=capture)
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except Exception as err:  # noqa: BLE001 - any other capture problem: train eagerly
+            self.capture_failed = (str(err).splitlines() or [type(err).__name__])[0][:120]
+            return StepGraph(self._body, [], capture=False)
+
+    def _static_buffers(self, b: int) -> None:
+        k, dev = self.k, self.device
+        self.perm = torch.zeros(self.steps_per_epoch, k, b, dtype=torch.long, device=dev)  # (S, K, B)
+        self.counter = torch.zeros(1, dtype=torch.long, device=dev)
+        self.loss_sum = torch.zeros(k, device=dev)  # (K,)
+        self.correct = torch.zeros(k, dtype=torch.long, device=dev)  # (K,)
+
+    def _written(self) -> list[Tensor]:
+        m = self.model
+        bufs = [m.buf] if m.buf is not None else []
+        return [m.flat, *bufs, *m.running_mean, *m.running_var, self.counter, self.loss_sum, self.correct]
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.cfgs[0].epochs
+
+    def mode(self) -> str:
+        if self.capture_failed:
+            return f"pack of {self.k}, eager (graph capture failed: {self.capture_failed})"
+        return f"pack of {self.k}, " + ("graphed" if self.step_fn.graph is not None else "eager")
+
+    # ----- the step: every member's SGD step at once -------------------------------------------
+    def _body(self) -> None:
+        k, b = self.k, self.perm.shape[2]
+        idx = self.perm.index_select(0, self.counter).view(-1)  # (K*B,), no host sync
+        self.counter += 1
+        x = self.x.index_select(0, idx).view(k, b, -1)  # (K, B, D)
+        y = self.data.y_train.index_select(0, idx).view(k, b)  # (K, B)
+        logits = self.model.forward(x)  # (K, B, classes)
+        per_member = self._losses(logits, y).mean(1)  # (K,), each member's mean batch loss
+        grads = torch.autograd.grad(per_member.sum(), self.model.params)
+        self.model.sgd_(grads)
+        with torch.no_grad():
+            self.loss_sum += per_member.detach()
+            self.correct += (logits.detach().argmax(-1) == y).sum(1)
+
+    def _losses(self, logits: Tensor, y: Tensor) -> Tensor:
+        """Per-example losses (K, N), so that a row's mean is the single run's batch loss."""
+        k, n, c = logits.shape
+        if self.cfgs[0].loss == "mse":
+            return (logits - torch.nn.functional.one_hot(y, c).to(logits.dtype)).pow(2).mean(-1)
+        return torch.nn.functional.cross_entropy(
+            logits.reshape(k * n, c), y.reshape(-1), reduction="none"
+        ).view(k, n)
+
+    def _begin_epoch(self) -> None:
+        """Learning rates of this epoch, and each member's permutation from its own generator."""
+        self.model.set_lr(
+            [lr_at(c, self.epoch) if a else 0.0 for c, a in zip(self.cfgs, self.active, strict=True)]
+        )
+        n, (s, k, b) = self.rows.shape[1], self.perm.shape
+        perms = torch.stack([torch.randperm(n, generator=g, device=self.device) for g in self.gens])  # (K, n)
+        batches = self.rows.gather(1, perms)[:, : s * b].reshape(k, s, b)  # rows of self.x
+        self.perm.copy_(batches.transpose(0, 1))
+        self.counter.zero_(), self.loss_sum.zero_(), self.correct.zero_()
+
+    def train_epoch(self, emit: MemberEmit, poll_cancel: Callable[[], list[str]]) -> None:
+        """One epoch of every active member, logging about once a second and at the end."""
+        self._begin_epoch()
+        seen, next_log = 0, time.monotonic() + LOG_INTERVAL_S
+        for i in range(self.steps_per_epoch):
+            self.step_fn()
+            seen += 1
+            self.step += 1
+            if i == self.steps_per_epoch - 1 or time.monotonic() >= next_log:
+                self._log_running(emit, seen, i + 1)
+                self._cancel(emit, poll_cancel())
+                if not any(self.active):
+                    return
+                self.loss_sum.zero_(), self.correct.zero_()
+                seen, next_log = 0, time.monotonic() + LOG_INTERVAL_S
+        self.epoch += 1
+
+    def _log_running(self, emit: MemberEmit, seen: int, i: int) -> None:
+        losses = (self.loss_sum / seen).tolist()  # the one host sync, about once a second
+        accs = (self.correct.double() / (seen * self.cfgs[0].batch_size)).tolist()
+        epoch = self.epoch + i / self.steps_per_epoch
+        for k in self._live():
+            values = {"loss": losses[k], "acc": accs[k], "lr": lr_at(self.cfgs[k], self.epoch)}
+            emit(self.members[k].run_id, "metrics", self.step, epoch, values)
+            if not math.isfinite(losses[k]):
+                self.stop(k, emit, "diverged")
+
+    def _cancel(self, emit: MemberEmit, run_ids: list[str]) -> None:
+        for k in self._live():
+            if self.members[k].run_id in run_ids:
+                self.stop(k, emit, "cancelled", "cancelled by request")
+
+    def stop(self, k: int, emit: MemberEmit, status: str, error: str | None = None) -> None:
+        """Freeze member k for the rest of the pack and report its end."""
+        self.active[k] = False
+        self.model.freeze(k)
+        emit(self.members[k].run_id, "finished", status, error)
+
+    def _live(self) -> list[int]:
+        return [k for k in range(self.k) if self.active[k]]
+
+    # ----- evaluation, guard, measurement --------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, x: Tensor, y: Tensor, rows: Tensor | None) -> tuple[list[float], list[float]]:
+        """Each member's mean loss and accuracy over a split in eval mode; x (N, D), y (N,);
+        ``rows`` (K, n) picks each member's examples (None: all of them, the same for everyone)."""
+        n = len(y) if rows is None else rows.shape[1]
+        width = max(self.cfgs[0].width, self.data.n_classes) if rows is None else x.shape[1]
+        chunk = max(1, EVAL_ELEMENTS // (self.k * width))
+        w1 = self.model.first_matrix() if rows is None else None
+        loss_sum = torch.zeros(self.k, dtype=torch.float64, device=self.device)
+        correct = torch.zeros(self.k, dtype=torch.long, device=self.device)
+        for start in range(0, n, chunk):
+            if rows is None:
+                yb = y[start : start + chunk].expand(self.k, -1)  # (K, M)
+                logits = self.model.forward_shared(x[start : start + chunk], w1)  # (K, M, classes)
+            else:
+                idx = rows[:, start : start + chunk]  # (K, M)
+                yb = y[idx]
+                logits = self.model.forward(x[idx], train=False)
+            loss_sum += self._losses(logits, yb).double().sum(1)
+            correct += (logits.argmax(-1) == yb).sum(1)
+        return (loss_sum / n).tolist(), (correct.double() / n).tolist()
+
+    def eval_metrics(self) -> list[dict[str, float]]:
+        d = self.data
+        train_loss, train_acc = self.evaluate(self.x, d.y_train, None if self.shared else self.rows)
+        test_loss, test_acc = self.evaluate(d.x_test.reshape(len(d.y_test), -1), d.y_test, None)
+        out = []
+        for k in range(self.k):
+            self.train_accs[k].append(train_acc[k])
+            names = ("train_loss", "train_acc", "test_loss", "test_acc")
+            out.append(
+                dict(zip(names, (train_loss[k], train_acc[k], test_loss[k], test_acc[k]), strict=True))
+            )
+        return out
+
+    def diverged_by_guard(self, k: int) -> bool:
+        cfg, accs = self.cfgs[k], self.train_accs[k][-3:]
+        return self.epoch > cfg.diverge_after and len(accs) == 3 and max(accs) <= cfg.diverge_acc
+
+    def measure(self) -> dict[int, list[dict[str, Any]] | None]:
+        """Spectra of every live member's measured layers, with one ``singular_values`` call
+        (batched per shape over members and layers: the Gram route on CUDA); None for a member
+        whose weights hold NaN/inf."""
+        start, live = time.monotonic(), self._live()
+        mats = [self.model.weight(name)[k].detach() for k in live for name, _ in self.layers]
+        svals = spectral.singular_values(mats)
+        fros = {
+            name: torch.linalg.matrix_norm(self.model.weight(name).detach().double()).tolist()
+            for name, _ in self.layers
+        }
+        out: dict[int, list[dict[str, Any]] | None] = {}
+        for j, k in enumerate(live):
+            mine = svals[j * len(self.layers) : (j + 1) * len(self.layers)]
+            rows = [
+                self._row(k, i, name, m, s, fros[name][k])
+                for i, ((name, m), s) in enumerate(zip(self.layers, mine, strict=True))
+            ]
+            out[k] = rows if all(bool(torch.isfinite(s).all()) for s in mine) else None
+        self.measure_s += time.monotonic() - start
+        return out
+
+    def _row(self, k: int, i: int, name: str, m: int, s: Tensor, fro: float) -> dict[str, Any]:
+        cfg = self.cfgs[k]
+        d_out, d_in = self.model.weight(name).shape[1:]
+        bound = spectral.rank_bound(m, cfg.batch_size, cfg.rank_eps, lr_at(cfg, self.epoch), cfg.weight_decay)
+        return dict(
+            layer_index=i, layer=name, d_out=int(d_out), d_in=int(d_in), m=m, svals=s.numpy().tobytes(),
+            rank=spectral.rank_at(s, cfg.rank_eps), rank_eps=cfg.rank_eps, stable_rank=spectral.stable_rank(s),
+            effective_rank=spectral.effective_rank(s), spectral_norm=float(s[0]) * fro if s.numel() else 0.0,
+            fro_norm=fro, bound=bound,
+        )  # fmt: skip
+
+    @property
+    def measure_share(self) -> float:
+        """Fraction of the pack's wall time so far spent measuring spectra."""
+        return self.measure_s / max(1e-9, time.monotonic() - self.started)
+
+    # ----- checkpoints: one file per member, in the single run's format ---------------------------
+    def save(self, k: int, path: Path) -> None:
+        cfg, n_params = self.cfgs[k], len(self.model.slots)
+        lr = lr_at(cfg, max(0, self.epoch - 1)) if self.step else cfg.lr  # the optimiser's last lr
+        bufs = self.model.member_buffers(k) if self.step else None
+        payload = {
+            "model": self.model.member_state(k, self.step),
+            "opt": sgd_state(cfg, lr, n_params, bufs),
+            "gen": self.gens[k].get_state(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "train_accs": list(self.train_accs[k]),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(payload, tmp)
+        os.replace(tmp, path)  # atomic, as train.Run.save
+
+    def resume(self) -> int:
+        """Load every member's checkpoint if all have one at the same step; return it, else -1."""
+        paths = [
+            checkpoint_path(m.ckpt_dir, m.resume_step) if m.ckpt_dir and m.resume_step is not None else None
+            for m in self.members
+        ]
+        if any(p is None or not p.exists() for p in paths):
+            return -1
+        payloads = [torch.load(p, map_location=self.device, weights_only=True) for p in paths]  # type: ignore[arg-type]
+        if len({p["step"] for p in payloads}) != 1:
+            return -1
+        for k, payload in enumerate(payloads):
+            self.model.load_member(k, payload["model"])
+            bufs = buffers_from_state(payload["opt"], len(self.model.slots))
+            if bufs is not None:
+                self.model.load_member_buffers(k, bufs)
+            self.gens[k].set_state(payload["gen"].cpu())
+            self.train_accs[k] = list(payload["train_accs"])
+        self.step, self.epoch = payloads[0]["step"], payloads[0]["epoch"]
+        return self.step
+
+
+def train_pack(
+    members: list[Member],
+    device: str,
+    emit: MemberEmit,
+    *,
+    data_dir: Path | None = None,
+    graphs: bool = True,
+    poll_cancel: Callable[[], list[str]] = list,
+) -> dict[str, str]:
+    """Train a pack to the end; every member ends with a ``finished`` event; return id -> status."""
+    cfg = members[0].cfg
+    data = load_dataset(cfg.dataset, data_dir, device)  # the full set: members pick their subsets
+    pack = Pack(members, device, data, graphs)
+    resumed = pack.resume()
+    statuses = {m.run_id: "running" for m in members}
+
+    def member_emit(run_id: str, kind: str, *payload: Any) -> None:
+        if kind == "finished":
+            statuses[run_id] = payload[0]
+        emit(run_id, kind, *payload)
+
+    for m in members:
+        emit(
+            m.run_id,
+            "started",
+            {"total_steps": pack.total_steps, "resumed_from": resumed, "mode": pack.mode()},
+        )
+    if resumed < 0:
+        _checkpoint_point(pack, member_emit, evaluate=True)
+    while pack.epoch < cfg.epochs and any(pack.active):
+        pack.train_epoch(member_emit, poll_cancel)
+        if not any(pack.active):
+            break
+        _checkpoint_point(pack, member_emit, evaluate=is_eval_epoch(cfg, pack.epoch))
+        for k in pack._live():
+            if pack.diverged_by_guard(k):
+                pack.stop(k, member_emit, "diverged")
+    for k in pack._live():
+        pack.stop(k, member_emit, "done")
+    return statuses
+
+
+def _checkpoint_point(pack: Pack, emit: MemberEmit, evaluate: bool) -> None:
+    """train._checkpoint_point for every live member: evaluate, measure, checkpoint, progress."""
+    step, epoch = pack.step, float(pack.epoch)
+    if evaluate:
+        for k, values in enumerate(pack.eval_metrics()):
+            if pack.active[k]:
+                emit(pack.members[k].run_id, "metrics", step, epoch, values)
+    if is_measure_epoch(pack.cfgs[0], pack.epoch):
+        for k, rows in pack.measure().items():
+            run_id, ckpt_dir = pack.members[k].run_id, pack.members[k].ckpt_dir
+            if rows is None:
+                pack.stop(k, emit, "diverged")  # NaN/inf weights: nothing to measure
+                continue
+            emit(run_id, "spectra", step, epoch, rows)
+            emit(run_id, "metrics", step, epoch, {"measure_share": pack.measure_share})
+            if ckpt_dir is not None:
+                pack.save(k, checkpoint_path(ckpt_dir, step))
+                emit(run_id, "checkpoint", step)
+    for k in pack._live():
+        emit(pack.members[k].run_id, "progress", step, epoch)

@@ -1,0 +1,91 @@
+"""Which queued runs train together as one fused pack, and how many at most (no torch here).
+
+A pack (engine.pack) trains K runs of the same small MLP as one program: they must agree on
+everything that fixes shapes, data and cadence, and may differ in what each member carries on its
+own (seed, lr, momentum, weight decay and schedule, rank threshold, divergence guard). The size of
+a pack is ``--pack-size``, else the run's ``pack_size``, else sized from device memory; a pack that
+ran out of memory retries at half its size. Packs are also split so that every free worker slot
+gets work (on a CPU, two single-threaded packs beat one pack on two cores).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import deque
+from collections.abc import Callable, Hashable
+
+from ..spec import RunConfig
+from ..sweep import PlannedRun
+
+PACKABLE_MODELS = ("mlp", "mlp-bn")
+MAX_PACK_SIZE = 256  # beyond this a pack-step no longer gets cheaper per member (bench/README.md)
+CPU_PACK_SIZE = 16
+MEMORY_SHARE = 0.4  # of a GPU's memory that one pack may plan to use
+# Fields each member of a pack carries on its own; every other run field must be equal.
+PER_MEMBER_FIELDS = frozenset(
+    {"seed", "lr", "momentum", "weight_decay", "lr_milestones", "lr_gamma", "rank_eps",
+     "diverge_after", "diverge_acc", "pack_size"}
+)  # fmt: skip
+# (C*H*W, classes) of each data set, for the memory estimate only.
+INPUTS = {"cifar10": (3072, 10), "cifar100": (3072, 100), "svhn": (3072, 10), "synthetic": (3072, 10),
+          "mnist": (1024, 10), "fashion-mnist": (1024, 10), "digits": (64, 10)}  # fmt: skip
+
+
+def pack_key(cfg: RunConfig) -> Hashable | None:
+    """Runs with equal keys may share a pack; None: this run never joins one."""
+    if cfg.model not in PACKABLE_MODELS or cfg.precision != "fp32":
+        return None
+    fields = cfg.model_dump(mode="json")
+    return tuple(sorted((k, json.dumps(v)) for k, v in fields.items() if k not in PER_MEMBER_FIELDS))
+
+
+def member_bytes(cfg: RunConfig) -> int:
+    """Estimated device memory of one member while training, in bytes (float32).
+
+    Parameters ~6x (weights, two gradient copies, update temporary, momentum, spectra copies in
+    float64), activations ~10 floats per unit and example, the batch's inputs, and eval chunks."""
+    d_in, classes = INPUTS.get(cfg.dataset, (3072, 100))
+    params = (
+        d_in * cfg.width + (cfg.depth - 1) * cfg.width**2 + cfg.width * classes + 4 * cfg.depth * cfg.width
+    )
+    activations = cfg.batch_size * (d_in + 10 * cfg.depth * cfg.width)
+    return 4 * (6 * params + activations) + (1 << 20)
+
+
+def auto_pack_size(cfg: RunConfig, device_memory: int | None) -> int:
+    """Pack size for ``cfg`` on a device with ``device_memory`` bytes (None: a CPU)."""
+    if device_memory is None:
+        return CPU_PACK_SIZE
+    return max(1, min(MAX_PACK_SIZE, int(MEMORY_SHARE * device_memory) // member_bytes(cfg)))
+
+
+def pack_limit(cfg: RunConfig, override: int | None, auto: Callable[[], int], cap: int | None) -> int:
+    """The most members a pack led by ``cfg`` may have: ``--pack-size``, the run's ``pack_size``,
+    else the automatic size (called only then), and never above ``cap`` (set after an OOM)."""
+    limit = override or cfg.pack_size or auto()
+    return max(1, min(limit, cap or limit))
+
+
+def share(limit: int, queued: int, free_slots: int) -> int:
+    """Pack size that spreads ``queued`` runs over ``free_slots`` slots, at most ``limit``."""
+    return max(1, min(limit, math.ceil(queued / max(1, free_slots))))
+
+
+def take_mates(
+    queue: deque[PlannedRun], first: PlannedRun, size: int, resume_of: Callable[[PlannedRun], int | None]
+) -> list[PlannedRun]:
+    """Remove from ``queue`` (in order) up to ``size - 1`` runs that may share ``first``'s pack:
+    the same ``pack_key`` and the same resume step (members train in lockstep)."""
+    key = pack_key(first.config)
+    if key is None or size <= 1:
+        return []
+    resume = resume_of(first)
+    mates = []
+    for run in list(queue):
+        if len(mates) == size - 1:
+            break
+        if pack_key(run.config) == key and resume_of(run) == resume:
+            mates.append(run)
+            queue.remove(run)
+    return mates

@@ -1,0 +1,151 @@
+"""Packs are faithful: a member follows the trajectory of the same run trained alone.
+
+Each test trains a few hundred steps on digits on the CPU, alone (``train.train``) and in a pack
+(``pack.train_pack``), and compares metrics, ranks and checkpointed weights to float32 tolerance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from rankbias_tui.engine import pack as pack_mod
+from rankbias_tui.engine import train as train_mod
+from rankbias_tui.engine.data import load_dataset
+from rankbias_tui.engine.pack import Member, subset_rows, train_pack
+from rankbias_tui.spec import RunConfig
+
+BASE = dict(model="mlp-bn", depth=2, width=24, dataset="digits", epochs=3, batch_size=16, measure_every=1)
+HYPER = [
+    dict(lr=0.1, weight_decay=1e-3, seed=0),
+    dict(lr=0.05, momentum=0.9, weight_decay=5e-3, seed=1, lr_milestones=(2,)),
+    dict(lr=0.2, weight_decay=0.0, seed=2, rank_eps=1e-2),
+]
+
+
+@pytest.fixture(autouse=True)
+def epoch_end_logs_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Running metrics at epoch ends only, so the logged values do not depend on timing."""
+    monkeypatch.setattr(train_mod, "LOG_INTERVAL_S", 1e9)
+    monkeypatch.setattr(pack_mod, "LOG_INTERVAL_S", 1e9)
+
+
+def configs(**fields) -> list[RunConfig]:
+    return [RunConfig(**(BASE | fields | hyper)) for hyper in HYPER]
+
+
+def alone(cfg: RunConfig, ckpt_dir: Path | None = None, **kw) -> tuple[str, list[tuple]]:
+    events: list[tuple] = []
+    status = train_mod.train(cfg, "cpu", lambda *e: events.append(e), ckpt_dir=ckpt_dir, **kw)
+    return status, events
+
+
+def packed(cfgs: list[RunConfig], tmp: Path | None = None, **kw) -> tuple[dict, dict[str, list[tuple]]]:
+    events: dict[str, list[tuple]] = {}
+    members = [Member(f"r{i}", c, tmp / f"r{i}" if tmp else None) for i, c in enumerate(cfgs)]
+    status = train_pack(members, "cpu", lambda rid, *e: events.setdefault(rid, []).append(e), **kw)
+    return status, events
+
+
+def compare(single: list[tuple], member: list[tuple]) -> None:
+    """Same events in the same order; values equal to float32 tolerance, ranks exactly."""
+    member = [e for e in member if not (e[0] == "metrics" and "measure_share" in e[3])]
+    a = [e for e in single if e[0] in ("metrics", "spectra", "checkpoint", "progress")]
+    b = [e for e in member if e[0] in ("metrics", "spectra", "checkpoint", "progress")]
+    assert [(e[0], e[1]) for e in a] == [(e[0], e[1]) for e in b]
+    for x, y in zip(a, b, strict=True):
+        if x[0] == "metrics":
+            assert x[3] == pytest.approx(y[3], rel=1e-4, abs=1e-5)
+        elif x[0] == "spectra":
+            assert [r["rank"] for r in x[3]] == [r["rank"] for r in y[3]]
+            assert [r["bound"] for r in x[3]] == pytest.approx([r["bound"] for r in y[3]])
+            assert [r["stable_rank"] for r in x[3]] == pytest.approx(
+                [r["stable_rank"] for r in y[3]], rel=1e-4
+            )
+
+
+def same_weights(a: Path, b: Path) -> None:
+    pa, pb = (torch.load(p, weights_only=True) for p in (a, b))
+    assert (pa["step"], pa["epoch"], list(pa["model"])) == (pb["step"], pb["epoch"], list(pb["model"]))
+    for name, value in pa["model"].items():
+        torch.testing.assert_close(pb["model"][name], value, rtol=1e-4, atol=1e-5, msg=name)
+    assert pa["train_accs"] == pytest.approx(pb["train_accs"], abs=1e-3)
+    assert torch.equal(pa["gen"], pb["gen"])  # the same batches were drawn
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{}, dict(model="mlp", loss="mse", train_size=600, activation="leaky-relu")],
+    ids=["mlp-bn", "mlp-mse-subset"],
+)
+def test_member_follows_its_single_run(tmp_path: Path, fields: dict) -> None:
+    cfgs = configs(**fields)
+    status, events = packed(cfgs, tmp_path / "pack")
+    assert status == {"r0": "done", "r1": "done", "r2": "done"}
+    for i, cfg in enumerate(cfgs):
+        assert events[f"r{i}"][0][0] == "started" and events[f"r{i}"][-1] == ("finished", "done", None)
+        single_status, single = alone(cfg, tmp_path / f"alone{i}")
+        assert single_status == "done"
+        compare(single, events[f"r{i}"])
+        last = sorted((tmp_path / f"alone{i}").glob("step-*.pt"))[-1]
+        same_weights(last, tmp_path / "pack" / f"r{i}" / last.name)
+
+
+def test_a_diverging_member_is_frozen_and_the_others_go_on() -> None:
+    cfgs = configs(model="mlp", epochs=2)
+    cfgs[1] = cfgs[1].model_copy(update={"lr": 1e12})
+    status, events = packed(cfgs)
+    assert status == {"r0": "done", "r1": "diverged", "r2": "done"}
+    assert events["r1"][-1] == ("finished", "diverged", None)
+    assert not any(e[0] == "spectra" and e[2] == 2.0 for e in events["r1"])  # stopped early
+    for i in (0, 2):
+        compare(alone(cfgs[i])[1], events[f"r{i}"])
+
+
+def test_cancelling_one_member_leaves_the_rest_running() -> None:
+    cfgs = configs(epochs=2)
+    asked = iter([["r2"]])
+    status, events = packed(cfgs, poll_cancel=lambda: next(asked, []))
+    assert status == {"r0": "done", "r1": "done", "r2": "cancelled"}
+    assert events["r2"][-1] == ("finished", "cancelled", "cancelled by request")
+    for i in (0, 1):
+        compare(alone(cfgs[i])[1], events[f"r{i}"])
+
+
+def test_pack_resumes_and_checkpoints_are_single_run_checkpoints(tmp_path: Path) -> None:
+    cfgs = configs()
+    packed(cfgs, tmp_path / "full")
+    step1 = sorted((tmp_path / "full" / "r0").glob("step-*.pt"))[1]  # after epoch 1
+    step = int(step1.stem.removeprefix("step-"))
+    for i in range(3):  # an interrupted pack: only checkpoints up to epoch 1 survive
+        for path in (tmp_path / "full" / f"r{i}").glob("step-*.pt"):
+            if int(path.stem.removeprefix("step-")) <= step:
+                (tmp_path / "cut" / f"r{i}").mkdir(parents=True, exist_ok=True)
+                path.rename(tmp_path / "cut" / f"r{i}" / path.name)
+    events: dict[str, list[tuple]] = {}
+    members = [Member(f"r{i}", c, tmp_path / "cut" / f"r{i}", step) for i, c in enumerate(cfgs)]
+    train_pack(members, "cpu", lambda rid, *e: events.setdefault(rid, []).append(e))
+    assert events["r0"][0][1]["resumed_from"] == step
+    assert events["r0"][1][1] > step  # nothing before the checkpoint is sent again
+    last = sorted((tmp_path / "full" / "r0").glob("step-*.pt"))[-1].name
+    for i in range(3):
+        same_weights(tmp_path / "full" / f"r{i}" / last, tmp_path / "cut" / f"r{i}" / last)
+    # A pack member's checkpoint resumes as a single run, too.
+    status, single = alone(cfgs[1], tmp_path / "cut" / "r1", resume_step=step)
+    assert status == "done" and single[0][1]["resumed_from"] == step
+
+
+def test_subset_rows_are_the_single_runs_subset() -> None:
+    full = load_dataset("digits")
+    subset = load_dataset("digits", train_size=100, subset_seed=3)
+    assert torch.equal(full.x_train[subset_rows(len(full.y_train), 100, 3)], subset.x_train)
+    assert torch.equal(subset_rows(10, None, 0), torch.arange(10))
+
+
+def test_a_failed_capture_falls_back_to_eager_steps() -> None:
+    pack = pack_mod.Pack([Member("r0", configs()[0])], "cpu", load_dataset("digits"))
+    assert pack.mode() == "pack of 1, eager"
+    step = pack._step_fn(capture=True)  # no CUDA here: capture fails
+    assert step.graph is None and pack.mode().startswith("pack of 1, eager (graph capture failed")
