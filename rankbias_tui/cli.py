@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import platform
-import subprocess
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Optional
 
@@ -14,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import export as export_mod
+from .provenance import provenance
 from .spec import SpecError, load_spec
 from .store import FINISHED, Store, StoreError
 from .sweep import UnknownSweep, expand, expand_sweep
@@ -41,21 +39,6 @@ def open_store(directory: Path, create: bool = False) -> Store:
         return Store(directory, create=create)
     except StoreError as e:
         raise fail(str(e)) from None
-
-
-def provenance() -> dict[str, str]:
-    """Package version and git SHA, stored with every run for reproducibility."""
-    try:
-        pkg = version("rankbias-tui")
-    except PackageNotFoundError:
-        pkg = "unknown"
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        sha = ""
-    return {"rankbias": pkg, "git_sha": sha, "python": platform.python_version()}
 
 
 def load_or_exit(spec: Path):  # noqa: ANN201 - Spec
@@ -105,7 +88,7 @@ def run(
 ) -> None:
     """Run the sweep(s): finished runs are skipped, interrupted ones resume from their last checkpoint."""
     from .headless import HeadlessView
-    from .scheduler import DeviceError, Scheduler, SchedulerLock, StoreBusy, plan_slots
+    from .scheduler import DeviceError, Scheduler, SchedulerLock, StopRequested, StoreBusy, plan_slots
 
     parsed = load_or_exit(spec)
     try:
@@ -130,7 +113,7 @@ def run(
                 ).run(view.tick)  # fmt: skip
     except StoreBusy as e:
         raise fail(str(e)) from None
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, StopRequested):
         raise fail(
             "interrupted; runs in progress were requeued - run the same command again to resume", 130
         ) from None

@@ -328,11 +328,18 @@ class Store:
             "INSERT INTO requests (kind, run_id, created_at) VALUES (?,?,?)", (kind, run_id, time.time())
         )
 
-    def take_requests(self) -> list[tuple[str, str | None]]:
+    def take_requests(self, kinds: Iterable[str] | None = None) -> list[tuple[str, str | None]]:
+        """Pending requests (of ``kinds``, default all), oldest first, marked as taken."""
+        sql, args = "SELECT id, kind, run_id FROM requests WHERE done_at IS NULL", []
+        if kinds is not None:
+            kinds = list(kinds)
+            sql += f" AND kind IN ({','.join('?' * len(kinds))})"
+            args = kinds
         with self.transaction():
-            rows = self.conn.execute("SELECT id, kind, run_id FROM requests WHERE done_at IS NULL").fetchall()
-            if rows:
-                self.conn.execute("UPDATE requests SET done_at=? WHERE done_at IS NULL", (time.time(),))
+            rows = self.conn.execute(sql + " ORDER BY id", args).fetchall()
+            self.conn.executemany(
+                "UPDATE requests SET done_at=? WHERE id=?", [(time.time(), r["id"]) for r in rows]
+            )
         return [(r["kind"], r["run_id"]) for r in rows]
 
 

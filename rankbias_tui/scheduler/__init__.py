@@ -2,6 +2,15 @@
 
 from .devices import DeviceError, Slots, plan_slots
 from .lock import SchedulerLock, StoreBusy
-from .service import Live, Scheduler
+from .service import Live, Scheduler, StopRequested
 
-__all__ = ["DeviceError", "Live", "Scheduler", "SchedulerLock", "Slots", "StoreBusy", "plan_slots"]
+__all__ = [
+    "DeviceError",
+    "Live",
+    "Scheduler",
+    "SchedulerLock",
+    "Slots",
+    "StopRequested",
+    "StoreBusy",
+    "plan_slots",
+]

@@ -34,6 +34,10 @@ POLL_S = 0.25
 log = logging.getLogger(__name__)
 
 
+class StopRequested(Exception):
+    """``rankbias stop`` asked this scheduler to end; runs in progress go back to the queue."""
+
+
 @dataclass
 class Live:
     """What the scheduler knows about an active run, for progress displays."""
@@ -109,6 +113,9 @@ class Scheduler:
                 self._pump(POLL_S)
                 if on_tick:
                     on_tick(self)
+        except StopRequested as stop:
+            self.shutdown(f"{stop}: the scheduler stopped; run again to resume")
+            raise
         except BaseException:
             self.shutdown("interrupted: the scheduler stopped; run again to resume")
             raise
@@ -155,9 +162,12 @@ class Scheduler:
 
     # ----- the loop ----------------------------------------------------------------------------
     def _handle_requests(self) -> None:
-        for kind, run_id in self.store.take_requests():
+        """A foreground scheduler answers cancel and stop; other kinds wait for a background one."""
+        for kind, run_id in self.store.take_requests(("cancel", "stop")):
             if kind == "cancel" and run_id:
                 self.cancel(run_id)
+            elif kind == "stop":
+                raise StopRequested("stop requested")
 
     def _fill_slots(self) -> None:
         for device in self.slots.devices:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from rankbias_tui.scheduler import Scheduler, plan_slots
+from rankbias_tui.scheduler import Scheduler, StopRequested, plan_slots
 from rankbias_tui.spec import RunConfig
 from rankbias_tui.store import Store
 from rankbias_tui.sweep import PlannedRun, run_id
@@ -113,3 +113,27 @@ def test_failure_in_a_run_is_recorded(tmp_path: Path) -> None:
             assert "cifar10" in error and "--data-dir" in error  # type: ignore[operator]
     finally:
         del os.environ["RANKBIAS_DATA_DIR"]
+
+
+def test_stop_request_requeues_and_leaves_other_requests(tmp_path: Path) -> None:
+    long = planned(batch_size=4, epochs=30, seed=4)
+    raised: list[BaseException] = []
+
+    def target() -> None:
+        with Store(tmp_path) as own:
+            try:
+                Scheduler(own, own.queue([long], {}), plan_slots("cpu", 1)).run()
+            except StopRequested as stop:
+                raised.append(stop)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    with Store(tmp_path) as store:
+        wait_for(lambda: (field(store, long.run_id, "step") or 0) > 0)
+        store.request("launch", "spec.toml::other")  # for a background scheduler: must survive
+        store.request("stop")
+        thread.join(60)
+        assert raised, "the scheduler did not answer the stop request"
+        run = store.run(long.run_id)
+        assert run is not None and run.status == "queued" and "stop requested" in (run.error or "")
+        assert store.take_requests() == [("launch", "spec.toml::other")]
