@@ -87,6 +87,14 @@ def run(
     ),
 ) -> None:
     """Run the sweep(s): finished runs are skipped, interrupted ones resume from their last checkpoint."""
+    if not headless:
+        from .cli_tui import run_with_tui, terminal_attached
+
+        if terminal_attached():
+            return run_with_tui(
+                spec, sweep or [], store_dir, devices, per_device, data_dir, keep_checkpoints, pack_size,
+                not no_graphs,
+            )  # fmt: skip
     from .headless import HeadlessView
     from .scheduler import DeviceError, Scheduler, SchedulerLock, StopRequested, StoreBusy, plan_slots
 
@@ -291,6 +299,10 @@ def cancel(
 from .cli_analysis import register as _register_analysis  # noqa: E402 - registered after the core commands
 
 _register_analysis(app)
+
+from .cli_tui import register as _register_tui  # noqa: E402 - registered after the core commands
+
+_register_tui(app)
 
 
 def main() -> None:

@@ -61,7 +61,7 @@ class HeadlessView:
             frac = live.step / live.total_steps if live.total_steps else 0.0
             self.fraction[run_id] = frac
             loss, acc = live.values.get("loss"), live.values.get("test_acc")
-            info = f"ep {live.epoch:5.1f} {live.device}"
+            info = f"ep {live.epoch:5.1f} {live.device} {live.mode}"
             info += f" loss {loss:.3f}" if loss is not None else ""
             info += f" test {acc:.3f}" if acc is not None else ""
             info += f" rank {live.avg_rank:.1f}" if live.avg_rank is not None else ""

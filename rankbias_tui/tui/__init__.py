@@ -1,0 +1,10 @@
+"""The terminal UI (Textual lives only in this package): a client of the store.
+
+It reads ``DIR/rankbias.sqlite`` and asks the background scheduler for actions through the store's
+requests table; it never imports torch and never trains. ``create_app`` builds the app for the CLI
+and for tests alike.
+"""
+
+from .app import RankbiasApp, create_app
+
+__all__ = ["RankbiasApp", "create_app"]

@@ -1,0 +1,335 @@
+"""What the terminal UI shows, read from the store: plain data, no Textual, no torch.
+
+``StoreFeed`` owns one ``Store`` connection and is used from one thread (the app's poller). It
+re-reads a run's metrics and spectra only when the run changed (status, step, epoch) or, for a
+running run, at most every ``live_every_s`` seconds - a store with 500 finished runs costs one
+``runs()`` query per refresh. Everything it returns is immutable, so a newer snapshot can replace
+an older one anywhere in the app.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ..scheduler.daemon import daemon_state, scheduler_pid
+from ..store import DB_NAME, FINISHED, RunRow, SpectrumRow, Store
+from .usage import DeviceUse, UsageProbe, device_usage
+
+VARIED = (
+    "model",
+    "dataset",
+    "depth",
+    "width",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "momentum",
+    "epochs",
+    "seed",
+)
+SHORT = {"batch_size": "B", "weight_decay": "wd", "momentum": "mom", "dataset": "data", "epochs": "ep"}
+GROUPABLE = ("batch_size", "lr", "weight_decay")
+MAX_POINTS = 400  # per plotted series; a terminal shows fewer columns than that
+FULL_READ_S = 5.0  # read the runs at least this often even when the files look unchanged
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One run as the dashboard shows it."""
+
+    run_id: str
+    sweep: str
+    status: str
+    device: str | None
+    config: Mapping[str, Any]
+    step: int
+    total_steps: int | None
+    epoch: float
+    train_loss: float | None = None
+    test_acc: float | None = None
+    avg_rank: float | None = None
+    error: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def epochs(self) -> int:
+        return int(self.config.get("epochs", 0))
+
+    @property
+    def progress(self) -> float:
+        if self.status in FINISHED:
+            return 1.0
+        if self.total_steps:
+            return min(1.0, self.step / self.total_steps)
+        return min(1.0, self.epoch / self.epochs) if self.epochs else 0.0
+
+    def label(self, varied: Iterable[str]) -> str:
+        """``a1b2c3d4 B=8 wd=0.01``: the id and what distinguishes the run in its sweep."""
+        return " ".join([self.run_id[:8], *(f"{SHORT.get(k, k)}={self.config.get(k)}" for k in varied)])
+
+
+@dataclass(frozen=True)
+class SchedulerInfo:
+    pid: int | None  # lock holder, -1 if unknown, None if no scheduler runs
+    background: bool  # a daemon (answers launch/resume), not a foreground `rankbias run`
+    devices: tuple[str, ...] = ()
+    capacity: int | None = None  # runs at once
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the dashboard needs at one moment."""
+
+    store: str
+    runs: tuple[RunView, ...]
+    sweeps: Mapping[str, int]
+    counts: Mapping[str, int]
+    eta_s: float | None
+    devices: tuple[DeviceUse, ...]
+    scheduler: SchedulerInfo
+    varied: tuple[str, ...]
+
+    def by_id(self) -> dict[str, RunView]:
+        return {r.run_id: r for r in self.runs}
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    """The selected run: its metric curves, every spectral measurement, config and error."""
+
+    run: RunRow
+    series: Mapping[str, tuple[tuple[float, ...], tuple[float, ...]]]  # name -> (epochs, values)
+    measurements: tuple[tuple[SpectrumRow, ...], ...]  # by step, then layer
+    key: tuple[Any, ...] = field(compare=False, default=())
+
+    def rank_series(self) -> dict[str, tuple[list[float], list[float]]]:
+        """Rank over epochs for each layer, plus ``average``."""
+        out: dict[str, tuple[list[float], list[float]]] = {}
+        for rows in self.measurements:
+            for s in rows:
+                xs, ys = out.setdefault(s.layer, ([], []))
+                xs.append(s.epoch), ys.append(float(s.rank))
+            if rows:
+                xs, ys = out.setdefault("average", ([], []))
+                xs.append(rows[0].epoch), ys.append(sum(s.rank for s in rows) / len(rows))
+        if "average" in out:
+            out["average"] = out.pop("average")  # drawn last, on top
+        return out
+
+
+def varied_fields(configs: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
+    """Config fields whose values differ between runs (the dashboard's hyperparameter columns)."""
+    configs = list(configs)
+    fields = [k for k in VARIED if len({repr(c.get(k)) for c in configs}) > 1]
+    return tuple(fields) or ("batch_size", "lr", "weight_decay")
+
+
+def eta_seconds(runs: Iterable[RunView], now: float, capacity: int | None = None) -> float | None:
+    """Rough time until the queue is empty: remaining work divided by the runs going at once.
+
+    A running run's remaining time is extrapolated from its progress; a queued run is assumed to
+    take as long as the finished ones did (or the running ones will). None when there is no basis.
+    """
+    runs = list(runs)
+    running = [r for r in runs if r.status == "running" and r.started_at]
+    queued = sum(r.status == "queued" for r in runs)
+    if not running and not queued:
+        return 0.0
+    durations = [
+        r.finished_at - r.started_at for r in runs if r.status == "done" and r.started_at and r.finished_at
+    ]
+    remaining: list[float | None] = []
+    projected = []
+    for r in running:
+        elapsed = max(0.0, now - (r.started_at or now))
+        total = elapsed / r.progress if r.progress > 0.01 else None
+        remaining.append(None if total is None else total - elapsed)
+        if total is not None:
+            projected.append(total)
+    basis = durations or projected
+    if not basis:
+        return None
+    mean = sum(basis) / len(basis)
+    left = [mean if x is None else x for x in remaining]
+    work = sum(left) + queued * mean
+    return max(max(left, default=0.0), work / max(1, capacity or len(running)))
+
+
+def downsample(xs: list[float], ys: list[float], limit: int = MAX_POINTS) -> tuple[tuple[float, ...], ...]:
+    """At most ``limit`` evenly spaced points, always keeping the last."""
+    if len(xs) <= limit:
+        return tuple(xs), tuple(ys)
+    stride = math.ceil(len(xs) / limit)
+    idx = list(range(0, len(xs), stride))
+    if idx[-1] != len(xs) - 1:
+        idx.append(len(xs) - 1)
+    return tuple(xs[i] for i in idx), tuple(ys[i] for i in idx)
+
+
+class StoreFeed:
+    """Reads the store into snapshots and run details, re-reading only what changed."""
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        probe: UsageProbe | None = None,
+        live_every_s: float = 2.0,
+    ):
+        self.directory = Path(directory)
+        self.store = Store(self.directory, create=False)
+        self.clock, self.probe, self.live_every_s = clock, probe, live_every_s
+        self._views: dict[str, tuple[tuple[Any, ...], float, RunView]] = {}
+        self._detail: RunDetail | None = None
+        self._detail_read = 0.0
+        self._curves: dict[str, tuple[tuple[Any, ...], tuple[tuple[float, float], ...]]] = {}
+        self._last: tuple[tuple[tuple[int, int], ...], float, Snapshot] | None = None
+        self._ids: tuple[str, ...] = ()
+        self._varied: tuple[str, ...] = ()
+
+    def close(self) -> None:
+        self.store.close()
+
+    # ----- dashboard --------------------------------------------------------------------------
+    def poll(self) -> Snapshot:
+        """The store now; the last snapshot (re-checked scheduler and devices) if nothing was written."""
+        now = self.clock()
+        stamp = self._stamp()
+        last = self._last
+        if last is not None and stamp == last[0] and now - last[1] < FULL_READ_S:
+            return replace(last[2], **self._live_parts(last[2].runs, now))
+        rows = self.store.runs()
+        views = tuple(self._view(row, now) for row in rows)
+        counts = {status: 0 for status in ("done", "running", "queued", "failed", "diverged", "cancelled")}
+        for v in views:
+            counts[v.status] = counts.get(v.status, 0) + 1
+        ids = tuple(v.run_id for v in views)
+        if ids != self._ids:  # the set of runs changed: the varied columns may have too
+            self._ids, self._varied = ids, varied_fields(v.config for v in views)
+        snapshot = Snapshot(
+            store=str(self.directory), runs=views, sweeps=self.store.sweeps(), counts=counts, varied=self._varied,
+            **self._live_parts(views, now),
+        )  # fmt: skip
+        self._last = (stamp, now, snapshot)
+        return snapshot
+
+    def _stamp(self) -> tuple[tuple[int, int], ...]:
+        """Size and mtime of the database and its WAL: any commit changes them."""
+        out = []
+        for suffix in ("", "-wal"):
+            try:
+                st = os.stat(f"{self.store.directory / DB_NAME}{suffix}")
+                out.append((st.st_mtime_ns, st.st_size))
+            except OSError:
+                out.append((0, 0))
+        return tuple(out)
+
+    def _live_parts(self, views: tuple[RunView, ...], now: float) -> dict[str, Any]:
+        """What changes without a write to the store: the scheduler, the devices, the ETA."""
+        info = self._scheduler()
+        return {
+            "scheduler": info,
+            "devices": tuple(device_usage(views, info.devices, self.probe)),
+            "eta_s": eta_seconds(views, now, info.capacity) if info.pid is not None else None,
+        }
+
+    def _scheduler(self) -> SchedulerInfo:
+        pid = scheduler_pid(self.directory)
+        state = daemon_state(self.directory) if pid is not None else None
+        if state is None or state.get("pid") != pid:
+            return SchedulerInfo(pid, background=False)
+        return SchedulerInfo(pid, True, tuple(state.get("slots", ())), state.get("capacity"))
+
+    def _view(self, row: RunRow, now: float) -> RunView:
+        key = (row.status, row.step, row.epoch, row.checkpoint_step, row.attempts, row.error, row.device)
+        cached = self._views.get(row.run_id)
+        fresh = cached is not None and cached[0] == key
+        if fresh and (row.status != "running" or now - cached[1] < self.live_every_s):
+            return cached[2]  # type: ignore[index]
+        last = self.store.last_metrics(row.run_id)
+        steps = self.store.spectrum_steps(row.run_id)
+        final = self.store.spectra(row.run_id, steps[-1]) if steps else []
+        view = RunView(
+            run_id=row.run_id, sweep=row.sweep, status=row.status, device=row.device, config=row.config,
+            step=row.step, total_steps=row.total_steps, epoch=row.epoch,
+            train_loss=last.get("train_loss", last.get("loss")), test_acc=last.get("test_acc"),
+            avg_rank=sum(s.rank for s in final) / len(final) if final else None,
+            error=row.error, started_at=row.started_at, finished_at=row.finished_at,
+        )  # fmt: skip
+        self._views[row.run_id] = (key, now, view)
+        return view
+
+    # ----- run detail -------------------------------------------------------------------------
+    def detail(self, run_id: str) -> RunDetail | None:
+        """The run's curves and spectra; the cached value while nothing changed."""
+        row = self.store.run(run_id)
+        if row is None:
+            return None
+        key = (row.run_id, row.status, row.step, row.epoch, row.attempts)
+        now = self.clock()
+        cached = self._detail
+        if cached is not None and cached.key == key:
+            if row.status != "running" or now - self._detail_read < self.live_every_s:
+                return cached
+        series: dict[str, tuple[list[float], list[float]]] = {}
+        for _step, epoch, name, value in self.store.metrics(row.run_id):
+            xs, ys = series.setdefault(name, ([], []))
+            xs.append(epoch), ys.append(value)
+        by_step: dict[int, list[SpectrumRow]] = {}
+        for s in self.store.spectra(row.run_id):
+            by_step.setdefault(s.step, []).append(s)
+        self._detail = RunDetail(
+            run=row,
+            series={name: downsample(xs, ys) for name, (xs, ys) in series.items()},
+            measurements=tuple(tuple(by_step[step]) for step in sorted(by_step)),
+            key=key,
+        )
+        self._detail_read = now
+        return self._detail
+
+    # ----- compare ----------------------------------------------------------------------------
+    def rank_curves(self, runs: Iterable[RunView]) -> dict[str, tuple[tuple[float, float], ...]]:
+        """Average rank over epochs of each run: (epoch, rank) pairs; finished runs read once."""
+        out = {}
+        for view in runs:
+            key = (view.status, view.step, view.epoch)
+            cached = self._curves.get(view.run_id)
+            if cached is None or cached[0] != key:
+                by_epoch: dict[float, list[int]] = {}
+                for s in self.store.spectra(view.run_id):
+                    by_epoch.setdefault(s.epoch, []).append(s.rank)
+                curve = tuple((e, sum(r) / len(r)) for e, r in sorted(by_epoch.items()))
+                cached = self._curves[view.run_id] = (key, curve)
+            out[view.run_id] = cached[1]
+        return out
+
+
+def group_curves(
+    runs: Iterable[RunView], curves: Mapping[str, tuple[tuple[float, float], ...]], by: str | None
+) -> list[tuple[str, int, tuple[tuple[float, float], ...]]]:
+    """(label, run count, curve) per run (``by`` None) or per value of ``by`` (mean over runs)."""
+    runs = list(runs)
+    if by is None:
+        varied = varied_fields(r.config for r in runs)
+        return [(r.label(varied), 1, curves.get(r.run_id, ())) for r in runs]
+    groups: dict[Any, list[RunView]] = {}
+    for r in runs:
+        groups.setdefault(r.config.get(by), []).append(r)
+    out = []
+    for value in sorted(groups, key=lambda v: (v is None, v)):
+        members = groups[value]
+        points: dict[float, list[float]] = {}
+        for r in members:
+            for epoch, rank in curves.get(r.run_id, ()):
+                points.setdefault(epoch, []).append(rank)
+        curve = tuple((e, sum(v) / len(v)) for e, v in sorted(points.items()))
+        out.append((f"{SHORT.get(by, by)}={value}", len(members), curve))
+    return out

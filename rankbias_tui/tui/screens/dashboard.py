@@ -1,0 +1,157 @@
+"""The dashboard: header with counts, ETA and devices; the live, filterable, sortable runs table."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Input
+
+from ..messages import StoreRefreshed
+from ..model import RunView
+from ..widgets.runs_table import RunsTable
+from ..widgets.status import StatusHeader
+from .confirm import ConfirmScreen
+
+if TYPE_CHECKING:
+    from ..app import RankbiasApp
+
+
+class DashboardScreen(Screen[None]):
+    BINDINGS = [
+        Binding("enter", "open", "Detail", key_display="⏎"),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("s", "sort", "Sort"),
+        Binding("S", "reverse", "Reverse sort", show=False),
+        Binding("space", "mark", "Mark", key_display="␣", show=False),
+        Binding("v", "compare", "Compare"),
+        Binding("x", "cancel", "Cancel"),
+        Binding("r", "resume", "Resume"),
+        Binding("l", "launch", "Launch"),
+        Binding("e", "export", "Export"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    @property
+    def rapp(self) -> RankbiasApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield StatusHeader(id="status")
+        yield Input(placeholder="/ filter: words in id, sweep, status, B=8, wd=0.01 ...", id="filter")
+        yield RunsTable(id="runs")
+        yield Footer(compact=True)
+
+    @property
+    def table(self) -> RunsTable:
+        return self.query_one(RunsTable)
+
+    def on_mount(self) -> None:
+        self.table.focus()
+
+    def on_screen_resume(self) -> None:
+        if self.rapp.latest is not None:
+            self.apply(self.rapp.latest)
+
+    def apply(self, message: StoreRefreshed) -> None:
+        self.query_one(StatusHeader).show(message.snapshot)
+        self.table.show(message.snapshot, self.rapp.pending)
+
+    # ----- filter -----------------------------------------------------------------------------
+    def action_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.table.set_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.table.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.has_focus:
+            self.table.focus()
+        elif box.value:
+            box.value = ""
+
+    # ----- sort -------------------------------------------------------------------------------
+    def action_sort(self) -> None:
+        self.table.cycle_sort()  # the sorted column's title shows ^ or v
+
+    def action_reverse(self) -> None:
+        self.table.reverse_sort()
+
+    # ----- runs -------------------------------------------------------------------------------
+    def on_runs_table_row_selected(self, event: RunsTable.RowSelected) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        from .detail import RunDetailScreen
+
+        run_id = self.table.selected_run_id()
+        if run_id is not None:
+            self.app.push_screen(RunDetailScreen(run_id))
+
+    def action_mark(self) -> None:
+        self.table.toggle_mark()
+
+    def action_compare(self) -> None:
+        from .compare import CompareScreen
+
+        table, snap = self.table, self.table.snapshot
+        if snap is None or not snap.runs:
+            return
+        if table.marked:
+            ids = [v.run_id for v in snap.runs if v.run_id in table.marked]
+            title = f"{len(ids)} marked runs"
+        else:
+            selected = snap.by_id().get(table.selected_run_id() or "")
+            sweep = selected.sweep if selected else next(iter(snap.sweeps), "")
+            ids = [v.run_id for v in snap.runs if v.sweep == sweep]
+            title = f"all runs of {sweep}"
+        self.app.push_screen(CompareScreen(ids, title))
+
+    def _selected_view(self) -> RunView | None:
+        snap = self.table.snapshot
+        return snap.by_id().get(self.table.selected_run_id() or "") if snap else None
+
+    def action_cancel(self) -> None:
+        view = self._selected_view()
+        if view is None:
+            return
+        if view.status not in ("queued", "running"):
+            self.notify(f"{view.run_id[:8]} is {view.status}: nothing to cancel", severity="warning")
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.rapp.ask("cancel", view.run_id)
+                self.table.show(self.table.snapshot, self.rapp.pending)  # type: ignore[arg-type]
+
+        label = view.label(self.table.snapshot.varied)  # type: ignore[union-attr]
+        self.app.push_screen(ConfirmScreen(f"Cancel run {label} ({view.status})?"), answer)
+
+    def action_resume(self) -> None:
+        view = self._selected_view()
+        if view is None:
+            return
+        if view.status in ("done", "diverged", "running"):
+            self.notify(f"{view.run_id[:8]} is {view.status}: nothing to resume", severity="warning")
+            return
+        self.rapp.ask("resume", view.run_id)
+        self.table.show(self.table.snapshot, self.rapp.pending)  # type: ignore[arg-type]
+
+    def action_launch(self) -> None:
+        from .launch import LaunchScreen
+
+        self.app.push_screen(LaunchScreen())
+
+    def action_export(self) -> None:
+        ids = self.table.visible_ids()
+        if not ids:
+            self.notify("no runs in view to export", severity="warning")
+            return
+        path = self.rapp.export_csv("summary", ids, "summary")
+        self.notify(f"exporting {len(ids)} runs to {path}", timeout=2)

@@ -1,0 +1,195 @@
+"""One run: loss and accuracy, rank per layer, singular-value histograms through time with the
+paper's bound next to the measured rank, and the run's config and error."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+
+from ...store import SpectrumRow
+from ..format import bound, duration, num
+from ..messages import StoreRefreshed
+from ..model import RunDetail
+from ..widgets.charts import CurvesChart, RankChart, SpectrumChart
+
+if TYPE_CHECKING:
+    from ..app import RankbiasApp
+
+
+class RunDetailScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape,backspace", "back", "Back", key_display="esc"),
+        Binding("1", "tab('curves')", "Curves"),
+        Binding("2", "tab('spectrum')", "Spectrum"),
+        Binding("3", "tab('config')", "Config"),
+        Binding("left", "step(-1)", "Earlier", key_display="←", priority=True),
+        Binding("right", "step(1)", "Later", key_display="→", priority=True),
+        Binding("home", "step_to(0)", "First", show=False, priority=True),
+        Binding("end", "step_to(-1)", "Last", show=False, priority=True),
+        Binding("x", "cancel", "Cancel", show=False),
+        Binding("r", "resume", "Resume", show=False),
+        Binding("e", "export", "Export"),
+    ]
+
+    def __init__(self, run_id: str):
+        super().__init__()
+        self.run_id = run_id
+        self.detail: RunDetail | None = None
+        self.measurement: int | None = None  # measurement shown; None follows the latest
+        self.layer_index = 0
+
+    @property
+    def rapp(self) -> RankbiasApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.run_id, id="title")
+        with TabbedContent(initial="curves"):
+            with TabPane("1 Curves", id="curves"):
+                yield CurvesChart(id="curves-chart")
+                yield RankChart(id="rank-chart")
+            with TabPane("2 Spectrum", id="spectrum"):
+                yield SpectrumChart(id="hist")
+                yield DataTable(id="layers", cursor_type="row")
+            with TabPane("3 Config", id="config"):
+                with VerticalScroll(id="config-scroll"):
+                    yield Static(id="config-text")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        table = self.query_one("#layers", DataTable)
+        for column in ("layer", "shape", "m", "rank", "bound", "stable", "eff."):
+            table.add_column(column, key=column)
+        self.rapp.focus_run = self.run_id
+        if self.rapp.latest is not None and self.rapp.latest.detail is not None:
+            self.apply(self.rapp.latest)
+        self.rapp.wake()
+
+    def on_unmount(self) -> None:
+        if self.rapp.focus_run == self.run_id:
+            self.rapp.focus_run = None
+
+    def apply(self, message: StoreRefreshed) -> None:
+        detail = message.detail
+        if detail is None or detail.run.run_id != self.run_id or detail is self.detail:
+            return
+        self.detail = detail
+        self._title()
+        self.query_one(CurvesChart).show(detail)
+        self.query_one(RankChart).show(detail)
+        self._spectrum()
+        self._config()
+
+    # ----- parts ------------------------------------------------------------------------------
+    def _title(self) -> None:
+        assert self.detail is not None
+        run, cfg = self.detail.run, self.detail.run.config
+        text = (
+            f"{run.run_id} {run.status} · epoch {run.epoch:g}/{cfg.get('epochs')} · B={cfg.get('batch_size')} "
+            f"lr={cfg.get('lr')} wd={cfg.get('weight_decay')} · {cfg.get('model')} on {cfg.get('dataset')} · "
+            f"{run.sweep} · {run.device or '-'}"
+        )
+        self.query_one("#title", Static).update(Text(text, no_wrap=True, overflow="ellipsis"))
+
+    def _measurement(self) -> tuple[int, tuple[SpectrumRow, ...]] | None:
+        rows = self.detail.measurements if self.detail else ()
+        if not rows:
+            return None
+        index = len(rows) - 1 if self.measurement is None else max(0, min(self.measurement, len(rows) - 1))
+        return index, rows[index]
+
+    def _spectrum(self) -> None:
+        found = self._measurement()
+        chart = self.query_one(SpectrumChart)
+        table = self.query_one("#layers", DataTable)
+        if found is None:
+            chart.empty("singular values: no measurements yet")
+            return
+        index, layers = found
+        self.layer_index = max(0, min(self.layer_index, len(layers) - 1))
+        chart.show(layers[self.layer_index], index, len(self.detail.measurements))  # type: ignore[union-attr]
+        rows = [
+            (s.layer, f"{s.d_out}x{s.d_in}", str(s.m), str(s.rank), bound(s.bound, s.d_out, s.d_in),
+             f"{s.stable_rank:.2f}", f"{s.effective_rank:.1f}")
+            for s in layers
+        ]  # fmt: skip
+        if rows != getattr(self, "_layer_rows", None):
+            self._layer_rows = rows
+            table.clear()
+            for i, row in enumerate(rows):
+                table.add_row(*row, key=str(i))
+        if table.cursor_row != self.layer_index:
+            table.move_cursor(row=self.layer_index, animate=False)
+
+    def _config(self) -> None:
+        assert self.detail is not None
+        run = self.detail.run
+        lines = [f"status          {run.status} (attempt {run.attempts}) on {run.device or '-'}"]
+        lines += [
+            f"step            {run.step}/{run.total_steps or '?'}, checkpoint {run.checkpoint_step if run.checkpoint_step is not None else '-'}"
+        ]
+        for name, stamp in (("started", run.started_at), ("finished", run.finished_at)):
+            if stamp:
+                lines.append(
+                    f"{name:<15} {datetime.fromtimestamp(stamp, timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+                )
+        if run.started_at and run.finished_at:
+            lines.append(f"duration        {duration(run.finished_at - run.started_at)}")
+        if run.error:
+            lines += ["", "error:", run.error]
+        last = {name: ys[-1] for name, (_, ys) in self.detail.series.items() if ys}
+        lines += ["", "last values:", *(f"  {k:<13} {num(v, '.4g')}" for k, v in sorted(last.items()))]
+        lines += ["", "config:", *(f"  {k:<15} {json.dumps(v)}" for k, v in run.config.items())]
+        lines += ["", "provenance:", *(f"  {k:<15} {v}" for k, v in sorted(run.provenance.items()))]
+        self.query_one("#config-text", Static).update(Text("\n".join(lines)))
+
+    # ----- keys -------------------------------------------------------------------------------
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        # up/down then move through the layers (spectrum) or scroll the text (config)
+        target = {"spectrum": "#layers", "config": "#config-scroll"}.get(event.pane.id or "")
+        if target:
+            self.query_one(target).focus()
+
+    def action_step(self, delta: int) -> None:
+        found = self._measurement()
+        if found is None:
+            return
+        count = len(self.detail.measurements)  # type: ignore[union-attr]
+        index = max(0, min(found[0] + delta, count - 1))
+        self.measurement = None if index == count - 1 else index
+        self._spectrum()
+
+    def action_step_to(self, index: int) -> None:
+        self.measurement = None if index < 0 else index
+        self._spectrum()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "layers" and event.cursor_row != self.layer_index:
+            self.layer_index = event.cursor_row
+            self._spectrum()
+
+    def action_cancel(self) -> None:
+        if self.detail and self.detail.run.status in ("queued", "running"):
+            self.rapp.ask("cancel", self.run_id)
+
+    def action_resume(self) -> None:
+        if self.detail and self.detail.run.status not in ("done", "diverged", "running"):
+            self.rapp.ask("resume", self.run_id)
+
+    def action_export(self) -> None:
+        path = self.rapp.export_csv("metrics", [self.run_id], f"metrics-{self.run_id[:8]}")
+        self.notify(f"exporting metrics of {self.run_id[:8]} to {path}", timeout=2)

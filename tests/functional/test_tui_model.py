@@ -1,0 +1,87 @@
+"""The terminal UI's read model (plain data, no Textual): ETA, varied columns, grouping, caching."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_tui_fixture import NOW, make_store
+
+from rankbias_tui.tui.format import bar, bound, duration
+from rankbias_tui.tui.model import RunView, StoreFeed, downsample, eta_seconds, group_curves, varied_fields
+from rankbias_tui.tui.usage import DeviceUse, device_usage
+from rankbias_tui.tui.widgets.status import header_lines
+
+
+def view(run_id: str, status: str, progress: float = 0.0, started: float | None = None, **cfg) -> RunView:  # noqa: ANN003
+    config = {"epochs": 10, "batch_size": 8, "lr": 0.1, "weight_decay": 0.0} | cfg
+    finished = started + 100.0 if status == "done" and started is not None else None
+    return RunView(run_id, "s", status, "cpu", config, int(progress * 100), 100, progress * 10,
+                   started_at=started, finished_at=finished)  # fmt: skip
+
+
+def test_eta_from_finished_durations_and_running_progress() -> None:
+    runs = [view("a", "done", 1.0, 0.0), view("b", "running", 0.5, 950.0), view("c", "queued")]
+    # b: 50 s done of 100 s, 50 s left; c: 100 s like a; one at a time
+    assert eta_seconds(runs, now=1000.0, capacity=1) == pytest.approx(150.0)
+    assert eta_seconds(runs, now=1000.0, capacity=2) == pytest.approx(75.0)
+    assert eta_seconds([view("a", "done", 1.0, 0.0)], now=1.0) == 0.0
+    assert eta_seconds([view("q", "queued")], now=1.0) is None  # nothing to go by
+
+
+def test_varied_fields_and_grouping() -> None:
+    runs = [
+        view("a", "done", batch_size=8),
+        view("b", "done", batch_size=32),
+        view("c", "done", batch_size=8),
+    ]
+    assert varied_fields(r.config for r in runs) == ("batch_size",)
+    curves = {"a": ((0.0, 10.0), (5.0, 6.0)), "b": ((0.0, 10.0), (5.0, 9.0)), "c": ((0.0, 10.0), (5.0, 8.0))}
+    grouped = group_curves(runs, curves, "batch_size")
+    assert grouped == [("B=8", 2, ((0.0, 10.0), (5.0, 7.0))), ("B=32", 1, ((0.0, 10.0), (5.0, 9.0)))]
+    assert [label for label, _, _ in group_curves(runs, curves, None)] == ["a B=8", "b B=32", "c B=8"]
+
+
+def test_downsample_keeps_the_last_point() -> None:
+    xs = list(range(1001))
+    dx, dy = downsample(xs, xs, limit=100)
+    assert len(dx) <= 101 and dx[0] == 0 and dx[-1] == 1000 and dx == dy
+
+
+def test_formatting() -> None:
+    assert (duration(42), duration(185), duration(7800), duration(None)) == ("42s", "3m05s", "2h10m", "?")
+    assert bar(0.5, 4) == "██  " and bar(1.0, 3) == "███"
+    assert bound(12.5, 32, 64) == "12.5" and bound(1e4, 32, 64) == "1e+04 vacuous"
+    assert bound(float("inf"), 32, 64) == "vacuous (wd=0)"
+
+
+def test_feed_rereads_only_runs_that_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_store(tmp_path).close()
+    feed = StoreFeed(tmp_path, clock=lambda: NOW, probe=None, live_every_s=1e9)
+    calls: list[str] = []
+    original = feed.store.last_metrics
+    monkeypatch.setattr(feed.store, "last_metrics", lambda run_id: calls.append(run_id) or original(run_id))
+    first = feed.poll()
+    assert len(calls) == len(first.runs) == 9
+    assert (
+        header_lines(first)[1] == "5 done, 1 running, 1 queued, 1 failed, 1 cancelled · ETA - · no scheduler"
+    )
+    calls.clear()
+    assert feed.poll().runs == first.runs and calls == []  # nothing changed: nothing re-read
+    running = next(r for r in first.runs if r.status == "running")
+    feed.store.set_progress(running.run_id, running.step + 10, running.epoch + 1)
+    feed.poll()
+    assert calls == [running.run_id]
+    detail = feed.detail(running.run_id)
+    assert detail is feed.detail(running.run_id)  # cached while unchanged
+    assert [len(m) for m in detail.measurements] == [3, 3, 3]
+    feed.close()
+
+
+def test_header_lines_and_device_usage() -> None:
+    runs = [view("a", "running"), view("b", "queued")]
+    usage = device_usage(runs, ["cpu"], lambda d: (0.7, None, None))
+    assert usage == [DeviceUse("cpu", ("a",), 0.7)] and usage[0].describe() == "cpu load 0.7: a"
+    gpu = DeviceUse("cuda:0", ("a1b2c3d4", "b", "c", "d"), 87.0, 12.25, 80.0)
+    assert gpu.describe() == "cuda:0 87% 12.2/80G: a1b2c3 b c +1"
+    assert DeviceUse("cuda:1", ()).describe() == "cuda:1: idle"
