@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -29,39 +30,18 @@ def worker_main(
     """Process target (spawn): run to completion, always ending with a ``finished`` event.
 
     ``graphs``: replay the training step as a CUDA graph on GPUs (engine.graphs)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scheduler's to handle
-    status, error = "failed", None
-    try:
-        import torch
 
+    def body() -> str:
         from ..spec import RunConfig
-        from .data import DatasetUnavailable
         from .train import train
 
-        torch.set_num_threads(threads)
-        if device.startswith("cuda"):
-            torch.cuda.set_device(torch.device(device))
-        cfg = RunConfig.model_validate_json(config_json)
+        return train(
+            RunConfig.model_validate_json(config_json), device, lambda *event: conn.send(event),
+            data_dir=Path(data_dir) if data_dir else None, ckpt_dir=Path(ckpt_dir),
+            resume_step=resume_step, graphs=graphs,
+        )  # fmt: skip
 
-        def emit(kind: str, *payload: Any) -> None:
-            conn.send((kind, *payload))
-
-        try:
-            status = train(
-                cfg, device, emit, data_dir=Path(data_dir) if data_dir else None,
-                ckpt_dir=Path(ckpt_dir), resume_step=resume_step, graphs=graphs,
-            )  # fmt: skip
-        except torch.cuda.OutOfMemoryError as err:
-            error = f"out of memory on {device}: {str(err).splitlines()[0]}"
-        except DatasetUnavailable as err:
-            error = str(err)
-    except Exception as err:  # noqa: BLE001 - every failure must reach the store with its reason
-        error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=-6)}"
-    try:
-        conn.send(("finished", status if error is None else "failed", error))
-        conn.close()
-    except (BrokenPipeError, OSError):
-        os._exit(1)
+    _guarded(conn, device, threads, body)
 
 
 Member = tuple[str, str, str, "int | None"]  # (run_id, config JSON, checkpoint dir, resume step)
@@ -82,19 +62,12 @@ def pack_worker_main(
     ``("cancel", run_id)`` from the scheduler. Running out of GPU memory sends ``("oom", message)``
     first, so the scheduler can split the pack and retry. The process always ends with a
     ``finished`` event, which stands for every member that has not sent its own."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    status, error = "failed", None
-    try:
-        import torch
 
+    def body() -> str:
         from ..spec import RunConfig
-        from .data import DatasetUnavailable
         from .pack import Member as PackMember
         from .pack import train_pack
 
-        torch.set_num_threads(threads)
-        if device.startswith("cuda"):
-            torch.cuda.set_device(torch.device(device))
         pack = [
             PackMember(run_id, RunConfig.model_validate_json(cfg), Path(ckpt), resume)
             for run_id, cfg, ckpt, resume in members
@@ -103,15 +76,43 @@ def pack_worker_main(
         def emit(run_id: str, kind: str, *payload: Any) -> None:
             conn.send(("member", run_id, kind, *payload))
 
+        train_pack(
+            pack, device, emit, data_dir=Path(data_dir) if data_dir else None, graphs=graphs,
+            poll_cancel=lambda: _cancelled(control),
+        )  # fmt: skip
+        return "done"
+
+    _guarded(conn, device, threads, body, oom_context=f" in a pack of {len(members)}", report_oom=True)
+
+
+def _guarded(
+    conn: Connection,
+    device: str,
+    threads: int,
+    body: Callable[[], str],
+    oom_context: str = "",
+    report_oom: bool = False,
+) -> None:
+    """Set up torch, run ``body`` and always end with ``("finished", status, error)``.
+
+    Out-of-memory and missing data sets become a one-line reason; anything else keeps the tail
+    of its traceback. ``report_oom`` also sends ``("oom", reason)`` first (packs split on it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scheduler's to handle
+    status, error = "failed", None
+    try:
+        import torch
+
+        from .data import DatasetUnavailable
+
+        torch.set_num_threads(threads)
+        if device.startswith("cuda"):
+            torch.cuda.set_device(torch.device(device))
         try:
-            train_pack(
-                pack, device, emit, data_dir=Path(data_dir) if data_dir else None, graphs=graphs,
-                poll_cancel=lambda: _cancelled(control),
-            )  # fmt: skip
-            status = "done"
+            status = body()
         except torch.cuda.OutOfMemoryError as err:
-            error = f"out of memory on {device} in a pack of {len(pack)}: {str(err).splitlines()[0]}"
-            conn.send(("oom", error))
+            error = f"out of memory on {device}{oom_context}: {str(err).splitlines()[0]}"
+            if report_oom:
+                conn.send(("oom", error))
         except DatasetUnavailable as err:
             error = str(err)
     except Exception as err:  # noqa: BLE001 - every failure must reach the store with its reason
