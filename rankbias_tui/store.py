@@ -156,9 +156,9 @@ class Store:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
         self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA busy_timeout=30000")
+        _enable_wal(self.conn)
+        self.conn.execute("PRAGMA synchronous=NORMAL")
         migrate(self.conn)
 
     @property
@@ -341,6 +341,19 @@ class Store:
                 "UPDATE requests SET done_at=? WHERE id=?", [(time.time(), r["id"]) for r in rows]
             )
         return [(r["kind"], r["run_id"]) for r in rows]
+
+
+def _enable_wal(conn: sqlite3.Connection, attempts: int = 100) -> None:
+    """Switch to WAL. SQLite answers 'locked' without waiting when another process is creating
+    or migrating the same new database at that moment, so retry for a few seconds."""
+    for attempt in range(attempts):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
 
 
 class _Tx:
