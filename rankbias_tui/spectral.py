@@ -174,19 +174,33 @@ def measure(
     bad = [name for (name, _, _), s in zip(named, svals, strict=True) if not bool(torch.isfinite(s).all())]
     if bad:
         raise ValueError(f"non-finite weights in layer(s): {', '.join(bad)}")
-    out = []
-    for (name, w, m), s, fro in zip(named, svals, fros, strict=True):
-        top = float(s[0]) if s.numel() else 0.0
-        spectrum = LayerSpectrum(
-            name=name,
-            shape=(int(w.shape[0]), int(w.shape[1])),
-            svals=_frozen(s),
-            rank=rank_at(s, eps),
-            stable_rank=stable_rank(s),
-            effective_rank=effective_rank(s),
-            spectral_norm=top * fro,  # s are of W/||W||_F, so s_max(W) = s[0] * ||W||_F
-            fro_norm=fro,
-            bound=rank_bound(m, batch_size, eps, lr, weight_decay),
-        )
-        out.append(spectrum)
-    return out
+    return [
+        layer_spectrum(name, (int(w.shape[0]), int(w.shape[1])), s, fro, m, eps, lr, batch_size, weight_decay)
+        for (name, w, m), s, fro in zip(named, svals, fros, strict=True)
+    ]
+
+
+def layer_spectrum(
+    name: str,
+    shape: tuple[int, int],
+    s: torch.Tensor,
+    fro: float,
+    m: int,
+    eps: float,
+    lr: float,
+    batch_size: int,
+    weight_decay: float,
+) -> LayerSpectrum:
+    """Every metric of one layer from the singular values ``s`` of W/||W||_F and ||W||_F."""
+    top = float(s[0]) if s.numel() else 0.0
+    return LayerSpectrum(
+        name=name,
+        shape=shape,
+        svals=_frozen(s),
+        rank=rank_at(s, eps),
+        stable_rank=stable_rank(s),
+        effective_rank=effective_rank(s),
+        spectral_norm=top * fro,  # s are of W/||W||_F, so s_max(W) = s[0] * ||W||_F
+        fro_norm=fro,
+        bound=rank_bound(m, batch_size, eps, lr, weight_decay),
+    )

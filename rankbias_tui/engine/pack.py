@@ -28,7 +28,15 @@ from .data import DataSet, load_dataset
 from .fused import PackModel, buffers_from_state, sgd_state
 from .graphs import StepGraph
 from .models import measured_layers
-from .train import LOG_INTERVAL_S, checkpoint_path, is_eval_epoch, is_measure_epoch, lr_at
+from .train import (
+    LOG_INTERVAL_S,
+    checkpoint_path,
+    is_eval_epoch,
+    is_measure_epoch,
+    last_lr,
+    lr_at,
+    spectrum_row,
+)
 
 MemberEmit = Callable[..., None]  # emit(run_id, kind, *payload)
 EVAL_ELEMENTS = 1 << 24  # floats per evaluation chunk of all members' activations
@@ -250,13 +258,11 @@ class Pack:
     def _row(self, k: int, i: int, name: str, m: int, s: Tensor, fro: float) -> dict[str, Any]:
         cfg = self.cfgs[k]
         d_out, d_in = self.model.weight(name).shape[1:]
-        bound = spectral.rank_bound(m, cfg.batch_size, cfg.rank_eps, lr_at(cfg, self.epoch), cfg.weight_decay)
-        return dict(
-            layer_index=i, layer=name, d_out=int(d_out), d_in=int(d_in), m=m, svals=s.numpy().tobytes(),
-            rank=spectral.rank_at(s, cfg.rank_eps), rank_eps=cfg.rank_eps, stable_rank=spectral.stable_rank(s),
-            effective_rank=spectral.effective_rank(s), spectral_norm=float(s[0]) * fro if s.numel() else 0.0,
-            fro_norm=fro, bound=bound,
+        spectrum = spectral.layer_spectrum(
+            name, (int(d_out), int(d_in)), s, fro, m, cfg.rank_eps, last_lr(cfg, self.epoch), cfg.batch_size,
+            cfg.weight_decay,
         )  # fmt: skip
+        return spectrum_row(i, spectrum, m, cfg.rank_eps)
 
     @property
     def measure_share(self) -> float:
@@ -266,7 +272,7 @@ class Pack:
     # ----- checkpoints: one file per member, in the single run's format ---------------------------
     def save(self, k: int, path: Path) -> None:
         cfg, n_params = self.cfgs[k], len(self.model.slots)
-        lr = lr_at(cfg, max(0, self.epoch - 1)) if self.step else cfg.lr  # the optimiser's last lr
+        lr = last_lr(cfg, self.epoch)  # the optimiser's last lr
         bufs = self.model.member_buffers(k) if self.step else None
         payload = {
             "model": self.model.member_state(k, self.step),

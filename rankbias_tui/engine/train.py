@@ -47,6 +47,21 @@ def lr_at(cfg: RunConfig, epoch: int) -> float:
     return cfg.lr * cfg.lr_gamma ** sum(epoch >= m for m in cfg.lr_milestones)
 
 
+def last_lr(cfg: RunConfig, epoch: int) -> float:
+    """The learning rate of the steps that produced the weights after ``epoch`` completed epochs
+    (the bound at a milestone must use the rate the weights were trained with, not the next one)."""
+    return lr_at(cfg, max(0, epoch - 1))
+
+
+def spectrum_row(index: int, s: spectral.LayerSpectrum, m: int, eps: float) -> dict[str, Any]:
+    """One layer's measurement as the plain row a worker sends and the store keeps."""
+    return dict(
+        layer_index=index, layer=s.name, d_out=s.shape[0], d_in=s.shape[1], m=m, svals=s.svals.tobytes(),
+        rank=s.rank, rank_eps=eps, stable_rank=s.stable_rank, effective_rank=s.effective_rank,
+        spectral_norm=s.spectral_norm, fro_norm=s.fro_norm, bound=s.bound,
+    )  # fmt: skip
+
+
 def is_measure_epoch(cfg: RunConfig, epoch: int) -> bool:
     return epoch == 0 or epoch % cfg.measure_every == 0 or epoch == cfg.epochs
 
@@ -174,17 +189,12 @@ class Run:
         """Spectra of the measured layers at the current step, as plain rows."""
         cfg = self.cfg
         named = [(layer.name, weight_matrix(layer), layer.m) for layer in self.layers]
-        lr = lr_at(cfg, self.state.epoch)
+        lr = last_lr(cfg, self.state.epoch)
         spectra = spectral.measure(named, cfg.rank_eps, lr, cfg.batch_size, cfg.weight_decay)
         return [
-            dict(
-                layer_index=i, layer=s.name, d_out=s.shape[0], d_in=s.shape[1], m=layer.m,
-                svals=s.svals.tobytes(), rank=s.rank, rank_eps=cfg.rank_eps, stable_rank=s.stable_rank,
-                effective_rank=s.effective_rank, spectral_norm=s.spectral_norm, fro_norm=s.fro_norm,
-                bound=s.bound,
-            )
-            for i, (s, layer) in enumerate(zip(spectra, self.layers, strict=False))
-        ]  # fmt: skip
+            spectrum_row(i, s, layer.m, cfg.rank_eps)
+            for i, (s, layer) in enumerate(zip(spectra, self.layers, strict=True))
+        ]
 
     def diverged_by_guard(self) -> bool:
         """PAPER.md: after diverge_after epochs, the last three train accuracies all <= diverge_acc."""

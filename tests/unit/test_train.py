@@ -99,3 +99,22 @@ def test_resume_from_checkpoint_matches(tmp_path: Path) -> None:
     assert resumed[0] == ("started", {"total_steps": 66, "resumed_from": step, "mode": "eager"})
     tail = [e for e in full if e[0] in ("spectra", "checkpoint") and e[1] > step]
     assert [e for e in resumed if e[0] in ("spectra", "checkpoint")] == tail
+
+
+def test_bound_uses_the_lr_that_trained_the_weights() -> None:
+    import math
+
+    from rankbias_tui import spectral
+
+    cfg = TINY.model_copy(
+        update={"lr_milestones": (2,), "lr_gamma": 0.5, "measure_every": 1, "weight_decay": 1e-3}
+    )
+    _, events = record(cfg)
+    bounds = {e[2]: e[3][0]["bound"] for e in events if e[0] == "spectra"}  # epoch -> fc1's bound
+
+    def expected(lr: float) -> float:
+        return spectral.rank_bound(1, cfg.batch_size, cfg.rank_eps, lr, cfg.weight_decay)
+
+    # Epochs 1 and 2 were trained at lr 0.1; the cut to 0.05 applies from epoch 3 on.
+    assert [bounds[e] for e in (0.0, 1.0, 2.0)] == pytest.approx([expected(0.1)] * 3)
+    assert bounds[3.0] == pytest.approx(expected(0.05)) and math.isfinite(bounds[3.0])
