@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import export as export_mod
+from .cli_common import fail
 from .provenance import provenance
 from .spec import SpecError, load_spec
 from .store import FINISHED, Store, StoreError
@@ -23,15 +24,9 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console()
-err = Console(stderr=True)
 
 SPEC_ARG = typer.Argument(Path("experiments.toml"), help="The sweep spec (TOML).", show_default=True)
 STORE_OPT = typer.Option(Path("runs"), "--store", help="Results directory (holds rankbias.sqlite).")
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
 
 
 def open_store(directory: Path, create: bool = False) -> Store:
@@ -265,7 +260,10 @@ def export_cmd(
             raise fail(
                 f"no sweep {sweep!r} in {store_dir} (sweeps: {', '.join(store.sweeps()) or 'none'})", 2
             )
-        count = export_mod.export(store, what, output, sweep)
+        try:
+            count = export_mod.export(store, what, output, sweep)
+        except OSError as e:
+            raise fail(f"cannot write {output}: {e.strerror or e}") from None
     if output is not None:
         console.print(f"wrote {count} rows to {output}")
 

@@ -22,11 +22,11 @@ from rich.console import Console
 from rich.table import Table
 
 from . import claims as claims_mod
+from .cli_common import fail
 from .spec import suggest
 from .store import Store, StoreError
 
 console = Console()
-err = Console(stderr=True)
 
 STORE_OPT = typer.Option(Path("runs"), "--store", help="Results directory (holds rankbias.sqlite).")
 SWEEP_OPT = typer.Option(None, "--sweep", "-s", help="Sweep to analyse (default: the store's only sweep).")
@@ -45,21 +45,16 @@ class Kind(str, Enum):
     accuracy_vs_rank = "accuracy-vs-rank"
 
 
-def _fail(message: str, code: int) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code)
-
-
 def _open(directory: Path) -> Store:
     try:
         return Store(directory, create=False)
     except StoreError as e:
-        raise _fail(str(e), 2) from None
+        raise fail(str(e), 2) from None
 
 
 def _check_eps(eps: Optional[float]) -> None:
     if eps is not None and not 0 < eps < 1:
-        raise _fail(f"--eps must lie strictly between 0 and 1 (singular values of W/||W||_F), got {eps}", 2)
+        raise fail(f"--eps must lie strictly between 0 and 1 (singular values of W/||W||_F), got {eps}", 2)
 
 
 def resolve_sweep(store: Store, sweep: Optional[str]) -> str:
@@ -68,18 +63,16 @@ def resolve_sweep(store: Store, sweep: Optional[str]) -> str:
     if sweep is not None:
         if sweep not in names:
             hint = suggest(sweep, names)
-            raise _fail(
+            raise fail(
                 f"no sweep {sweep!r} in {store.directory}" + (f"; {hint}" if hint else "")
                 + f" (sweeps: {', '.join(names) or 'none'})",
                 2,
             )  # fmt: skip
         return sweep
     if not names:
-        raise _fail(f"no runs in {store.directory} yet (run `rankbias run` first)", 1)
+        raise fail(f"no runs in {store.directory} yet (run `rankbias run` first)", 1)
     if len(names) > 1:
-        raise _fail(
-            f"{store.directory} holds several sweeps; choose one with --sweep ({', '.join(names)})", 2
-        )
+        raise fail(f"{store.directory} holds several sweeps; choose one with --sweep ({', '.join(names)})", 2)
     return names[0]
 
 
@@ -132,7 +125,7 @@ def plot(
             fixed = figures.parse_fixed(fix or [])
             if kind is Kind.spectrum:
                 if run_id is None:
-                    raise _fail("--kind spectrum needs --run RUN_ID (see `rankbias list`)", 2)
+                    raise fail("--kind spectrum needs --run RUN_ID (see `rankbias list`)", 2)
                 options: dict[str, Any] = {"run_id": run_id, "epochs": epoch, "eps": eps,
                                            "layers": [layer] if layer else None}  # fmt: skip
                 name = run_id
@@ -145,11 +138,14 @@ def plot(
                     options["by"] = by or ("batch_size" if kind is Kind.rank_curves else "weight_decay")
             fig = figures.make_figure(kind.value, store, **options)
         except figures.NoData as e:
-            raise _fail(str(e), 1) from None
+            raise fail(str(e), 1) from None
         except figures.FigureError as e:
-            raise _fail(str(e), 2) from None
+            raise fail(str(e), 2) from None
     target = output or store_dir / "figures" / f"{name}-{kind.value}"
-    written = figures.save(fig, target)
+    try:
+        written = figures.save(fig, target)
+    except OSError as e:
+        raise fail(f"cannot write {target}: {e.strerror or e}") from None
     console.print("wrote " + ", ".join(str(p) for p in written))
 
 
@@ -204,7 +200,7 @@ def claims(
         records = claims_mod.records_from_store(store, name, eps)
         if not records:
             statuses = sorted({r.status for r in store.runs(name)})
-            raise _fail(f"no finished (done) runs with measurements in sweep {name!r} "
+            raise fail(f"no finished (done) runs with measurements in sweep {name!r} "
                         f"(statuses: {', '.join(statuses) or 'none'})", 1)  # fmt: skip
     report = claims_mod.report(records, name, eps)
     if as_json:

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
 
+from .cli_common import err, fail
 from .scheduler import daemon
 from .scheduler.daemon import DaemonOptions
+from .scheduler.devices import DeviceError, check_syntax
 
 console = Console()
-err = Console(stderr=True)
 
 STORE_OPT = typer.Option(Path("runs"), "--store", help="Results directory (holds rankbias.sqlite).")
 
@@ -29,11 +30,6 @@ STORE_OPT = typer.Option(Path("runs"), "--store", help="Results directory (holds
 def terminal_attached() -> bool:
     """True when the app can run here: stdin and stdout are a terminal."""
     return sys.stdout.isatty() and sys.stdin.isatty()
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code)
 
 
 def _busy_foreground(store_dir: Path) -> int | None:
@@ -66,11 +62,12 @@ def run_with_tui(
     names = sweeps or [parsed.default_sweep]
     try:
         planned = expand(parsed, names)
-    except UnknownSweep as e:
-        raise _fail(str(e), 2) from None
+        check_syntax(devices)
+    except (UnknownSweep, DeviceError) as e:
+        raise fail(str(e), 2) from None
     pid = _busy_foreground(store_dir)
     if pid is not None:
-        raise _fail(
+        raise fail(
             f"a foreground `rankbias run` (pid {pid}) is running on {store_dir}; wait for it or stop it "
             f"with `rankbias stop --store {store_dir}`"
         )
@@ -82,18 +79,22 @@ def run_with_tui(
             for name in names:
                 daemon.request_launch(store, spec, name)
     except StoreError as e:
-        raise _fail(str(e)) from None
-    running, _ = daemon.ensure(store_dir, options)
+        raise fail(str(e)) from None
+    running, spawned = daemon.ensure(store_dir, options)
     if running is not None:
         console.print(f"queued with the scheduler already running on {store_dir} (pid {running})")
     console.print(f"{len(planned)} runs in {', '.join(names)}: opening the terminal UI")
-    _open(store_dir, spec, options)
+    _open(store_dir, spec, options, spawned)
 
 
-def _open(store_dir: Path, spec: Optional[Path], options: DaemonOptions) -> None:
+def _open(store_dir: Path, spec: Optional[Path], options: DaemonOptions, spawned: Any = None) -> None:
+    """Run the app; ``spawned``: a scheduler process just started, whose early exit (bad devices,
+    say) the app reports with the tail of its log."""
     from .tui import create_app
 
-    create_app(store_dir, spec if spec and spec.exists() else None, options).run()
+    app = create_app(store_dir, spec if spec and spec.exists() else None, options)
+    app.spawned = spawned
+    app.run()
     pid = daemon.scheduler_pid(store_dir)
     if pid is not None:
         console.print(
@@ -119,9 +120,9 @@ def attach(
 ) -> None:
     """Open the terminal UI on a store: watch the runs, launch sweeps, cancel and resume runs."""
     if not terminal_attached():
-        raise _fail("attach needs a terminal (use `rankbias list` or `rankbias export` in scripts)")
+        raise fail("attach needs a terminal (use `rankbias list` or `rankbias export` in scripts)")
     if not (store_dir / "rankbias.sqlite").exists():
-        raise _fail(f"no rankbias store at {store_dir} (run `rankbias run` first or pass --store)")
+        raise fail(f"no rankbias store at {store_dir} (run `rankbias run` first or pass --store)")
     _open(store_dir, spec, DaemonOptions(devices, per_device, data_dir))
 
 
@@ -133,7 +134,7 @@ def stop(
     try:
         pid = daemon.stop(store_dir, timeout)
     except TimeoutError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     if pid is None:
         console.print(f"no scheduler is running on {store_dir}")
     else:

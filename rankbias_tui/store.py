@@ -197,10 +197,13 @@ class Store:
                 )
         return added
 
-    def queue(self, planned: list[Any], provenance: dict[str, Any]) -> list[Any]:
-        """Register planned runs and return those still to run (not done/diverged), requeued."""
+    def queue(self, planned: list[Any], provenance: dict[str, Any], active: Iterable[str] = ()) -> list[Any]:
+        """Register planned runs and return those still to run (not done/diverged), requeued.
+
+        ``active``: ids a live scheduler is training right now; they keep their status."""
         self.add_runs(planned, provenance)
-        todo = set(self.requeue([p.run_id for p in planned]))
+        busy = set(active)
+        todo = set(self.requeue([p.run_id for p in planned if p.run_id not in busy]))
         return [p for p in planned if p.run_id in todo]
 
     def requeue(self, run_ids: Iterable[str]) -> list[str]:

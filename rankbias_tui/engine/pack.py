@@ -35,6 +35,7 @@ from .train import (
     is_measure_epoch,
     last_lr,
     lr_at,
+    restore_generator,
     spectrum_row,
 )
 
@@ -298,12 +299,12 @@ class Pack:
         payloads = [torch.load(p, map_location=self.device, weights_only=True) for p in paths]  # type: ignore[arg-type]
         if len({p["step"] for p in payloads}) != 1:
             return -1
-        for k, payload in enumerate(payloads):
+        for k, (payload, path) in enumerate(zip(payloads, paths, strict=True)):
             self.model.load_member(k, payload["model"])
             bufs = buffers_from_state(payload["opt"], len(self.model.slots))
             if bufs is not None:
                 self.model.load_member_buffers(k, bufs)
-            self.gens[k].set_state(payload["gen"].cpu())
+            restore_generator(self.gens[k], payload["gen"], path)  # type: ignore[arg-type]
             self.train_accs[k] = list(payload["train_accs"])
         self.step, self.epoch = payloads[0]["step"], payloads[0]["epoch"]
         return self.step

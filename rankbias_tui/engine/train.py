@@ -222,8 +222,20 @@ class Run:
         payload = torch.load(path, map_location=self.device, weights_only=True)
         self.model.load_state_dict(payload["model"])
         self.opt.load_state_dict(payload["opt"])
-        self.gen.set_state(payload["gen"].cpu())
+        restore_generator(self.gen, payload["gen"], path)
         self.state = RunState(payload["step"], payload["epoch"], list(payload["train_accs"]))
+
+
+def restore_generator(gen: torch.Generator, state: torch.Tensor, path: Path) -> None:
+    """Put a saved batch-order generator state back, or say why it cannot be: CPU and CUDA
+    generators are different algorithms, so a run resumes exactly only on the kind it started on."""
+    if state.numel() != gen.get_state().numel():
+        kind = "cpu" if gen.device.type == "cuda" else "cuda"
+        raise RuntimeError(
+            f"checkpoint {path} was written on a {kind} device and this worker is on "
+            f"{gen.device.type}: resume the run with --devices {kind} (batch order would differ)"
+        )
+    gen.set_state(state.cpu())
 
 
 def checkpoint_path(ckpt_dir: Path, step: int) -> Path:

@@ -273,7 +273,7 @@ class Daemon(Scheduler):
             return
         planned = expand_sweep(spec, sweep)
         known = self._known()
-        todo = [p for p in self.store.queue(planned, provenance()) if p.run_id not in known]
+        todo = [p for p in self.store.queue(planned, provenance(), active=known) if p.run_id not in known]
         self.queue.extend(todo)
         log.info("launch %s: %d runs, %d queued", sweep, len(planned), len(todo))
 

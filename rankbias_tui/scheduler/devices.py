@@ -35,7 +35,7 @@ def plan_slots(spec: str = "auto", per_device: int | None = None, cuda_available
     CPU workers get one thread each and, by default, one slot per core: the paper's small models
     train fastest as many single-threaded runs. Each GPU takes one run at a time by default.
     """
-    spec = spec.strip().lower()
+    spec = check_syntax(spec)
     count = cuda_count() if cuda_available is None and spec != "cpu" else (cuda_available or 0)
     if spec == "auto":
         spec = "cuda" if count else "cpu"
@@ -43,8 +43,6 @@ def plan_slots(spec: str = "auto", per_device: int | None = None, cuda_available
         cores = os.cpu_count() or 1
         slots = per_device or cores
         return Slots(("cpu",), slots, max(1, cores // slots))
-    if not spec.startswith("cuda"):
-        raise DeviceError(f"unknown device {spec!r}: use auto, cpu, cuda or cuda:0,1")
     if count == 0:
         raise DeviceError(f"--devices {spec}: no CUDA device is visible (use --devices cpu)")
     ids = range(count) if spec == "cuda" else _parse_ids(spec.removeprefix("cuda:"))
@@ -52,6 +50,17 @@ def plan_slots(spec: str = "auto", per_device: int | None = None, cuda_available
     if bad:
         raise DeviceError(f"--devices {spec}: only {count} CUDA device(s) visible (cuda:0..cuda:{count - 1})")
     return Slots(tuple(f"cuda:{i}" for i in ids), per_device or 1, 1)
+
+
+def check_syntax(spec: str) -> str:
+    """The normalised --devices value, or DeviceError; needs no torch (the TUI checks with it)."""
+    spec = spec.strip().lower()
+    if spec in ("auto", "cpu", "cuda"):
+        return spec
+    if not spec.startswith("cuda:"):
+        raise DeviceError(f"unknown device {spec!r}: use auto, cpu, cuda or cuda:0,1")
+    _parse_ids(spec.removeprefix("cuda:"))
+    return spec
 
 
 def _parse_ids(text: str) -> list[int]:

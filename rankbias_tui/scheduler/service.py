@@ -101,6 +101,7 @@ class Scheduler:
         self.pack_caps: dict[Any, int] = {}  # pack_key -> size limit after an out-of-memory error
         self._memory: dict[str, int | None] = {}
         self.outcomes: dict[str, str] = {}
+        self._after_commit: list[Callable[[], None]] = []
         self.ctx = mp.get_context("spawn")  # CUDA-safe, and no state leaks from this process
 
     # ----- public ------------------------------------------------------------------------------
@@ -155,8 +156,11 @@ class Scheduler:
             if host.proc.is_alive():
                 host.proc.kill()
             self._drain(host)
-            for run_id in host.members:
-                self.store.set_status(run_id, "queued", error=reason)
+            for run_id, worker in list(host.members.items()):
+                if worker.finished is not None and worker.finished[0] in ("done", "diverged"):
+                    self._settle(worker)  # it ended before the stop: keep its real outcome
+                else:
+                    self.store.set_status(run_id, "queued", error=reason)
         self.workers.clear()
         self.hosts.clear()
 
@@ -265,11 +269,23 @@ class Scheduler:
         handles: list[Any] = [h.conn for h in self.hosts]
         handles += [h.proc.sentinel for h in self.hosts]
         wait(handles, timeout)
+        self._after_commit = []
         with self.store.transaction():
             for host in list(self.hosts):
                 self._drain(host)
                 if not host.proc.is_alive():
                     self._reap(host)
+        for action in self._after_commit:  # only once the rows that allow it are committed
+            action()
+        self._after_commit = []
+
+    def _defer(self, action: Callable[[], None]) -> None:
+        """Delete files only after the store commits what makes them unnecessary: a rolled-back
+        checkpoint acknowledgement must not leave the store pointing at a deleted file."""
+        if self.store.conn.in_transaction:
+            self._after_commit.append(action)
+        else:
+            action()
 
     def _drain(self, host: _Host) -> None:
         try:
@@ -324,6 +340,7 @@ class Scheduler:
 
     def _reap(self, host: _Host) -> None:
         host.proc.join()
+        self._drain(host)  # what it sent between the last poll and its exit
         host.conn.close()
         if host.control is not None:
             host.control.close()
@@ -360,7 +377,9 @@ class Scheduler:
         del self.workers[run_id]
         if worker.host is not None:
             worker.host.members.pop(run_id, None)
-        if worker.cancelled:
+        if worker.finished is not None and worker.finished[0] in ("done", "diverged"):
+            status, error = worker.finished  # it ended before a cancel could take effect
+        elif worker.cancelled:
             status, error = "cancelled", "cancelled by request"
         elif worker.finished is not None:
             status, error = worker.finished
@@ -369,12 +388,16 @@ class Scheduler:
         self.store.set_status(run_id, status, error=error)
         self.outcomes[run_id] = status
         if status in ("done", "diverged") and not self.keep_checkpoints:
-            shutil.rmtree(self._ckpt_dir(run_id), ignore_errors=True)
+            directory = self._ckpt_dir(run_id)
+            self._defer(lambda: shutil.rmtree(directory, ignore_errors=True))
 
     def _prune_checkpoints(self, run_id: str, keep: int) -> None:
-        for path in self._ckpt_dir(run_id).glob("step-*.pt"):
-            if int(path.stem.removeprefix("step-")) < keep:
-                path.unlink(missing_ok=True)
+        def prune() -> None:
+            for path in self._ckpt_dir(run_id).glob("step-*.pt"):
+                if int(path.stem.removeprefix("step-")) < keep:
+                    path.unlink(missing_ok=True)
+
+        self._defer(prune)
 
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:

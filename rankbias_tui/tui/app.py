@@ -178,7 +178,7 @@ class RankbiasApp(App[None]):
     def _ensure_scheduler(self, kind: str) -> str:
         pid = daemon.scheduler_pid(self.store_dir)
         if pid is not None and not daemon.is_daemon(self.store_dir, pid) and kind != "cancel":
-            return f"; but a foreground `rankbias run` (pid {pid}) holds this store and only answers cancel"
+            return f"; but a foreground `rankbias run` (pid {pid}) holds this store and only answers cancel and stop"
         if pid is not None or self.spawn is None:
             return ""
         if self.spawned is not None and self.spawned.poll() is None:

@@ -196,3 +196,30 @@ def test_many_connections_open_a_new_store_at_once(tmp_path: Path) -> None:
         for t in threads:
             t.join()
         assert errors == []
+
+
+def test_cli_errors_are_literal_and_unwritable_outputs_are_clean(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from rankbias_tui.cli import app
+
+    Store(tmp_path).close()
+    result = CliRunner().invoke(app, ["export", "--store", str(tmp_path), "-o", "/proc/nope/x.csv"])
+    assert result.exit_code == 1 and "cannot write /proc/nope/x.csv" in result.output
+    assert "Traceback" not in result.output
+    spec = tmp_path / "s.toml"
+    spec.write_text('[sweeps.a]\ndataset = "digits"\n')
+    result = CliRunner().invoke(
+        app, ["run", str(spec), "--headless", "--devices", "weird:x:", "--store", str(tmp_path)]
+    )
+    assert result.exit_code == 2 and "'weird:x:'" in result.output  # ":x:" is not made an emoji
+
+
+def test_queue_leaves_runs_a_live_scheduler_is_training(tmp_path: Path) -> None:
+    runs = [planned(lr=lr) for lr in (0.1, 0.2)]
+    with Store(tmp_path) as store:
+        store.queue(runs, {})
+        store.start_attempt(runs[0].run_id, "cpu", 1)
+        todo = store.queue(runs, {}, active=[runs[0].run_id])  # the same sweep launched again
+        assert [r.run_id for r in todo] == [runs[1].run_id]
+        assert store.run(runs[0].run_id).status == "running"  # type: ignore[union-attr]

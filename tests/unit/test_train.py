@@ -118,3 +118,11 @@ def test_bound_uses_the_lr_that_trained_the_weights() -> None:
     # Epochs 1 and 2 were trained at lr 0.1; the cut to 0.05 applies from epoch 3 on.
     assert [bounds[e] for e in (0.0, 1.0, 2.0)] == pytest.approx([expected(0.1)] * 3)
     assert bounds[3.0] == pytest.approx(expected(0.05)) and math.isfinite(bounds[3.0])
+
+
+def test_resume_on_another_device_kind_is_a_clear_error(tmp_path: Path) -> None:
+    from rankbias_tui.engine.train import restore_generator
+
+    cuda_like = torch.zeros(16, dtype=torch.uint8)  # a CUDA generator's state is 16 bytes
+    with pytest.raises(RuntimeError, match="written on a cuda device.*--devices cuda"):
+        restore_generator(torch.Generator(), cuda_like, tmp_path / "c.pt")
