@@ -94,9 +94,7 @@ def run_record(
 ) -> Record:
     """One run as a record: its hyperparameters and its ranks at ``eps`` (None: stored eps),
     averaged over the measured layers (or of one ``layer``); ``config`` is the whole config."""
-    steps = store.spectrum_steps(run.run_id)
-    init = store.spectra(run.run_id, steps[0]) if steps else []
-    final = store.spectra(run.run_id, steps[-1]) if steps else []
+    init, final = store.init_and_final_spectra(run.run_id)
     return {
         "run_id": run.run_id,
         "status": run.status,

@@ -203,8 +203,7 @@ def show(
         if r is None:
             raise fail(f"no single run matches {run_id!r} in {store_dir}")
         row = export_mod.summary_row(store, r)
-        steps = store.spectrum_steps(r.run_id)
-        final = store.spectra(r.run_id, steps[-1]) if steps else []
+        _, final = store.init_and_final_spectra(r.run_id)
     console.print(
         f"[bold]{r.run_id}[/bold]  sweep {r.sweep}  status [bold]{r.status}[/bold]  device {r.device}"
     )
@@ -225,7 +224,7 @@ def show(
             "stable rank",
             "eff. rank",
             "bound",
-            title=f"spectra at step {steps[-1]}",
+            title=f"spectra at step {final[0].step if final else '-'}",
         )
         for s in final:
             cap = min(s.d_out, s.d_in)

@@ -43,9 +43,7 @@ def _avg(values: Iterable[float]) -> float | None:
 def summary_row(store: Store, run: RunRow, sweep: str | None = None) -> dict[str, Any]:
     """One run's summary: config, final eval metrics, average and per-layer ranks."""
     last = store.last_metrics(run.run_id)
-    steps = store.spectrum_steps(run.run_id)
-    init = store.spectra(run.run_id, steps[0]) if steps else []
-    final = store.spectra(run.run_id, steps[-1]) if steps else []
+    init, final = store.init_and_final_spectra(run.run_id)
     duration = (run.finished_at or 0) - run.started_at if run.started_at and run.finished_at else None
     row: dict[str, Any] = {"run_id": run.run_id, "sweep": sweep or run.sweep, "status": run.status}
     row |= {key: run.config.get(key) for key in CONFIG_COLUMNS}

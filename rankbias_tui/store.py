@@ -321,6 +321,13 @@ class Store:
             args.append(step)
         return [_spectrum_row(r) for r in self.conn.execute(sql + " ORDER BY step, layer_index", args)]
 
+    def init_and_final_spectra(self, run_id: str) -> tuple[list[SpectrumRow], list[SpectrumRow]]:
+        """A run's first and latest measurements (both empty before the first one)."""
+        steps = self.spectrum_steps(run_id)
+        if not steps:
+            return [], []
+        return self.spectra(run_id, steps[0]), self.spectra(run_id, steps[-1])
+
     def spectrum_steps(self, run_id: str) -> list[int]:
         rows = self.conn.execute("SELECT DISTINCT step FROM spectra WHERE run_id=? ORDER BY step", (run_id,))
         return [r[0] for r in rows]

@@ -19,10 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..spec import RunConfig
+from ..spec import PACKABLE_MODELS, RunConfig
 from .models import build_model
-
-PACKABLE_MODELS = ("mlp", "mlp-bn")
 
 
 @dataclass(frozen=True)

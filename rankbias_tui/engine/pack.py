@@ -12,7 +12,6 @@ Does not own: which runs form a pack (``scheduler.packing``) or the stacked mode
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,11 +30,13 @@ from .models import measured_layers
 from .train import (
     LOG_INTERVAL_S,
     checkpoint_path,
+    diverged_by_guard,
     is_eval_epoch,
     is_measure_epoch,
     last_lr,
     lr_at,
     restore_generator,
+    save_atomic,
     spectrum_row,
 )
 
@@ -231,8 +232,7 @@ class Pack:
         return out
 
     def diverged_by_guard(self, k: int) -> bool:
-        cfg, accs = self.cfgs[k], self.train_accs[k][-3:]
-        return self.epoch > cfg.diverge_after and len(accs) == 3 and max(accs) <= cfg.diverge_acc
+        return diverged_by_guard(self.cfgs[k], self.epoch, self.train_accs[k])
 
     def measure(self) -> dict[int, list[dict[str, Any]] | None]:
         """Spectra of every live member's measured layers, with one ``singular_values`` call
@@ -283,10 +283,7 @@ class Pack:
             "epoch": self.epoch,
             "train_accs": list(self.train_accs[k]),
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, path)  # atomic, as train.Run.save
+        save_atomic(payload, path)
 
     def resume(self) -> int:
         """Load every member's checkpoint if all have one at the same step; return it, else -1."""

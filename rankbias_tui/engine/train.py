@@ -197,15 +197,10 @@ class Run:
         ]
 
     def diverged_by_guard(self) -> bool:
-        """PAPER.md: after diverge_after epochs, the last three train accuracies all <= diverge_acc."""
-        accs = self.state.train_accs[-3:]
-        return (
-            self.state.epoch > self.cfg.diverge_after and len(accs) == 3 and max(accs) <= self.cfg.diverge_acc
-        )
+        return diverged_by_guard(self.cfg, self.state.epoch, self.state.train_accs)
 
     # ----- checkpoints -----------------------------------------------------------------------
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "model": self.model.state_dict(),
             "opt": self.opt.state_dict(),
@@ -214,9 +209,7 @@ class Run:
             "epoch": self.state.epoch,
             "train_accs": list(self.state.train_accs),
         }
-        tmp = path.with_suffix(".tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, path)  # atomic: a killed worker never leaves half a checkpoint
+        save_atomic(payload, path)
 
     def load(self, path: Path) -> None:
         payload = torch.load(path, map_location=self.device, weights_only=True)
@@ -224,6 +217,20 @@ class Run:
         self.opt.load_state_dict(payload["opt"])
         restore_generator(self.gen, payload["gen"], path)
         self.state = RunState(payload["step"], payload["epoch"], list(payload["train_accs"]))
+
+
+def diverged_by_guard(cfg: RunConfig, epoch: int, train_accs: list[float]) -> bool:
+    """PAPER.md: after diverge_after epochs, the last three train accuracies all <= diverge_acc."""
+    accs = train_accs[-3:]
+    return epoch > cfg.diverge_after and len(accs) == 3 and max(accs) <= cfg.diverge_acc
+
+
+def save_atomic(payload: dict[str, Any], path: Path) -> None:
+    """torch.save to a temporary name, then rename: a killed worker never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
 
 
 def restore_generator(gen: torch.Generator, state: torch.Tensor, path: Path) -> None:

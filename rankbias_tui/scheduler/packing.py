@@ -15,10 +15,9 @@ import math
 from collections import deque
 from collections.abc import Callable, Hashable
 
-from ..spec import RunConfig
+from ..spec import PACKABLE_MODELS, RunConfig
 from ..sweep import PlannedRun
 
-PACKABLE_MODELS = ("mlp", "mlp-bn")
 MAX_PACK_SIZE = 256  # beyond this a pack-step no longer gets cheaper per member (bench/README.md)
 CPU_PACK_SIZE = 16
 MEMORY_SHARE = 0.4  # of a GPU's memory that one pack may plan to use
