@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -125,9 +124,3 @@ def export(store: Store, what: str, output: Path | None, sweep: str | None = Non
         count = write_csv(rows, columns, fh)
     tmp.replace(output)
     return count
-
-
-def to_csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    buf = io.StringIO()
-    write_csv(rows, columns, buf)
-    return buf.getvalue()

@@ -20,7 +20,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-MODELS = ("mlp", "mlp-bn", "resnet18", "vgg16", "vit")
 PACKABLE_MODELS = ("mlp", "mlp-bn")  # models the fused-pack engine can stack
 DATASETS = ("cifar10", "cifar100", "mnist", "fashion-mnist", "svhn", "digits", "synthetic")
 

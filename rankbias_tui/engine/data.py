@@ -21,10 +21,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..spec import DATASETS
+
 # What torchvision raises for missing ("Dataset not found", RuntimeError) or damaged files.
 _READ_ERRORS = (RuntimeError, OSError, ValueError, TypeError, EOFError, KeyError, pickle.UnpicklingError)
 
-DATASET_NAMES = ("cifar10", "cifar100", "mnist", "fashion-mnist", "svhn", "digits", "synthetic")
+DATASET_NAMES = DATASETS  # the spec declares them; this module loads each
 
 # Seeds of the offline data sets: fixed, and independent of a run's seed, so every run of a sweep
 # sees the same data.
