@@ -15,7 +15,7 @@ from .cli_common import fail
 from .provenance import provenance
 from .spec import SpecError, load_spec
 from .store import FINISHED, Store, StoreError
-from .sweep import UnknownSweep, expand, expand_sweep
+from .sweep import UnknownSweep, expand
 
 app = typer.Typer(
     help="Run sweeps of training runs and watch the rank of their weight matrices "
@@ -150,7 +150,7 @@ def validate(spec: Path = SPEC_ARG) -> None:
     table = Table("sweep", "runs", "description", title=f"{spec}: valid")
     for name in parsed.sweeps:
         marker = " (default)" if name == parsed.default_sweep else ""
-        table.add_row(name + marker, str(len(expand_sweep(parsed, name))), parsed.sweeps[name].description)
+        table.add_row(name + marker, f"{parsed.sweeps[name].size:,}", parsed.sweeps[name].description)
     console.print(table)
 
 

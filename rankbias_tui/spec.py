@@ -8,6 +8,8 @@ did-you-mean hint. Does not own: expanding grids into runs (``sweep.py``) or any
 from __future__ import annotations
 
 import difflib
+import math
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,19 +23,31 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 PACKABLE_MODELS = ("mlp", "mlp-bn")  # models the fused-pack engine can stack
-DATASETS = ("cifar10", "cifar100", "mnist", "fashion-mnist", "svhn", "digits", "synthetic")
+# Training-set sizes (before ``train_size``), so a batch larger than the data is refused at load:
+# torchvision's splits, the 80% stratified split of scikit-learn's 1,797 digits, and the synthetic
+# set of engine.data (a test checks these against the loaded data).
+TRAIN_SIZES = {
+    "cifar10": 50_000, "cifar100": 50_000, "mnist": 60_000, "fashion-mnist": 60_000, "svhn": 73_257,
+    "digits": 1_437, "synthetic": 4_096,
+}  # fmt: skip
+DATASETS = tuple(TRAIN_SIZES)
+SWEEP_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+MAX_INT = 1_000_000  # epochs, widths, batch sizes, ...: far beyond any real run, far below SQLite's
+MAX_SEED = 2**32 - 1
 
 
 class RunConfig(BaseModel):
     """One training run, fully resolved. Defaults follow the paper (PAPER.md)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    # Finite numbers only. Values from a spec file are also validated strictly (no "0.1" -> 0.1,
+    # true -> 1 or 3.0 -> 3: see ``_field_problems``); stored configs (JSON) are read leniently.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, allow_inf_nan=False)
 
     model: Literal["mlp", "mlp-bn", "resnet18", "vgg16", "vit"] = "mlp-bn"
     """Architecture: MLP with or without BatchNorm, CIFAR ResNet-18, VGG-16-BN, or a small ViT."""
-    depth: int = Field(10, ge=1)
+    depth: int = Field(10, ge=1, le=MAX_INT)
     """Hidden layers of an MLP (L), or transformer blocks of the ViT; ignored by conv nets."""
-    width: int = Field(100, ge=1)
+    width: int = Field(100, ge=1, le=MAX_INT)
     """Hidden width of an MLP (H), or embedding width of the ViT; ignored by conv nets."""
     activation: Literal["relu", "leaky-relu"] = "relu"
     """ReLU, or leaky ReLU with slope 0.01."""
@@ -41,11 +55,11 @@ class RunConfig(BaseModel):
         "cifar10"
     )
     """Training data; ``digits`` and ``synthetic`` need no network."""
-    train_size: int | None = Field(None, ge=1)
+    train_size: int | None = Field(None, ge=1, le=10**9)
     """Use a seeded random subset of this many training examples (None: all)."""
-    epochs: int = Field(500, ge=1)
+    epochs: int = Field(500, ge=1, le=MAX_INT)
     """Passes over the training set."""
-    batch_size: int = Field(32, ge=1)
+    batch_size: int = Field(32, ge=1, le=MAX_INT)
     """Mini-batch size B (batches are shuffled each epoch; an incomplete last batch is dropped)."""
     lr: float = Field(0.1, gt=0)
     """Initial SGD learning rate mu."""
@@ -61,29 +75,29 @@ class RunConfig(BaseModel):
     """Cross-entropy, or mean squared error on one-hot targets."""
     rank_eps: float = Field(1e-3, gt=0, lt=1)
     """Threshold on singular values of W/||W||_F that counts towards the rank."""
-    measure_every: int = Field(10, ge=1)
+    measure_every: int = Field(10, ge=1, le=MAX_INT)
     """Epochs between spectral measurements (also measured at initialisation and at the end)."""
     measured_layers: Literal["paper", "all"] = "paper"
     """``paper``: hidden Linears / 3x3 convs as in PAPER.md; ``all``: every weight matrix."""
-    eval_every: int = Field(1, ge=1)
+    eval_every: int = Field(1, ge=1, le=MAX_INT)
     """Epochs between train/test accuracy evaluations in eval mode (the last epoch always)."""
-    diverge_after: int = Field(50, ge=0)
+    diverge_after: int = Field(50, ge=0, le=MAX_INT)
     """Divergence guard: from this epoch on, stop when the last 3 train accuracies are low."""
     diverge_acc: float = Field(0.15, ge=0, le=1)
     """Divergence guard threshold on train accuracy."""
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     """Seeds initial weights and batch order; part of the run's identity."""
     precision: Literal["fp32", "bf16"] = "fp32"
     """``bf16``: bfloat16 autocast with channels-last memory (opt-in, for conv nets on GPUs)."""
-    pack_size: int | None = Field(None, ge=1)
+    pack_size: int | None = Field(None, ge=1, le=4096)
     """Most runs trained together as one fused pack (mlp/mlp-bn); None: sized from device memory;
     1: never packed. An execution detail, not part of the run's identity."""
 
     @field_validator("lr_milestones")
     @classmethod
     def _increasing(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if any(m < 1 for m in value) or list(value) != sorted(set(value)):
-            raise ValueError("milestones must be positive, strictly increasing epochs")
+        if any(m < 1 or m > MAX_INT for m in value) or list(value) != sorted(set(value)):
+            raise ValueError(f"milestones must be strictly increasing epochs from 1 to {MAX_INT}")
         return value
 
 
@@ -129,6 +143,11 @@ class SweepSpec:
     grid: dict[str, tuple[Any, ...]]
     seeds: tuple[int, ...]
 
+    @property
+    def size(self) -> int:
+        """How many runs the sweep expands to (grids are crossed, seeds too), without expanding."""
+        return math.prod(len(values) for values in self.grid.values()) * len(self.seeds)
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -156,7 +175,7 @@ def _join(prefix: str, loc: tuple[Any, ...]) -> str:
 def _field_problems(values: dict[str, Any], prefix: str) -> list[tuple[str, SpecProblem]]:
     """Validate run-field values; return (field, problem) pairs located under ``prefix.field``."""
     try:
-        RunConfig(**values)
+        RunConfig.model_validate(_tuples(values), strict=True)
     except ValidationError as err:
         out = []
         for e in err.errors():
@@ -171,6 +190,39 @@ def _field_problems(values: dict[str, Any], prefix: str) -> list[tuple[str, Spec
     return []
 
 
+def _tuples(values: dict[str, Any]) -> dict[str, Any]:
+    """TOML arrays as the tuples ``RunConfig`` declares (strict validation takes no lists)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+
+
+def _batch_problems(
+    prefix: str, merged: dict[str, Any], axes: dict[str, tuple[Any, ...]], base: dict[str, Any]
+) -> list[SpecProblem]:
+    """Every batch size of a sweep against every training set it meets (grids are crossed, so the
+    largest batch meets the smallest set); a batch larger than the data would be one partial step."""
+    default = RunConfig.model_fields
+
+    def values(name: str) -> tuple[Any, ...]:
+        return axes.get(name, (merged.get(name, default[name].default),))
+
+    sizes = [
+        min(TRAIN_SIZES[d], t if type(t) is int else math.inf)
+        for d in values("dataset") if d in TRAIN_SIZES
+        for t in values("train_size")
+    ]  # fmt: skip
+    if not sizes:
+        return []
+    smallest, out = min(sizes), []
+    for i, b in enumerate(values("batch_size")):
+        if type(b) is int and b > smallest:
+            where = (
+                f"{prefix}.grid.batch_size[{i}]" if "batch_size" in axes
+                else f"{prefix}.batch_size" if "batch_size" in base else "defaults.batch_size"
+            )  # fmt: skip
+            out.append(SpecProblem(where, f"batch size {b} is larger than the training set ({smallest} examples)"))
+    return out
+
+
 def _unknown_keys(table: dict[str, Any], allowed: tuple[str, ...], prefix: str) -> list[SpecProblem]:
     return [
         SpecProblem(f"{prefix}.{key}".lstrip("."), "unknown key", suggest(key, allowed))
@@ -183,6 +235,9 @@ def _check_sweep(
     name: str, table: Any, defaults: dict[str, Any]
 ) -> tuple[SweepSpec | None, list[SpecProblem]]:
     prefix = f"sweeps.{name}"
+    if not SWEEP_NAME.fullmatch(name):
+        return None, [SpecProblem(prefix, "sweep names may hold only letters, digits, '_', '-' and "
+                                  "'.', and may not start with '.'")]  # fmt: skip
     if not isinstance(table, dict):
         return None, [SpecProblem(prefix, "must be a table")]
     problems = _unknown_keys(table, RUN_FIELDS + SWEEP_KEYS, prefix)
@@ -200,8 +255,8 @@ def _check_sweep(
             problems.append(SpecProblem(where, "must be a non-empty list"))
         else:
             axes[axis] = tuple(tuple(v) if isinstance(v, list) else v for v in values)
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
-        problems.append(SpecProblem(f"{prefix}.seeds", "must be a non-empty list of integers >= 0"))
+    if not isinstance(seeds, list) or not seeds or not all(type(s) is int and 0 <= s <= MAX_SEED for s in seeds):
+        problems.append(SpecProblem(f"{prefix}.seeds", f"must be a non-empty list of integers from 0 to {MAX_SEED}"))
         seeds = [0]
     merged = {k: v for k, v in defaults.items() if k in RUN_FIELDS} | base
     # Errors of values set in this table are reported here; inherited ones under [defaults].
@@ -211,6 +266,8 @@ def _check_sweep(
             for name, p in _field_problems(merged | {axis: value}, prefix):
                 if name == axis:
                     problems.append(SpecProblem(f"{prefix}.grid.{axis}[{i}]", p.message, p.hint))
+    if not problems:
+        problems += _batch_problems(prefix, merged, axes, base)
     description = str(table.get("description", ""))
     return SweepSpec(name, description, base, axes, tuple(seeds)), problems
 
@@ -252,6 +309,12 @@ def load_spec(path: str | Path) -> Spec:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SpecError(file, [SpecProblem("(file)", "not found")]) from None
+    except UnicodeDecodeError:
+        raise SpecError(file, [SpecProblem("(file)", "is not UTF-8 text (a binary file?)")]) from None
+    except IsADirectoryError:
+        raise SpecError(file, [SpecProblem("(file)", "is a directory, not a TOML file")]) from None
+    except OSError as err:
+        raise SpecError(file, [SpecProblem("(file)", f"cannot be read: {err.strerror or err}")]) from None
     except tomllib.TOMLDecodeError as err:
         raise SpecError(file, [SpecProblem("(syntax)", f"invalid TOML: {err}")]) from None
     return parse_spec(data, file)

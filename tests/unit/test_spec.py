@@ -120,3 +120,80 @@ def test_shipped_spec_is_valid() -> None:
     assert spec.sweeps["quickstart"].base["dataset"] == "digits"
     for name in ("mlp-bn-grid", "vgg16-grid", "resnet18-grid", "wd0-control"):
         assert name in spec.sweeps
+
+
+# ----- issue 9: values that used to pass `validate` and fail (or silently change) later ---------
+BAD_VALUE = """
+[sweeps.a]
+dataset = "digits"
+{line}
+"""
+
+
+@pytest.mark.parametrize(
+    ("line", "path", "words"),
+    [
+        ("lr = inf", "sweeps.a.lr", "finite"),
+        ("weight_decay = nan", "sweeps.a.weight_decay", "finite"),
+        ("epochs = 9223372036854775807", "sweeps.a.epochs", "less than or equal"),
+        ('lr = "0.1"', "sweeps.a.lr", "valid number"),
+        ("width = true", "sweeps.a.width", "valid integer"),
+        ("epochs = 3.0", "sweeps.a.epochs", "valid integer"),
+        ("batch_size = 2000", "sweeps.a.batch_size", "larger than the training set (1437"),
+        ("train_size = 100\nbatch_size = 128", "sweeps.a.batch_size", "(100 examples)"),
+        ("grid.batch_size = [8, 4096]", "sweeps.a.grid.batch_size[1]", "larger than the training set"),
+        ("grid.train_size = [50, 500]\nbatch_size = 64", "sweeps.a.batch_size", "(50 examples)"),
+        ("seeds = [true]", "sweeps.a.seeds", "integers"),
+        ("seeds = [4294967296]", "sweeps.a.seeds", "integers"),
+        ("lr_milestones = [2.0]", "sweeps.a.lr_milestones[0]", "valid integer"),
+    ],
+)
+def test_values_that_would_fail_later_are_refused(tmp_path: Path, line: str, path: str, words: str) -> None:
+    found = problems(tmp_path, BAD_VALUE.format(line=line))
+    assert path in found, found
+    assert words in found[path]
+
+
+def test_a_batch_within_every_training_set_passes(tmp_path: Path) -> None:
+    spec = load_spec(write(tmp_path, BAD_VALUE.format(line="batch_size = 1437\nlr = 1")))
+    assert spec.sweeps["a"].base["batch_size"] == 1437
+
+
+@pytest.mark.parametrize("name", ["::x", "../../escape", ".hidden", "a b", "[/red]oops"])
+def test_unsafe_sweep_names_are_refused(tmp_path: Path, name: str) -> None:
+    found = problems(tmp_path, f'[sweeps."{name}"]\ndataset = "digits"\n')
+    assert f"sweeps.{name}" in found
+    assert "letters, digits" in found[f"sweeps.{name}"]
+
+
+def test_safe_sweep_names_pass(tmp_path: Path) -> None:
+    spec = load_spec(write(tmp_path, '[sweeps."my_sweep-2.b"]\ndataset = "digits"\n'))
+    assert list(spec.sweeps) == ["my_sweep-2.b"]
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00binary\x00", bytes(range(256))])
+def test_a_binary_spec_is_one_line_and_exit_2(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "experiments.toml"
+    path.write_bytes(content)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert [str(p) for p in info.value.problems] == ["(file): is not UTF-8 text (a binary file?)"]
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+
+
+def test_the_training_set_sizes_the_spec_knows_are_the_loaded_ones() -> None:
+    from rankbias_tui.engine.data import load_dataset
+    from rankbias_tui.spec import TRAIN_SIZES
+
+    for name in ("digits", "synthetic"):
+        assert len(load_dataset(name).y_train) == TRAIN_SIZES[name]
+
+
+def test_validate_counts_a_million_run_grid_without_expanding_it(tmp_path: Path) -> None:
+    axis = ", ".join(str(i) for i in range(1, 101))
+    text = f'[sweeps.huge]\ndataset = "digits"\ngrid.epochs = [{axis}]\ngrid.depth = [{axis}]\ngrid.width = [{axis}]\n'
+    result = CliRunner().invoke(app, ["validate", str(write(tmp_path, text))], env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.output
+    assert "1,000,000" in result.output

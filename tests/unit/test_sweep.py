@@ -48,3 +48,27 @@ def test_overlapping_sweeps_share_runs_once() -> None:
 def test_unknown_sweep_suggests() -> None:
     with pytest.raises(UnknownSweep, match="did you mean 'a'"):
         expand(parse_spec(DATA, Path("x.toml")), ["aa"])
+
+
+def test_fast_expansion_gives_the_ids_and_configs_of_full_validation() -> None:
+    """expand_sweep validates each grid value once; every run must equal a fully validated one."""
+    from rankbias_tui.spec import RunConfig, load_spec
+    from rankbias_tui.sweep import expand_sweep, run_id
+
+    spec = load_spec(Path(__file__).resolve().parents[2] / "experiments.toml")
+    for name in spec.sweeps:
+        for run in expand_sweep(spec, name):
+            full = RunConfig(**run.config.model_dump())
+            assert full == run.config
+            assert run_id(full) == run.run_id
+
+
+def test_a_100k_grid_expands_with_distinct_ids() -> None:
+    from rankbias_tui.spec import parse_spec
+    from rankbias_tui.sweep import expand
+
+    grid = {"lr": [0.01 * (i + 1) for i in range(100)], "weight_decay": [1e-4 * i for i in range(100)],
+            "batch_size": [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]}  # fmt: skip
+    runs = expand(parse_spec({"sweeps": {"big": {"dataset": "digits", "grid": grid}}}, Path("x")))
+    assert len(runs) == len({r.run_id for r in runs}) == 100_000
+    assert runs[-1].config.batch_size == 512 and runs[-1].config.weight_decay == pytest.approx(99e-4)
