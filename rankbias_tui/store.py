@@ -9,8 +9,10 @@ scheduler reads. Schema changes are numbered migrations applied on open (``PRAGM
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,19 +149,42 @@ class Store:
     """A results directory's database. Cheap to open; safe to open from several processes."""
 
     def __init__(self, directory: str | Path, *, create: bool = True):
+        """Open (``create``: and make if missing) the store in ``directory``.
+
+        A store this process may not write (a read-only mount, another user's results) opens
+        read-only for readers (``create=False``): no WAL switch, no migration. A writer gets a
+        ``StoreError`` saying why. A file that is not an SQLite database, or a damaged one, is a
+        ``StoreError`` naming the file, never a traceback."""
         self.directory = Path(directory)
-        path = self.directory / DB_NAME
+        self.path = path = self.directory / DB_NAME
         if not create and not path.exists():
             raise StoreError(
                 f"no rankbias store at {self.directory} (run `rankbias run` first or pass --store)"
             )
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA busy_timeout=30000")
-        _enable_wal(self.conn)
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        migrate(self.conn)
+        if create:
+            _make_private_directory(self.directory)
+        self.read_only = not _writable(self.directory, path)
+        if self.read_only and create:
+            raise StoreError(
+                f"cannot write to the store at {self.directory} (read-only file system or no write "
+                "permission): running needs a writable results directory; pass --store DIR"
+            )
+        try:
+            self.conn = _open_read_only(path) if self.read_only else self._open_writable(path)
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"{path}: {damaged(err)}") from None
+
+    def _open_writable(self, path: Path) -> sqlite3.Connection:
+        new = not path.exists()
+        conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        if new:
+            os.chmod(path, 0o600)  # owner-only; SQLite gives -wal and -shm the same mode
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout=30000")
+        _enable_wal(conn)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        migrate(conn)
+        return conn
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -351,6 +376,56 @@ class Store:
                 "UPDATE requests SET done_at=? WHERE id=?", [(time.time(), r["id"]) for r in rows]
             )
         return [(r["kind"], r["run_id"]) for r in rows]
+
+
+def damaged(err: sqlite3.DatabaseError) -> str:
+    """What an SQLite error on opening or reading says about the file, in one line."""
+    text = str(err)
+    if "not a database" in text or "malformed" in text:
+        return f"{text} (not a rankbias database, or a damaged one; restore it from a backup or use another --store)"
+    return text
+
+
+def _make_private_directory(directory: Path) -> None:
+    """Create a new results directory owner-only (0700); an existing one keeps its mode, so a
+    store shared on purpose (``chmod -R g+rX``) stays shared."""
+    if not directory.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(directory, 0o700)
+
+
+def _writable(directory: Path, path: Path) -> bool:
+    """May this process write the store? (access(2) also says no on a read-only mount, even to
+    root.) A missing directory counts as writable: creating it tells."""
+    if not directory.exists():
+        return True
+    return os.access(directory, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that never writes: ``mode=ro``, or ``immutable=1`` where SQLite cannot even
+    create the WAL index beside the file (a read-only mount of a cleanly closed store)."""
+    uri = "file:" + urllib.parse.quote(str(path.resolve()))
+    for options in ("mode=ro", "mode=ro&immutable=1"):
+        conn = sqlite3.connect(f"{uri}?{options}", uri=True, timeout=30.0, isolation_level=None,
+                               check_same_thread=False)  # fmt: skip
+        conn.row_factory = sqlite3.Row
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            break
+        except sqlite3.OperationalError:
+            conn.close()
+            if "immutable" in options:
+                raise
+    if version != SCHEMA_VERSION:
+        conn.close()
+        newer = "newer" if version > SCHEMA_VERSION else "older"
+        raise StoreError(
+            f"{path}: schema v{version} was written by a {newer} rankbias (this one: v{SCHEMA_VERSION}) "
+            "and the store is read-only here, so it cannot be upgraded"
+        )
+    return conn
 
 
 def _enable_wal(conn: sqlite3.Connection, attempts: int = 100) -> None:
