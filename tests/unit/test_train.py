@@ -23,6 +23,12 @@ TINY = RunConfig(
 )
 
 
+def timeless(events: list[tuple]) -> list[tuple]:
+    """Events without the running loss/accuracy, which are logged on a wall-clock cadence (about
+    once a second), so a loaded machine logs them at other steps; everything else is exact."""
+    return [e for e in events if not (e[0] == "metrics" and "loss" in e[3])]
+
+
 @pytest.fixture(scope="module")
 def digits():
     return load_dataset("digits")
@@ -55,7 +61,7 @@ def test_events_and_determinism() -> None:
     evals = [e[3] for e in events if e[0] == "metrics" and "test_acc" in e[3]]
     assert len(evals) == 4 and evals[-1]["train_acc"] > 0.5
     _, again = record(TINY)
-    assert again == events  # same seed, same everything
+    assert timeless(again) == timeless(events)  # same seed, same everything
     _, other = record(TINY.model_copy(update={"seed": 1}))
     assert [e for e in other if e[0] == "spectra"] != spectra
 
