@@ -1,11 +1,11 @@
 """The paper's claims (PAPER.md), checked from stored runs: records, effects and verdicts.
 
 Owns: turning a store's runs into plain *records* (one dict per run: batch_size, lr, weight_decay,
-seed, initial/final/maximal average rank at a chosen eps, final test accuracy), the rank measures
-recomputed from stored singular values (``rank_of``), and the pure analysis of records: the effect
-of each hyperparameter on the final average rank with the others held fixed (Spearman correlation
-per slice, sign agreement across slices) and a verdict per claim. Does not own: drawing
-(``figures.py``), the command line (``cli_analysis.py``), or the database (``store.py``).
+seed, initial/final/maximal average rank at a chosen eps, final test accuracy) and the pure
+analysis of records: the effect of each hyperparameter on the final average rank with the others
+held fixed (Spearman correlation per slice, sign agreement across slices) and a verdict per claim.
+Does not own: the rank rules and which fields vary (``measures.py``), drawing (``figures/``), the
+command line (``cli_analysis.py``), or the database (``store.py``).
 Imports neither torch nor matplotlib, so the terminal UI may use it.
 
 Thresholds (also in README.md, "Figures and claims"):
@@ -29,9 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from .store import RunRow, SpectrumRow, Store
+from . import measures
+from .measures import HPARAMS
+from .store import RunRow, Store
 
-HPARAMS = ("batch_size", "lr", "weight_decay")
 RHO_STRONG = 0.5
 AGREEMENT = 2 / 3
 NEAR_MAX_RANKS = 2.0
@@ -44,49 +45,15 @@ _NOT_CONTEXT = set(HPARAMS) | {"seed", "rank_eps", "measure_every", "eval_every"
 Record = dict[str, Any]
 
 
-# ----- ranks from stored spectra (stored svals are of W/||W||_F) ---------------------------------
-def rank_of(s: SpectrumRow, eps: float | None = None) -> int:
-    """rank_eps of one stored spectrum: the stored rank, or count(svals > eps) at another eps."""
-    if eps is None:
-        return int(s.rank)
-    return int(np.count_nonzero(np.asarray(s.svals) > eps))
-
-
-def avg_rank(spectra: Sequence[SpectrumRow], eps: float | None = None, layer: str | None = None) -> float:
-    """Mean rank over the measured layers (or one layer's rank); NaN when there is nothing."""
-    rows = [s for s in spectra if layer is None or s.layer == layer]
-    return float(np.mean([rank_of(s, eps) for s in rows])) if rows else math.nan
-
-
-def max_avg_rank(spectra: Sequence[SpectrumRow], layer: str | None = None) -> float:
-    """The largest possible average rank: mean over layers of min(d_out, d_in)."""
-    rows = [s for s in spectra if layer is None or s.layer == layer]
-    return float(np.mean([min(s.d_out, s.d_in) for s in rows])) if rows else math.nan
-
-
-def rank_curve(
-    store: Store, run_id: str, eps: float | None = None, layer: str | None = None
-) -> tuple[list[float], list[float]]:
-    """(epochs, average rank) at every measurement of one run."""
-    by_step: dict[int, list[SpectrumRow]] = defaultdict(list)
-    for s in store.spectra(run_id):
-        by_step[s.step].append(s)
-    epochs = [rows[0].epoch for _, rows in sorted(by_step.items())]
-    ranks = [avg_rank(rows, eps, layer) for _, rows in sorted(by_step.items())]
-    return epochs, ranks
+# ----- records -----------------------------------------------------------------------------------
+def _nan(value: float | None) -> float:
+    """Records hold NaN for "no measurement", so the statistics below can stay plain floats."""
+    return math.nan if value is None else value
 
 
 def context_of(config: dict[str, Any], varying: Iterable[str]) -> str:
     """A label of the non-hyperparameter fields that vary in a sweep (model, depth, ...), or ''."""
     return ", ".join(f"{k}={config.get(k)}" for k in sorted(varying) if k not in _NOT_CONTEXT)
-
-
-def varying_fields(configs: Sequence[dict[str, Any]]) -> list[str]:
-    """Config fields with more than one value among ``configs``, in config order."""
-    if not configs:
-        return []
-    keys = list(configs[0])
-    return [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
 
 
 def run_record(
@@ -100,10 +67,10 @@ def run_record(
         "status": run.status,
         "context": context,
         **{k: run.config.get(k) for k in (*HPARAMS, "seed")},
-        "init_avg_rank": avg_rank(init, eps, layer),
-        "final_avg_rank": avg_rank(final, eps, layer),
-        "max_avg_rank": max_avg_rank(final, layer),
-        "final_test_acc": store.last_metrics(run.run_id).get("test_acc"),
+        "init_avg_rank": _nan(measures.avg_rank(init, eps, layer)),
+        "final_avg_rank": _nan(measures.avg_rank(final, eps, layer)),
+        "max_avg_rank": _nan(measures.max_avg_rank(final, layer)),
+        "final_test_acc": store.last_metrics(run.run_id).get(measures.TEST_ACC),
         "config": run.config,
     }
 
@@ -119,7 +86,7 @@ def records_from_store(
     skipping runs without any measurement."""
     wanted = set(statuses)
     runs = [r for r in store.runs(sweep) if r.status in wanted]
-    varying = varying_fields([r.config for r in runs])
+    varying = measures.varied_fields(r.config for r in runs)
     out = [run_record(store, r, eps, context_of(r.config, varying), layer) for r in runs]
     return [r for r in out if not math.isnan(r["final_avg_rank"])]
 

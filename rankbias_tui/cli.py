@@ -12,9 +12,10 @@ from rich.table import Table
 
 from . import export as export_mod
 from .cli_common import fail
+from .measures import FINISHED, is_vacuous
 from .provenance import provenance
 from .spec import SpecError, load_spec
-from .store import FINISHED, Store, StoreError
+from .store import Store, StoreError
 from .sweep import UnknownSweep, expand
 
 app = typer.Typer(
@@ -227,8 +228,7 @@ def show(
             title=f"spectra at step {final[0].step if final else '-'}",
         )
         for s in final:
-            cap = min(s.d_out, s.d_in)
-            bound = "vacuous" if s.bound >= cap else f"{s.bound:.1f}"
+            bound = "vacuous" if is_vacuous(s.bound, s.d_out, s.d_in) else f"{s.bound:.1f}"
             table.add_row(
                 s.layer,
                 f"{s.d_out}x{s.d_in}",

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from .measures import TEST_ACC, TRAIN_ACC, TRAIN_LOSS, avg_rank, mean
 from .store import RunRow, SpectrumRow, Store
 
 CONFIG_COLUMNS = (
@@ -34,11 +35,6 @@ SPECTRA_COLUMNS = (
 KINDS = ("summary", "metrics", "spectra")
 
 
-def _avg(values: Iterable[float]) -> float | None:
-    values = list(values)
-    return sum(values) / len(values) if values else None
-
-
 def summary_row(store: Store, run: RunRow, sweep: str | None = None) -> dict[str, Any]:
     """One run's summary: config, final eval metrics, average and per-layer ranks."""
     last = store.last_metrics(run.run_id)
@@ -48,12 +44,12 @@ def summary_row(store: Store, run: RunRow, sweep: str | None = None) -> dict[str
     row |= {key: run.config.get(key) for key in CONFIG_COLUMNS}
     row |= {
         "final_epoch": run.epoch,
-        "final_train_loss": last.get("train_loss"),
-        "final_train_acc": last.get("train_acc"),
-        "final_test_acc": last.get("test_acc"),
-        "init_avg_rank": _avg(s.rank for s in init),
-        "final_avg_rank": _avg(s.rank for s in final),
-        "final_avg_stable_rank": _avg(s.stable_rank for s in final),
+        "final_train_loss": last.get(TRAIN_LOSS),
+        "final_train_acc": last.get(TRAIN_ACC),
+        "final_test_acc": last.get(TEST_ACC),
+        "init_avg_rank": avg_rank(init),
+        "final_avg_rank": avg_rank(final),
+        "final_avg_stable_rank": mean(s.stable_rank for s in final),
         "device": run.device,
         "duration_s": round(duration, 2) if duration is not None else None,
         "error": (run.error or "").splitlines()[0] if run.error else None,

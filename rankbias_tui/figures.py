@@ -4,7 +4,7 @@ Owns: gathering what each figure shows (``*_data`` functions returning plain dat
 tests can count lines and cells without drawing), drawing it (``*_figure``: a
 ``matplotlib.figure.Figure`` built without pyplot, on the headless Agg backend) and ``save``
 (PNG and/or SVG by suffix). Any kind can use another ``eps`` than the one a run was measured at:
-ranks are recounted from the stored singular values of W/||W||_F (``claims.rank_of``), with no
+ranks are recounted from the stored singular values of W/||W||_F (``measures``), with no
 retraining. Does not own: the database (``store.py``), the analysis of claims (``claims.py``) or
 option parsing (``cli_analysis.py``). Imports no torch.
 
@@ -26,7 +26,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from . import claims
+from . import claims, measures
 from .spec import RUN_FIELDS, suggest
 from .store import RunRow, Store
 
@@ -150,7 +150,7 @@ def select_runs(
 
 
 def _require_varies(configs: Sequence[dict[str, Any]], name: str, option: str) -> None:
-    varying = [f for f in claims.varying_fields(configs) if f != "seed"]
+    varying = [f for f in measures.varied_fields(configs) if f != "seed"]
     if varying and name not in varying:
         values = sorted({_fmt(c.get(name)) for c in configs})
         raise FigureError(
@@ -160,7 +160,7 @@ def _require_varies(configs: Sequence[dict[str, Any]], name: str, option: str) -
 
 
 def _facets(configs: Sequence[dict[str, Any]], exclude: Sequence[str]) -> list[str]:
-    return [f for f in claims.varying_fields(configs) if f not in {*exclude, "seed"}]
+    return [f for f in measures.varied_fields(configs) if f not in {*exclude, "seed"}]
 
 
 def _facet_title(config: dict[str, Any], facets: Sequence[str]) -> str:
@@ -228,11 +228,11 @@ def rank_curve_data(
     panels = []
     for title, by_value in groups.items():
         series = [
-            _aggregate([claims.rank_curve(store, r.run_id, eps, layer) for r in group], _fmt(v))
+            _aggregate([measures.rank_curve(store.spectra(r.run_id), eps, layer) for r in group], _fmt(v))
             for v, group in sorted(by_value.items(), key=lambda kv: _key(kv[0]))
         ]
         first = next(iter(by_value.values()))[0].run_id
-        ceiling = claims.max_avg_rank(store.spectra(first, store.spectrum_steps(first)[0]), layer)
+        ceiling = measures.max_avg_rank(store.spectra(first, store.spectrum_steps(first)[0]), layer)
         panels.append(Panel(title, tuple(series), ceiling=ceiling))
     return CurveData("rank-curves", tuple(panels), "epoch", _rank_label(eps, layer, configs),
                      f"{sweep or 'all runs'}: rank against epoch by {by}", legend=by)  # fmt: skip
@@ -255,7 +255,7 @@ def contour_data(
     runs = select_runs(store, sweep, fixed, statuses=("done",))
     configs = [r.config for r in runs]
     if x is None or y is None:
-        varying = claims.varying_fields(configs)
+        varying = measures.varied_fields(configs)
         auto = [h for h in ("lr", "weight_decay", "batch_size") if h in varying and h not in (x, y)]
         auto += [h for h in ("lr", "weight_decay", "batch_size") if h not in auto and h not in (x, y)]
         x = x or auto.pop(0)
@@ -329,7 +329,7 @@ def spectrum_data(
         for epoch in chosen:
             s = next(r for r in rows if r.layer == name and r.epoch == epoch)
             counts, _ = np.histogram(np.clip(s.svals, low, 1.0), bins=edges)
-            label = f"epoch {epoch:g}: rank {claims.rank_of(s, eps)}"
+            label = f"epoch {epoch:g}: rank {measures.layer_rank(s, eps)}"
             series.append(Series(label, tuple(edges), (*map(float, counts), float(counts[-1]))))
         shape = next(r for r in rows if r.layer == name)
         panels.append(Panel(f"{name} ({shape.d_out}x{shape.d_in})", tuple(series),

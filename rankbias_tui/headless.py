@@ -5,10 +5,9 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from . import measures
 from .scheduler import Scheduler
 from .sweep import PlannedRun
-
-VARIED = ("model", "dataset", "batch_size", "lr", "weight_decay", "momentum", "seed")
 
 
 def run_label(run: PlannedRun, varied: tuple[str, ...]) -> str:
@@ -20,9 +19,8 @@ def run_label(run: PlannedRun, varied: tuple[str, ...]) -> str:
 
 
 def varied_fields(runs: list[PlannedRun]) -> tuple[str, ...]:
-    """The config fields whose values differ between runs (all of VARIED's if only one run)."""
-    fields = [k for k in VARIED if len({getattr(r.config, k) for r in runs}) > 1]
-    return tuple(fields) or ("model", "dataset")
+    """The config fields whose values differ between runs (model and dataset if none do)."""
+    return measures.varied_fields(dict(r.config) for r in runs) or ("model", "dataset")
 
 
 class HeadlessView:
@@ -60,7 +58,7 @@ class HeadlessView:
                 self.tasks[run_id] = self.progress.add_task(label, total=1.0, info="starting")
             frac = live.step / live.total_steps if live.total_steps else 0.0
             self.fraction[run_id] = frac
-            loss, acc = live.values.get("loss"), live.values.get("test_acc")
+            loss, acc = live.values.get(measures.LOSS), live.values.get(measures.TEST_ACC)
             info = f"ep {live.epoch:5.1f} {live.device} {live.mode}"
             info += f" loss {loss:.3f}" if loss is not None else ""
             info += f" test {acc:.3f}" if acc is not None else ""

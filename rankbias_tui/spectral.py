@@ -1,9 +1,10 @@
 """Singular values of weight matrices and the rank measures built on them (pure torch).
 
 Owns: the singular values of W/||W||_F (float64, batched per shape, Gram + eigvalsh on CUDA,
-svdvals elsewhere), rank_eps, stable rank, effective rank, the paper's rank bound (torch
-``weight_decay`` convention, PAPER.md), and ``measure``, which turns named weight matrices into
-``LayerSpectrum`` records. Does not own: which layers are measured or how a weight becomes a matrix
+svdvals elsewhere), stable rank, effective rank, the paper's rank bound (torch ``weight_decay``
+convention, PAPER.md), and ``measure``, which turns named weight matrices into ``LayerSpectrum``
+records. Does not own: the rank_eps and vacuous-bound rules (``measures``, applied here to the
+numpy singular values), which layers are measured or how a weight becomes a matrix
 (``rankbias_tui.engine.models``), nor when measurements happen. Imports nothing from the engine.
 """
 
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from .measures import is_vacuous, rank_at_eps
 
 Route = Callable[[torch.Tensor], torch.Tensor]  # (G, d_out, d_in) float64 -> (G, min(d)) descending
 
@@ -92,11 +95,6 @@ def _vec(s: torch.Tensor | np.ndarray) -> torch.Tensor:
     return torch.as_tensor(s, dtype=torch.float64).flatten()
 
 
-def rank_at(s: torch.Tensor | np.ndarray, eps: float) -> int:
-    """rank_eps: the number of singular values strictly greater than ``eps``."""
-    return int((_vec(s) > eps).sum())
-
-
 def stable_rank(s: torch.Tensor | np.ndarray) -> float:
     """sum(s^2) / max(s)^2; 0 for a zero matrix."""
     v = _vec(s)
@@ -140,8 +138,8 @@ class LayerSpectrum:
 
     @property
     def vacuous(self) -> bool:
-        """True when the bound says nothing: it reaches the maximum possible rank."""
-        return self.bound >= min(self.shape)
+        """True when the bound says nothing (``measures.is_vacuous``)."""
+        return is_vacuous(self.bound, *self.shape)
 
 
 def _fro_norms(mats: list[torch.Tensor]) -> list[float]:
@@ -193,11 +191,12 @@ def layer_spectrum(
 ) -> LayerSpectrum:
     """Every metric of one layer from the singular values ``s`` of W/||W||_F and ||W||_F."""
     top = float(s[0]) if s.numel() else 0.0
+    svals = _frozen(s)
     return LayerSpectrum(
         name=name,
         shape=shape,
-        svals=_frozen(s),
-        rank=rank_at(s, eps),
+        svals=svals,
+        rank=rank_at_eps(svals, eps),
         stable_rank=stable_rank(s),
         effective_rank=effective_rank(s),
         spectral_norm=top * fro,  # s are of W/||W||_F, so s_max(W) = s[0] * ||W||_F

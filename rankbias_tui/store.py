@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from .measures import FINISHED, STATUSES
+
 DB_NAME = "rankbias.sqlite"
-STATUSES = ("queued", "running", "done", "failed", "diverged", "cancelled")
-FINISHED = ("done", "diverged")  # never re-run these
 
 MIGRATIONS: list[str] = [
     # 1: runs, their sweep membership, scalar metrics over steps, spectra per measurement.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from ..measures import is_vacuous
+
 BLOCKS = " ▏▎▍▌▋▊▉█"
 
 
@@ -35,9 +37,9 @@ def bar(fraction: float, width: int = 6) -> str:
 
 
 def bound(value: float, d_out: int, d_in: int) -> str:
-    """The paper's bound next to a rank: ``vacuous`` where it reaches min(d_out, d_in)."""
+    """The paper's bound next to a rank, marked ``vacuous`` where ``measures.is_vacuous`` says so."""
     if not math.isfinite(value):
         return "vacuous (wd=0)"
-    if value >= min(d_out, d_in):
+    if is_vacuous(value, d_out, d_in):
         return f"{value:.3g} vacuous"
     return f"{value:.1f}"

@@ -17,24 +17,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .. import measures
+from ..measures import FINISHED, HPARAMS, STATUSES
 from ..scheduler.daemon import daemon_state, scheduler_pid
-from ..store import DB_NAME, FINISHED, RunRow, SpectrumRow, Store
+from ..store import DB_NAME, RunRow, SpectrumRow, Store
 from .usage import DeviceUse, UsageProbe, device_usage
 
-VARIED = (
-    "model",
-    "dataset",
-    "depth",
-    "width",
-    "batch_size",
-    "lr",
-    "weight_decay",
-    "momentum",
-    "epochs",
-    "seed",
-)
 SHORT = {"batch_size": "B", "weight_decay": "wd", "momentum": "mom", "dataset": "data", "epochs": "ep"}
-GROUPABLE = ("batch_size", "lr", "weight_decay")
 MAX_POINTS = 400  # per plotted series; a terminal shows fewer columns than that
 FULL_READ_S = 5.0  # read the runs at least this often even when the files look unchanged
 
@@ -116,19 +105,14 @@ class RunDetail:
             for s in rows:
                 xs, ys = out.setdefault(s.layer, ([], []))
                 xs.append(s.epoch), ys.append(float(s.rank))
-            if rows:
-                xs, ys = out.setdefault("average", ([], []))
-                xs.append(rows[0].epoch), ys.append(sum(s.rank for s in rows) / len(rows))
-        if "average" in out:
-            out["average"] = out.pop("average")  # drawn last, on top
+        if self.measurements:  # added last: drawn on top
+            out["average"] = measures.rank_curve(s for rows in self.measurements for s in rows)
         return out
 
 
 def varied_fields(configs: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
-    """Config fields whose values differ between runs (the dashboard's hyperparameter columns)."""
-    configs = list(configs)
-    fields = [k for k in VARIED if len({repr(c.get(k)) for c in configs}) > 1]
-    return tuple(fields) or ("batch_size", "lr", "weight_decay")
+    """The dashboard's hyperparameter columns: the fields that vary, else the paper's three."""
+    return measures.varied_fields(configs) or HPARAMS
 
 
 def eta_seconds(runs: Iterable[RunView], now: float, capacity: int | None = None) -> float | None:
@@ -208,7 +192,7 @@ class StoreFeed:
             return replace(last[2], **self._live_parts(last[2].runs, now))
         rows = self.store.runs()
         views = tuple(self._view(row, now) for row in rows)
-        counts = {status: 0 for status in ("done", "running", "queued", "failed", "diverged", "cancelled")}
+        counts = dict.fromkeys(STATUSES, 0)
         for v in views:
             counts[v.status] = counts.get(v.status, 0) + 1
         ids = tuple(v.run_id for v in views)
@@ -260,8 +244,8 @@ class StoreFeed:
         view = RunView(
             run_id=row.run_id, sweep=row.sweep, status=row.status, device=row.device, config=row.config,
             step=row.step, total_steps=row.total_steps, epoch=row.epoch,
-            train_loss=last.get("train_loss", last.get("loss")), test_acc=last.get("test_acc"),
-            avg_rank=sum(s.rank for s in final) / len(final) if final else None,
+            train_loss=last.get(measures.shown_loss(last)), test_acc=last.get(measures.TEST_ACC),
+            avg_rank=measures.avg_rank(final),
             error=row.error, started_at=row.started_at, finished_at=row.finished_at,
         )  # fmt: skip
         self._views[row.run_id] = (key, now, view)
@@ -283,13 +267,10 @@ class StoreFeed:
         for _step, epoch, name, value in self.store.metrics(row.run_id):
             xs, ys = series.setdefault(name, ([], []))
             xs.append(epoch), ys.append(value)
-        by_step: dict[int, list[SpectrumRow]] = {}
-        for s in self.store.spectra(row.run_id):
-            by_step.setdefault(s.step, []).append(s)
         self._detail = RunDetail(
             run=row,
             series={name: downsample(xs, ys) for name, (xs, ys) in series.items()},
-            measurements=tuple(tuple(by_step[step]) for step in sorted(by_step)),
+            measurements=tuple(map(tuple, measures.by_measurement(self.store.spectra(row.run_id)))),
             key=key,
         )
         self._detail_read = now
@@ -303,10 +284,7 @@ class StoreFeed:
             key = (view.status, view.step, view.epoch)
             cached = self._curves.get(view.run_id)
             if cached is None or cached[0] != key:
-                by_epoch: dict[float, list[int]] = {}
-                for s in self.store.spectra(view.run_id):
-                    by_epoch.setdefault(s.epoch, []).append(s.rank)
-                curve = tuple((e, sum(r) / len(r)) for e, r in sorted(by_epoch.items()))
+                curve = tuple(zip(*measures.rank_curve(self.store.spectra(view.run_id)), strict=True))
                 cached = self._curves[view.run_id] = (key, curve)
             out[view.run_id] = cached[1]
         return out
@@ -330,6 +308,6 @@ def group_curves(
         for r in members:
             for epoch, rank in curves.get(r.run_id, ()):
                 points.setdefault(epoch, []).append(rank)
-        curve = tuple((e, sum(v) / len(v)) for e, v in sorted(points.items()))
+        curve = tuple((e, measures.mean(v) or 0.0) for e, v in sorted(points.items()))  # v never empty
         out.append((f"{SHORT.get(by, by)}={value}", len(members), curve))
     return out

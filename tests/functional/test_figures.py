@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from rankbias_tui import figures
 from rankbias_tui.cli import app
-from rankbias_tui.spectral import rank_at
+from rankbias_tui.measures import rank_at_eps
 from rankbias_tui.store import Store
 from tests.fixtures_store import EPOCHS, GRID, LAYERS, build_store
 
@@ -124,7 +124,7 @@ def test_accuracy_vs_rank_points(store: Store) -> None:
 
 # ----- eps recomputed from the stored singular values --------------------------------------------
 def direct_avg_rank(store: Store, run_id: str, step: int, eps: float) -> float:
-    return float(np.mean([rank_at(np.array(s.svals), eps) for s in store.spectra(run_id, step)]))
+    return float(np.mean([rank_at_eps(s.svals, eps) for s in store.spectra(run_id, step)]))
 
 
 @pytest.mark.parametrize("eps", [1e-3, 1e-2, 5e-2])

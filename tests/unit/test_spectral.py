@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from rankbias_tui.measures import rank_at_eps
 from rankbias_tui.spectral import (
     LayerSpectrum,
     effective_rank,
     gram_route,
     measure,
-    rank_at,
     rank_bound,
     singular_values,
     stable_rank,
@@ -86,7 +86,7 @@ def test_rank_at_matches_matrix_rank(eps):
     w = (w + 0.05 * torch.randn(60, 80, generator=gen)).to(torch.float64)
     (s,) = singular_values([w])
     expected = torch.linalg.matrix_rank(w / torch.linalg.matrix_norm(w), atol=eps, rtol=0)
-    assert rank_at(s, eps) == int(expected)
+    assert rank_at_eps(s, eps) == int(expected)
 
 
 @pytest.mark.parametrize("d_out,d_in", [(50, 80), (80, 50), (64, 64)])
@@ -98,7 +98,7 @@ def test_known_rank(d_out, d_in):
     expected = sum(v > 1e-3 for v in s)
     for route in (svdvals_route, gram_route):
         (got,) = route([w])
-        assert rank_at(got, 1e-3) == expected
+        assert rank_at_eps(got, 1e-3) == expected
 
 
 def test_stable_and_effective_rank_on_known_vectors():

@@ -11,15 +11,16 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from ...measures import HPARAMS
 from ..format import num
 from ..messages import StoreRefreshed
-from ..model import GROUPABLE, SHORT, group_curves
+from ..model import SHORT, group_curves
 from ..widgets.charts import CompareChart
 
 if TYPE_CHECKING:
     from ..app import RankbiasApp
 
-GROUPINGS: tuple[str | None, ...] = (None, *GROUPABLE)
+GROUPINGS: tuple[str | None, ...] = (None, *HPARAMS)
 
 
 class CompareScreen(Screen[None]):

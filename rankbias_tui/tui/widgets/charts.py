@@ -8,6 +8,7 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 from textual_plotext import PlotextPlot
 
+from ...measures import shown_acc, shown_loss
 from ...store import SpectrumRow
 from ..format import bound
 from ..model import RunDetail
@@ -42,8 +43,7 @@ class CurvesChart(Chart):
         if not self.changed(("curves", detail.key, detail.series.keys())):
             return
         plt, series = self.plt, detail.series
-        loss_name = "train_loss" if "train_loss" in series else "loss"
-        acc_name = "test_acc" if "test_acc" in series else "acc"
+        loss_name, acc_name = shown_loss(series), shown_acc(series)
         if loss_name not in series and acc_name not in series:
             return self.empty("loss / accuracy: no metrics yet")
         if loss_name in series:

@@ -24,8 +24,9 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from ...measures import MAIN_FIELDS
 from ..format import bar, num
-from ..model import SHORT, VARIED, RunView, Snapshot
+from ..model import SHORT, RunView, Snapshot
 
 STATUS_ORDER = {s: i for i, s in enumerate(("running", "queued", "failed", "diverged", "cancelled", "done"))}
 STATUS_STYLE = {
@@ -42,8 +43,8 @@ GAP = 2  # spaces between columns
 
 
 def search_text(view: RunView) -> str:
-    settings = [f"{SHORT.get(k, k)}={view.config.get(k)}" for k in VARIED]
-    settings += [f"{k}={view.config.get(k)}" for k in VARIED if k in SHORT]
+    settings = [f"{SHORT.get(k, k)}={view.config.get(k)}" for k in MAIN_FIELDS]
+    settings += [f"{k}={view.config.get(k)}" for k in MAIN_FIELDS if k in SHORT]
     return " ".join([view.run_id, view.sweep, view.status, view.device or "", *settings]).lower()
 
 

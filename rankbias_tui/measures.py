@@ -1,0 +1,143 @@
+"""The project's vocabulary and the arithmetic on stored measurements: one home for each rule.
+
+Owns: run statuses and which of them are finished; metric names (one table, as the engine logs
+them and the store keeps them); the run fields that tell runs apart and ``varied_fields``; the
+rank rules: rank at eps (the count of singular values of W/||W||_F strictly above eps), the average
+rank over layers, the largest possible average rank, a run's rank curve, and when the paper's bound
+is vacuous. Does not own: computing singular values (``spectral.py``, torch), reading the store
+(``store.py``), how numbers are printed (``tui/format.py``, the CLI) or the claims' statistics
+(``claims.py``).
+
+Imports numpy only (no torch, no textual, nothing else of this package), so every process may use
+it: the engine, the scheduler, the CLI and the terminal UI.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any, Protocol
+
+import numpy as np
+
+# ----- statuses ----------------------------------------------------------------------------------
+STATUSES = ("queued", "running", "done", "failed", "diverged", "cancelled")
+FINISHED = ("done", "diverged")  # ended by the training itself: never re-run, nothing to resume
+ACTIVE = ("queued", "running")  # waiting for or holding a device: what a cancel acts on
+
+# ----- metric names ------------------------------------------------------------------------------
+LOSS, ACC, LR = "loss", "acc", "lr"
+TRAIN_LOSS, TRAIN_ACC, TEST_LOSS, TEST_ACC = "train_loss", "train_acc", "test_loss", "test_acc"
+METRICS: Mapping[str, str] = {
+    LOSS: "loss of the last training batch (logged every few steps)",
+    ACC: "accuracy of the last training batch (logged every few steps)",
+    LR: "learning rate at that step",
+    TRAIN_LOSS: "loss over the training set, eval mode (at each evaluation)",
+    TRAIN_ACC: "accuracy over the training set, eval mode (at each evaluation)",
+    TEST_LOSS: "loss over the test set, eval mode (at each evaluation)",
+    TEST_ACC: "accuracy over the test set, eval mode (at each evaluation)",
+}
+STEP_METRICS = (LOSS, ACC, LR)
+EVAL_METRICS = (TRAIN_LOSS, TRAIN_ACC, TEST_LOSS, TEST_ACC)
+
+
+def shown_loss(names: Collection[str]) -> str:
+    """The loss a person sees: the eval-mode training loss once there is one, else the batch loss."""
+    return TRAIN_LOSS if TRAIN_LOSS in names else LOSS
+
+
+def shown_acc(names: Collection[str]) -> str:
+    """The accuracy a person sees: test accuracy once evaluated, else the batch accuracy."""
+    return TEST_ACC if TEST_ACC in names else ACC
+
+
+# ----- which fields vary -------------------------------------------------------------------------
+HPARAMS = ("batch_size", "lr", "weight_decay")  # the three the paper's bound depends on
+# Every run field that can tell two runs apart, in the order columns and labels show them: first
+# what a sweep usually varies (what is trained, on what, the paper's hyperparameters, how long, the
+# seed: also what the dashboard's filter searches), then the rest. tests/unit/test_measures.py
+# checks that this covers spec.RUN_FIELDS but pack_size, an execution detail and not an identity.
+MAIN_FIELDS = ("model", "dataset", "depth", "width", "batch_size", "lr", "weight_decay", "momentum", "epochs", "seed")
+FIELDS = MAIN_FIELDS + (
+    "activation", "train_size", "lr_milestones", "lr_gamma", "loss", "rank_eps", "measure_every",
+    "measured_layers", "eval_every", "diverge_after", "diverge_acc", "precision",
+)  # fmt: skip
+
+
+def varied_fields(configs: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The fields of ``FIELDS`` whose values differ between ``configs``, in ``FIELDS`` order.
+
+    Values are compared by ``repr`` so lists (lr_milestones) count too; a missing field is None."""
+    configs = list(configs)
+    return tuple(k for k in FIELDS if len({repr(c.get(k)) for c in configs}) > 1)
+
+
+# ----- ranks -------------------------------------------------------------------------------------
+class Spectrum(Protocol):
+    """What the rank rules read of one layer's stored measurement (``store.SpectrumRow``)."""
+
+    layer: str
+    step: int
+    epoch: float
+    d_out: int
+    d_in: int
+    rank: int  # rank at the run's own eps, counted when measured
+    svals: Any  # (min(d_out, d_in),) singular values of W/||W||_F, descending
+
+
+def rank_at_eps(svals: Any, eps: float) -> int:
+    """rank_eps: how many singular values of W/||W||_F are strictly greater than ``eps``.
+
+    ``svals``: any array-like of floats (numpy array, list, CPU tensor)."""
+    return int(np.count_nonzero(np.asarray(svals, dtype=np.float64) > eps))
+
+
+def layer_rank(s: Spectrum, eps: float | None = None) -> int:
+    """One layer's rank: the stored one (counted at the run's eps), or recounted at ``eps``."""
+    return int(s.rank) if eps is None else rank_at_eps(s.svals, eps)
+
+
+def mean(values: Iterable[float]) -> float | None:
+    """sum / count in Python floats, None when empty.
+
+    The exported averages are this exact arithmetic (tests/data/golden), so keep it: numpy's
+    pairwise summation may differ in the last bit for non-integer values."""
+    values = list(values)
+    return sum(values) / len(values) if values else None
+
+
+def avg_rank(spectra: Iterable[Spectrum], eps: float | None = None, layer: str | None = None) -> float | None:
+    """The average rank: mean over the measured layers of one measurement (or ``layer``'s rank),
+    at the stored eps or recounted at ``eps``; None when there is no such layer."""
+    return mean(layer_rank(s, eps) for s in spectra if layer is None or s.layer == layer)
+
+
+def max_avg_rank(spectra: Iterable[Spectrum], layer: str | None = None) -> float | None:
+    """The largest possible average rank: mean over layers of min(d_out, d_in); None if none."""
+    return mean(min(s.d_out, s.d_in) for s in spectra if layer is None or s.layer == layer)
+
+
+def by_measurement(spectra: Iterable[Spectrum]) -> list[list[Spectrum]]:
+    """A run's spectra grouped per measurement (step), in step order, layers in stored order."""
+    by_step: dict[int, list[Spectrum]] = defaultdict(list)
+    for s in spectra:
+        by_step[s.step].append(s)
+    return [by_step[k] for k in sorted(by_step)]
+
+
+def rank_curve(
+    spectra: Iterable[Spectrum], eps: float | None = None, layer: str | None = None
+) -> tuple[list[float], list[float]]:
+    """(epochs, average ranks) of one run, one point per measurement in step order; NaN where a
+    measurement lacks ``layer``."""
+    rows = by_measurement(spectra)
+    ranks = [avg_rank(group, eps, layer) for group in rows]
+    return [group[0].epoch for group in rows], [math.nan if r is None else r for r in ranks]
+
+
+# ----- the paper's bound -------------------------------------------------------------------------
+def is_vacuous(bound: float, d_out: int, d_in: int) -> bool:
+    """The bound says nothing when it reaches the largest possible rank, min(d_out, d_in); an
+    infinite bound (weight_decay = 0) is vacuous too."""
+    return bound >= min(d_out, d_in)
