@@ -1,4 +1,4 @@
-"""CSV writers shared by the CLI and the terminal UI: summary, metrics and spectra.
+"""The CSV writer shared by the CLI and the terminal UI: summary, metrics and spectra.
 
 - summary: one row per run (config, status, final metrics, ranks at init and at the end, and one
   ``rank_<layer>`` column per measured layer);
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -32,7 +32,6 @@ SPECTRA_COLUMNS = (
     "run_id", "step", "epoch", "layer", "d_out", "d_in", "m", "rank", "rank_eps", "stable_rank",
     "effective_rank", "spectral_norm", "fro_norm", "bound", "index", "sigma",
 )  # fmt: skip
-KINDS = ("summary", "metrics", "spectra")
 
 
 def summary_row(store: Store, run: RunRow, sweep: str | None = None) -> dict[str, Any]:
@@ -58,10 +57,6 @@ def summary_row(store: Store, run: RunRow, sweep: str | None = None) -> dict[str
     return row
 
 
-def summary_rows(store: Store, sweep: str | None = None) -> list[dict[str, Any]]:
-    return [summary_row(store, run, sweep) for run in store.runs(sweep)]
-
-
 def summary_columns(rows: list[dict[str, Any]]) -> list[str]:
     """Fixed columns, then every ``rank_<layer>`` column in first-seen order."""
     columns = list(SUMMARY_COLUMNS)
@@ -70,16 +65,33 @@ def summary_columns(rows: list[dict[str, Any]]) -> list[str]:
     return columns
 
 
-def metric_rows(store: Store, sweep: str | None = None) -> Iterator[dict[str, Any]]:
-    for run in store.runs(sweep):
-        for step, epoch, name, value in store.metrics(run.run_id):
-            yield {"run_id": run.run_id, "step": step, "epoch": epoch, "name": name, "value": value}
+Table = tuple[Iterable[dict[str, Any]], Sequence[str]]  # rows, columns
 
 
-def spectra_rows(store: Store, sweep: str | None = None) -> Iterator[dict[str, Any]]:
-    for run in store.runs(sweep):
-        for s in store.spectra(run.run_id):
-            yield from _sigma_rows(s)
+def summary_table(store: Store, runs: Sequence[RunRow], sweep: str | None = None) -> Table:
+    rows = [summary_row(store, run, sweep) for run in runs]
+    return rows, summary_columns(rows)
+
+
+def metrics_table(store: Store, runs: Sequence[RunRow], sweep: str | None = None) -> Table:
+    rows = (
+        {"run_id": run.run_id, "step": step, "epoch": epoch, "name": name, "value": value}
+        for run in runs
+        for step, epoch, name, value in store.metrics(run.run_id)
+    )
+    return rows, METRIC_COLUMNS
+
+
+def spectra_table(store: Store, runs: Sequence[RunRow], sweep: str | None = None) -> Table:
+    return (row for run in runs for s in store.spectra(run.run_id) for row in _sigma_rows(s)), SPECTRA_COLUMNS
+
+
+# One row per export kind: a new kind is a function here, not a new writer.
+KINDS: dict[str, Callable[[Store, Sequence[RunRow], str | None], Table]] = {
+    "summary": summary_table,
+    "metrics": metrics_table,
+    "spectra": spectra_table,
+}
 
 
 def _sigma_rows(s: SpectrumRow) -> Iterator[dict[str, Any]]:
@@ -88,7 +100,7 @@ def _sigma_rows(s: SpectrumRow) -> Iterator[dict[str, Any]]:
         yield base | {"index": index, "sigma": float(sigma)}
 
 
-def write_csv(rows: Iterable[dict[str, Any]], columns: list[str] | tuple[str, ...], out: TextIO) -> int:
+def write_csv(rows: Iterable[dict[str, Any]], columns: Sequence[str], out: TextIO) -> int:
     writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     count = 0
@@ -98,20 +110,22 @@ def write_csv(rows: Iterable[dict[str, Any]], columns: list[str] | tuple[str, ..
     return count
 
 
-def export(store: Store, what: str, output: Path | None, sweep: str | None = None) -> int:
+def export(
+    store: Store, what: str, output: Path | None, sweep: str | None = None, run_ids: Iterable[str] | None = None
+) -> int:
     """Write one kind of CSV to ``output`` (stdout when None); return the number of data rows.
 
-    A file is written to a temporary name and renamed, so a failed export leaves no half file.
+    The runs: ``run_ids`` in that order (unknown ids skipped; the terminal UI exports what it
+    shows), else every run of ``sweep`` (of the store when None). A file is written to a temporary
+    name and renamed, so a failed export leaves no half file.
     """
-    if what == "summary":
-        rows: Iterable[dict[str, Any]] = summary_rows(store, sweep)
-        columns: list[str] | tuple[str, ...] = summary_columns(list(rows))  # type: ignore[arg-type]
-    elif what == "metrics":
-        rows, columns = metric_rows(store, sweep), METRIC_COLUMNS
-    elif what == "spectra":
-        rows, columns = spectra_rows(store, sweep), SPECTRA_COLUMNS
-    else:
+    if what not in KINDS:
         raise ValueError(f"unknown export kind {what!r}; choose from {', '.join(KINDS)}")
+    if run_ids is None:
+        runs = store.runs(sweep)
+    else:
+        runs = [run for run_id in run_ids if (run := store.run(run_id)) is not None]
+    rows, columns = KINDS[what](store, runs, sweep)
     if output is None:
         return write_csv(rows, columns, sys.stdout)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -22,10 +22,10 @@ from textual.app import App
 from textual.binding import Binding
 from textual.worker import get_current_worker
 
+from ..export import export
 from ..scheduler import SchedulerLock, StoreBusy, daemon
 from ..scheduler.daemon import DaemonOptions
 from ..store import Store
-from .export_view import write_view
 from .messages import PollFailed, StoreRefreshed
 from .model import RunDetail, StoreFeed
 from .usage import SystemProbe, UsageProbe
@@ -207,7 +207,7 @@ class RankbiasApp(App[None]):
     def _export(self, kind: str, run_ids: list[str], path: Path) -> None:
         try:
             with Store(self.store_dir, create=False) as store:
-                count = write_view(store, path, kind, run_ids)
+                count = export(store, kind, path, run_ids=run_ids)
         except Exception as err:  # noqa: BLE001 - reported to the user
             self.call_from_thread(self.notify, str(err), title="export failed", severity="error")
             return

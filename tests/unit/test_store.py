@@ -130,8 +130,7 @@ def test_summary_csv_columns(tmp_path: Path) -> None:
         store.set_progress(a.run_id, 5, 1.0)
         store.set_status(a.run_id, "done")
         out = io.StringIO()
-        rows = export.summary_rows(store)
-        export.write_csv(rows, export.summary_columns(rows), out)
+        export.write_csv(*export.summary_table(store, store.runs()), out)
     (row,) = list(csv.DictReader(io.StringIO(out.getvalue())))
     required = (
         "run_id sweep status model dataset depth width batch_size lr momentum weight_decay epochs seed rank_eps "
@@ -155,6 +154,23 @@ def test_long_exports(tmp_path: Path) -> None:
     rows = list(csv.DictReader((tmp_path / "s.csv").open()))
     assert [r["sigma"] for r in rows] == ["0.9", "0.4", "0.1"] and rows[2]["index"] == "2"
     assert list(rows[0]) == list(export.SPECTRA_COLUMNS)
+
+
+def test_export_of_chosen_runs_keeps_their_order(tmp_path: Path) -> None:
+    # What the terminal UI exports: the runs it shows, in its order, with the same writer.
+    a, b = planned(seed=0), planned(seed=1)
+    with Store(tmp_path) as store:
+        store.add_runs([a, b], {})
+        for rid in (a.run_id, b.run_id):
+            store.add_metrics(rid, [(1, 0.1, "loss", 2.0)])
+        out = tmp_path / "view" / "summary.csv"
+        assert export.export(store, "summary", out, run_ids=[b.run_id, "nosuchrun", a.run_id]) == 2
+        assert export.export(store, "metrics", tmp_path / "m.csv", run_ids=[b.run_id]) == 1
+        with pytest.raises(ValueError, match="unknown export kind"):
+            export.export(store, "everything", tmp_path / "x.csv")
+    assert [r["run_id"] for r in csv.DictReader(out.open())] == [b.run_id, a.run_id]
+    assert [r["run_id"] for r in csv.DictReader((tmp_path / "m.csv").open())] == [b.run_id]
+    assert not list(tmp_path.glob("*.part")) and not (tmp_path / "x.csv").exists()
 
 
 def test_cli_cancel_without_a_scheduler_marks_the_run(tmp_path: Path) -> None:
