@@ -229,6 +229,18 @@ def test_figures_and_claims_do_not_import_torch() -> None:
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
 
 
+def test_gathering_figure_data_does_not_import_matplotlib() -> None:
+    # Selection and data are plain Python; only drawing (figures.draw) needs matplotlib.
+    code = (
+        "import sys, rankbias_tui.figures.data as d, rankbias_tui.figures.selection\n"
+        "print(any(m.split('.')[0] == 'matplotlib' for m in sys.modules))\n"
+        "import rankbias_tui.figures as f; f.make_figure\n"
+        "print('matplotlib' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.split() == ["False", "True"], out.stderr
+
+
 # ----- end to end: a real 2-epoch sweep ---------------------------------------------------------
 TINY_SPEC = """
 default_sweep = "tiny"
