@@ -33,9 +33,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..measures import ACTIVE, FINISHED
 from ..provenance import provenance
 from ..spec import RunConfig, SpecError, load_spec
-from ..store import FINISHED, Store
+from ..store import Store
 from ..sweep import PlannedRun, UnknownSweep, expand_sweep
 from .devices import DeviceError, Slots, plan_slots
 from .lock import SchedulerLock, StoreBusy
@@ -245,7 +246,7 @@ class Daemon(Scheduler):
             return
         row = self.store.run(run_id)
         # Holding the lock, no other scheduler can be running it: a 'running' row is stale.
-        if row is not None and row.status in ("queued", "running"):
+        if row is not None and row.status in ACTIVE:
             self.store.set_status(row.run_id, "cancelled", error="cancelled before it started")
             log.info("cancel %s (not queued here)", row.run_id)
 

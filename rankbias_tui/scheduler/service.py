@@ -25,6 +25,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from ..measures import FINISHED, mean
 from ..store import SpectrumRow, Store
 from ..sweep import PlannedRun
 from . import packing
@@ -157,7 +158,7 @@ class Scheduler:
                 host.proc.kill()
             self._drain(host)
             for run_id, worker in list(host.members.items()):
-                if worker.finished is not None and worker.finished[0] in ("done", "diverged"):
+                if worker.finished is not None and worker.finished[0] in FINISHED:
                     self._settle(worker)  # it ended before the stop: keep its real outcome
                 else:
                     self.store.set_status(run_id, "queued", error=reason)
@@ -328,7 +329,7 @@ class Scheduler:
         elif kind == "spectra":
             step, epoch, rows = payload
             store.add_spectra(SpectrumRow(run_id=run_id, step=step, epoch=epoch, **_decode(r)) for r in rows)
-            live.avg_rank = sum(r["rank"] for r in rows) / max(1, len(rows))
+            live.avg_rank = mean(r["rank"] for r in rows)  # the average rank (measures)
         elif kind == "checkpoint":
             store.set_checkpoint(run_id, payload[0])
             self._prune_checkpoints(run_id, keep=payload[0])
@@ -377,7 +378,7 @@ class Scheduler:
         del self.workers[run_id]
         if worker.host is not None:
             worker.host.members.pop(run_id, None)
-        if worker.finished is not None and worker.finished[0] in ("done", "diverged"):
+        if worker.finished is not None and worker.finished[0] in FINISHED:
             status, error = worker.finished  # it ended before a cancel could take effect
         elif worker.cancelled:
             status, error = "cancelled", "cancelled by request"
@@ -387,7 +388,7 @@ class Scheduler:
             status, error = "failed", _death_reason(worker.proc.exitcode)
         self.store.set_status(run_id, status, error=error)
         self.outcomes[run_id] = status
-        if status in ("done", "diverged") and not self.keep_checkpoints:
+        if status in FINISHED and not self.keep_checkpoints:
             directory = self._ckpt_dir(run_id)
             self._defer(lambda: shutil.rmtree(directory, ignore_errors=True))
 

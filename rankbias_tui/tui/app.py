@@ -23,6 +23,7 @@ from textual.binding import Binding
 from textual.worker import get_current_worker
 
 from ..export import export
+from ..measures import ACTIVE, FINISHED
 from ..scheduler import SchedulerLock, StoreBusy, daemon
 from ..scheduler.daemon import DaemonOptions
 from ..store import Store
@@ -133,9 +134,9 @@ class RankbiasApp(App[None]):
         by_id = message.snapshot.by_id()
         for run_id, kind in list(self.pending.items()):
             view = by_id.get(run_id)
-            if view is None or (kind == "cancel" and view.status not in ("queued", "running")):
+            if view is None or (kind == "cancel" and view.status not in ACTIVE):
                 del self.pending[run_id]
-            elif kind == "resume" and view.status in ("queued", "running", "done", "diverged"):
+            elif kind == "resume" and view.status in (*ACTIVE, *FINISHED):
                 del self.pending[run_id]
         apply = getattr(self.screen, "apply", None)
         if apply is not None:

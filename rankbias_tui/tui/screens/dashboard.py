@@ -9,6 +9,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
+from ...measures import ACTIVE, FINISHED
 from ..messages import StoreRefreshed
 from ..model import RunView
 from ..widgets.runs_table import RunsTable
@@ -121,7 +122,7 @@ class DashboardScreen(Screen[None]):
         view = self._selected_view()
         if view is None:
             return
-        if view.status not in ("queued", "running"):
+        if view.status not in ACTIVE:
             self.notify(f"{view.run_id[:8]} is {view.status}: nothing to cancel", severity="warning")
             return
 
@@ -137,7 +138,7 @@ class DashboardScreen(Screen[None]):
         view = self._selected_view()
         if view is None:
             return
-        if view.status in ("done", "diverged", "running"):
+        if view.status in (*FINISHED, "running"):
             self.notify(f"{view.run_id[:8]} is {view.status}: nothing to resume", severity="warning")
             return
         self.rapp.ask("resume", view.run_id)

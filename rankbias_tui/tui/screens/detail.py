@@ -14,6 +14,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
+from ...measures import ACTIVE, FINISHED
 from ...store import SpectrumRow
 from ..format import bound, duration, num
 from ..messages import StoreRefreshed
@@ -183,11 +184,11 @@ class RunDetailScreen(Screen[None]):
             self._spectrum()
 
     def action_cancel(self) -> None:
-        if self.detail and self.detail.run.status in ("queued", "running"):
+        if self.detail and self.detail.run.status in ACTIVE:
             self.rapp.ask("cancel", self.run_id)
 
     def action_resume(self) -> None:
-        if self.detail and self.detail.run.status not in ("done", "diverged", "running"):
+        if self.detail and self.detail.run.status not in (*FINISHED, "running"):
             self.rapp.ask("resume", self.run_id)
 
     def action_export(self) -> None:
