@@ -124,7 +124,7 @@ def baseline_ms(directory: Path, repeats: int = 30) -> float:
 
 async def drive(directory: Path, seconds: float, detail_id: str) -> tuple[object, dict[str, list[float]]]:
     from rankbias_tui.tui import create_app
-    from rankbias_tui.tui.screens.detail import RunDetailScreen
+    from rankbias_tui.tui.messages import OpenRun
 
     app = create_app(directory, spawn=None)  # polls every 0.5 s, as in use
     lags: dict[str, list[float]] = {"dashboard": [], "run detail": []}
@@ -143,7 +143,7 @@ async def drive(directory: Path, seconds: float, detail_id: str) -> tuple[object
         phase = "dashboard"
         await pilot.pause(seconds / 2)
         phase = "warm-up"
-        app.push_screen(RunDetailScreen(detail_id))
+        app.post_message(OpenRun(detail_id))
         await pilot.pause(1.0)
         phase = "run detail"
         await pilot.pause(seconds / 2)

@@ -11,10 +11,20 @@ from rich.console import Console
 from rich.table import Table
 
 from . import export as export_mod
+from . import scheduler
 from .cli_common import fail
-from .measures import FINISHED, is_vacuous
+from .measures import ACTIVE, is_vacuous
 from .provenance import provenance
-from .spec import SpecError, load_spec
+from .scheduler import (
+    DeviceError,
+    Scheduler,
+    SchedulerLock,
+    SchedulerOptions,
+    StopRequested,
+    StoreBusy,
+    plan_slots,
+)
+from .spec import Spec, SpecError, load_spec
 from .store import Store, StoreError
 from .sweep import UnknownSweep, expand
 
@@ -37,7 +47,7 @@ def open_store(directory: Path, create: bool = False) -> Store:
         raise fail(str(e)) from None
 
 
-def load_or_exit(spec: Path):  # noqa: ANN201 - Spec
+def load_or_exit(spec: Path) -> Spec:
     try:
         return load_spec(spec)
     except SpecError as e:
@@ -83,21 +93,23 @@ def run(
     ),
 ) -> None:
     """Run the sweep(s): finished runs are skipped, interrupted ones resume from their last checkpoint."""
+    options = SchedulerOptions(devices, per_device, data_dir, keep_checkpoints, pack_size, not no_graphs)
+    parsed = load_or_exit(spec)
     if not headless:
         from .cli_tui import run_with_tui, terminal_attached
 
         if terminal_attached():
-            return run_with_tui(
-                spec, sweep or [], store_dir, devices, per_device, data_dir, keep_checkpoints, pack_size,
-                not no_graphs,
-            )  # fmt: skip
-    from .headless import HeadlessView
-    from .scheduler import DeviceError, Scheduler, SchedulerLock, StopRequested, StoreBusy, plan_slots
+            return run_with_tui(spec, parsed, sweep or [], store_dir, options)
+    _run_headless(parsed, sweep or [], store_dir, options)
 
-    parsed = load_or_exit(spec)
+
+def _run_headless(parsed: Spec, sweeps: list[str], store_dir: Path, options: SchedulerOptions) -> None:
+    """``rankbias run --headless``: a foreground scheduler in this process, rich progress lines."""
+    from .headless import HeadlessView
+
     try:
-        planned = expand(parsed, sweep or [])
-        slots = plan_slots(devices, per_device)
+        planned = expand(parsed, sweeps)
+        slots = plan_slots(options.devices, options.per_device)
     except (UnknownSweep, DeviceError) as e:
         raise fail(str(e), 2) from None
     store = open_store(store_dir, create=True)
@@ -105,16 +117,13 @@ def run(
         with SchedulerLock(store_dir):
             todo = store.queue(planned, provenance())
             console.print(
-                f"{len(planned)} runs in {', '.join(sweep or [parsed.default_sweep])}: "
+                f"{len(planned)} runs in {', '.join(sweeps or [parsed.default_sweep])}: "
                 f"{len(planned) - len(todo)} already finished, {len(todo)} to run on "
                 f"{', '.join(slots.devices)} ({slots.per_device} at a time per device). Store: {store_dir}/"
             )
-            console.print(_engine_line(slots.devices, pack_size, not no_graphs))
+            console.print(_engine_line(slots.devices, options))
             with HeadlessView(todo, console) as view:
-                outcomes = Scheduler(
-                    store, todo, slots, data_dir=data_dir, keep_checkpoints=keep_checkpoints,
-                    pack_size=pack_size, graphs=not no_graphs,
-                ).run(view.tick)  # fmt: skip
+                outcomes = Scheduler(store, todo, slots, options).run(view.tick)
     except StoreBusy as e:
         raise fail(str(e)) from None
     except (KeyboardInterrupt, StopRequested):
@@ -128,11 +137,13 @@ def run(
         raise typer.Exit(1)
 
 
-def _engine_line(devices: tuple[str, ...], pack_size: Optional[int], graphs: bool) -> str:
+def _engine_line(devices: tuple[str, ...], options: SchedulerOptions) -> str:
     """Which training modes this sweep uses, and how to turn them off."""
-    packs = "off" if pack_size == 1 else f"up to {pack_size}" if pack_size else "sized automatically"
+    size = options.pack_size
+    packs = "off" if size == 1 else f"up to {size}" if size else "sized automatically"
     on_gpu = any(d.startswith("cuda") for d in devices)
-    steps = "each step one CUDA graph replay (--no-graphs: eager)" if graphs and on_gpu else "eager steps"
+    replay = options.graphs and on_gpu
+    steps = "each step one CUDA graph replay (--no-graphs: eager)" if replay else "eager steps"
     return f"engine: fused packs of mlp/mlp-bn runs {packs} (--pack-size 1: off), {steps}"
 
 
@@ -275,21 +286,15 @@ def cancel(
 
     A cancelled run keeps its last checkpoint and resumes when its sweep is run again.
     """
-    from .scheduler import SchedulerLock, StoreBusy
-
     with open_store(store_dir) as store:
         r = store.run(run_id)
         if r is None:
             raise fail(f"no single run matches {run_id!r}")
-        if r.status in FINISHED or r.status == "cancelled":
+        if r.status not in ACTIVE:
             raise fail(f"run {r.run_id} already ended ({r.status})")
-        try:
-            with SchedulerLock(store_dir):  # no scheduler: nobody else will act on a request
-                store.set_status(r.run_id, "cancelled", error="cancelled by request")
-                console.print(f"cancelled {r.run_id}")
-                return
-        except StoreBusy:
-            store.request("cancel", r.run_id)
+        if scheduler.cancel(store, r.run_id):
+            console.print(f"cancelled {r.run_id}")
+            return
     console.print(f"cancel requested for {r.run_id}; the scheduler stops it within a second")
 
 

@@ -4,8 +4,9 @@
 not given: the sweep is queued with the background scheduler (started if none runs on the store)
 and the app opens on the store. Quitting the app, closing the terminal or losing the SSH
 connection leaves the scheduler running; ``rankbias attach`` reopens the app and ``rankbias stop``
-ends the scheduler cleanly (runs in progress resume later). Textual is imported only when the app
-opens; torch never is.
+ends the scheduler cleanly (runs in progress resume later). The spec file is read once per command
+(by ``cli.run`` or ``attach``) and handed to the app for its launch screen; the scheduler is asked
+through its client API only. Textual is imported only when the app opens; torch never is.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from typing import Any, Optional
 import typer
 from rich.console import Console
 
-from .cli_common import err, fail
-from .scheduler import daemon
-from .scheduler.daemon import DaemonOptions
-from .scheduler.devices import DeviceError, check_syntax
+from . import scheduler
+from .cli_common import fail
+from .scheduler import DeviceError, SchedulerOptions, check_syntax
+from .spec import Spec, SpecError, load_spec
+from .store import Store, StoreError, StorePaths
+from .sweep import UnknownSweep, expand
 
 console = Console()
 
@@ -32,75 +35,65 @@ def terminal_attached() -> bool:
     return sys.stdout.isatty() and sys.stdin.isatty()
 
 
-def _busy_foreground(store_dir: Path) -> int | None:
-    """The pid of a foreground ``rankbias run`` holding the store (it takes no launch requests)."""
-    pid = daemon.scheduler_pid(store_dir)
-    return pid if pid is not None and not daemon.is_daemon(store_dir, pid) else None
-
-
 def run_with_tui(
-    spec: Path,
-    sweeps: list[str],
-    store_dir: Path,
-    devices: str = "auto",
-    per_device: Optional[int] = None,
-    data_dir: Optional[Path] = None,
-    keep_checkpoints: bool = False,
-    pack_size: Optional[int] = None,
-    graphs: bool = True,
+    spec_path: Path, spec: Spec, sweeps: list[str], store_dir: Path, options: SchedulerOptions
 ) -> None:
-    """Queue ``sweeps`` of ``spec`` with the background scheduler and open the app on the store."""
-    from .spec import SpecError, load_spec
-    from .store import Store, StoreError
-    from .sweep import UnknownSweep, expand
-
+    """Queue ``sweeps`` of ``spec`` (read from ``spec_path``) with the background scheduler and open
+    the app on the store."""
+    names = sweeps or [spec.default_sweep]
     try:
-        parsed = load_spec(spec)
-    except SpecError as e:
-        err.print(e.report(), highlight=False, markup=False)
-        raise typer.Exit(2) from None
-    names = sweeps or [parsed.default_sweep]
-    try:
-        planned = expand(parsed, names)
-        check_syntax(devices)
+        planned = expand(spec, names)
+        check_syntax(options.devices)
     except (UnknownSweep, DeviceError) as e:
         raise fail(str(e), 2) from None
-    pid = _busy_foreground(store_dir)
-    if pid is not None:
+    now = scheduler.status(store_dir)
+    if now.foreground:  # it takes no launch requests
         raise fail(
-            f"a foreground `rankbias run` (pid {pid}) is running on {store_dir}; wait for it or stop it "
-            f"with `rankbias stop --store {store_dir}`"
+            f"a foreground `rankbias run` (pid {now.pid}) is running on {store_dir}; wait for it or stop "
+            f"it with `rankbias stop --store {store_dir}`"
         )
-    options = DaemonOptions(
-        devices, per_device, data_dir, keep_checkpoints, pack_size=pack_size, graphs=graphs
-    )
     try:
         with Store(store_dir, create=True) as store:
             for name in names:
-                daemon.request_launch(store, spec, name)
+                scheduler.launch(store, spec_path, name)
     except StoreError as e:
         raise fail(str(e)) from None
-    running, spawned = daemon.ensure(store_dir, options)
+    running, spawned = scheduler.ensure(store_dir, options)
     if running is not None:
         console.print(f"queued with the scheduler already running on {store_dir} (pid {running})")
     console.print(f"{len(planned)} runs in {', '.join(names)}: opening the terminal UI")
-    _open(store_dir, spec, options, spawned)
+    _open(store_dir, spec_path, spec, options, spawned)
 
 
-def _open(store_dir: Path, spec: Optional[Path], options: DaemonOptions, spawned: Any = None) -> None:
-    """Run the app; ``spawned``: a scheduler process just started, whose early exit (bad devices,
+def _open(
+    store_dir: Path, spec_path: Path | None, spec: Spec | SpecError | None, options: SchedulerOptions,
+    spawned: Any = None,
+) -> None:  # fmt: skip
+    """Run the app; ``spec``: the spec read from ``spec_path`` (or why it could not be) for the
+    launch screen; ``spawned``: a scheduler process just started, whose early exit (bad devices,
     say) the app reports with the tail of its log."""
     from .tui import create_app
 
-    app = create_app(store_dir, spec if spec and spec.exists() else None, options)
+    app = create_app(store_dir, spec_path, options, spec=spec)
     app.spawned = spawned
     app.run()
-    pid = daemon.scheduler_pid(store_dir)
+    pid = scheduler.scheduler_pid(store_dir)
     if pid is not None:
         console.print(
-            f"The scheduler goes on in the background (pid {pid}, log {store_dir / daemon.LOG_NAME}).\n"
+            f"The scheduler goes on in the background (pid {pid}, log {StorePaths.of(store_dir).log}).\n"
             f"Reopen with `rankbias attach --store {store_dir}`; stop it with `rankbias stop --store {store_dir}`."
         )
+
+
+def _read_spec(spec_path: Path) -> Spec | SpecError | None:
+    """``attach``'s spec for the launch screen, read once: the spec, why it is not valid, or None
+    if there is no such file."""
+    if not spec_path.exists():
+        return None
+    try:
+        return load_spec(spec_path)
+    except SpecError as err:
+        return err
 
 
 def attach(
@@ -121,9 +114,11 @@ def attach(
     """Open the terminal UI on a store: watch the runs, launch sweeps, cancel and resume runs."""
     if not terminal_attached():
         raise fail("attach needs a terminal (use `rankbias list` or `rankbias export` in scripts)")
-    if not (store_dir / "rankbias.sqlite").exists():
+    if not StorePaths.of(store_dir).database.exists():
         raise fail(f"no rankbias store at {store_dir} (run `rankbias run` first or pass --store)")
-    _open(store_dir, spec, DaemonOptions(devices, per_device, data_dir))
+    loaded = _read_spec(spec)
+    options = SchedulerOptions(devices, per_device, data_dir)
+    _open(store_dir, spec if loaded is not None else None, loaded, options)
 
 
 def stop(
@@ -132,7 +127,7 @@ def stop(
 ) -> None:
     """Stop the store's scheduler cleanly: runs in progress are requeued and resume later."""
     try:
-        pid = daemon.stop(store_dir, timeout)
+        pid = scheduler.stop(store_dir, timeout)
     except TimeoutError as e:
         raise fail(str(e)) from None
     if pid is None:

@@ -1,9 +1,12 @@
-"""The SQLite store: the only code that reads or writes a results database.
+"""The SQLite store: the only code that reads or writes a results database, and the owner of the
+names of every file in a results directory (``StorePaths``).
 
 One database per results directory (``DIR/rankbias.sqlite``), WAL mode with a busy timeout so
 readers (CLI, terminal UI) never block the writer. The scheduler is the one writer of runs,
-metrics and spectra; other processes only add rows to ``requests`` (cancel, resume), which the
-scheduler reads. Schema changes are numbered migrations applied on open (``PRAGMA user_version``).
+metrics and spectra; other processes add ``Request`` rows (launch, cancel, resume, stop), which the
+scheduler takes (and, holding the scheduler lock when none runs, mark a run cancelled). The schema
+is the numbered migrations of ``rankbias_tui.schema``, applied on open (``PRAGMA user_version``).
+What a request means and who answers it is ``rankbias_tui.scheduler``'s business, not this module's.
 """
 
 from __future__ import annotations
@@ -21,58 +24,40 @@ from typing import Any
 import numpy as np
 
 from .measures import FINISHED, STATUSES
+from .schema import MIGRATIONS, SCHEMA_VERSION
 
 DB_NAME = "rankbias.sqlite"
+REQUESTS = ("launch", "cancel", "resume", "stop")
 
-MIGRATIONS: list[str] = [
-    # 1: runs, their sweep membership, scalar metrics over steps, spectra per measurement.
-    """
-    CREATE TABLE runs (
-        run_id TEXT PRIMARY KEY,
-        sweep TEXT NOT NULL,
-        config TEXT NOT NULL,
-        status TEXT NOT NULL DEFAULT 'queued',
-        device TEXT,
-        created_at REAL NOT NULL,
-        started_at REAL,
-        finished_at REAL,
-        error TEXT,
-        step INTEGER NOT NULL DEFAULT 0,
-        total_steps INTEGER,
-        epoch REAL NOT NULL DEFAULT 0,
-        checkpoint_step INTEGER
-    );
-    CREATE TABLE sweep_runs (
-        sweep TEXT NOT NULL, run_id TEXT NOT NULL, position INTEGER NOT NULL,
-        PRIMARY KEY (sweep, run_id)
-    );
-    CREATE TABLE metrics (
-        run_id TEXT NOT NULL, step INTEGER NOT NULL, epoch REAL NOT NULL,
-        name TEXT NOT NULL, value REAL,
-        PRIMARY KEY (run_id, name, step)
-    ) WITHOUT ROWID;
-    CREATE TABLE spectra (
-        run_id TEXT NOT NULL, step INTEGER NOT NULL, epoch REAL NOT NULL,
-        layer_index INTEGER NOT NULL, layer TEXT NOT NULL,
-        d_out INTEGER NOT NULL, d_in INTEGER NOT NULL, m INTEGER NOT NULL,
-        svals BLOB NOT NULL, rank INTEGER NOT NULL, rank_eps REAL NOT NULL,
-        stable_rank REAL, effective_rank REAL, spectral_norm REAL, fro_norm REAL, bound REAL,
-        PRIMARY KEY (run_id, step, layer_index)
-    );
-    CREATE TABLE requests (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, run_id TEXT,
-        created_at REAL NOT NULL, done_at REAL
-    );
-    """,
-    # 2: provenance (package version, git SHA) and attempt count, for reproducibility.
-    """
-    ALTER TABLE runs ADD COLUMN provenance TEXT;
-    ALTER TABLE runs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE runs ADD COLUMN pid INTEGER;
-    CREATE INDEX runs_status ON runs(status);
-    """,
-]
-SCHEMA_VERSION = len(MIGRATIONS)
+
+@dataclass(frozen=True)
+class StorePaths:
+    """Every file of a results directory, named in this one place: the CLI, the app, the background
+    scheduler and its clients all ask here."""
+
+    directory: Path
+    database: Path
+    lock: Path  # held by the store's one scheduler; holds its pid
+    state: Path  # a background scheduler's pid and devices, while it runs
+    log: Path  # a background scheduler's output
+    checkpoints: Path  # one folder per run
+    exports: Path  # the CSV files the terminal UI writes
+
+    @classmethod
+    def of(cls, directory: str | Path) -> StorePaths:
+        d = Path(directory)
+        names = ("scheduler.lock", "scheduler.json", "scheduler.log", "checkpoints", "exports")
+        return cls(d, d / DB_NAME, *(d / name for name in names))
+
+
+@dataclass(frozen=True)
+class Request:
+    """One row of ``requests``: what another process asks the store's scheduler to do."""
+
+    kind: str  # one of REQUESTS
+    run_id: str | None = None  # the run to cancel or resume
+    spec_path: str | None = None  # a launch's spec file (absolute)
+    sweep: str | None = None  # a launch's sweep
 
 
 class StoreError(Exception):
@@ -156,7 +141,8 @@ class Store:
         ``StoreError`` saying why. A file that is not an SQLite database, or a damaged one, is a
         ``StoreError`` naming the file, never a traceback."""
         self.directory = Path(directory)
-        self.path = path = self.directory / DB_NAME
+        self.paths = StorePaths.of(self.directory)
+        self.path = path = self.paths.database
         if not create and not path.exists():
             raise StoreError(
                 f"no rankbias store at {self.directory} (run `rankbias run` first or pass --store)"
@@ -185,10 +171,6 @@ class Store:
         conn.execute("PRAGMA synchronous=NORMAL")
         migrate(conn)
         return conn
-
-    @property
-    def checkpoint_dir(self) -> Path:
-        return self.directory / "checkpoints"
 
     def close(self) -> None:
         self.conn.close()
@@ -358,14 +340,16 @@ class Store:
         return [r[0] for r in rows]
 
     # ----- requests from other processes ------------------------------------------------------
-    def request(self, kind: str, run_id: str | None = None) -> None:
+    def request(self, request: Request) -> None:
+        assert request.kind in REQUESTS, request.kind
         self.conn.execute(
-            "INSERT INTO requests (kind, run_id, created_at) VALUES (?,?,?)", (kind, run_id, time.time())
+            "INSERT INTO requests (kind, run_id, spec_path, sweep, created_at) VALUES (?,?,?,?,?)",
+            (request.kind, request.run_id, request.spec_path, request.sweep, time.time()),
         )
 
-    def take_requests(self, kinds: Iterable[str] | None = None) -> list[tuple[str, str | None]]:
+    def take_requests(self, kinds: Iterable[str] | None = None) -> list[Request]:
         """Pending requests (of ``kinds``, default all), oldest first, marked as taken."""
-        sql, args = "SELECT id, kind, run_id FROM requests WHERE done_at IS NULL", []
+        sql, args = "SELECT id, kind, run_id, spec_path, sweep FROM requests WHERE done_at IS NULL", []
         if kinds is not None:
             kinds = list(kinds)
             sql += f" AND kind IN ({','.join('?' * len(kinds))})"
@@ -375,7 +359,7 @@ class Store:
             self.conn.executemany(
                 "UPDATE requests SET done_at=? WHERE id=?", [(time.time(), r["id"]) for r in rows]
             )
-        return [(r["kind"], r["run_id"]) for r in rows]
+        return [Request(r["kind"], r["run_id"], r["spec_path"], r["sweep"]) for r in rows]
 
 
 def damaged(err: sqlite3.DatabaseError) -> str:

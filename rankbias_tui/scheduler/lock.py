@@ -1,4 +1,8 @@
-"""One scheduler per store: an exclusive lock file next to the database."""
+"""One scheduler per store: an exclusive lock file next to the database (``StorePaths.lock``).
+
+Taking the lock is the service's business; reading who holds it is the client's
+(``client.scheduler_pid``).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,18 @@ import fcntl
 import os
 from pathlib import Path
 
+from ..store import StorePaths
+
 
 class StoreBusy(RuntimeError):
     """Another scheduler already runs on this store."""
 
 
 class SchedulerLock:
-    """``with SchedulerLock(dir):`` holds ``DIR/scheduler.lock`` (owner-only) for this process."""
+    """``with SchedulerLock(dir):`` holds the store's lock file (owner-only) for this process."""
 
-    def __init__(self, directory: Path):
-        self.path = Path(directory) / "scheduler.lock"
+    def __init__(self, directory: str | Path):
+        self.path = StorePaths.of(directory).lock
         self.fd: int | None = None
 
     def __enter__(self) -> SchedulerLock:

@@ -30,6 +30,7 @@ from ..store import SpectrumRow, Store
 from ..sweep import PlannedRun
 from . import packing
 from .devices import Slots
+from .options import SchedulerOptions
 
 POLL_S = 0.25
 log = logging.getLogger(__name__)
@@ -85,17 +86,11 @@ class Scheduler:
         store: Store,
         runs: list[PlannedRun],
         slots: Slots,
-        *,
-        data_dir: Path | None = None,
-        keep_checkpoints: bool = False,
-        pack_size: int | None = None,
-        graphs: bool = True,
+        options: SchedulerOptions = SchedulerOptions(),
     ):
-        """``pack_size`` overrides every run's ``pack_size`` (1: no packs); ``graphs`` False trains
-        with the eager loop on GPUs too (the CPU always does)."""
-        self.store, self.slots, self.data_dir = store, slots, data_dir
-        self.keep_checkpoints = keep_checkpoints
-        self.pack_size, self.graphs = pack_size, graphs
+        """``options.pack_size`` overrides every run's ``pack_size`` (1: no packs); ``graphs`` False
+        trains with the eager loop on GPUs too (the CPU always does)."""
+        self.store, self.slots, self.options = store, slots, options
         self.queue: deque[PlannedRun] = deque(runs)
         self.workers: dict[str, _Worker] = {}  # every active run, pack members included
         self.hosts: list[_Host] = []  # every worker process
@@ -196,9 +191,8 @@ class Scheduler:
         key = packing.pack_key(first.config)
         if key is None:
             return []
-        limit = packing.pack_limit(
-            first.config, self.pack_size, lambda: self._auto_pack_size(first, device), self.pack_caps.get(key)
-        )
+        auto = lambda: self._auto_pack_size(first, device)  # noqa: E731 - read only if needed
+        limit = packing.pack_limit(first.config, self.options.pack_size, auto, self.pack_caps.get(key))
         free = sum(self.slots.per_device - self._busy(d) for d in self.slots.devices)
         size = packing.share(limit, len(self.queue) + 1, free)
         return packing.take_mates(self.queue, first, size, self._resume_step)
@@ -220,8 +214,8 @@ class Scheduler:
 
         proc = self.ctx.Process(
             target=worker_main,
-            args=(child, run.config.model_dump_json(), device, str(self.data_dir) if self.data_dir else None,
-                  str(self._ckpt_dir(run.run_id)), resume, self.slots.threads, self.graphs),
+            args=(child, run.config.model_dump_json(), device, self._data_dir,
+                  str(self._ckpt_dir(run.run_id)), resume, self.slots.threads, self.options.graphs),
             name=f"rankbias-{run.run_id}",
             daemon=True,
         )  # fmt: skip
@@ -241,8 +235,8 @@ class Scheduler:
 
         proc = self.ctx.Process(
             target=pack_worker_main,
-            args=(child, control_in, members, device, str(self.data_dir) if self.data_dir else None,
-                  self.slots.threads, self.graphs),
+            args=(child, control_in, members, device, self._data_dir,
+                  self.slots.threads, self.options.graphs),
             name=f"rankbias-pack-{runs[0].run_id}",
             daemon=True,
         )  # fmt: skip
@@ -261,7 +255,11 @@ class Scheduler:
             self.store.start_attempt(run.run_id, host.device, host.proc.pid)
 
     def _ckpt_dir(self, run_id: str) -> Path:
-        return self.store.checkpoint_dir / run_id
+        return self.store.paths.checkpoints / run_id
+
+    @property
+    def _data_dir(self) -> str | None:
+        return str(self.options.data_dir) if self.options.data_dir else None
 
     def _pump(self, timeout: float) -> None:
         """Wait for messages or exits, then write everything that arrived in one transaction."""
@@ -388,7 +386,7 @@ class Scheduler:
             status, error = "failed", _death_reason(worker.proc.exitcode)
         self.store.set_status(run_id, status, error=error)
         self.outcomes[run_id] = status
-        if status in FINISHED and not self.keep_checkpoints:
+        if status in FINISHED and not self.options.keep_checkpoints:
             directory = self._ckpt_dir(run_id)
             self._defer(lambda: shutil.rmtree(directory, ignore_errors=True))
 

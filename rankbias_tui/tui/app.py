@@ -1,10 +1,13 @@
 """The Textual app: screens over one store, fed by a background poller, asking the scheduler for
-actions through the store's requests table.
+actions through the scheduler's client API (``rankbias_tui.scheduler``).
 
 The poller (a thread worker) reads the store at most ``interval`` seconds apart and posts one
 ``StoreRefreshed`` message with the whole picture; it waits until the screens applied it before
 reading again, so a slow terminal slows the polling instead of queueing snapshots. With
 ``live=False`` (tests, screenshots) nothing polls on its own: ``refresh_data()`` reads once.
+
+The app is the only module that imports the screens: it opens them with what they need (the
+``AppState`` they read, the sweep menu) and handles the messages they post (``messages``).
 """
 
 from __future__ import annotations
@@ -22,16 +25,35 @@ from textual.app import App
 from textual.binding import Binding
 from textual.worker import get_current_worker
 
+from .. import scheduler
 from ..export import export
 from ..measures import ACTIVE, FINISHED
-from ..scheduler import SchedulerLock, StoreBusy, daemon
-from ..scheduler.daemon import DaemonOptions
-from ..store import Store
-from .messages import PollFailed, StoreRefreshed
+from ..scheduler import SchedulerOptions
+from ..spec import Spec, SpecError
+from ..store import Store, StorePaths
+from .messages import (
+    AppState,
+    CancelRequested,
+    ExportRequested,
+    LaunchRequested,
+    OpenCompare,
+    OpenLaunch,
+    OpenRun,
+    PollFailed,
+    ResumeRequested,
+    StoreRefreshed,
+    WatchCompare,
+    WatchRun,
+)
 from .model import RunDetail, StoreFeed
+from .screens.compare import CompareScreen
+from .screens.dashboard import DashboardScreen
+from .screens.detail import RunDetailScreen
+from .screens.help import HelpScreen
+from .screens.launch import LaunchScreen, SweepMenu
 from .usage import SystemProbe, UsageProbe
 
-Spawner = Callable[[Path, DaemonOptions], Any]
+Spawner = Callable[[Path, SchedulerOptions], Any]
 
 
 class RankbiasApp(App[None]):
@@ -50,37 +72,45 @@ class RankbiasApp(App[None]):
         store_dir: str | Path,
         *,
         spec_path: str | Path | None = None,
-        options: DaemonOptions | None = None,
-        spawn: Spawner | None = daemon.spawn,
+        spec: Spec | SpecError | None = None,
+        options: SchedulerOptions | None = None,
+        spawn: Spawner | None = scheduler.spawn,
         live: bool = True,
         interval: float = 0.5,
         clock: Callable[[], float] = time.time,
         probe: UsageProbe | None = None,
     ):
         super().__init__()
-        self.store_dir = Path(store_dir)
-        self.spec_path = Path(spec_path) if spec_path else None
-        self.options = options or DaemonOptions()
+        self.paths = StorePaths.of(store_dir)
+        self.store_dir = self.paths.directory
+        self.menu = SweepMenu.of(Path(spec_path) if spec_path else None, spec)  # the spec, read once
+        self.options = options or SchedulerOptions()
         self.spawn, self.live, self.interval, self.clock = spawn, live, interval, clock
         self.feed = StoreFeed(
             self.store_dir, clock=clock, probe=probe if probe is not None else SystemProbe()
         )
         self.requests = Store(self.store_dir, create=False)  # this thread's connection, for requests
-        self.latest: StoreRefreshed | None = None
+        self.state = AppState()  # what the screens read
         self.focus_run: str | None = None  # the run detail screen's run, read by the poller
         self.compare_ids: tuple[str, ...] | None = None  # the compare screen's runs
-        self.pending: dict[str, str] = {}  # run_id -> request not yet visible in its status
         self.spawned: subprocess.Popen[bytes] | None = None
         self.apply_ms: list[float] = []  # per refresh, for the benchmark
         self.poll_ms: list[float] = []
         self._wake = threading.Event()
         self._applied = threading.Event()
 
+    @property
+    def latest(self) -> StoreRefreshed | None:
+        return self.state.latest
+
+    @property
+    def pending(self) -> dict[str, str]:
+        """run_id -> request not yet visible in its status."""
+        return self.state.pending
+
     # ----- lifecycle --------------------------------------------------------------------------
     def on_mount(self) -> None:
-        from .screens.dashboard import DashboardScreen
-
-        self.push_screen(DashboardScreen())
+        self.push_screen(DashboardScreen(self.state))
         if self.live:
             self._poll_loop()
         else:
@@ -130,7 +160,7 @@ class RankbiasApp(App[None]):
 
     def on_store_refreshed(self, message: StoreRefreshed) -> None:
         started = time.perf_counter()
-        self.latest = message
+        self.state.latest = message
         by_id = message.snapshot.by_id()
         for run_id, kind in list(self.pending.items()):
             view = by_id.get(run_id)
@@ -138,9 +168,7 @@ class RankbiasApp(App[None]):
                 del self.pending[run_id]
             elif kind == "resume" and view.status in (*ACTIVE, *FINISHED):
                 del self.pending[run_id]
-        apply = getattr(self.screen, "apply", None)
-        if apply is not None:
-            apply(message)
+        self._redraw()
         self._check_spawned()
         self.poll_ms.append(message.poll_ms)
         self.apply_ms.append((time.perf_counter() - started) * 1000)
@@ -149,58 +177,93 @@ class RankbiasApp(App[None]):
     def on_poll_failed(self, message: PollFailed) -> None:
         self.notify(message.error, title="cannot read the store", severity="error", timeout=4)
 
+    def _redraw(self) -> None:
+        """Show the latest picture (and the pending requests) on the screen in front."""
+        apply = getattr(self.screen, "apply", None)
+        if apply is not None and self.state.latest is not None:
+            apply(self.state.latest)
+
+    # ----- the screens' messages --------------------------------------------------------------
+    def on_open_run(self, message: OpenRun) -> None:
+        self.push_screen(RunDetailScreen(message.run_id, self.state))
+
+    def on_open_compare(self, message: OpenCompare) -> None:
+        self.push_screen(CompareScreen(message.run_ids, message.title, self.state))
+
+    def on_open_launch(self, message: OpenLaunch) -> None:
+        self.push_screen(LaunchScreen(self.menu, self.state))
+
+    def on_watch_run(self, message: WatchRun) -> None:
+        if message.on:
+            self.focus_run = message.run_id
+            self.wake()
+        elif self.focus_run == message.run_id:
+            self.focus_run = None
+
+    def on_watch_compare(self, message: WatchCompare) -> None:
+        self.compare_ids = message.run_ids
+        if message.run_ids is not None:
+            self.wake()
+
+    def on_cancel_requested(self, message: CancelRequested) -> None:
+        self.ask("cancel", message.run_id)
+
+    def on_resume_requested(self, message: ResumeRequested) -> None:
+        self.ask("resume", message.run_id)
+
+    def on_launch_requested(self, message: LaunchRequested) -> None:
+        self.launch(message.sweep)
+
+    def on_export_requested(self, message: ExportRequested) -> None:
+        path = self.export_csv(message.kind, message.run_ids, message.label)
+        self.notify(f"exporting {message.what} to {path}", timeout=2)
+
     # ----- asking the scheduler ---------------------------------------------------------------
     def ask(self, kind: str, run_id: str) -> None:
-        """Cancel or resume a run: a request for the scheduler, which is started if none runs.
-
-        With no scheduler, a cancel is recorded at once (as ``rankbias cancel`` does): holding the
-        lock, nobody else can be running the run.
-        """
-        if kind == "cancel":
-            try:
-                with SchedulerLock(self.store_dir):
-                    self.requests.set_status(run_id, "cancelled", error="cancelled by request")
-                self.notify(f"cancelled {run_id[:8]}")
-                self.wake()
-                return
-            except StoreBusy:
-                pass
-        self.requests.request(kind, run_id)
+        """Cancel or resume a run: a request for the scheduler, which is started if none runs
+        (with no scheduler, a cancel is recorded at once)."""
+        if kind == "cancel" and scheduler.cancel(self.requests, run_id):
+            self.notify(f"cancelled {run_id[:8]}")
+            self.wake()
+            return
+        if kind == "resume":
+            scheduler.resume(self.requests, run_id)
         self.pending[run_id] = kind
         self.notify(f"{kind} requested for {run_id[:8]}" + self._ensure_scheduler(kind))
+        self._redraw()
         self.wake()
 
     def launch(self, sweep: str) -> None:
-        assert self.spec_path is not None
-        daemon.request_launch(self.requests, self.spec_path, sweep)
+        assert self.menu.path is not None
+        scheduler.launch(self.requests, self.menu.path, sweep)
         self.notify(f"launch requested: {sweep}" + self._ensure_scheduler("launch"))
         self.wake()
 
     def _ensure_scheduler(self, kind: str) -> str:
-        pid = daemon.scheduler_pid(self.store_dir)
-        if pid is not None and not daemon.is_daemon(self.store_dir, pid) and kind != "cancel":
-            return f"; but a foreground `rankbias run` (pid {pid}) holds this store and only answers cancel and stop"
-        if pid is not None or self.spawn is None:
+        now = scheduler.status(self.store_dir)
+        if now.foreground and kind != "cancel":
+            return f"; but a foreground `rankbias run` (pid {now.pid}) holds this store and only answers cancel and stop"
+        if now.pid is not None or self.spawn is None:
             return ""
         if self.spawned is not None and self.spawned.poll() is None:
             return ""  # started a moment ago, not holding the lock yet
         self.spawned = self.spawn(self.store_dir, self.options)
-        return f"; started the background scheduler (log: {self.store_dir / daemon.LOG_NAME})"
+        return f"; started the background scheduler (log: {self.paths.log})"
 
     def _check_spawned(self) -> None:
         proc = self.spawned
         if proc is None or not hasattr(proc, "poll") or proc.poll() in (None, 0):
             return
         self.spawned = None
-        if daemon.scheduler_pid(self.store_dir) is not None:
+        if scheduler.scheduler_pid(self.store_dir) is not None:
             return  # another scheduler won the race to the lock; it answers the requests
-        tail = _tail(self.store_dir / daemon.LOG_NAME)
+        tail = _tail(self.paths.log)
         self.notify(tail or f"exit code {proc.returncode}", title="the scheduler exited", severity="error")
 
     # ----- export -----------------------------------------------------------------------------
     def export_csv(self, kind: str, run_ids: list[str], label: str) -> Path:
         stamp = datetime.fromtimestamp(self.clock()).strftime("%Y%m%d-%H%M%S")
-        path = self.store_dir / "exports" / f"{label}-{stamp}.csv"
+        path = self.paths.exports / f"{label}-{stamp}.csv"
         self._export(kind, list(run_ids), path)
         return path
 
@@ -216,8 +279,6 @@ class RankbiasApp(App[None]):
 
     # ----- actions ----------------------------------------------------------------------------
     def action_help(self) -> None:
-        from .screens.help import HelpScreen
-
         if isinstance(self.screen, HelpScreen):
             self.screen.dismiss()
         else:
@@ -234,8 +295,12 @@ def _tail(path: Path, lines: int = 3) -> str:
 def create_app(
     store_dir: str | Path,
     spec_path: str | Path | None = None,
-    options: DaemonOptions | None = None,
+    options: SchedulerOptions | None = None,
     **kwargs: Any,
 ) -> RankbiasApp:
-    """The one factory, for the CLI and for tests (which pass ``live=False``, a fixed ``clock``)."""
+    """The one factory, for the CLI and for tests (which pass ``live=False``, a fixed ``clock``).
+
+    ``spec``: the spec the command already read from ``spec_path`` (or why it is invalid), so that
+    it is read once; without it the app reads ``spec_path`` itself, once.
+    """
     return RankbiasApp(store_dir, spec_path=spec_path, options=options, **kwargs)

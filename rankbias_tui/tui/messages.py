@@ -1,8 +1,16 @@
-"""Messages from the store poller to the screens (attributes down, messages up)."""
+"""What crosses between the app and its screens: attributes down, messages up.
+
+Down: ``AppState``, which the app writes and its screens read (the latest picture of the store and
+the requests not yet visible in it), and the store poller's ``StoreRefreshed`` and ``PollFailed``.
+Up: what a screen wants, for the app to do: open another screen, watch a run or a comparison (what
+the poller reads besides the dashboard), cancel, resume or launch, export. So no screen imports the
+app module, and only the app imports the screens it opens.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from textual.message import Message
 
@@ -27,6 +35,83 @@ class StoreRefreshed(Message):
 
 
 class PollFailed(Message):
+    """The store could not be read this time (locked, missing); the poller tries again."""
+
     def __init__(self, error: str):
         super().__init__()
         self.error = error
+
+
+@dataclass
+class AppState:
+    """What the app knows that its screens read; only the app writes it."""
+
+    latest: StoreRefreshed | None = None
+    pending: dict[str, str] = field(default_factory=dict)  # run_id -> request not yet in its status
+
+
+# ----- up: from the screens to the app ----------------------------------------------------------
+@dataclass
+class OpenRun(Message):
+    """Show one run's detail screen."""
+
+    run_id: str
+
+
+@dataclass
+class OpenCompare(Message):
+    """Show the average-rank curves of these runs side by side."""
+
+    run_ids: list[str]
+    title: str
+
+
+@dataclass
+class OpenLaunch(Message):
+    """Show the spec's sweeps, to launch one."""
+
+
+@dataclass
+class WatchRun(Message):
+    """The detail screen of ``run_id`` opened (``on``) or closed: read its metrics and spectra."""
+
+    run_id: str
+    on: bool
+
+
+@dataclass
+class WatchCompare(Message):
+    """The compare screen opened on these runs (None: it closed): read their rank curves."""
+
+    run_ids: tuple[str, ...] | None
+
+
+@dataclass
+class CancelRequested(Message):
+    """Cancel this run (the user confirmed)."""
+
+    run_id: str
+
+
+@dataclass
+class ResumeRequested(Message):
+    """Requeue this cancelled, failed or interrupted run."""
+
+    run_id: str
+
+
+@dataclass
+class LaunchRequested(Message):
+    """Queue this sweep of the spec with the background scheduler."""
+
+    sweep: str
+
+
+@dataclass
+class ExportRequested(Message):
+    """Write ``kind`` (summary, metrics) of these runs to a CSV file named after ``label``."""
+
+    kind: str
+    run_ids: list[str]
+    label: str
+    what: str  # for the notice: "6 runs", "metrics of a1b2c3d4"

@@ -19,8 +19,9 @@ from typing import Any
 
 from .. import measures
 from ..measures import FINISHED, HPARAMS, STATUSES
-from ..scheduler.daemon import daemon_state, scheduler_pid
-from ..store import DB_NAME, RunRow, SpectrumRow, Store
+from ..scheduler import SchedulerStatus
+from ..scheduler import status as scheduler_status
+from ..store import RunRow, SpectrumRow, Store
 from .usage import DeviceUse, UsageProbe, device_usage
 
 SHORT = {"batch_size": "B", "weight_decay": "wd", "momentum": "mom", "dataset": "data", "epochs": "ep"}
@@ -65,14 +66,6 @@ class RunView:
 
 
 @dataclass(frozen=True)
-class SchedulerInfo:
-    pid: int | None  # lock holder, -1 if unknown, None if no scheduler runs
-    background: bool  # a daemon (answers launch/resume), not a foreground `rankbias run`
-    devices: tuple[str, ...] = ()
-    capacity: int | None = None  # runs at once
-
-
-@dataclass(frozen=True)
 class Snapshot:
     """Everything the dashboard needs at one moment."""
 
@@ -82,7 +75,7 @@ class Snapshot:
     counts: Mapping[str, int]
     eta_s: float | None
     devices: tuple[DeviceUse, ...]
-    scheduler: SchedulerInfo
+    scheduler: SchedulerStatus
     varied: tuple[str, ...]
 
     def by_id(self) -> dict[str, RunView]:
@@ -210,7 +203,7 @@ class StoreFeed:
         out = []
         for suffix in ("", "-wal"):
             try:
-                st = os.stat(f"{self.store.directory / DB_NAME}{suffix}")
+                st = os.stat(f"{self.store.paths.database}{suffix}")
                 out.append((st.st_mtime_ns, st.st_size))
             except OSError:
                 out.append((0, 0))
@@ -218,19 +211,12 @@ class StoreFeed:
 
     def _live_parts(self, views: tuple[RunView, ...], now: float) -> dict[str, Any]:
         """What changes without a write to the store: the scheduler, the devices, the ETA."""
-        info = self._scheduler()
+        info = scheduler_status(self.directory)
         return {
             "scheduler": info,
             "devices": tuple(device_usage(views, info.devices, self.probe)),
             "eta_s": eta_seconds(views, now, info.capacity) if info.pid is not None else None,
         }
-
-    def _scheduler(self) -> SchedulerInfo:
-        pid = scheduler_pid(self.directory)
-        state = daemon_state(self.directory) if pid is not None else None
-        if state is None or state.get("pid") != pid:
-            return SchedulerInfo(pid, background=False)
-        return SchedulerInfo(pid, True, tuple(state.get("slots", ())), state.get("capacity"))
 
     def _view(self, row: RunRow, now: float) -> RunView:
         key = (row.status, row.step, row.epoch, row.checkpoint_step, row.attempts, row.error, row.device)

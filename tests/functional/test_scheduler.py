@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rankbias_tui.scheduler import Scheduler, StopRequested, plan_slots
 from rankbias_tui.spec import RunConfig
-from rankbias_tui.store import Store
+from rankbias_tui.store import Request, Store
 from rankbias_tui.sweep import PlannedRun, run_id
 
 TINY = dict(model="mlp", depth=2, width=16, dataset="digits", lr_milestones=(), measure_every=2)
@@ -95,7 +95,7 @@ def test_cancel_request_stops_one_run(tmp_path: Path) -> None:
     thread, outcomes = start(tmp_path, [victim, other])
     with Store(tmp_path) as store:
         wait_for(lambda: (field(store, victim.run_id, "step") or 0) > 0)
-        store.request("cancel", victim.run_id)
+        store.request(Request("cancel", victim.run_id))
         thread.join(120)
         assert outcomes == {victim.run_id: "cancelled", other.run_id: "done"}
         assert store.run(victim.run_id).status == "cancelled"  # type: ignore[union-attr]
@@ -130,10 +130,11 @@ def test_stop_request_requeues_and_leaves_other_requests(tmp_path: Path) -> None
     thread.start()
     with Store(tmp_path) as store:
         wait_for(lambda: (field(store, long.run_id, "step") or 0) > 0)
-        store.request("launch", "spec.toml::other")  # for a background scheduler: must survive
-        store.request("stop")
+        launch = Request("launch", spec_path="/spec.toml", sweep="other")
+        store.request(launch)  # for a background scheduler: must survive
+        store.request(Request("stop"))
         thread.join(60)
         assert raised, "the scheduler did not answer the stop request"
         run = store.run(long.run_id)
         assert run is not None and run.status == "queued" and "stop requested" in (run.error or "")
-        assert store.take_requests() == [("launch", "spec.toml::other")]
+        assert store.take_requests() == [launch]

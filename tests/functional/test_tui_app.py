@@ -10,7 +10,7 @@ from test_tui_fixture import make_app, make_store, pilot_test
 
 from rankbias_tui import export
 from rankbias_tui.scheduler import SchedulerLock
-from rankbias_tui.store import Store
+from rankbias_tui.store import Request, Store
 from rankbias_tui.tui.screens.compare import CompareScreen
 from rankbias_tui.tui.screens.detail import RunDetailScreen
 from rankbias_tui.tui.screens.launch import LaunchScreen
@@ -139,7 +139,8 @@ async def test_launch_queues_a_sweep(store_dir: Path) -> None:
         assert not isinstance(app.screen, LaunchScreen)
     with Store(store_dir) as store:
         requests = store.take_requests()
-    assert requests == [("launch", f"{(store_dir / 'experiments.toml').resolve()}::lr-wd")]
+    spec_path = str((store_dir / "experiments.toml").resolve())
+    assert requests == [Request("launch", spec_path=spec_path, sweep="lr-wd")]
     assert [call[0] for call in app.spawn.calls] == [store_dir]  # no scheduler ran: one was started
 
 
@@ -174,7 +175,7 @@ async def test_cancel_and_resume_go_to_a_running_scheduler(store_dir: Path) -> N
             await pilot.pause()
             assert table.cell(failed, "status") == "resuming"
     with Store(store_dir) as store:
-        assert store.take_requests() == [("cancel", running), ("resume", failed)]
+        assert store.take_requests() == [Request("cancel", running), Request("resume", failed)]
     assert runs_of(store_dir)[running] == "running"  # the scheduler decides, not the app
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from test_tui_live import SPEC
 
-from rankbias_tui.scheduler import daemon
-from rankbias_tui.store import Store
+from rankbias_tui import scheduler
+from rankbias_tui.store import Store, StorePaths
 
 pytestmark = pytest.mark.slow
 
@@ -42,14 +42,14 @@ def test_run_opens_the_app_and_the_scheduler_survives_a_hangup(tmp_path: Path) -
         os.execv(sys.executable, argv)
     try:
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-        read_until(fd, lambda out: b"Launch" in out and (store_dir / daemon.STATE_NAME).exists())
+        read_until(fd, lambda out: b"Launch" in out and StorePaths.of(store_dir).state.exists())
     finally:
         os.close(fd)  # hang up: the kernel sends SIGHUP to the app
     _, status = os.waitpid(pid, 0)
     assert os.WIFSIGNALED(status) or os.WIFEXITED(status)
-    scheduler = daemon.scheduler_pid(store_dir)
-    assert scheduler is not None and daemon.is_daemon(store_dir, scheduler)  # it kept running
-    assert daemon.stop(store_dir, timeout_s=30) == scheduler
+    background = scheduler.status(store_dir)
+    assert background.pid is not None and background.background  # it kept running
+    assert scheduler.stop(store_dir, timeout_s=30) == background.pid
     with Store(store_dir) as store:
         statuses = {r.status for r in store.runs()}
     assert statuses <= {"queued", "done"}  # nothing left marked running: resumable later

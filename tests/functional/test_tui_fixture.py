@@ -144,7 +144,7 @@ def pilot_test(fn: Callable[..., Coroutine[None, None, None]]) -> Callable[..., 
 
 
 class SpawnRecorder:
-    """Stands in for ``daemon.spawn`` in app tests: records the call, starts nothing."""
+    """Stands in for ``scheduler.spawn`` in app tests: records the call, starts nothing."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[Path, object]] = []

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from test_tui_fixture import pilot_test
 
-from rankbias_tui.scheduler import daemon
-from rankbias_tui.store import Store
+from rankbias_tui import scheduler
+from rankbias_tui.store import Store, StorePaths
 from rankbias_tui.tui import create_app
 from rankbias_tui.tui.widgets.runs_table import RunsTable
 
@@ -31,7 +31,7 @@ measure_every = 1
 batch_size = 32
 grid.weight_decay = [0.0, 0.01]
 """
-OPTIONS = daemon.DaemonOptions(devices="cpu", per_device=1, idle_exit_s=120, pack_size=1)
+OPTIONS = scheduler.SchedulerOptions(devices="cpu", per_device=1, idle_exit_s=120, pack_size=1)
 TIMEOUT_S = 90.0
 
 
@@ -54,8 +54,8 @@ async def test_attach_quit_attach_while_a_real_scheduler_runs(tmp_path: Path) ->
     spec, store_dir = tmp_path / "spec.toml", tmp_path / "runs"
     spec.write_text(SPEC)
     with Store(store_dir) as store:
-        daemon.request_launch(store, spec, "tiny")
-    pid, proc = daemon.ensure(store_dir, OPTIONS)
+        scheduler.launch(store, spec, "tiny")
+    pid, proc = scheduler.ensure(store_dir, OPTIONS)
     assert pid is None and proc is not None  # none was running: started one
     try:
         app = create_app(store_dir, spec, OPTIONS, spawn=None, interval=0.2)
@@ -64,7 +64,7 @@ async def test_attach_quit_attach_while_a_real_scheduler_runs(tmp_path: Path) ->
             assert app.latest.snapshot.scheduler.background
             assert "running" in app.screen.query_one(RunsTable).column("status")
         before = progress(store_dir)
-        assert daemon.scheduler_pid(store_dir) == proc.pid  # quitting the app left it running
+        assert scheduler.scheduler_pid(store_dir) == proc.pid  # quitting the app left it running
         deadline = time.monotonic() + TIMEOUT_S
         while progress(store_dir) == before:
             assert time.monotonic() < deadline and proc.poll() is None, "the runs stopped progressing"
@@ -78,7 +78,7 @@ async def test_attach_quit_attach_while_a_real_scheduler_runs(tmp_path: Path) ->
             assert table.column("status") == ["done", "done"]
             assert "-" not in table.column("rank")
     finally:
-        assert daemon.stop(store_dir, timeout_s=30) == proc.pid
+        assert scheduler.stop(store_dir, timeout_s=30) == proc.pid
         proc.wait(10)
-    assert proc.returncode == 0 and daemon.scheduler_pid(store_dir) is None
-    assert "scheduler stopped" in (store_dir / daemon.LOG_NAME).read_text()
+    assert proc.returncode == 0 and scheduler.scheduler_pid(store_dir) is None
+    assert "scheduler stopped" in StorePaths.of(store_dir).log.read_text()

@@ -12,7 +12,7 @@ import pytest
 from rankbias_tui.scheduler import Scheduler, packing, plan_slots
 from rankbias_tui.scheduler.service import Live, _Host, _Worker
 from rankbias_tui.spec import RunConfig
-from rankbias_tui.store import Store
+from rankbias_tui.store import Request, Store
 from rankbias_tui.sweep import PlannedRun, run_id
 
 TINY = dict(model="mlp", depth=2, width=16, dataset="digits", lr_milestones=(), measure_every=2, epochs=2)
@@ -146,7 +146,7 @@ def test_cancelling_a_pack_member_through_the_store(tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         while ((row := store.run(victim.run_id)) is None or row.step == 0) and time.monotonic() < deadline:
             time.sleep(0.05)
-        store.request("cancel", victim.run_id)
+        store.request(Request("cancel", victim.run_id))
         thread.join(120)
         assert outcomes == {victim.run_id: "cancelled", other.run_id: "done"}
         assert store.run(victim.run_id).status == "cancelled"  # type: ignore[union-attr]

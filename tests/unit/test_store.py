@@ -12,7 +12,17 @@ import pytest
 
 from rankbias_tui import export
 from rankbias_tui.spec import RunConfig
-from rankbias_tui.store import DB_NAME, MIGRATIONS, SCHEMA_VERSION, SpectrumRow, Store, StoreError, migrate
+from rankbias_tui.store import (
+    DB_NAME,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    Request,
+    SpectrumRow,
+    Store,
+    StoreError,
+    StorePaths,
+    migrate,
+)
 from rankbias_tui.sweep import PlannedRun, run_id
 
 
@@ -45,6 +55,29 @@ def test_migrates_an_old_database(tmp_path: Path) -> None:
         row = store.run("r1")
         assert row is not None and row.attempts == 0 and row.provenance == {}
         assert store.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+def test_migration_3_splits_a_pending_launch_into_its_fields(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
+    migrate(conn, target=2)
+    rows = [("launch", "/a/spec.toml::quick"), ("cancel", "r1"), ("stop", None)]
+    conn.executemany("INSERT INTO requests (kind, run_id, created_at) VALUES (?, ?, 0)", rows)
+    conn.close()
+    with Store(tmp_path) as store:
+        assert store.take_requests() == [
+            Request("launch", spec_path="/a/spec.toml", sweep="quick"),
+            Request("cancel", "r1"),
+            Request("stop"),
+        ]
+
+
+def test_store_paths_name_every_file_of_the_directory(tmp_path: Path) -> None:
+    paths = StorePaths.of(tmp_path)
+    assert paths.database == tmp_path / DB_NAME and paths.log.parent == tmp_path
+    names = [p.name for p in (paths.database, paths.lock, paths.state, paths.log, paths.checkpoints)]
+    assert len(set(names)) == len(names)
+    with Store(tmp_path) as store:
+        assert store.paths == paths
 
 
 def test_refuses_a_newer_schema(tmp_path: Path) -> None:
@@ -111,8 +144,10 @@ def test_requeue_skips_finished_runs(tmp_path: Path) -> None:
 
 def test_requests_are_taken_once(tmp_path: Path) -> None:
     with Store(tmp_path) as store, Store(tmp_path) as other:
-        other.request("cancel", "r1")
-        assert store.take_requests() == [("cancel", "r1")]
+        other.request(Request("cancel", "r1"))
+        other.request(Request("launch", spec_path="/a/spec.toml", sweep="quick"))
+        assert store.take_requests(["cancel"]) == [Request("cancel", "r1")]
+        assert store.take_requests() == [Request("launch", spec_path="/a/spec.toml", sweep="quick")]
         assert store.take_requests() == []
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -13,12 +12,9 @@ from textual.widgets import DataTable, Footer, Static
 
 from ...measures import HPARAMS
 from ..format import num
-from ..messages import StoreRefreshed
+from ..messages import AppState, ExportRequested, StoreRefreshed, WatchCompare
 from ..model import SHORT, group_curves
 from ..widgets.charts import CompareChart
-
-if TYPE_CHECKING:
-    from ..app import RankbiasApp
 
 GROUPINGS: tuple[str | None, ...] = (None, *HPARAMS)
 
@@ -30,14 +26,11 @@ class CompareScreen(Screen[None]):
         Binding("e", "export", "Export"),
     ]
 
-    def __init__(self, run_ids: list[str], title: str, group_by: str | None = None):
+    def __init__(self, run_ids: list[str], title: str, state: AppState, group_by: str | None = None):
         super().__init__()
         self.run_ids, self.title_text, self.group_by = list(run_ids), title, group_by
+        self.state = state
         self.curves: Mapping[str, tuple[tuple[float, float], ...]] | None = None
-
-    @property
-    def rapp(self) -> RankbiasApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")
@@ -49,12 +42,11 @@ class CompareScreen(Screen[None]):
         table = self.query_one("#legend", DataTable)
         for column in ("curve", "runs", "first", "last", "measurements"):
             table.add_column(column, key=column)
-        self.rapp.compare_ids = tuple(self.run_ids)
-        self.rapp.wake()
+        self.post_message(WatchCompare(tuple(self.run_ids)))
         self._draw()
 
     def on_unmount(self) -> None:
-        self.rapp.compare_ids = None
+        self.app.post_message(WatchCompare(None))  # this screen takes no more messages
 
     def apply(self, message: StoreRefreshed) -> None:
         if message.curves is not None and message.curves != self.curves:
@@ -69,7 +61,7 @@ class CompareScreen(Screen[None]):
         self.query_one("#title", Static).update(
             Text(title + "   g: group by", no_wrap=True, overflow="ellipsis")
         )
-        latest = self.rapp.latest
+        latest = self.state.latest
         if self.curves is None or latest is None:
             return
         views = latest.snapshot.by_id()
@@ -91,5 +83,4 @@ class CompareScreen(Screen[None]):
         self._draw()
 
     def action_export(self) -> None:
-        path = self.rapp.export_csv("summary", self.run_ids, "compare")
-        self.notify(f"exporting {len(self.run_ids)} runs to {path}", timeout=2)
+        self.post_message(ExportRequested("summary", self.run_ids, "compare", f"{len(self.run_ids)} runs"))

@@ -1,8 +1,8 @@
-"""The dashboard: header with counts, ETA and devices; the live, filterable, sortable runs table."""
+"""The dashboard: header with counts, ETA and devices; the live, filterable, sortable runs table.
+
+It opens other screens and asks for actions by posting messages to the app (``messages``)."""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -10,14 +10,20 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input
 
 from ...measures import ACTIVE, FINISHED
-from ..messages import StoreRefreshed
+from ..messages import (
+    AppState,
+    CancelRequested,
+    ExportRequested,
+    OpenCompare,
+    OpenLaunch,
+    OpenRun,
+    ResumeRequested,
+    StoreRefreshed,
+)
 from ..model import RunView
 from ..widgets.runs_table import RunsTable
 from ..widgets.status import StatusHeader
 from .confirm import ConfirmScreen
-
-if TYPE_CHECKING:
-    from ..app import RankbiasApp
 
 
 class DashboardScreen(Screen[None]):
@@ -35,9 +41,9 @@ class DashboardScreen(Screen[None]):
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
-    @property
-    def rapp(self) -> RankbiasApp:
-        return self.app  # type: ignore[return-value]
+    def __init__(self, state: AppState):
+        super().__init__()
+        self.state = state
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="status")
@@ -53,12 +59,12 @@ class DashboardScreen(Screen[None]):
         self.table.focus()
 
     def on_screen_resume(self) -> None:
-        if self.rapp.latest is not None:
-            self.apply(self.rapp.latest)
+        if self.state.latest is not None:
+            self.apply(self.state.latest)
 
     def apply(self, message: StoreRefreshed) -> None:
         self.query_one(StatusHeader).show(message.snapshot)
-        self.table.show(message.snapshot, self.rapp.pending)
+        self.table.show(message.snapshot, self.state.pending)
 
     # ----- filter -----------------------------------------------------------------------------
     def action_filter(self) -> None:
@@ -89,18 +95,14 @@ class DashboardScreen(Screen[None]):
         self.action_open()
 
     def action_open(self) -> None:
-        from .detail import RunDetailScreen
-
         run_id = self.table.selected_run_id()
         if run_id is not None:
-            self.app.push_screen(RunDetailScreen(run_id))
+            self.post_message(OpenRun(run_id))
 
     def action_mark(self) -> None:
         self.table.toggle_mark()
 
     def action_compare(self) -> None:
-        from .compare import CompareScreen
-
         table, snap = self.table, self.table.snapshot
         if snap is None or not snap.runs:
             return
@@ -112,7 +114,7 @@ class DashboardScreen(Screen[None]):
             sweep = selected.sweep if selected else next(iter(snap.sweeps), "")
             ids = [v.run_id for v in snap.runs if v.sweep == sweep]
             title = f"all runs of {sweep}"
-        self.app.push_screen(CompareScreen(ids, title))
+        self.post_message(OpenCompare(ids, title))
 
     def _selected_view(self) -> RunView | None:
         snap = self.table.snapshot
@@ -128,8 +130,7 @@ class DashboardScreen(Screen[None]):
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self.rapp.ask("cancel", view.run_id)
-                self.table.show(self.table.snapshot, self.rapp.pending)  # type: ignore[arg-type]
+                self.post_message(CancelRequested(view.run_id))
 
         label = view.label(self.table.snapshot.varied)  # type: ignore[union-attr]
         self.app.push_screen(ConfirmScreen(f"Cancel run {label} ({view.status})?"), answer)
@@ -141,18 +142,14 @@ class DashboardScreen(Screen[None]):
         if view.status in (*FINISHED, "running"):
             self.notify(f"{view.run_id[:8]} is {view.status}: nothing to resume", severity="warning")
             return
-        self.rapp.ask("resume", view.run_id)
-        self.table.show(self.table.snapshot, self.rapp.pending)  # type: ignore[arg-type]
+        self.post_message(ResumeRequested(view.run_id))
 
     def action_launch(self) -> None:
-        from .launch import LaunchScreen
-
-        self.app.push_screen(LaunchScreen())
+        self.post_message(OpenLaunch())
 
     def action_export(self) -> None:
         ids = self.table.visible_ids()
         if not ids:
             self.notify("no runs in view to export", severity="warning")
             return
-        path = self.rapp.export_csv("summary", ids, "summary")
-        self.notify(f"exporting {len(ids)} runs to {path}", timeout=2)
+        self.post_message(ExportRequested("summary", ids, "summary", f"{len(ids)} runs"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -17,12 +16,9 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 from ...measures import ACTIVE, FINISHED
 from ...store import SpectrumRow
 from ..format import bound, duration, num
-from ..messages import StoreRefreshed
+from ..messages import AppState, CancelRequested, ExportRequested, ResumeRequested, StoreRefreshed, WatchRun
 from ..model import RunDetail
 from ..widgets.charts import CurvesChart, RankChart, SpectrumChart
-
-if TYPE_CHECKING:
-    from ..app import RankbiasApp
 
 
 class RunDetailScreen(Screen[None]):
@@ -40,16 +36,12 @@ class RunDetailScreen(Screen[None]):
         Binding("e", "export", "Export"),
     ]
 
-    def __init__(self, run_id: str):
+    def __init__(self, run_id: str, state: AppState):
         super().__init__()
-        self.run_id = run_id
+        self.run_id, self.state = run_id, state
         self.detail: RunDetail | None = None
         self.measurement: int | None = None  # measurement shown; None follows the latest
         self.layer_index = 0
-
-    @property
-    def rapp(self) -> RankbiasApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Static(self.run_id, id="title")
@@ -69,14 +61,13 @@ class RunDetailScreen(Screen[None]):
         table = self.query_one("#layers", DataTable)
         for column in ("layer", "shape", "m", "rank", "bound", "stable", "eff."):
             table.add_column(column, key=column)
-        self.rapp.focus_run = self.run_id
-        if self.rapp.latest is not None and self.rapp.latest.detail is not None:
-            self.apply(self.rapp.latest)
-        self.rapp.wake()
+        latest = self.state.latest
+        if latest is not None and latest.detail is not None:
+            self.apply(latest)
+        self.post_message(WatchRun(self.run_id, on=True))
 
     def on_unmount(self) -> None:
-        if self.rapp.focus_run == self.run_id:
-            self.rapp.focus_run = None
+        self.app.post_message(WatchRun(self.run_id, on=False))  # this screen takes no more messages
 
     def apply(self, message: StoreRefreshed) -> None:
         detail = message.detail
@@ -185,12 +176,12 @@ class RunDetailScreen(Screen[None]):
 
     def action_cancel(self) -> None:
         if self.detail and self.detail.run.status in ACTIVE:
-            self.rapp.ask("cancel", self.run_id)
+            self.post_message(CancelRequested(self.run_id))
 
     def action_resume(self) -> None:
         if self.detail and self.detail.run.status not in (*FINISHED, "running"):
-            self.rapp.ask("resume", self.run_id)
+            self.post_message(ResumeRequested(self.run_id))
 
     def action_export(self) -> None:
-        path = self.rapp.export_csv("metrics", [self.run_id], f"metrics-{self.run_id[:8]}")
-        self.notify(f"exporting metrics of {self.run_id[:8]} to {path}", timeout=2)
+        label, what = f"metrics-{self.run_id[:8]}", f"metrics of {self.run_id[:8]}"
+        self.post_message(ExportRequested("metrics", [self.run_id], label, what))

@@ -1,8 +1,13 @@
-"""The spec's sweeps with their run counts and how many are done; Enter queues one."""
+"""The spec's sweeps with their run counts and how many are done; Enter queues one.
+
+``SweepMenu`` is what the screen offers, built once from the spec the command read (``rankbias
+run`` and ``attach`` read the spec file once and hand it to the app)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -10,13 +15,37 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from ...spec import SpecError, load_spec
+from ...spec import Spec, SpecError, load_spec
 from ...store import FINISHED
 from ...sweep import expand_sweep
-from ..messages import StoreRefreshed
+from ..messages import AppState, LaunchRequested, StoreRefreshed
 
-if TYPE_CHECKING:
-    from ..app import RankbiasApp
+
+@dataclass(frozen=True)
+class SweepMenu:
+    """The sweeps of a spec file, or why there are none to offer."""
+
+    path: Path | None
+    sweeps: Mapping[str, tuple[str, list[str]]]  # name -> (description, run ids)
+    problem: str = ""
+
+    @classmethod
+    def of(cls, path: Path | None, spec: Spec | SpecError | None = None) -> SweepMenu:
+        """The menu of ``spec`` read from ``path``; without ``spec``, ``path`` is read here."""
+        if path is None:
+            return cls(None, {}, "no spec file: start with `rankbias attach --spec experiments.toml`")
+        if spec is None:
+            try:
+                spec = load_spec(path)
+            except SpecError as err:
+                spec = err
+        if isinstance(spec, SpecError):
+            return cls(path, {}, spec.report())
+        sweeps = {
+            name: (s.description, [p.run_id for p in expand_sweep(spec, name)])
+            for name, s in spec.sweeps.items()
+        }
+        return cls(path, sweeps)
 
 
 class LaunchScreen(Screen[None]):
@@ -25,14 +54,11 @@ class LaunchScreen(Screen[None]):
         Binding("enter", "launch", "Queue sweep", key_display="⏎"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, menu: SweepMenu, state: AppState) -> None:
         super().__init__()
-        self.sweeps: dict[str, tuple[str, list[str]]] = {}  # name -> (description, run ids)
-        self.problem = ""
-
-    @property
-    def rapp(self) -> RankbiasApp:
-        return self.app  # type: ignore[return-value]
+        self.menu, self.state = menu, state
+        self.sweeps = menu.sweeps
+        self.problem = menu.problem
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")
@@ -41,19 +67,7 @@ class LaunchScreen(Screen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        spec_path = self.rapp.spec_path
-        title = f"launch a sweep of {spec_path}: Enter queues it (finished runs are skipped)"
-        if spec_path is None:
-            self.problem = "no spec file: start with `rankbias attach --spec experiments.toml`"
-        else:
-            try:
-                spec = load_spec(spec_path)
-                self.sweeps = {
-                    name: (s.description, [p.run_id for p in expand_sweep(spec, name)])
-                    for name, s in spec.sweeps.items()
-                }
-            except SpecError as err:
-                self.problem = err.report()
+        title = f"launch a sweep of {self.menu.path}: Enter queues it (finished runs are skipped)"
         self.query_one("#title", Static).update(Text(self.problem or title, overflow="ellipsis"))
         table = self.query_one("#sweeps", DataTable)
         for column in ("sweep", "runs", "done", "running", "queued", "other"):
@@ -66,7 +80,8 @@ class LaunchScreen(Screen[None]):
 
     def _fill(self) -> None:
         table = self.query_one("#sweeps", DataTable)
-        status = {v.run_id: v.status for v in self.rapp.latest.snapshot.runs} if self.rapp.latest else {}
+        latest = self.state.latest
+        status = {v.run_id: v.status for v in latest.snapshot.runs} if latest else {}
         rows = []
         for name, (_, ids) in self.sweeps.items():
             states = [status.get(i) for i in ids]
@@ -97,7 +112,7 @@ class LaunchScreen(Screen[None]):
         if not self.sweeps or not 0 <= table.cursor_row < len(self.sweeps):
             return
         name = list(self.sweeps)[table.cursor_row]
-        self.rapp.launch(name)
+        self.post_message(LaunchRequested(name))
         self.app.pop_screen()
 
     def action_back(self) -> None:

@@ -1,0 +1,165 @@
+"""The client half of the scheduler: what the CLI and the terminal UI ask of a store's scheduler.
+
+It imports neither torch nor Textual and trains nothing. It tells who holds a store's scheduler
+lock (``status``, ``scheduler_pid``), starts a background scheduler (``spawn``, ``ensure``) and
+asks for actions by adding ``store.Request`` rows (``launch``, ``resume``, ``cancel``, ``stop``),
+which the running scheduler takes within a second. The one action done here at once is cancelling
+a run that no scheduler runs (``cancel``, ``mark_cancelled``). The service half - the background
+loop that answers the requests - is ``scheduler.daemon``; the training loop is ``scheduler.service``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..measures import ACTIVE
+from ..store import Request, Store, StorePaths
+from .lock import SchedulerLock, StoreBusy
+from .options import SchedulerOptions
+
+
+@dataclass(frozen=True)
+class SchedulerStatus:
+    """Who holds a store's scheduler lock, and on which devices it trains."""
+
+    pid: int | None  # lock holder, -1 if unknown, None if no scheduler runs
+    background: bool = False  # a background scheduler (answers launch/resume), not `rankbias run`
+    devices: tuple[str, ...] = ()
+    capacity: int | None = None  # runs at once
+
+    @property
+    def foreground(self) -> bool:
+        """A foreground ``rankbias run`` holds the store: it answers cancel and stop only."""
+        return self.pid is not None and not self.background
+
+
+def scheduler_pid(directory: str | Path) -> int | None:
+    """The pid of the process holding the store's scheduler lock (-1: unknown), None if free."""
+    try:
+        fd = os.open(StorePaths.of(directory).lock, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def status(directory: str | Path) -> SchedulerStatus:
+    """The store's scheduler now: a background one has written its state file with its pid."""
+    pid = scheduler_pid(directory)
+    if pid is None:
+        return SchedulerStatus(None)
+    try:
+        state = json.loads(StorePaths.of(directory).state.read_text())
+    except (OSError, ValueError):
+        state = None
+    if not isinstance(state, dict) or state.get("pid") != pid:
+        return SchedulerStatus(pid)
+    return SchedulerStatus(pid, True, tuple(state.get("slots", ())), state.get("capacity"))
+
+
+def spawn(directory: str | Path, options: SchedulerOptions) -> subprocess.Popen[bytes]:
+    """Start a background scheduler detached from this terminal; its output goes to the log."""
+    paths = StorePaths.of(Path(directory).resolve())
+    paths.directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(paths.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "rankbias_tui.scheduler.daemon", "--store", str(paths.directory),
+             *options.argv()],
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # no controlling terminal: a hang-up does not reach it
+            close_fds=True,
+        )  # fmt: skip
+    finally:
+        os.close(fd)
+
+
+def ensure(
+    directory: str | Path, options: SchedulerOptions
+) -> tuple[int | None, subprocess.Popen[bytes] | None]:
+    """The running scheduler's pid, or a freshly spawned one's process."""
+    pid = scheduler_pid(directory)
+    return (pid, None) if pid is not None else (None, spawn(directory, options))
+
+
+def launch(store: Store, spec_path: str | Path, sweep: str) -> None:
+    """Ask the background scheduler to add ``sweep`` of the spec file and queue what is unfinished."""
+    store.request(Request("launch", spec_path=str(Path(spec_path).resolve()), sweep=sweep))
+
+
+def resume(store: Store, run_id: str) -> None:
+    """Ask the background scheduler to requeue a cancelled, failed or interrupted run."""
+    store.request(Request("resume", run_id))
+
+
+def cancel(store: Store, run_id: str) -> bool:
+    """Cancel a run: True if it was marked at once, False if the running scheduler was asked to.
+
+    With no scheduler on the store, this process takes the lock for a moment, so nobody else can
+    be running the run, and marks it; a running scheduler stops it within a second.
+    """
+    try:
+        with SchedulerLock(store.directory):
+            mark_cancelled(store, run_id, "cancelled by request")
+            return True
+    except StoreBusy:
+        store.request(Request("cancel", run_id))
+        return False
+
+
+def mark_cancelled(store: Store, run_id: str, error: str) -> bool:
+    """Mark a queued or running run cancelled; the caller holds the store's scheduler lock and does
+    not run it itself, so a 'running' row is stale. False if the run is not cancellable."""
+    row = store.run(run_id)
+    if row is None or row.status not in ACTIVE:
+        return False
+    store.set_status(row.run_id, "cancelled", error=error)
+    return True
+
+
+def stop(directory: str | Path, timeout_s: float = 60.0) -> int | None:
+    """Ask the store's scheduler to stop and wait for it; return its pid (None: none was running).
+
+    Background and foreground (``rankbias run --headless``) schedulers both answer the ``stop``
+    request within a second; a foreground one that has not after a few seconds (an older rankbias)
+    gets SIGINT (Ctrl-C), which requeues its runs the same way.
+    Raises TimeoutError if the scheduler still runs after ``timeout_s``.
+    """
+    now = status(directory)
+    pid = now.pid
+    if pid is None:
+        return None
+    with Store(directory) as store:
+        store.request(Request("stop"))
+    nudge = pid > 0 and now.foreground
+    start = time.monotonic()
+    while scheduler_pid(directory) is not None:
+        waited = time.monotonic() - start
+        if waited > timeout_s:
+            raise TimeoutError(f"the scheduler (pid {pid}) did not stop within {timeout_s:g} s")
+        if nudge and waited > 5:
+            nudge = False  # once
+            try:
+                os.kill(pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+    return pid

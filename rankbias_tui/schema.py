@@ -1,0 +1,68 @@
+"""The store's schema: numbered migrations, applied in order by ``store.migrate`` on open.
+
+A database records the number of migrations it has had in ``PRAGMA user_version``. A change to the
+schema is a new entry at the end of ``MIGRATIONS``, never an edit of an old one, so that every
+database written by an older rankbias stays readable. Statements are separated by ``;`` and hold none.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: runs, their sweep membership, scalar metrics over steps, spectra per measurement.
+    """
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        sweep TEXT NOT NULL,
+        config TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'queued',
+        device TEXT,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        error TEXT,
+        step INTEGER NOT NULL DEFAULT 0,
+        total_steps INTEGER,
+        epoch REAL NOT NULL DEFAULT 0,
+        checkpoint_step INTEGER
+    );
+    CREATE TABLE sweep_runs (
+        sweep TEXT NOT NULL, run_id TEXT NOT NULL, position INTEGER NOT NULL,
+        PRIMARY KEY (sweep, run_id)
+    );
+    CREATE TABLE metrics (
+        run_id TEXT NOT NULL, step INTEGER NOT NULL, epoch REAL NOT NULL,
+        name TEXT NOT NULL, value REAL,
+        PRIMARY KEY (run_id, name, step)
+    ) WITHOUT ROWID;
+    CREATE TABLE spectra (
+        run_id TEXT NOT NULL, step INTEGER NOT NULL, epoch REAL NOT NULL,
+        layer_index INTEGER NOT NULL, layer TEXT NOT NULL,
+        d_out INTEGER NOT NULL, d_in INTEGER NOT NULL, m INTEGER NOT NULL,
+        svals BLOB NOT NULL, rank INTEGER NOT NULL, rank_eps REAL NOT NULL,
+        stable_rank REAL, effective_rank REAL, spectral_norm REAL, fro_norm REAL, bound REAL,
+        PRIMARY KEY (run_id, step, layer_index)
+    );
+    CREATE TABLE requests (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, run_id TEXT,
+        created_at REAL NOT NULL, done_at REAL
+    );
+    """,
+    # 2: provenance (package version, git SHA) and attempt count, for reproducibility.
+    """
+    ALTER TABLE runs ADD COLUMN provenance TEXT;
+    ALTER TABLE runs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN pid INTEGER;
+    CREATE INDEX runs_status ON runs(status);
+    """,
+    # 3: requests name what they ask for in their own columns: a launch's spec file and sweep
+    # (before, a launch kept ``<spec path>::<sweep>`` in run_id). A pending old launch is split at
+    # its first ``::``.
+    """
+    ALTER TABLE requests ADD COLUMN spec_path TEXT;
+    ALTER TABLE requests ADD COLUMN sweep TEXT;
+    UPDATE requests SET spec_path = substr(run_id, 1, instr(run_id, '::') - 1),
+        sweep = substr(run_id, instr(run_id, '::') + 2), run_id = NULL
+        WHERE kind = 'launch' AND instr(run_id, '::') > 0
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,81 @@
+"""The scheduler's client half: who holds the store, and asking for actions (nothing trains here)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from rankbias_tui import scheduler
+from rankbias_tui.scheduler import SchedulerLock, SchedulerStatus
+from rankbias_tui.scheduler.client import mark_cancelled
+from rankbias_tui.spec import RunConfig
+from rankbias_tui.store import Request, Store, StorePaths
+from rankbias_tui.sweep import PlannedRun, run_id
+
+
+@pytest.fixture
+def store(tmp_path: Path):  # noqa: ANN201
+    with Store(tmp_path) as store:
+        yield store
+
+
+def add_run(store: Store, status: str, lr: float = 0.1) -> str:
+    cfg = RunConfig(dataset="digits", lr=lr)
+    planned = PlannedRun(run_id(cfg), "s", cfg)
+    store.add_runs([planned], {})
+    store.set_status(planned.run_id, status)
+    return planned.run_id
+
+
+def test_status_tells_a_background_scheduler_from_a_foreground_run(tmp_path: Path) -> None:
+    assert scheduler.scheduler_pid(tmp_path) is None
+    assert scheduler.status(tmp_path) == SchedulerStatus(None)
+    with SchedulerLock(tmp_path):
+        assert scheduler.scheduler_pid(tmp_path) == os.getpid()
+        now = scheduler.status(tmp_path)  # a foreground run writes no state file
+        assert now == SchedulerStatus(os.getpid()) and now.foreground
+        state = {"pid": os.getpid(), "slots": ["cpu"], "capacity": 2}
+        StorePaths.of(tmp_path).state.write_text(json.dumps(state))
+        now = scheduler.status(tmp_path)
+        assert now == SchedulerStatus(os.getpid(), True, ("cpu",), 2) and not now.foreground
+    assert scheduler.status(tmp_path).pid is None  # a stale state file does not make a scheduler
+
+
+def test_cancel_without_a_scheduler_marks_the_run_at_once(store: Store) -> None:
+    running = add_run(store, "running")
+    assert scheduler.cancel(store, running)
+    row = store.run(running)
+    assert row is not None and row.status == "cancelled" and row.error == "cancelled by request"
+    assert store.take_requests() == []
+
+
+def test_cancel_with_a_scheduler_asks_it(store: Store) -> None:
+    queued = add_run(store, "queued")
+    with SchedulerLock(store.directory):
+        assert not scheduler.cancel(store, queued)
+    assert store.run(queued).status == "queued"  # type: ignore[union-attr]
+    assert store.take_requests() == [Request("cancel", queued)]
+
+
+def test_only_queued_or_running_runs_are_marked_cancelled(store: Store) -> None:
+    done, failed = add_run(store, "done", 0.1), add_run(store, "failed", 0.2)
+    assert not mark_cancelled(store, done, "x") and not mark_cancelled(store, failed, "x")
+    assert not mark_cancelled(store, "no-such-run", "x")
+    assert {r.status for r in store.runs()} == {"done", "failed"}
+
+
+def test_launch_and_resume_are_structured_requests(store: Store, tmp_path: Path) -> None:
+    scheduler.launch(store, tmp_path / "spec.toml", "quick")
+    scheduler.resume(store, "abc")
+    assert store.take_requests() == [
+        Request("launch", spec_path=str((tmp_path / "spec.toml").resolve()), sweep="quick"),
+        Request("resume", "abc"),
+    ]
+
+
+def test_stop_without_a_scheduler_returns_none(tmp_path: Path) -> None:
+    assert scheduler.stop(tmp_path, timeout_s=1) is None
+    assert not StorePaths.of(tmp_path).database.exists()  # asking created no store
