@@ -163,10 +163,10 @@ class Scheduler:
     # ----- the loop ----------------------------------------------------------------------------
     def _handle_requests(self) -> None:
         """A foreground scheduler answers cancel and stop; other kinds wait for a background one."""
-        for kind, run_id in self.store.take_requests(("cancel", "stop")):
-            if kind == "cancel" and run_id:
-                self.cancel(run_id)
-            elif kind == "stop":
+        for request in self.store.take_requests(("cancel", "stop")):
+            if request.kind == "cancel" and request.run_id:
+                self.cancel(request.run_id)
+            elif request.kind == "stop":
                 raise StopRequested("stop requested")
 
     def _fill_slots(self) -> None:
