@@ -10,6 +10,7 @@ from test_tui_fixture import make_app, make_store, pilot_test
 
 from rankbias_tui import export
 from rankbias_tui.scheduler import SchedulerLock
+from rankbias_tui.spec import load_spec
 from rankbias_tui.store import Request, Store
 from rankbias_tui.tui.screens.compare import CompareScreen
 from rankbias_tui.tui.screens.detail import RunDetailScreen
@@ -258,3 +259,15 @@ async def test_no_color_keeps_the_cursor_and_statuses_readable(
         table = app.screen.query_one(RunsTable)
         first = "".join(segment.text for segment in table.render_line(1))
         assert first.startswith(">") and "done" in first  # the cursor is a character, not a colour
+
+
+@pilot_test
+async def test_launch_screen_offers_the_spec_read_once(store_dir: Path) -> None:
+    spec_file = store_dir / "experiments.toml"
+    app = make_app(store_dir, spec=load_spec(spec_file))  # as `rankbias run` and `attach` hand it over
+    spec_file.unlink()  # opening the launch screen must not read the file again
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("l")
+        await pilot.pause()
+        assert isinstance(app.screen, LaunchScreen) and list(app.screen.sweeps) == ["quick", "lr-wd"]
