@@ -3,9 +3,10 @@
 Owns: run statuses and which of them are finished; metric names (one table, as the engine logs
 them and the store keeps them); the run fields that tell runs apart and ``varied_fields``; the
 rank rules: rank at eps (the count of singular values of W/||W||_F strictly above eps), the average
-rank over layers, the largest possible average rank, a run's rank curve, and when the paper's bound
-is vacuous. Does not own: computing singular values (``spectral.py``, torch), reading the store
-(``store.py``), how numbers are printed (``tui/format.py``, the CLI) or the claims' statistics
+rank over layers, the largest possible average rank, a run's rank curve, when the paper's bound
+is vacuous, and the spread over seeds (a seeded bootstrap interval of a mean or of a difference of
+means, shared by the claims and the figures). Does not own: computing singular values (``spectral.py``, torch), reading the store
+(``store.py``), how numbers are printed (``tui/format.py``, the CLI) or the claims' rules
 (``claims.py``).
 
 Imports numpy only (no torch, no textual, nothing else of this package), so every process may use
@@ -141,3 +142,47 @@ def is_vacuous(bound: float, d_out: int, d_in: int) -> bool:
     """The bound says nothing when it reaches the largest possible rank, min(d_out, d_in); an
     infinite bound (weight_decay = 0) is vacuous too."""
     return bound >= min(d_out, d_in)
+
+
+# ----- spread over seeds -------------------------------------------------------------------------
+# A seeded bootstrap: the same numbers always give the same interval (reports and tests are stable).
+INTERVAL_LEVEL = 0.95
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+
+
+def _resampled_means(values: Any, rng: np.random.Generator) -> np.ndarray:
+    """(BOOTSTRAP_RESAMPLES, k) means of ``values`` (n, k) resampled with replacement over n."""
+    values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+    picks = rng.integers(0, len(values), size=(BOOTSTRAP_RESAMPLES, len(values)))
+    return values[picks].mean(axis=1)
+
+
+def bootstrap_diffs(before: Any, after: Any) -> np.ndarray:
+    """(BOOTSTRAP_RESAMPLES, k) resampled mean(after) - mean(before), each side's seeds resampled
+    on their own; rows of ``before`` (n_a, k) and ``after`` (n_b, k) are runs (seeds), columns
+    quantities of the same run (final rank, test accuracy), resampled together."""
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    return _resampled_means(after, rng) - _resampled_means(before, rng)
+
+
+def percentile_interval(samples: Any) -> tuple[float, float]:
+    """The central ``INTERVAL_LEVEL`` interval of bootstrap samples (1-D)."""
+    tail = 100 * (1 - INTERVAL_LEVEL) / 2
+    lo, hi = np.percentile(np.asarray(samples, dtype=np.float64), [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def mean_interval(values: Iterable[float]) -> tuple[float, float]:
+    """A bootstrap interval of the mean of ``values`` (one per seed, or per slice); the value
+    itself when there is one. Deterministic: always resampled from ``BOOTSTRAP_SEED``."""
+    values = list(values)
+    if len(values) < 2:
+        return (values[0], values[0]) if values else (math.nan, math.nan)
+    means = _resampled_means(values, np.random.default_rng(BOOTSTRAP_SEED))[:, 0]
+    return percentile_interval(means)
+
+
+def diff_interval(before: Iterable[float], after: Iterable[float]) -> tuple[float, float]:
+    """A bootstrap interval of mean(after) - mean(before) over the seeds of each side."""
+    return percentile_interval(bootstrap_diffs(list(before), list(after))[:, 0])

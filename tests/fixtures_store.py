@@ -1,10 +1,11 @@
 """A small results store with realistic shape, built through the public Store API (no training).
 
-``build_store(dir, follows_paper=True)`` registers the sweep ``trend`` (MLP-BN 4x100 on digits:
-batch_size 8/32/128 x lr 0.05/0.1 x weight_decay 0/1e-3/5e-3, 18 runs, measured at epochs 0, 5
-and 10) and fills it with metrics and spectra whose singular values are constructed so that the
+``build_store(dir, follows_paper=True, seeds=(0,))`` registers the sweep ``trend`` (MLP-BN 4x100
+on digits: batch_size 8/32/128 x lr 0.05/0.1 x weight_decay 0/1e-3/5e-3, 18 runs per seed,
+measured at epochs 0, 5 and 10) and fills it with metrics and spectra whose singular values are constructed so that the
 final average rank follows the paper: it falls with lr * wd / B, wd = 0 stays at the maximum,
-test accuracy barely moves. ``follows_paper=False`` mirrors every trend instead (ranks start at half
+test accuracy barely moves. Seed s lowers the rank of fc2 by s (the average by s/4) and moves
+test accuracy by 0.002 * s, so several seeds have a small, known spread. ``follows_paper=False`` mirrors every trend instead (ranks start at half
 the maximum and grow with lr * wd / B, wd = 0 stays at half, test accuracy tracks the rank).
 A second sweep, ``pending``, holds two queued runs without any data.
 
@@ -15,6 +16,7 @@ r values between 1 and 0.02 and the rest between 4e-4 and 1e-7, divided by their
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -62,11 +64,12 @@ def svals_with_rank(k: int, rank: int) -> np.ndarray:
 
 def _spectra(run_id: str, config: dict, step: int, epoch: float, follows_paper: bool) -> list[SpectrumRow]:
     rows = []
+    seed_shift = {"fc2": config["seed"]} if epoch else {}  # the seeds' spread, after initialisation
     eps = config["rank_eps"]
     wd, lr, batch = config["weight_decay"], config["lr"], config["batch_size"]
     for index, (name, d_out, d_in) in enumerate(LAYERS):
         k = min(d_out, d_in)
-        s = svals_with_rank(k, round(rank_fraction(config, epoch, follows_paper) * k))
+        s = svals_with_rank(k, round(rank_fraction(config, epoch, follows_paper) * k) - seed_shift.get(name, 0))
         p = s[s > 0] / s.sum()
         rows.append(SpectrumRow(
             run_id=run_id, step=step, epoch=epoch, layer_index=index, layer=name, d_out=d_out, d_in=d_in,
@@ -83,7 +86,7 @@ def _metrics(config: dict, steps_per_epoch: int, follows_paper: bool, jitter: fl
         step = epoch * steps_per_epoch
         frac = rank_fraction(config, epoch, follows_paper)
         # Following the paper, accuracy ignores the rank; mirrored, it tracks it closely.
-        acc = 0.95 + jitter if follows_paper else 0.3 + 0.6 * frac
+        acc = (0.95 + jitter if follows_paper else 0.3 + 0.6 * frac) + 0.002 * config["seed"]
         acc *= min(1.0, 0.2 + epoch / 5)
         evals = {"train_loss": 1 - acc, "train_acc": min(1.0, acc + 0.02), "test_loss": 1.1 - acc,
                  "test_acc": acc}  # fmt: skip
@@ -94,9 +97,10 @@ def _metrics(config: dict, steps_per_epoch: int, follows_paper: bool, jitter: fl
     return rows
 
 
-def build_store(directory: Path, follows_paper: bool = True) -> Store:
+def build_store(directory: Path, follows_paper: bool = True, seeds: Sequence[int] = (0,)) -> Store:
     """Create and fill the store in ``directory``; return it open (the caller closes it)."""
-    spec = parse_spec(SPEC, Path("fixture.toml"))
+    raw = {**SPEC, "sweeps": {**SPEC["sweeps"], "trend": {**SPEC["sweeps"]["trend"], "seeds": list(seeds)}}}
+    spec = parse_spec(raw, Path("fixture.toml"))
     store = Store(directory)
     trend, pending = expand_sweep(spec, "trend"), expand_sweep(spec, "pending")
     store.add_runs(trend, {"rankbias": "fixture"})
