@@ -39,13 +39,16 @@ SIGMA_FLOOR = 1e-8  # spectrum histograms: smaller singular values land in the f
 
 @dataclass(frozen=True)
 class Series:
-    """One line: its label, x and y; ``lo``/``hi`` the spread over seeds (None for one seed)."""
+    """One line (or set of points): its label, x and y (means over seeds); ``lo``/``hi`` the
+    bootstrap interval of y over seeds, ``xlo``/``xhi`` of x (None: one seed, or not a mean)."""
 
     label: str
     x: tuple[float, ...]
     y: tuple[float, ...]
     lo: tuple[float, ...] | None = None
     hi: tuple[float, ...] | None = None
+    xlo: tuple[float, ...] | None = None
+    xhi: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,9 @@ class CurveData:
 class GridPanel:
     title: str
     z: np.ndarray = field(repr=False)  # (len(ys), len(xs)) mean final rank, NaN: no finished run
+    lo: np.ndarray | None = field(default=None, repr=False)  # (len(ys), len(xs)) interval over seeds
+    hi: np.ndarray | None = field(default=None, repr=False)
+    seeds: np.ndarray | None = field(default=None, repr=False)  # (len(ys), len(xs)) runs per cell
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,7 @@ class GridData:
 
 
 def _aggregate(curves: Sequence[tuple[Sequence[float], Sequence[float]]], label: str) -> Series:
-    """Mean over seeds at each x; the min/max spread when there are several."""
+    """Mean over seeds at each x; with several seeds, the bootstrap interval over them."""
     at: dict[float, list[float]] = defaultdict(list)
     for xs, ys in curves:
         for x, y in zip(xs, ys, strict=True):
@@ -95,7 +101,16 @@ def _aggregate(curves: Sequence[tuple[Sequence[float], Sequence[float]]], label:
     y = tuple(float(np.mean(at[x])) for x in xs)
     if len(curves) < 2:
         return Series(label, xs, y)
-    return Series(label, xs, y, tuple(min(at[x]) for x in xs), tuple(max(at[x]) for x in xs))
+    bounds = [measures.mean_interval(at[x]) for x in xs]
+    return Series(label, xs, y, tuple(b[0] for b in bounds), tuple(b[1] for b in bounds))
+
+
+def seeds_note(counts: Sequence[int], per: str) -> str:
+    """What stands behind each number of a figure: "3 seeds per line, band: 95% interval"."""
+    note = f"{claims.seeds_label(counts)} per {per}"
+    if max(counts, default=1) > 1:
+        note += f", {measures.INTERVAL_LEVEL:.0%} interval over seeds"
+    return note
 
 
 # ----- rank curves -------------------------------------------------------------------------------
@@ -121,17 +136,19 @@ def rank_curve_data(
     groups: dict[str, dict[Any, list[RunRow]]] = defaultdict(lambda: defaultdict(list))
     for r in sorted(runs, key=lambda r: [sort_key(r.config.get(f)) for f in facets]):
         groups[facet_title(r.config, facets)][r.config.get(by)].append(r)
-    panels = []
+    panels, counts = [], []
     for title, by_value in groups.items():
         series = [
             _aggregate([measures.rank_curve(store.spectra(r.run_id), eps, layer) for r in group], fmt(v))
             for v, group in sorted(by_value.items(), key=lambda kv: sort_key(kv[0]))
         ]
+        counts += [len(group) for group in by_value.values()]
         first = next(iter(by_value.values()))[0].run_id
         ceiling = measures.max_avg_rank(store.spectra(first, store.spectrum_steps(first)[0]), layer)
         panels.append(Panel(title, tuple(series), ceiling=ceiling))
     return CurveData("rank-curves", tuple(panels), "epoch", rank_label(eps, layer, configs),
-                     f"{sweep or 'all runs'}: rank against epoch by {by}", legend=by)  # fmt: skip
+                     f"{sweep or 'all runs'}: rank against epoch by {by} (mean of {seeds_note(counts, 'line')})",
+                     legend=by)  # fmt: skip
 
 
 # ----- final rank over two hyperparameters (Figure 1 of the paper) -------------------------------
@@ -175,12 +192,15 @@ def contour_data(
         cells[facet_title(c, facets)][(ys.index(c[y]), xs.index(c[x]))].append(r["final_avg_rank"])
     panels = []
     for title, values in cells.items():
-        z = np.full((len(ys), len(xs)), np.nan)
+        z, lo, hi, n = (np.full((len(ys), len(xs)), np.nan) for _ in range(4))
         for (i, j), ranks in values.items():
-            z[i, j] = float(np.mean(ranks))
-        panels.append(GridPanel(title, z))
+            z[i, j], n[i, j] = float(np.mean(ranks)), len(ranks)
+            lo[i, j], hi[i, j] = measures.mean_interval(ranks)
+        panels.append(GridPanel(title, z, lo, hi, n))
     label = "final " + rank_label(eps, layer, [r["config"] for r in records])
-    return GridData(tuple(panels), x, y, xs, ys, label, f"{sweep or 'all runs'}: {label}")
+    counts = [len(v) for cell in cells.values() for v in cell.values()]
+    return GridData(tuple(panels), x, y, xs, ys, label,
+                    f"{sweep or 'all runs'}: {label}, mean of {seeds_note(counts, 'cell')}")  # fmt: skip
 
 
 # ----- singular-value histograms of one run ------------------------------------------------------
@@ -257,14 +277,26 @@ def accuracy_data(
     ]
     if not records:
         raise NoData("no finished run has both a measurement and a test accuracy")
-    groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-    for r in records:
-        groups[r["config"].get(by)].append(r)
-    series = [
-        Series(fmt(v), tuple(r["final_avg_rank"] for r in g), tuple(r["final_test_acc"] for r in g))
-        for v, g in sorted(groups.items(), key=lambda kv: sort_key(kv[0]))
-    ]
-    rho = claims.spearman([r["final_avg_rank"] for r in records], [r["final_test_acc"] for r in records])
-    title = f"{sweep or 'all runs'}: {len(records)} runs, Spearman rho = {rho:+.2f}"
+    groups: dict[Any, list[list[dict[str, Any]]]] = defaultdict(list)
+    for setting in claims.settings(records).values():
+        groups[setting[0]["config"].get(by)].append(setting)
+    series = [_points(fmt(v), g) for v, g in sorted(groups.items(), key=lambda kv: sort_key(kv[0]))]
+    counts = [len(setting) for g in groups.values() for setting in g]
+    title = (f"{sweep or 'all runs'}: {len(counts)} settings, mean of {seeds_note(counts, 'point')} "
+             "(claim 4 is read within slices: rankbias claims)")  # fmt: skip
     label = "final " + rank_label(eps, layer, [r["config"] for r in records])
     return CurveData("accuracy-vs-rank", (Panel("", tuple(series)),), label, "final test accuracy", title, by)
+
+
+def _points(label: str, settings: Sequence[Sequence[dict[str, Any]]]) -> Series:
+    """One point per setting: mean final rank and test accuracy over its seeds, with intervals."""
+    ranks = [[r["final_avg_rank"] for r in runs] for runs in settings]
+    accs = [[r["final_test_acc"] for r in runs] for runs in settings]
+    x = tuple(float(np.mean(v)) for v in ranks)
+    y = tuple(float(np.mean(v)) for v in accs)
+    if max(len(runs) for runs in settings) < 2:
+        return Series(label, x, y)
+    xb = [measures.mean_interval(v) for v in ranks]
+    yb = [measures.mean_interval(v) for v in accs]
+    return Series(label, x, y, tuple(b[0] for b in yb), tuple(b[1] for b in yb),
+                  tuple(b[0] for b in xb), tuple(b[1] for b in xb))  # fmt: skip

@@ -22,7 +22,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..store import Store
-from .data import CurveData, GridData, accuracy_data, contour_data, rank_curve_data, spectrum_data
+from .data import CurveData, GridData, GridPanel, accuracy_data, contour_data, rank_curve_data, spectrum_data
 from .selection import FigureError, fmt
 
 matplotlib.use("Agg")  # headless: never open a window, whatever MPLBACKEND says
@@ -52,6 +52,9 @@ def curves_figure(data: CurveData) -> Figure:
         for color, s in zip(_colors(len(panel.series)), panel.series, strict=True):
             if data.kind == "accuracy-vs-rank":
                 ax.plot(s.x, s.y, ls="none", marker="o", color=color, label=s.label)
+                if s.lo is not None and s.hi is not None and s.xlo is not None and s.xhi is not None:
+                    ax.errorbar(s.x, s.y, yerr=_spread(s.y, s.lo, s.hi), xerr=_spread(s.x, s.xlo, s.xhi),
+                                ls="none", color=color, alpha=0.6, label="_interval")  # fmt: skip
             elif data.kind == "spectrum":
                 ax.plot(s.x, s.y, drawstyle="steps-post", color=color, label=s.label)
             else:
@@ -69,6 +72,20 @@ def curves_figure(data: CurveData) -> Figure:
         ax.legend(title=data.legend or None, fontsize="small")
     fig.suptitle(data.title)
     return fig
+
+
+def _spread(mid: Sequence[float], lo: Sequence[float], hi: Sequence[float]) -> np.ndarray:
+    """matplotlib's (2, n) error bar lengths below and above each point."""
+    m = np.asarray(mid, dtype=float)
+    return np.vstack([m - np.asarray(lo, dtype=float), np.asarray(hi, dtype=float) - m])
+
+
+def _cell_text(panel: GridPanel, i: int, j: int) -> str:
+    """A cell's mean; with several seeds, +- half its interval over seeds on a second line."""
+    text = f"{panel.z[i, j]:.1f}"
+    if panel.seeds is not None and panel.lo is not None and panel.hi is not None and panel.seeds[i, j] > 1:
+        text += f"\n\u00b1{(panel.hi[i, j] - panel.lo[i, j]) / 2:.1f}"
+    return text
 
 
 def _axis(name: str, values: Sequence[Any]) -> tuple[np.ndarray, str]:
@@ -107,7 +124,7 @@ def contour_figure(data: GridData) -> Figure:
         for (i, j), value in np.ndenumerate(panel.z):
             if np.isfinite(value):
                 dark = value < vmin + 0.5 * (vmax - vmin)
-                ax.text(px[j], py[i], f"{value:.1f}", ha="center", va="center", fontsize=8,
+                ax.text(px[j], py[i], _cell_text(panel, i, j), ha="center", va="center", fontsize=8,
                         color="white" if dark else "black")  # fmt: skip
         ax.set_xticks(px, [fmt(v) for v in data.xs])
         ax.set_yticks(py, [fmt(v) for v in data.ys])

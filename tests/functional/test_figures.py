@@ -122,6 +122,35 @@ def test_accuracy_vs_rank_points(store: Store) -> None:
     assert len(data_lines(figures.curves_figure(data).axes[0])) == 3
 
 
+# ----- several seeds: mean and interval, and how many seeds --------------------------------------
+@pytest.fixture(scope="module")
+def seeded_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("seeded")
+    build_store(directory, seeds=(0, 1, 2)).close()
+    return directory
+
+
+def test_figures_show_the_mean_and_interval_over_seeds(seeded_dir: Path) -> None:
+    with Store(seeded_dir, create=False) as store:
+        curves = figures.rank_curve_data(store, "trend", by="batch_size", fixed={"lr": 0.1, "weight_decay": 5e-3})
+        grid = figures.contour_data(store, "trend", x="lr", y="weight_decay", fixed={"batch_size": 8})
+        points = figures.accuracy_data(store, "trend", by="weight_decay")
+    assert "3 seeds per line, 95% interval over seeds" in curves.title
+    line = curves.panels[0].series[0]
+    assert line.lo is not None and line.hi is not None
+    assert all(lo <= y <= hi for lo, y, hi in zip(line.lo, line.y, line.hi, strict=True))
+    assert line.lo[-1] < line.hi[-1]  # the constructed seeds end 0, 1/4 and 1/2 rank apart
+    panel = grid.panels[0]
+    assert (panel.seeds == 3).all() and "3 seeds per cell" in grid.title
+    assert (panel.lo <= panel.z).all() and (panel.z <= panel.hi).all()
+    texts = [t.get_text() for t in figures.contour_figure(grid).axes[0].texts]
+    assert len(texts) == 6 and all("\u00b1" in t for t in texts)
+    assert sum(len(s.x) for s in points.panels[0].series) == 18  # one point per setting, not per run
+    assert "3 seeds per point" in points.title
+    ax = figures.curves_figure(points).axes[0]
+    assert len(ax.containers) == 3  # one set of error bars per weight decay
+
+
 # ----- eps recomputed from the stored singular values --------------------------------------------
 def direct_avg_rank(store: Store, run_id: str, step: int, eps: float) -> float:
     return float(np.mean([rank_at_eps(s.svals, eps) for s in store.spectra(run_id, step)]))
