@@ -1,7 +1,7 @@
-"""``rankbias plot`` and ``rankbias claims``: figures and the paper's claims, read from the store.
+"""``rankbias plot``, ``claims`` and ``report``: figures, the paper's claims and a reproduction report.
 
 Thin Typer commands: each checks its options, opens the store and hands the work to
-``figures.make_figure`` or ``claims.report``. Bad options (unknown sweep, field, layer, run, kind)
+``figures.make_figure``, ``claims.report`` or ``report.gather``/``report.write``. Bad options (unknown sweep, field, layer, run, kind)
 exit with code 2; a store without usable runs exits with code 1; both with one message on stderr
 and no traceback. Registered on the main app by ``register`` (called at the end of ``cli.py``).
 This module does not import ``cli`` (nothing may), so it keeps its own small console helpers;
@@ -222,7 +222,57 @@ def claims(
         _print_report(report)
 
 
+def _declared(spec_file: Optional[Path], sweep: str) -> Any:
+    """The sweep's declaration (for its description): from ``--spec`` (which must declare it), else
+    from ./experiments.toml when that file declares it; None otherwise."""
+    from .spec import SpecError, load_spec
+
+    path = spec_file or Path("experiments.toml")
+    if spec_file is None and not path.is_file():
+        return None
+    try:
+        declared = load_spec(path).sweeps.get(sweep)
+    except SpecError as e:
+        if spec_file is None:
+            return None
+        raise fail(e.report(), 2) from None
+    if declared is None and spec_file is not None:
+        raise fail(f"{spec_file} declares no sweep {sweep!r}", 2)
+    return declared
+
+
+def report(
+    output: Path = typer.Option(..., "-o", "--output", help="File to write: .html (one self-contained page) or .md."),
+    store_dir: Path = STORE_OPT,
+    sweep: Optional[str] = SWEEP_OPT,
+    eps: Optional[float] = EPS_OPT,
+    spec_file: Optional[Path] = typer.Option(
+        None, "--spec", help="Spec declaring the sweep, for its description (default: ./experiments.toml if it does)."
+    ),
+    embed: bool = typer.Option(False, "--embed", help=".md: embed the figures instead of writing PNGs beside it."),
+) -> None:
+    """Write a reproduction report of one sweep: spec, provenance, figures, claims, runs.
+
+    HTML: one page with the figures inlined, which opens with no network. Markdown: the figures as
+    STEM-KIND.png beside it (or --embed). Ranks at each run's rank_eps, or recounted at --eps.
+    """
+    _check_eps(eps)
+    if output.suffix.lower() not in (".html", ".htm", ".md"):
+        raise fail(f"-o {output}: the report is .html or .md", 2)
+    from . import report as report_mod
+
+    with _open(store_dir) as store:
+        name = resolve_sweep(store, sweep)
+        data = report_mod.gather(store, name, eps, _declared(spec_file, name))
+    try:
+        written = report_mod.write(data, output, embed=embed)
+    except OSError as e:
+        raise fail(f"cannot write {output}: {e.strerror or e}") from None
+    console.print("wrote " + ", ".join(str(p) for p in written))
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``plot`` and ``claims`` to the ``rankbias`` app."""
+    """Add ``plot``, ``claims`` and ``report`` to the ``rankbias`` app."""
     app.command("plot")(plot)
     app.command("claims")(claims)
+    app.command("report")(report)

@@ -282,8 +282,7 @@ def accuracy_data(
         groups[setting[0]["config"].get(by)].append(setting)
     series = [_points(fmt(v), g) for v, g in sorted(groups.items(), key=lambda kv: sort_key(kv[0]))]
     counts = [len(setting) for g in groups.values() for setting in g]
-    title = (f"{sweep or 'all runs'}: {len(counts)} settings, mean of {seeds_note(counts, 'point')} "
-             "(claim 4 is read within slices: rankbias claims)")  # fmt: skip
+    title = f"{sweep or 'all runs'}: {len(counts)} settings\nmean of {seeds_note(counts, 'point')}"
     label = "final " + rank_label(eps, layer, [r["config"] for r in records])
     return CurveData("accuracy-vs-rank", (Panel("", tuple(series)),), label, "final test accuracy", title, by)
 

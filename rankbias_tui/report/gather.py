@@ -1,0 +1,163 @@
+"""What a reproduction report holds, gathered from the store (no HTML, no Markdown here).
+
+Owns: ``ReportData`` (the sweep's spec as stored, provenance, the four figures as PNG bytes, the
+claims report, the per-run summary) and ``gather``. Does not own: the figures themselves
+(``figures/``), the claims (``claims/``), the summary row (``export.summary_row``) or the page
+(``render.py``). Imports matplotlib (through ``figures``) but never torch.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from .. import claims, export, figures, measures
+from ..measures import HPARAMS
+from ..provenance import provenance
+from ..spec import SweepSpec
+from ..store import RunRow, Store
+
+# Where a run's protocol version will live. The engine records it with each run (issue 11);
+# until the store has it, ``protocol_version`` finds nothing and the report says "not recorded".
+PROTOCOL_KEYS = ("protocol_version", "protocol")
+
+
+@dataclass(frozen=True)
+class FigureImage:
+    """One figure of the report: its kind, a caption, and a PNG (None with ``note`` saying why)."""
+
+    kind: str
+    caption: str
+    png: bytes | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ReportData:
+    sweep: str
+    eps: float | None
+    spec: dict[str, Any]  # description, runs, seeds, fixed {field: value}, varied {field: [values]}
+    provenance: dict[str, list[str]]  # what made the runs (and this report), distinct values
+    figures: tuple[FigureImage, ...]
+    claims: dict[str, Any] | None  # claims.report, None without finished measured runs
+    columns: tuple[str, ...]
+    runs: tuple[dict[str, Any], ...]  # export.summary_row, restricted to ``columns``
+
+
+def protocol_version(run: RunRow) -> str | None:
+    """The hook for the protocol version a run was trained under (None: not recorded)."""
+    for key in PROTOCOL_KEYS:
+        value = getattr(run, key, None) or run.provenance.get(key) or run.config.get(key)
+        if value is not None:
+            return str(value)
+    return None
+
+
+def _distinct(values: Any) -> list[str]:
+    return sorted({str(v) for v in values if v not in (None, "")})
+
+
+def provenance_of(runs: list[RunRow]) -> dict[str, list[str]]:
+    """The distinct package versions, git SHAs, Pythons, devices and protocol versions of ``runs``."""
+    now = provenance()
+    return {
+        "rankbias version": _distinct(r.provenance.get("rankbias") for r in runs),
+        "git SHA": _distinct(r.provenance.get("git_sha") for r in runs),
+        "Python": _distinct(r.provenance.get("python") for r in runs),
+        "devices": _distinct(r.device for r in runs),
+        "protocol version": _distinct(protocol_version(r) for r in runs) or ["not recorded"],
+        "report made by": [f"rankbias {now['rankbias']} ({now['git_sha'][:12] or 'no git SHA'})"],
+    }
+
+
+def spec_of(runs: list[RunRow], declared: SweepSpec | None) -> dict[str, Any]:
+    """The sweep as its stored configs say (fixed and varied fields), with the declared description."""
+    configs = [r.config for r in runs]
+    varied = measures.varied_fields(configs)
+    fields = list(dict.fromkeys(k for c in configs for k in c))
+    return {
+        "description": declared.description if declared else "",
+        "runs": len(runs),
+        "statuses": {s: n for s in measures.STATUSES if (n := sum(r.status == s for r in runs))},
+        "fixed": {k: configs[0].get(k) for k in fields if k not in varied} if configs else {},
+        "varied": {k: sorted({repr(c.get(k)) for c in configs}, key=_order) for k in varied},
+    }
+
+
+def _order(text: str) -> tuple[int, Any]:
+    try:
+        return (0, float(text))
+    except ValueError:
+        return (1, text)
+
+
+def _png(fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _first_varied(runs: list[RunRow], preferred: tuple[str, ...]) -> str:
+    varied = measures.varied_fields(r.config for r in runs)
+    return next((f for f in preferred if f in varied), preferred[0])
+
+
+def figure_images(store: Store, sweep: str, eps: float | None, records: list[dict[str, Any]]) -> list[FigureImage]:
+    """The four figures: rank curves, the Figure-1 contour, one run's spectra, accuracy vs rank."""
+    runs = store.runs(sweep)
+    done = [r for r in runs if r.status == "done"]
+    lowest = min(records, key=lambda r: r["final_avg_rank"])["run_id"] if records else None
+    by_curves = _first_varied(runs, HPARAMS)
+    by_points = _first_varied(done or runs, ("weight_decay", "lr", "batch_size"))
+    wanted = [
+        ("rank-curves", f"Average rank against epoch, one line per {by_curves}.",
+         {"sweep": sweep, "by": by_curves, "eps": eps}),
+        ("contour", "Final average rank over two hyperparameters (the paper's Figure 1).",
+         {"sweep": sweep, "eps": eps}),
+        ("spectrum", f"Singular values of W/||W||_F of run {lowest}, the lowest final average rank.",
+         {"run_id": lowest or "", "eps": eps}),
+        ("accuracy-vs-rank", f"Final test accuracy against final average rank, one colour per {by_points}.",
+         {"sweep": sweep, "by": by_points, "eps": eps}),
+    ]  # fmt: skip
+    out = []
+    for kind, caption, options in wanted:
+        try:
+            if kind == "spectrum" and lowest is None:
+                raise figures.NoData("no finished run with a measurement")
+            out.append(FigureImage(kind, caption, _png(figures.make_figure(kind, store, **options))))
+        except figures.FigureError as e:
+            out.append(FigureImage(kind, caption, None, str(e)))
+    return out
+
+
+SUMMARY_FIELDS = ("run_id", "status", "final_epoch", "final_train_acc", "final_test_acc", "init_avg_rank",
+                  "final_avg_rank", "device", "duration_s", "error")  # fmt: skip
+
+
+def _summary(store: Store, run: RunRow, eps: float | None) -> dict[str, Any]:
+    """``export.summary_row`` with the config, and its ranks recounted at ``eps`` when given."""
+    row = export.summary_row(store, run) | run.config
+    if eps is not None:
+        init, final = store.init_and_final_spectra(run.run_id)
+        row |= {"init_avg_rank": measures.avg_rank(init, eps), "final_avg_rank": measures.avg_rank(final, eps)}
+    return row
+
+
+def gather(store: Store, sweep: str, eps: float | None = None, declared: SweepSpec | None = None) -> ReportData:
+    """Everything the report shows about ``sweep``; ranks recounted at ``eps`` in claims and figures."""
+    runs = store.runs(sweep)
+    records = claims.records_from_store(store, sweep, eps)
+    varied = measures.varied_fields(r.config for r in runs)
+    columns = (*SUMMARY_FIELDS[:2], *varied, *SUMMARY_FIELDS[2:])
+    rows = tuple({k: row.get(k) for k in columns} for row in (_summary(store, r, eps) for r in runs))
+    return ReportData(
+        sweep=sweep,
+        eps=eps,
+        spec=spec_of(runs, declared),
+        provenance=provenance_of(runs),
+        figures=tuple(figure_images(store, sweep, eps, records)),
+        claims=claims.report(records, sweep, eps) if records else None,
+        columns=columns,
+        runs=rows,
+    )
