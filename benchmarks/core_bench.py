@@ -20,8 +20,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from rankbias_tui.engine.data import load_dataset
+from rankbias_tui.engine.loop import Loop
 from rankbias_tui.engine.models import build_model
-from rankbias_tui.engine.train import Run
+from rankbias_tui.engine.train import EagerStep, Run
 from rankbias_tui.spec import RunConfig
 
 CIFAR_TRAIN = 50_000
@@ -58,13 +59,14 @@ def plain_loop(cfg: RunConfig, data, device: str, steps: int) -> float:
 
 
 def engine_loop(cfg: RunConfig, data, device: str, steps: int) -> tuple[float, Run]:
-    """``Run.train_epoch`` for whole epochs covering at least ``steps``; returns steps/s."""
+    """The eager epoch loop for whole epochs covering at least ``steps``; returns steps/s."""
     run = Run(cfg, device, data)
+    loop = Loop(run, EagerStep(run), lambda event: None)
     epochs = max(1, -(-steps // run.steps_per_epoch))
     sync(device)
     start = time.perf_counter()
     for _ in range(epochs):
-        run.train_epoch(lambda *event: None)
+        loop.epoch()
     sync(device)
     return epochs * run.steps_per_epoch / (time.perf_counter() - start), run
 

@@ -3,8 +3,10 @@
 Trains MLP-BN-10-100 on CIFAR-shaped synthetic data (3x32x32, 10 classes; SGD lr 0.05, momentum
 0.9, wd 5e-4, as bench/README.md) and prints, as a ratio to the plain loop at the same batch size:
   plain     DataLoader over a CPU TensorDataset, shuffling, ``loss.item()`` every step
-  engine    ``engine.train.Run.train_epoch``: data on the device, batches by index, no host sync
-  graphed   ``engine.graphs.GraphedRun``: the whole step replayed as one CUDA graph (CUDA only)
+  engine    ``engine.loop.Loop.epoch`` with ``engine.train.EagerStep``: data on the device, batches
+            by index, no host sync
+  graphed   the same with ``engine.graphs.GraphedStep``: the whole step replayed as one CUDA graph
+            (CUDA only)
   pack K    ``engine.pack.Pack``: K runs as one fused program (graphed on CUDA), model-steps/s
 then the spectral measurement's share of a pack's run time at the default cadence, and the
 projected wall time of the paper's MLP-BN-10-100 grid (180 runs, 500 epochs of CIFAR-10).
@@ -26,10 +28,11 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from rankbias_tui.engine.data import DataSet, load_dataset
-from rankbias_tui.engine.graphs import GraphedRun
+from rankbias_tui.engine.graphs import GraphedStep
+from rankbias_tui.engine.loop import Loop, Member
 from rankbias_tui.engine.models import build_model
-from rankbias_tui.engine.pack import Member, Pack
-from rankbias_tui.engine.train import Run
+from rankbias_tui.engine.pack import Pack
+from rankbias_tui.engine.train import EagerStep, Run
 from rankbias_tui.spec import RunConfig
 
 CIFAR_TRAIN = 50_000
@@ -92,10 +95,10 @@ def plain_rate(b: int, data: DataSet, device: str, budget: float) -> float:
 def engine_rate(b: int, data: DataSet, device: str, budget: float, graphed: bool) -> float:
     """Whole epochs of the standard (eager) or graphed single-run loop."""
     run = Run(config(b), device, data)
-    trainer = GraphedRun(run) if graphed else run
+    loop = Loop(run, GraphedStep(run) if graphed else EagerStep(run), lambda event: None)
 
     def epoch() -> int:
-        trainer.train_epoch(lambda *event: None)
+        loop.epoch()
         return run.steps_per_epoch
 
     return timed(epoch, device, budget, warm=1)
@@ -108,14 +111,14 @@ def make_pack(k: int, b: int, data: DataSet, device: str) -> Pack:
 
 
 def pack_rate(pack: Pack, device: str, budget: float) -> float:
-    """Model-steps/s of a pack's step (the loop of Pack.train_epoch without its logging)."""
+    """Model-steps/s of a pack's step (the epoch loop without its logging)."""
     state = {"i": 0}
 
     def steps() -> int:
         for _ in range(5):
             if state["i"] % pack.steps_per_epoch == 0:
-                pack._begin_epoch()
-            pack.step_fn()
+                pack.begin_epoch()
+            pack()
             state["i"] += 1
         return 5 * pack.k
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .measures import TEST_ACC, TRAIN_ACC, TRAIN_LOSS, avg_rank, mean
-from .store import RunRow, SpectrumRow, Store
+from .protocol import SpectrumRow
+from .store import RunRow, Store
 
 CONFIG_COLUMNS = (
     "model", "dataset", "depth", "width", "batch_size", "lr", "momentum", "weight_decay", "epochs",

@@ -2,22 +2,24 @@
 
 Owns: the singular values of W/||W||_F (float64, batched per shape, Gram + eigvalsh on CUDA,
 svdvals elsewhere), stable rank, effective rank, the paper's rank bound (torch ``weight_decay``
-convention, PAPER.md), and ``measure``, which turns named weight matrices into ``LayerSpectrum``
-records. Does not own: the rank_eps and vacuous-bound rules (``measures``, applied here to the
-numpy singular values), which layers are measured or how a weight becomes a matrix
-(``rankbias_tui.engine.models``), nor when measurements happen. Imports nothing from the engine.
+convention, PAPER.md), and ``measure``, which turns named weight matrices into
+``protocol.SpectrumRow`` rows (the only place a measurement's singular values leave torch). Does
+not own: the rank_eps and vacuous-bound rules (``measures``, applied here to the numpy singular
+values), which layers are measured or how a weight becomes a matrix (``rankbias_tui.engine.models``),
+nor when measurements happen. Imports nothing from the engine.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .measures import is_vacuous, rank_at_eps
+from .measures import rank_at_eps
+from .protocol import SpectrumRow
 
 Route = Callable[[torch.Tensor], torch.Tensor]  # (G, d_out, d_in) float64 -> (G, min(d)) descending
 
@@ -122,24 +124,17 @@ def rank_bound(m: int, batch_size: int, eps: float, lr: float, weight_decay: flo
 
 
 @dataclass(frozen=True)
-class LayerSpectrum:
-    """One layer's measurement: ``svals`` of W/||W||_F (descending) and metrics derived from it;
-    ``spectral_norm`` and ``fro_norm`` are of the raw W; ``bound`` is uncapped."""
+class Context:
+    """What a measurement needs besides the weights: whose and when it is (stamped on its rows),
+    the rank threshold, and the hyper-parameters of the bound (lr: the one that trained them)."""
 
-    name: str
-    shape: tuple[int, int]
-    svals: np.ndarray = field(compare=False, repr=False)  # (min(shape),) float64
-    rank: int
-    stable_rank: float
-    effective_rank: float
-    spectral_norm: float
-    fro_norm: float
-    bound: float
-
-    @property
-    def vacuous(self) -> bool:
-        """True when the bound says nothing (``measures.is_vacuous``)."""
-        return is_vacuous(self.bound, *self.shape)
+    run_id: str
+    step: int
+    epoch: float
+    eps: float
+    lr: float
+    batch_size: int
+    weight_decay: float
 
 
 def _fro_norms(mats: list[torch.Tensor]) -> list[float]:
@@ -159,10 +154,8 @@ def _frozen(s: torch.Tensor) -> np.ndarray:
     return array
 
 
-def measure(
-    named: list[tuple[str, torch.Tensor, int]], eps: float, lr: float, batch_size: int, weight_decay: float
-) -> list[LayerSpectrum]:
-    """Spectra of (name, 2-D weight matrix, m) triples with one batched ``singular_values`` call.
+def measure(named: list[tuple[str, torch.Tensor, int]], ctx: Context) -> list[SpectrumRow]:
+    """Rows of (name, 2-D weight matrix, m) triples with one batched ``singular_values`` call.
 
     Reads the weights only (no_grad, copies). Raises ValueError naming layers with NaN/inf weights."""
     with torch.no_grad():
@@ -173,33 +166,32 @@ def measure(
     if bad:
         raise ValueError(f"non-finite weights in layer(s): {', '.join(bad)}")
     return [
-        layer_spectrum(name, (int(w.shape[0]), int(w.shape[1])), s, fro, m, eps, lr, batch_size, weight_decay)
-        for (name, w, m), s, fro in zip(named, svals, fros, strict=True)
+        layer_row(i, name, (int(w.shape[0]), int(w.shape[1])), s, fro, m, ctx)
+        for i, ((name, w, m), s, fro) in enumerate(zip(named, svals, fros, strict=True))
     ]
 
 
-def layer_spectrum(
-    name: str,
-    shape: tuple[int, int],
-    s: torch.Tensor,
-    fro: float,
-    m: int,
-    eps: float,
-    lr: float,
-    batch_size: int,
-    weight_decay: float,
-) -> LayerSpectrum:
-    """Every metric of one layer from the singular values ``s`` of W/||W||_F and ||W||_F."""
+def layer_row(
+    index: int, name: str, shape: tuple[int, int], s: torch.Tensor, fro: float, m: int, ctx: Context
+) -> SpectrumRow:
+    """Every measure of layer ``index`` from the singular values ``s`` of W/||W||_F and ||W||_F."""
     top = float(s[0]) if s.numel() else 0.0
-    svals = _frozen(s)
-    return LayerSpectrum(
-        name=name,
-        shape=shape,
+    svals = _frozen(s)  # the one torch -> numpy conversion of a measurement
+    return SpectrumRow(
+        run_id=ctx.run_id,
+        step=ctx.step,
+        epoch=ctx.epoch,
+        layer_index=index,
+        layer=name,
+        d_out=shape[0],
+        d_in=shape[1],
+        m=m,
         svals=svals,
-        rank=rank_at_eps(svals, eps),
+        rank=rank_at_eps(svals, ctx.eps),
+        rank_eps=ctx.eps,
         stable_rank=stable_rank(s),
         effective_rank=effective_rank(s),
         spectral_norm=top * fro,  # s are of W/||W||_F, so s_max(W) = s[0] * ||W||_F
         fro_norm=fro,
-        bound=rank_bound(m, batch_size, eps, lr, weight_decay),
+        bound=rank_bound(m, ctx.batch_size, ctx.eps, ctx.lr, ctx.weight_decay),
     )

@@ -7,6 +7,8 @@ metrics and spectra; other processes add ``Request`` rows (launch, cancel, resum
 scheduler takes (and, holding the scheduler lock when none runs, mark a run cancelled). The schema
 is the numbered migrations of ``rankbias_tui.schema``, applied on open (``PRAGMA user_version``).
 What a request means and who answers it is ``rankbias_tui.scheduler``'s business, not this module's.
+Spectra are written and read as ``protocol.SpectrumRow`` (re-exported here); their singular values
+become the ``svals`` BLOB and back in one place (``_svals_blob``, ``_svals_array``).
 """
 
 from __future__ import annotations
@@ -17,16 +19,18 @@ import sqlite3
 import time
 import urllib.parse
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .measures import FINISHED, STATUSES
+from .protocol import SpectrumRow
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 DB_NAME = "rankbias.sqlite"
+SPECTRUM_COLUMNS = tuple(f.name for f in fields(SpectrumRow))  # the columns of ``spectra``
 REQUESTS = ("launch", "cancel", "resume", "stop")
 
 
@@ -88,26 +92,6 @@ class RunRow:
     @property
     def progress(self) -> float:
         return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
-
-
-@dataclass(frozen=True)
-class SpectrumRow:
-    run_id: str
-    step: int
-    epoch: float
-    layer_index: int
-    layer: str
-    d_out: int
-    d_in: int
-    m: int
-    svals: np.ndarray
-    rank: int
-    rank_eps: float
-    stable_rank: float
-    effective_rank: float
-    spectral_norm: float
-    fro_norm: float
-    bound: float
 
 
 def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
@@ -309,16 +293,10 @@ class Store:
 
     def add_spectra(self, rows: Iterable[SpectrumRow]) -> None:
         self.conn.executemany(
-            "INSERT OR REPLACE INTO spectra VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            [
-                (
-                    r.run_id, r.step, r.epoch, r.layer_index, r.layer, r.d_out, r.d_in, r.m,
-                    np.asarray(r.svals, dtype="<f8").tobytes(), r.rank, r.rank_eps, r.stable_rank,
-                    r.effective_rank, r.spectral_norm, r.fro_norm, r.bound,
-                )
-                for r in rows
-            ],
-        )  # fmt: skip
+            f"INSERT OR REPLACE INTO spectra ({', '.join(SPECTRUM_COLUMNS)})"
+            f" VALUES ({','.join('?' * len(SPECTRUM_COLUMNS))})",
+            [_spectrum_values(r) for r in rows],
+        )
 
     def spectra(self, run_id: str, step: int | None = None) -> list[SpectrumRow]:
         sql = "SELECT * FROM spectra WHERE run_id=?"
@@ -453,7 +431,18 @@ def _run_row(r: sqlite3.Row) -> RunRow:
     )  # fmt: skip
 
 
+def _spectrum_values(row: SpectrumRow) -> tuple[Any, ...]:
+    return tuple(_svals_blob(row.svals) if k == "svals" else getattr(row, k) for k in SPECTRUM_COLUMNS)
+
+
 def _spectrum_row(r: sqlite3.Row) -> SpectrumRow:
-    values = {k: r[k] for k in r.keys()}
-    values["svals"] = np.frombuffer(r["svals"], dtype="<f8")
-    return SpectrumRow(**values)
+    return SpectrumRow(**{k: _svals_array(r[k]) if k == "svals" else r[k] for k in r.keys()})
+
+
+# The one place singular values change shape: a row's float64 array <-> the little-endian BLOB.
+def _svals_blob(svals: np.ndarray) -> bytes:
+    return np.asarray(svals, dtype="<f8").tobytes()
+
+
+def _svals_array(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype="<f8")  # read-only, like the array the worker measured

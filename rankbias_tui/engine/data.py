@@ -135,8 +135,19 @@ def load_dataset(
     else:
         ds = _load_torchvision(name, Path(data_dir) if data_dir is not None else default_data_dir())
     if train_size is not None and train_size < len(ds.y_train):
-        ds = _subset_train(ds, train_size, subset_seed)
+        idx = subset_rows(len(ds.y_train), train_size, subset_seed)
+        ds = DataSet(ds.name, ds.x_train[idx], ds.y_train[idx], ds.x_test, ds.y_test, ds.n_classes)
     return _to_device(ds, torch.device(device))
+
+
+def subset_rows(n: int, train_size: int | None, seed: int) -> torch.Tensor:
+    """The training examples a run keeps, as sorted indices into the ``n`` of its data set:
+    ``train_size`` of them drawn with ``seed`` (a fused pack picks each member's rows with it too);
+    all of them when ``train_size`` is None or not smaller. The test split is never subset."""
+    if train_size is None or train_size >= n:
+        return torch.arange(n)
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randperm(n, generator=gen)[:train_size].sort().values
 
 
 # --- torchvision data sets ------------------------------------------------------------------------
@@ -264,13 +275,6 @@ def _make_synthetic(n_train: int = 4096, n_test: int = 1024, hidden: int = 256) 
 
 
 # --- subsetting and placement ---------------------------------------------------------------------
-
-
-def _subset_train(ds: DataSet, train_size: int, subset_seed: int) -> DataSet:
-    """Keep ``train_size`` training examples drawn with ``subset_seed``; the test split is untouched."""
-    gen = torch.Generator().manual_seed(subset_seed)
-    idx = torch.randperm(len(ds.y_train), generator=gen)[:train_size].sort().values
-    return DataSet(ds.name, ds.x_train[idx], ds.y_train[idx], ds.x_test, ds.y_test, ds.n_classes)
 
 
 def _to_device(ds: DataSet, device: torch.device) -> DataSet:

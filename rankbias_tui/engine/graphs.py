@@ -2,23 +2,28 @@
 
 Owns: ``StepGraph`` (capture after a warm-up whose effects are undone, so the trajectory is the one
 the eager loop follows), ``sgd_foreach_`` (torch.optim.SGD's update with the learning rate in a
-device tensor) and ``GraphedRun``, the graphed step of a single run: the batch is taken by index
-from a device-resident permutation with a device step counter, then forward, backward, update, and
-on-device sums of loss and accuracy. Whatever changes between steps lives in tensors the graph
-reads, so the host only replays; the learning-rate schedule writes a tensor and never re-captures.
-With ``capture=False`` (and on a CPU) the same step runs eagerly, which is what the CPU tests run.
-Does not own: measurement, logging or checkpoints (``engine.train`` does them between replays).
+device tensor) and ``GraphedStep``, the graphed twin of a single run's ``train.EagerStep``: the
+batch is taken by index from a device-resident permutation with a device step counter, then
+forward, backward, update, and on-device sums of loss and accuracy. Whatever changes between steps
+lives in tensors the graph reads, so the host only replays; the learning-rate schedule writes a
+tensor and never re-captures. With ``capture=False`` (and on a CPU) the same step runs eagerly,
+which is what the CPU tests run. Does not own: the loop, logging, measurement or checkpoints
+(``engine.loop`` drives the step and does them between replays). Imports nothing of
+``engine.train`` (which picks this step), so it names what it needs of a run in ``SingleRun``.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from .train import LOG_INTERVAL_S, Emit, Run, loss_fn, lr_at
+from ..spec import RunConfig
+from .data import DataSet
+from .loop import lr_at
+from .models import loss_fn
 
 WARMUP_STEPS = 3
 
@@ -76,10 +81,35 @@ def sgd_foreach_(
     torch._foreach_add_(params, torch._foreach_mul(d, neg_lr))
 
 
-class GraphedRun:
-    """A ``Run`` trained by replaying one captured step; same batches, same update as eager."""
+class SingleRun(Protocol):
+    """What a single run's step uses of ``engine.train.Run``."""
 
-    def __init__(self, run: Run, capture: bool = True):
+    cfg: RunConfig
+    device: torch.device
+    data: DataSet
+    model: nn.Module
+    opt: torch.optim.SGD
+    gen: torch.Generator
+    epoch: int
+    steps_per_epoch: int
+
+    def autocast(self) -> torch.autocast: ...
+
+    def as_input(self, x: Tensor) -> Tensor: ...
+
+
+def running_means(loss_sum: Tensor, correct: Tensor, seen: int, batch_size: int) -> tuple[float, float]:
+    """A single run's mean loss and accuracy over ``seen`` steps from their on-device sums (read
+    with one host sync), which are then zeroed: the running metrics of the eager and graphed steps."""
+    out = loss_sum.item() / seen, correct.item() / (seen * batch_size)
+    loss_sum.zero_(), correct.zero_()
+    return out
+
+
+class GraphedStep:
+    """A run's step as one captured CUDA graph replay; same batches, same update as the eager step."""
+
+    def __init__(self, run: SingleRun, capture: bool = True):
         self.run = run
         n, b = len(run.data.y_train), run.cfg.batch_size
         dev = run.device
@@ -92,7 +122,7 @@ class GraphedRun:
         self.bufs = self._momentum_buffers()
         run.model.train()
         state = [*self.params, *run.model.buffers(), *(self.bufs or []), self.counter, self.loss_sum]
-        self.step = StepGraph(self._body, [*state, self.correct], capture)
+        self.replay = StepGraph(self._body, [*state, self.correct], capture)
 
     def _momentum_buffers(self) -> list[Tensor] | None:
         """The optimiser's own buffers (zeros if it has none yet), so checkpoints stay its format."""
@@ -118,9 +148,9 @@ class GraphedRun:
             self.loss_sum += loss.detach().float()
             self.correct += (logits.detach().argmax(1) == y).sum()
 
-    def _begin_epoch(self) -> None:
+    def begin_epoch(self) -> None:
         run = self.run
-        lr = lr_at(run.cfg, run.state.epoch)
+        lr = lr_at(run.cfg, run.epoch)
         for group in run.opt.param_groups:
             group["lr"] = lr  # what a checkpoint records
         self.neg_lr.fill_(-lr)
@@ -128,34 +158,8 @@ class GraphedRun:
         self.perm.copy_(perm[: self.perm.numel()].view_as(self.perm))
         self.counter.zero_(), self.loss_sum.zero_(), self.correct.zero_()
 
-    def train_epoch(self, emit: Emit) -> bool:
-        """``Run.train_epoch`` by replays; False if the loss became NaN/inf."""
-        run = self.run
-        self._begin_epoch()
-        seen, next_log = 0, time.monotonic() + LOG_INTERVAL_S
-        for i in range(run.steps_per_epoch):
-            self.step()
-            seen += 1
-            run.state.step += 1
-            if i == run.steps_per_epoch - 1 or time.monotonic() >= next_log:
-                if not run._log_running(emit, self.loss_sum, self.correct, seen, i + 1):
-                    return False
-                self.loss_sum.zero_(), self.correct.zero_()
-                seen, next_log = 0, time.monotonic() + LOG_INTERVAL_S
-        run.state.epoch += 1
-        return True
+    def __call__(self) -> None:
+        self.replay()
 
-
-def graphed_or_eager(run: Run, graphs: bool) -> tuple[Run | GraphedRun, str]:
-    """What trains ``run`` (something with ``train_epoch(emit)``) and the mode to report."""
-    if run.device.type != "cuda":
-        return run, "eager"
-    if not graphs:
-        return run, "eager (graphs off)"
-    try:
-        return GraphedRun(run), "graphed"
-    except torch.cuda.OutOfMemoryError:
-        raise  # reported as such; the eager loop would not fit either
-    except Exception as err:  # noqa: BLE001 - any other capture problem falls back to the eager loop
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        return run, f"eager (graph capture failed: {first[:120]})"
+    def running(self, seen: int) -> list[tuple[float, float]]:
+        return [running_means(self.loss_sum, self.correct, seen, self.run.cfg.batch_size)]

@@ -1,9 +1,9 @@
 """The networks a run can train, and which of their weights count as "measured" layers.
 
 Owns: building each architecture of PAPER.md (``mlp``, ``mlp-bn``, CIFAR ``resnet18``, ``vgg16``
-with BatchNorm, a small ``vit``) with stable, CSV-safe module names; choosing the measured layers
-(the paper's set or every weight matrix) with ``m``, the number of times each is applied per example;
-and viewing a weight as a (d_out, d_in) matrix. Does not own: seeding (the caller seeds before
+with BatchNorm, a small ``vit``) with stable, CSV-safe module names, and the training loss of a
+single run; choosing the measured layers (the paper's set or every weight matrix) with ``m``, the
+number of times each is applied per example; and viewing a weight as a (d_out, d_in) matrix. Does not own: seeding (the caller seeds before
 ``build_model``), training, or any spectral computation (``rankbias_tui.spectral``).
 """
 
@@ -206,6 +206,13 @@ def build_model(cfg: RunConfig, in_shape: tuple[int, int, int], n_classes: int) 
     if cfg.model == "vit":
         return ViT(cfg, in_shape, n_classes)
     raise ValueError(f"unknown model {cfg.model!r}")
+
+
+def loss_fn(cfg: RunConfig, logits: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """The training objective ``cfg.loss`` of a batch, averaged: cross-entropy or MSE to one-hot."""
+    if cfg.loss == "mse":
+        return F.mse_loss(logits, F.one_hot(y, n_classes).to(logits.dtype))
+    return F.cross_entropy(logits, y)
 
 
 # --- measured layers ---------------------------------------------------------------------------

@@ -1,65 +1,34 @@
-"""The training loop of a fused pack: ``train.py``'s loop for K compatible runs at once.
+"""A fused pack: K compatible runs trained at once, each step one program for all of them.
 
-Each member keeps its identity: its own seed (initial weights, and a generator drawing the same
-per-epoch ``randperm`` as a single run), its own lr / momentum / weight decay and schedule, its
-own training subset, metrics, spectra, checkpoints (in the single run's format) and status. Events
-go out as ``emit(run_id, kind, *payload)`` with the single run's kinds and payloads. A member whose
-loss turns NaN/inf, or that the divergence guard stops, or that is cancelled, is frozen and reported
-while the others go on. The step is one CUDA graph replay on a GPU (``engine.graphs``).
-Does not own: which runs form a pack (``scheduler.packing``) or the stacked model (``engine.fused``).
+``Pack`` is both the ``Trainer`` and the ``Step`` that ``engine.loop.Loop`` drives, exactly as it
+drives a single run. Each member keeps its identity: its own seed (initial weights, and a generator
+drawing the same per-epoch ``randperm`` as a single run), its own lr / momentum / weight decay and
+schedule, its own training subset (``data.subset_rows``), metrics, spectra, checkpoints (in the
+single run's format) and status; its events carry its run id. A member that ends early (NaN/inf
+loss or weights, the guard, a cancel) is frozen while the others go on. The step is one CUDA graph
+replay on a GPU (``engine.graphs``). Does not own: the loop, cadence or events (``engine.loop``),
+which runs form a pack (``scheduler.packing``) or the stacked model (``engine.fused``).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor
 
-from .. import spectral
-from ..spec import RunConfig
-from .data import DataSet, load_dataset
+from .. import checkpoints, spectral
+from ..protocol import SpectrumRow
+from .data import DataSet, load_dataset, subset_rows
 from .fused import PackModel, buffers_from_state, sgd_state
 from .graphs import StepGraph
+from .loop import Emit, Loop, Member, last_lr, lr_at
 from .models import measured_layers
-from .train import (
-    LOG_INTERVAL_S,
-    checkpoint_path,
-    diverged_by_guard,
-    is_eval_epoch,
-    is_measure_epoch,
-    last_lr,
-    lr_at,
-    restore_generator,
-    save_atomic,
-    spectrum_row,
-)
+from .train import restore_generator, save_atomic
 
-MemberEmit = Callable[..., None]  # emit(run_id, kind, *payload)
 EVAL_ELEMENTS = 1 << 24  # floats per evaluation chunk of all members' activations
-
-
-@dataclass(frozen=True)
-class Member:
-    """One run of a pack: its id (for events), config, checkpoint directory and resume step."""
-
-    run_id: str
-    cfg: RunConfig
-    ckpt_dir: Path | None = None
-    resume_step: int | None = None
-
-
-def subset_rows(n: int, train_size: int | None, seed: int) -> Tensor:
-    """The training examples a single run keeps (``data._subset_train``), as sorted indices."""
-    if train_size is None or train_size >= n:
-        return torch.arange(n)
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randperm(n, generator=gen)[:train_size].sort().values
 
 
 class Pack:
@@ -79,7 +48,7 @@ class Pack:
         self.rows = torch.stack(rows).to(self.device)  # (K, n): member k's training examples
         n = self.rows.shape[1]
         self.steps_per_epoch = max(1, n // cfg.batch_size)
-        self.step, self.epoch = 0, 0
+        self.step, self.epoch = 0, 0  # steps taken, completed epochs (all members in lockstep)
         self.train_accs: list[list[float]] = [[] for _ in members]
         self.active = [True] * self.k
         self.measure_s, self.started = 0.0, time.monotonic()
@@ -143,7 +112,7 @@ class Pack:
             logits.reshape(k * n, c), y.reshape(-1), reduction="none"
         ).view(k, n)
 
-    def _begin_epoch(self) -> None:
+    def begin_epoch(self) -> None:
         """Learning rates of this epoch, and each member's permutation from its own generator."""
         self.model.set_lr(
             [lr_at(c, self.epoch) if a else 0.0 for c, a in zip(self.cfgs, self.active, strict=True)]
@@ -154,43 +123,19 @@ class Pack:
         self.perm.copy_(batches.transpose(0, 1))
         self.counter.zero_(), self.loss_sum.zero_(), self.correct.zero_()
 
-    def train_epoch(self, emit: MemberEmit, poll_cancel: Callable[[], list[str]]) -> None:
-        """One epoch of every active member, logging about once a second and at the end."""
-        self._begin_epoch()
-        seen, next_log = 0, time.monotonic() + LOG_INTERVAL_S
-        for i in range(self.steps_per_epoch):
-            self.step_fn()
-            seen += 1
-            self.step += 1
-            if i == self.steps_per_epoch - 1 or time.monotonic() >= next_log:
-                self._log_running(emit, seen, i + 1)
-                self._cancel(emit, poll_cancel())
-                if not any(self.active):
-                    return
-                self.loss_sum.zero_(), self.correct.zero_()
-                seen, next_log = 0, time.monotonic() + LOG_INTERVAL_S
-        self.epoch += 1
+    def __call__(self) -> None:
+        self.step_fn()
 
-    def _log_running(self, emit: MemberEmit, seen: int, i: int) -> None:
+    def running(self, seen: int) -> list[tuple[float, float]]:
         losses = (self.loss_sum / seen).tolist()  # the one host sync, about once a second
         accs = (self.correct.double() / (seen * self.cfgs[0].batch_size)).tolist()
-        epoch = self.epoch + i / self.steps_per_epoch
-        for k in self._live():
-            values = {"loss": losses[k], "acc": accs[k], "lr": lr_at(self.cfgs[k], self.epoch)}
-            emit(self.members[k].run_id, "metrics", self.step, epoch, values)
-            if not math.isfinite(losses[k]):
-                self.stop(k, emit, "diverged")
+        self.loss_sum.zero_(), self.correct.zero_()
+        return list(zip(losses, accs, strict=True))
 
-    def _cancel(self, emit: MemberEmit, run_ids: list[str]) -> None:
-        for k in self._live():
-            if self.members[k].run_id in run_ids:
-                self.stop(k, emit, "cancelled", "cancelled by request")
-
-    def stop(self, k: int, emit: MemberEmit, status: str, error: str | None = None) -> None:
-        """Freeze member k for the rest of the pack and report its end."""
+    def freeze(self, k: int) -> None:
+        """Member k ended: its learning rate becomes 0 and its weights stay as they are."""
         self.active[k] = False
         self.model.freeze(k)
-        emit(self.members[k].run_id, "finished", status, error)
 
     def _live(self) -> list[int]:
         return [k for k in range(self.k) if self.active[k]]
@@ -231,10 +176,7 @@ class Pack:
             )
         return out
 
-    def diverged_by_guard(self, k: int) -> bool:
-        return diverged_by_guard(self.cfgs[k], self.epoch, self.train_accs[k])
-
-    def measure(self) -> dict[int, list[dict[str, Any]] | None]:
+    def measure(self) -> dict[int, list[SpectrumRow] | None]:
         """Spectra of every live member's measured layers, with one ``singular_values`` call
         (batched per shape over members and layers: the Gram route on CUDA); None for a member
         whose weights hold NaN/inf."""
@@ -245,7 +187,7 @@ class Pack:
             name: torch.linalg.matrix_norm(self.model.weight(name).detach().double()).tolist()
             for name, _ in self.layers
         }
-        out: dict[int, list[dict[str, Any]] | None] = {}
+        out: dict[int, list[SpectrumRow] | None] = {}
         for j, k in enumerate(live):
             mine = svals[j * len(self.layers) : (j + 1) * len(self.layers)]
             rows = [
@@ -256,19 +198,18 @@ class Pack:
         self.measure_s += time.monotonic() - start
         return out
 
-    def _row(self, k: int, i: int, name: str, m: int, s: Tensor, fro: float) -> dict[str, Any]:
+    def _row(self, k: int, i: int, name: str, m: int, s: Tensor, fro: float) -> SpectrumRow:
         cfg = self.cfgs[k]
         d_out, d_in = self.model.weight(name).shape[1:]
-        spectrum = spectral.layer_spectrum(
-            name, (int(d_out), int(d_in)), s, fro, m, cfg.rank_eps, last_lr(cfg, self.epoch), cfg.batch_size,
-            cfg.weight_decay,
+        ctx = spectral.Context(
+            self.members[k].run_id, self.step, float(self.epoch), cfg.rank_eps, last_lr(cfg, self.epoch),
+            cfg.batch_size, cfg.weight_decay,
         )  # fmt: skip
-        return spectrum_row(i, spectrum, m, cfg.rank_eps)
+        return spectral.layer_row(i, name, (int(d_out), int(d_in)), s, fro, m, ctx)
 
-    @property
-    def measure_share(self) -> float:
-        """Fraction of the pack's wall time so far spent measuring spectra."""
-        return self.measure_s / max(1e-9, time.monotonic() - self.started)
+    def measure_metrics(self) -> dict[str, float]:
+        """The fraction of the pack's wall time so far spent measuring spectra."""
+        return {"measure_share": self.measure_s / max(1e-9, time.monotonic() - self.started)}
 
     # ----- checkpoints: one file per member, in the single run's format ---------------------------
     def save(self, k: int, path: Path) -> None:
@@ -288,7 +229,7 @@ class Pack:
     def resume(self) -> int:
         """Load every member's checkpoint if all have one at the same step; return it, else -1."""
         paths = [
-            checkpoint_path(m.ckpt_dir, m.resume_step) if m.ckpt_dir and m.resume_step is not None else None
+            checkpoints.path(m.ckpt_dir, m.resume_step) if m.ckpt_dir and m.resume_step is not None else None
             for m in self.members
         ]
         if any(p is None or not p.exists() for p in paths):
@@ -310,62 +251,17 @@ class Pack:
 def train_pack(
     members: list[Member],
     device: str,
-    emit: MemberEmit,
+    emit: Emit,
     *,
     data_dir: Path | None = None,
     graphs: bool = True,
     poll_cancel: Callable[[], list[str]] = list,
 ) -> dict[str, str]:
-    """Train a pack to the end; every member ends with a ``finished`` event; return id -> status."""
+    """Train a pack to the end; every member ends with a ``Finished`` event; return id -> status.
+
+    ``poll_cancel`` returns the ids of members to cancel (asked since it was last called)."""
     cfg = members[0].cfg
     data = load_dataset(cfg.dataset, data_dir, device)  # the full set: members pick their subsets
     pack = Pack(members, device, data, graphs)
     resumed = pack.resume()
-    statuses = {m.run_id: "running" for m in members}
-
-    def member_emit(run_id: str, kind: str, *payload: Any) -> None:
-        if kind == "finished":
-            statuses[run_id] = payload[0]
-        emit(run_id, kind, *payload)
-
-    for m in members:
-        emit(
-            m.run_id,
-            "started",
-            {"total_steps": pack.total_steps, "resumed_from": resumed, "mode": pack.mode()},
-        )
-    if resumed < 0:
-        _checkpoint_point(pack, member_emit, evaluate=True)
-    while pack.epoch < cfg.epochs and any(pack.active):
-        pack.train_epoch(member_emit, poll_cancel)
-        if not any(pack.active):
-            break
-        _checkpoint_point(pack, member_emit, evaluate=is_eval_epoch(cfg, pack.epoch))
-        for k in pack._live():
-            if pack.diverged_by_guard(k):
-                pack.stop(k, member_emit, "diverged")
-    for k in pack._live():
-        pack.stop(k, member_emit, "done")
-    return statuses
-
-
-def _checkpoint_point(pack: Pack, emit: MemberEmit, evaluate: bool) -> None:
-    """train._checkpoint_point for every live member: evaluate, measure, checkpoint, progress."""
-    step, epoch = pack.step, float(pack.epoch)
-    if evaluate:
-        for k, values in enumerate(pack.eval_metrics()):
-            if pack.active[k]:
-                emit(pack.members[k].run_id, "metrics", step, epoch, values)
-    if is_measure_epoch(pack.cfgs[0], pack.epoch):
-        for k, rows in pack.measure().items():
-            run_id, ckpt_dir = pack.members[k].run_id, pack.members[k].ckpt_dir
-            if rows is None:
-                pack.stop(k, emit, "diverged")  # NaN/inf weights: nothing to measure
-                continue
-            emit(run_id, "spectra", step, epoch, rows)
-            emit(run_id, "metrics", step, epoch, {"measure_share": pack.measure_share})
-            if ckpt_dir is not None:
-                pack.save(k, checkpoint_path(ckpt_dir, step))
-                emit(run_id, "checkpoint", step)
-    for k in pack._live():
-        emit(pack.members[k].run_id, "progress", step, epoch)
+    return Loop(pack, pack, emit, poll_cancel).run(resumed, pack.mode())

@@ -1,85 +1,39 @@
-"""The training loop of one run, readable top to bottom.
+"""One run's training: the model, optimiser, data and batch order of a single run, its eager step,
+and ``train``, which takes a run from its config to the end.
 
 The data set lives on the training device; each step draws its batch by index from a per-epoch
 permutation of a seeded generator, so there is no DataLoader and no host synchronisation inside
-the step loop: loss and accuracy accumulate in device tensors and are read only at logging points
-(about once a second, and at every epoch end). Spectra are measured at initialisation, every
-``measure_every`` epochs and at the end; a checkpoint follows each measurement so a run can resume
-exactly where its last acknowledged checkpoint was.
-
-Events go out through ``emit(kind, *payload)``; the worker forwards them to the scheduler.
+the step loop: loss and accuracy accumulate in device tensors and are read only at logging points.
+``Run`` is the loop's ``Trainer`` for one member (evaluate, measure, save and load checkpoints);
+``EagerStep`` is its plain PyTorch step, ``engine.graphs.GraphedStep`` the same step as one CUDA
+graph. Does not own: the cadence, divergence checks or events (``engine.loop``).
 """
 
 from __future__ import annotations
 
-import math
 import os
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from .. import spectral
+from .. import checkpoints, spectral
+from ..protocol import SpectrumRow
 from ..spec import RunConfig
 from .data import DataSet, load_dataset
-from .models import build_model, measured_layers, weight_matrix
+from .graphs import GraphedStep, running_means
+from .loop import Emit, Loop, Member, last_lr, lr_at
+from .models import build_model, loss_fn, measured_layers, weight_matrix
 
-Emit = Callable[..., None]
-LOG_INTERVAL_S = 1.0
 EVAL_CHUNK = 1024
-
-
-@dataclass
-class RunState:
-    """Everything that must survive a resume, besides model and optimizer."""
-
-    step: int = 0
-    epoch: int = 0  # completed epochs
-    train_accs: list[float] = field(default_factory=list)  # eval-mode, for the divergence guard
-
-
-def lr_at(cfg: RunConfig, epoch: int) -> float:
-    """Step schedule: multiply by lr_gamma at each milestone already reached."""
-    return cfg.lr * cfg.lr_gamma ** sum(epoch >= m for m in cfg.lr_milestones)
-
-
-def last_lr(cfg: RunConfig, epoch: int) -> float:
-    """The learning rate of the steps that produced the weights after ``epoch`` completed epochs
-    (the bound at a milestone must use the rate the weights were trained with, not the next one)."""
-    return lr_at(cfg, max(0, epoch - 1))
-
-
-def spectrum_row(index: int, s: spectral.LayerSpectrum, m: int, eps: float) -> dict[str, Any]:
-    """One layer's measurement as the plain row a worker sends and the store keeps."""
-    return dict(
-        layer_index=index, layer=s.name, d_out=s.shape[0], d_in=s.shape[1], m=m, svals=s.svals.tobytes(),
-        rank=s.rank, rank_eps=eps, stable_rank=s.stable_rank, effective_rank=s.effective_rank,
-        spectral_norm=s.spectral_norm, fro_norm=s.fro_norm, bound=s.bound,
-    )  # fmt: skip
-
-
-def is_measure_epoch(cfg: RunConfig, epoch: int) -> bool:
-    return epoch == 0 or epoch % cfg.measure_every == 0 or epoch == cfg.epochs
-
-
-def is_eval_epoch(cfg: RunConfig, epoch: int) -> bool:
-    return epoch % cfg.eval_every == 0 or epoch == cfg.epochs
-
-
-def loss_fn(cfg: RunConfig, logits: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
-    if cfg.loss == "mse":
-        return F.mse_loss(logits, F.one_hot(y, n_classes).to(logits.dtype))
-    return F.cross_entropy(logits, y)
 
 
 class Run:
     """One run's model, optimiser, data and batch generator on one device."""
 
-    def __init__(self, cfg: RunConfig, device: str, data: DataSet):
+    def __init__(
+        self, cfg: RunConfig, device: str, data: DataSet, run_id: str = "", ckpt_dir: Path | None = None
+    ):
         self.cfg, self.device, self.data = cfg, torch.device(device), data
         torch.manual_seed(cfg.seed)  # initial weights depend on the seed only
         self.model = build_model(cfg, data.in_shape, data.n_classes).to(self.device)
@@ -91,7 +45,9 @@ class Run:
         )
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.steps_per_epoch = max(1, len(data.y_train) // cfg.batch_size)
-        self.state = RunState()
+        self.members, self.active = [Member(run_id, cfg, ckpt_dir)], [True]
+        self.step, self.epoch = 0, 0  # steps taken, completed epochs: what a resume restores
+        self.train_accs: list[list[float]] = [[]]  # eval-mode, for the divergence guard
 
     @property
     def total_steps(self) -> int:
@@ -110,53 +66,8 @@ class Run:
             return x.contiguous(memory_format=torch.channels_last)
         return x
 
-    # ----- one epoch of steps: no host synchronisation except at log points --------------------
-    def train_epoch(self, emit: Emit) -> bool:
-        """Train one epoch; return False if the loss became NaN/inf."""
-        cfg, data, model = self.cfg, self.data, self.model
-        for group in self.opt.param_groups:
-            group["lr"] = lr_at(cfg, self.state.epoch)
-        model.train()
-        n = len(data.y_train)
-        perm = torch.randperm(n, generator=self.gen, device=self.device)  # (N,)
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.long)
-        seen, next_log = 0, time.monotonic() + LOG_INTERVAL_S
-        for i in range(self.steps_per_epoch):
-            idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]  # (B,)
-            x, y = data.x_train[idx], data.y_train[idx]
-            with self.autocast():
-                logits = model(self.as_input(x))  # (B, classes)
-                loss = loss_fn(cfg, logits, y, data.n_classes)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-            loss_sum += loss.detach()
-            correct += (logits.detach().argmax(1) == y).sum()
-            seen += 1
-            self.state.step += 1
-            last = i == self.steps_per_epoch - 1
-            if last or time.monotonic() >= next_log:
-                if not self._log_running(emit, loss_sum, correct, seen, i + 1):
-                    return False
-                loss_sum.zero_(), correct.zero_()
-                seen, next_log = 0, time.monotonic() + LOG_INTERVAL_S
-        self.state.epoch += 1
-        return True
-
-    def _log_running(
-        self, emit: Emit, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int, i: int
-    ) -> bool:
-        loss = loss_sum.item() / seen  # the one host sync, about once a second
-        acc = correct.item() / (seen * self.cfg.batch_size)
-        epoch = self.state.epoch + i / self.steps_per_epoch
-        emit(
-            "metrics",
-            self.state.step,
-            epoch,
-            {"loss": loss, "acc": acc, "lr": lr_at(self.cfg, self.state.epoch)},
-        )
-        return math.isfinite(loss)
+    def freeze(self, k: int) -> None:
+        self.active[k] = False  # the loop stops here: nothing else to freeze
 
     # ----- evaluation and measurement --------------------------------------------------------
     @torch.no_grad()
@@ -174,40 +85,37 @@ class Run:
         self.model.train()
         return loss_sum.item() / len(y), correct.item() / len(y)
 
-    def eval_metrics(self) -> dict[str, float]:
+    def eval_metrics(self) -> list[dict[str, float]]:
         train_loss, train_acc = self.evaluate(self.data.x_train, self.data.y_train)
         test_loss, test_acc = self.evaluate(self.data.x_test, self.data.y_test)
-        self.state.train_accs.append(train_acc)
-        return {
-            "train_loss": train_loss,
-            "train_acc": train_acc,
-            "test_loss": test_loss,
-            "test_acc": test_acc,
-        }
-
-    def measure(self) -> list[dict[str, Any]]:
-        """Spectra of the measured layers at the current step, as plain rows."""
-        cfg = self.cfg
-        named = [(layer.name, weight_matrix(layer), layer.m) for layer in self.layers]
-        lr = last_lr(cfg, self.state.epoch)
-        spectra = spectral.measure(named, cfg.rank_eps, lr, cfg.batch_size, cfg.weight_decay)
+        self.train_accs[0].append(train_acc)
         return [
-            spectrum_row(i, s, layer.m, cfg.rank_eps)
-            for i, (s, layer) in enumerate(zip(spectra, self.layers, strict=True))
+            {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc}
         ]
 
-    def diverged_by_guard(self) -> bool:
-        return diverged_by_guard(self.cfg, self.state.epoch, self.state.train_accs)
+    def measure(self) -> dict[int, list[SpectrumRow] | None]:
+        """Spectra of the measured layers at the current step. NaN/inf weights raise ValueError
+        (naming the layers): the run fails with that reason rather than ending as diverged."""
+        cfg = self.cfg
+        named = [(layer.name, weight_matrix(layer), layer.m) for layer in self.layers]
+        ctx = spectral.Context(
+            self.members[0].run_id, self.step, float(self.epoch), cfg.rank_eps, last_lr(cfg, self.epoch),
+            cfg.batch_size, cfg.weight_decay,
+        )  # fmt: skip
+        return {0: spectral.measure(named, ctx)}
+
+    def measure_metrics(self) -> dict[str, float]:
+        return {}
 
     # ----- checkpoints -----------------------------------------------------------------------
-    def save(self, path: Path) -> None:
+    def save(self, k: int, path: Path) -> None:
         payload = {
             "model": self.model.state_dict(),
             "opt": self.opt.state_dict(),
             "gen": self.gen.get_state(),
-            "step": self.state.step,
-            "epoch": self.state.epoch,
-            "train_accs": list(self.state.train_accs),
+            "step": self.step,
+            "epoch": self.epoch,
+            "train_accs": list(self.train_accs[k]),
         }
         save_atomic(payload, path)
 
@@ -216,19 +124,67 @@ class Run:
         self.model.load_state_dict(payload["model"])
         self.opt.load_state_dict(payload["opt"])
         restore_generator(self.gen, payload["gen"], path)
-        self.state = RunState(payload["step"], payload["epoch"], list(payload["train_accs"]))
+        self.step, self.epoch = payload["step"], payload["epoch"]
+        self.train_accs = [list(payload["train_accs"])]
 
 
-def diverged_by_guard(cfg: RunConfig, epoch: int, train_accs: list[float]) -> bool:
-    """PAPER.md: after diverge_after epochs, the last three train accuracies all <= diverge_acc."""
-    accs = train_accs[-3:]
-    return epoch > cfg.diverge_after and len(accs) == 3 and max(accs) <= cfg.diverge_acc
+class EagerStep:
+    """A run's plain PyTorch step: batch by index, forward, backward, ``torch.optim.SGD``."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.i = 0  # the step within the epoch
+        self.perm = torch.empty(0, dtype=torch.long, device=run.device)  # (N,)
+        self.loss_sum = torch.zeros((), device=run.device)
+        self.correct = torch.zeros((), device=run.device, dtype=torch.long)
+
+    def begin_epoch(self) -> None:
+        run = self.run
+        for group in run.opt.param_groups:
+            group["lr"] = lr_at(run.cfg, run.epoch)
+        run.model.train()
+        self.perm = torch.randperm(len(run.data.y_train), generator=run.gen, device=run.device)  # (N,)
+        self.i = 0
+        self.loss_sum.zero_(), self.correct.zero_()
+
+    def __call__(self) -> None:
+        run, b = self.run, self.run.cfg.batch_size
+        idx = self.perm[self.i * b : (self.i + 1) * b]  # (B,)
+        self.i += 1
+        x, y = run.data.x_train[idx], run.data.y_train[idx]
+        with run.autocast():
+            logits = run.model(run.as_input(x))  # (B, classes)
+            loss = loss_fn(run.cfg, logits, y, run.data.n_classes)
+        run.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        run.opt.step()
+        self.loss_sum += loss.detach()
+        self.correct += (logits.detach().argmax(1) == y).sum()
+
+    def running(self, seen: int) -> list[tuple[float, float]]:
+        return [running_means(self.loss_sum, self.correct, seen, self.run.cfg.batch_size)]
+
+
+def graphed_or_eager(run: Run, graphs: bool) -> tuple[EagerStep | GraphedStep, str]:
+    """The step that trains ``run`` and the mode to report: one CUDA graph on a GPU unless
+    ``graphs`` is off or capture fails (then eager, saying why); eager on a CPU."""
+    if run.device.type != "cuda":
+        return EagerStep(run), "eager"
+    if not graphs:
+        return EagerStep(run), "eager (graphs off)"
+    try:
+        return GraphedStep(run), "graphed"
+    except torch.cuda.OutOfMemoryError:
+        raise  # reported as such; the eager loop would not fit either
+    except Exception as err:  # noqa: BLE001 - any other capture problem falls back to the eager loop
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        return EagerStep(run), f"eager (graph capture failed: {first[:120]})"
 
 
 def save_atomic(payload: dict[str, Any], path: Path) -> None:
     """torch.save to a temporary name, then rename: a killed worker never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = checkpoints.partial(path)
     torch.save(payload, tmp)
     os.replace(tmp, path)
 
@@ -245,53 +201,26 @@ def restore_generator(gen: torch.Generator, state: torch.Tensor, path: Path) -> 
     gen.set_state(state.cpu())
 
 
-def checkpoint_path(ckpt_dir: Path, step: int) -> Path:
-    return ckpt_dir / f"step-{step:09d}.pt"
-
-
 def train(
     cfg: RunConfig,
     device: str,
     emit: Emit,
     *,
+    run_id: str,
     data_dir: Path | None = None,
     ckpt_dir: Path | None = None,
     resume_step: int | None = None,
     graphs: bool = True,
 ) -> str:
-    """Train one run to the end; return its final status ('done' or 'diverged').
+    """Train one run to the end (its last event is ``Finished``); return its final status.
 
     On CUDA the step is one replayed CUDA graph unless ``graphs`` is False (engine.graphs); the
-    ``started`` event's ``mode`` says which loop trains the run."""
-    from .graphs import graphed_or_eager  # noqa: PLC0415 - graphs imports this module
-
+    ``Started`` event's ``mode`` says which step trains the run."""
     data = load_dataset(cfg.dataset, data_dir, device, cfg.train_size, subset_seed=cfg.seed)
-    run = Run(cfg, device, data)
+    run = Run(cfg, device, data, run_id, ckpt_dir)
     resumed = -1
-    if ckpt_dir is not None and resume_step is not None and checkpoint_path(ckpt_dir, resume_step).exists():
-        run.load(checkpoint_path(ckpt_dir, resume_step))
-        resumed = run.state.step
-    trainer, mode = graphed_or_eager(run, graphs)
-    emit("started", {"total_steps": run.total_steps, "resumed_from": resumed, "mode": mode})
-    if resumed < 0:
-        _checkpoint_point(run, emit, ckpt_dir, evaluate=True)
-    while run.state.epoch < cfg.epochs:
-        if not trainer.train_epoch(emit):
-            return "diverged"
-        _checkpoint_point(run, emit, ckpt_dir, evaluate=is_eval_epoch(cfg, run.state.epoch))
-        if run.diverged_by_guard():
-            return "diverged"
-    return "done"
-
-
-def _checkpoint_point(run: Run, emit: Emit, ckpt_dir: Path | None, evaluate: bool) -> None:
-    """End of an epoch (or initialisation): evaluate, measure, checkpoint, as the cadence says."""
-    step, epoch = run.state.step, float(run.state.epoch)
-    if evaluate:
-        emit("metrics", step, epoch, run.eval_metrics())
-    if is_measure_epoch(run.cfg, run.state.epoch):
-        emit("spectra", step, epoch, run.measure())
-        if ckpt_dir is not None:
-            run.save(checkpoint_path(ckpt_dir, step))
-            emit("checkpoint", step)
-    emit("progress", step, epoch)
+    if ckpt_dir is not None and resume_step is not None and checkpoints.path(ckpt_dir, resume_step).exists():
+        run.load(checkpoints.path(ckpt_dir, resume_step))
+        resumed = run.step
+    step, mode = graphed_or_eager(run, graphs)
+    return Loop(run, step, emit).run(resumed, mode)[run_id]

@@ -1,9 +1,10 @@
-"""Worker process entry point: train one run and stream its events to the scheduler.
+"""Worker process entry points: train one run, or one fused pack, and stream its events.
 
 Each worker owns one end of a pipe; the scheduler owns the other and is the only process that
-writes to the store. Whatever happens inside the run - an exception, CUDA running out of memory, a
-missing data set - ends as one ``finished`` event carrying a status and a reason. A worker killed
-from outside sends nothing; the scheduler notices the dead process and records that instead.
+writes to the store. Events are ``rankbias_tui.protocol`` dataclasses, sent as they are. Whatever
+happens inside - an exception, CUDA running out of memory, a missing data set - ends as one
+``WorkerEnded`` event carrying a status and a reason. A worker killed from outside sends nothing;
+the scheduler notices the dead process and records that instead.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+
+from ..protocol import Cancel, OutOfMemory, WorkerEnded
 
 
 def worker_main(
     conn: Connection,
+    run_id: str,
     config_json: str,
     device: str,
     data_dir: str | None,
@@ -27,7 +30,7 @@ def worker_main(
     threads: int,
     graphs: bool = True,
 ) -> None:
-    """Process target (spawn): run to completion, always ending with a ``finished`` event.
+    """Process target (spawn): run ``run_id`` to completion, always ending with ``WorkerEnded``.
 
     ``graphs``: replay the training step as a CUDA graph on GPUs (engine.graphs)."""
 
@@ -36,7 +39,7 @@ def worker_main(
         from .train import train
 
         return train(
-            RunConfig.model_validate_json(config_json), device, lambda *event: conn.send(event),
+            RunConfig.model_validate_json(config_json), device, conn.send, run_id=run_id,
             data_dir=Path(data_dir) if data_dir else None, ckpt_dir=Path(ckpt_dir),
             resume_step=resume_step, graphs=graphs,
         )  # fmt: skip
@@ -58,26 +61,22 @@ def pack_worker_main(
 ) -> None:
     """Process target (spawn) for a fused pack (engine.pack): train every member to its end.
 
-    Member events go out as ``("member", run_id, kind, *payload)``; ``control`` brings
-    ``("cancel", run_id)`` from the scheduler. Running out of GPU memory sends ``("oom", message)``
-    first, so the scheduler can split the pack and retry. The process always ends with a
-    ``finished`` event, which stands for every member that has not sent its own."""
+    Each member's events carry its run id; ``control`` brings ``Cancel`` messages from the
+    scheduler. Running out of GPU memory sends ``OutOfMemory`` first, so the scheduler can split
+    the pack and retry. The process always ends with ``WorkerEnded``, which stands for every member
+    that has not sent its own ``Finished``."""
 
     def body() -> str:
         from ..spec import RunConfig
-        from .pack import Member as PackMember
+        from .loop import Member as PackMember
         from .pack import train_pack
 
         pack = [
             PackMember(run_id, RunConfig.model_validate_json(cfg), Path(ckpt), resume)
             for run_id, cfg, ckpt, resume in members
         ]
-
-        def emit(run_id: str, kind: str, *payload: Any) -> None:
-            conn.send(("member", run_id, kind, *payload))
-
         train_pack(
-            pack, device, emit, data_dir=Path(data_dir) if data_dir else None, graphs=graphs,
+            pack, device, conn.send, data_dir=Path(data_dir) if data_dir else None, graphs=graphs,
             poll_cancel=lambda: _cancelled(control),
         )  # fmt: skip
         return "done"
@@ -93,10 +92,10 @@ def _guarded(
     oom_context: str = "",
     report_oom: bool = False,
 ) -> None:
-    """Set up torch, run ``body`` and always end with ``("finished", status, error)``.
+    """Set up torch, run ``body`` and always end with ``WorkerEnded(status, error)``.
 
     Out-of-memory and missing data sets become a one-line reason; anything else keeps the tail
-    of its traceback. ``report_oom`` also sends ``("oom", reason)`` first (packs split on it)."""
+    of its traceback. ``report_oom`` also sends ``OutOfMemory`` first (packs split on it)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scheduler's to handle
     status, error = "failed", None
     try:
@@ -112,13 +111,13 @@ def _guarded(
         except torch.cuda.OutOfMemoryError as err:
             error = f"out of memory on {device}{oom_context}: {str(err).splitlines()[0]}"
             if report_oom:
-                conn.send(("oom", error))
+                conn.send(OutOfMemory(error))
         except DatasetUnavailable as err:
             error = str(err)
     except Exception as err:  # noqa: BLE001 - every failure must reach the store with its reason
         error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=-6)}"
     try:
-        conn.send(("finished", status if error is None else "failed", error))
+        conn.send(WorkerEnded(status if error is None else "failed", error))
         conn.close()
     except (BrokenPipeError, OSError):
         os._exit(1)
@@ -129,9 +128,9 @@ def _cancelled(control: Connection) -> list[str]:
     out = []
     try:
         while control.poll():
-            kind, run_id = control.recv()
-            if kind == "cancel":
-                out.append(run_id)
+            message = control.recv()
+            if isinstance(message, Cancel):
+                out.append(message.run_id)
     except (EOFError, OSError):
         pass  # the scheduler is gone; it will not ask for anything more
     return out

@@ -17,9 +17,10 @@ from .client import (
     stop,
 )
 from .devices import DeviceError, Slots, check_syntax, plan_slots
+from .hosts import Live
 from .lock import SchedulerLock, StoreBusy
 from .options import SchedulerOptions
-from .service import Live, Scheduler, StopRequested
+from .service import Scheduler, StopRequested
 
 __all__ = [
     "DeviceError",

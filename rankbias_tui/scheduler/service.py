@@ -6,10 +6,11 @@ arrived in one transaction, notices dead workers (recording the signal or exit c
 answers cancel requests found in the store, and fills free device slots from the queue.
 
 Compatible small-MLP runs are started together as a fused pack (scheduler.packing, engine.pack):
-one worker process trains them all and tags each event with its run id (``("member", run_id,
-kind, *payload)``); every member is still an ordinary run in the store. A member that ends early
-(diverged, cancelled) is recorded at once while the rest of its pack goes on; a pack that runs out
-of GPU memory goes back to the front of the queue to be retried in packs of half the size.
+one worker process trains them all, and every event carries its run's id (``rankbias_tui.protocol``);
+every member is still an ordinary run in the store. A member that ends early (diverged, cancelled)
+is recorded at once while the rest of its pack goes on; a pack that runs out of GPU memory goes
+back to the front of the queue to be retried in packs of half the size. Starting worker processes
+and writing each event to the store live in ``scheduler.hosts``; this module owns the loop.
 """
 
 from __future__ import annotations
@@ -17,19 +18,20 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import shutil
-import signal
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
-from ..measures import FINISHED, mean
-from ..store import SpectrumRow, Store
+from .. import checkpoints
+from ..measures import FINISHED
+from ..protocol import Cancel, Event, OutOfMemory, WorkerEnded
+from ..store import Store
 from ..sweep import PlannedRun
 from . import packing
 from .devices import Slots
+from .hosts import Host, Launch, Live, Worker, death_reason, record, start_pack, start_run
 from .options import SchedulerOptions
 
 POLL_S = 0.25
@@ -38,44 +40,6 @@ log = logging.getLogger(__name__)
 
 class StopRequested(Exception):
     """``rankbias stop`` asked this scheduler to end; runs in progress go back to the queue."""
-
-
-@dataclass
-class Live:
-    """What the scheduler knows about an active run, for progress displays."""
-
-    run_id: str
-    device: str
-    step: int = 0
-    total_steps: int = 0
-    epoch: float = 0.0
-    values: dict[str, float] = field(default_factory=dict)  # latest of each metric
-    avg_rank: float | None = None
-    mode: str = ""
-
-
-@dataclass
-class _Worker:
-    run: PlannedRun
-    proc: Any  # multiprocessing Process
-    conn: Connection
-    live: Live
-    finished: tuple[str, str | None] | None = None
-    cancelled: bool = False
-    host: _Host | None = None  # the process training this run (shared by a pack's members)
-
-
-@dataclass(eq=False)
-class _Host:
-    """One worker process: a single run, or the members of a fused pack it still trains."""
-
-    proc: Any  # multiprocessing Process
-    conn: Connection
-    device: str
-    members: dict[str, _Worker] = field(default_factory=dict)
-    control: Connection | None = None  # packs only: ("cancel", run_id) to the worker
-    size: int = 1  # members at start
-    oom: bool = False
 
 
 class Scheduler:
@@ -92,8 +56,8 @@ class Scheduler:
         trains with the eager loop on GPUs too (the CPU always does)."""
         self.store, self.slots, self.options = store, slots, options
         self.queue: deque[PlannedRun] = deque(runs)
-        self.workers: dict[str, _Worker] = {}  # every active run, pack members included
-        self.hosts: list[_Host] = []  # every worker process
+        self.workers: dict[str, Worker] = {}  # every active run, pack members included
+        self.hosts: list[Host] = []  # every worker process
         self.pack_caps: dict[Any, int] = {}  # pack_key -> size limit after an out-of-memory error
         self._memory: dict[str, int | None] = {}
         self.outcomes: dict[str, str] = {}
@@ -136,7 +100,7 @@ class Scheduler:
         host = worker.host
         if host is not None and host.control is not None and len(host.members) > 1:
             try:
-                host.control.send(("cancel", run_id))  # the pack freezes it; the others go on
+                host.control.send(Cancel(run_id))  # the pack freezes it; the others go on
                 return True
             except OSError:
                 pass
@@ -208,58 +172,28 @@ class Scheduler:
         return packing.auto_pack_size(run.config, self._memory[device])
 
     def _start(self, run: PlannedRun, device: str) -> None:
-        resume = self._resume_step(run)
-        parent, child = self.ctx.Pipe(duplex=False)
-        from ..engine.worker import worker_main  # noqa: PLC0415 - imported in the child, not here
-
-        proc = self.ctx.Process(
-            target=worker_main,
-            args=(child, run.config.model_dump_json(), device, self._data_dir,
-                  str(self._ckpt_dir(run.run_id)), resume, self.slots.threads, self.options.graphs),
-            name=f"rankbias-{run.run_id}",
-            daemon=True,
-        )  # fmt: skip
-        proc.start()
-        child.close()
-        self._register(_Host(proc, parent, device), [run])
+        self._register(start_run(self.ctx, run, self._resume_step(run), device, self._worker_launch()), [run])
 
     def _start_pack(self, runs: list[PlannedRun], device: str) -> None:
         """One worker process training ``runs`` as a fused pack."""
-        members = [
-            (r.run_id, r.config.model_dump_json(), str(self._ckpt_dir(r.run_id)), self._resume_step(r))
-            for r in runs
-        ]
-        parent, child = self.ctx.Pipe(duplex=False)
-        control_in, control_out = self.ctx.Pipe(duplex=False)
-        from ..engine.worker import pack_worker_main  # noqa: PLC0415 - imported in the child, not here
-
-        proc = self.ctx.Process(
-            target=pack_worker_main,
-            args=(child, control_in, members, device, self._data_dir,
-                  self.slots.threads, self.options.graphs),
-            name=f"rankbias-pack-{runs[0].run_id}",
-            daemon=True,
-        )  # fmt: skip
-        proc.start()
-        child.close()
-        control_in.close()
-        self._register(_Host(proc, parent, device, control=control_out, size=len(runs)), runs)
+        resumes = [self._resume_step(r) for r in runs]
+        self._register(start_pack(self.ctx, runs, resumes, device, self._worker_launch()), runs)
         log.info("pack of %d on %s: %s", len(runs), device, " ".join(r.run_id for r in runs))
 
-    def _register(self, host: _Host, runs: list[PlannedRun]) -> None:
+    def _register(self, host: Host, runs: list[PlannedRun]) -> None:
         self.hosts.append(host)
         for run in runs:
-            worker = _Worker(run, host.proc, host.conn, Live(run.run_id, host.device), host=host)
+            worker = Worker(run, host.proc, host.conn, Live(run.run_id, host.device), host=host)
             host.members[run.run_id] = worker
             self.workers[run.run_id] = worker
             self.store.start_attempt(run.run_id, host.device, host.proc.pid)
 
     def _ckpt_dir(self, run_id: str) -> Path:
-        return self.store.paths.checkpoints / run_id
+        return checkpoints.run_directory(self.store.paths.checkpoints, run_id)
 
-    @property
-    def _data_dir(self) -> str | None:
-        return str(self.options.data_dir) if self.options.data_dir else None
+    def _worker_launch(self) -> Launch:
+        o = self.options
+        return Launch(o.data_dir, self.store.paths.checkpoints, self.slots.threads, o.graphs)
 
     def _pump(self, timeout: float) -> None:
         """Wait for messages or exits, then write everything that arrived in one transaction."""
@@ -286,58 +220,30 @@ class Scheduler:
         else:
             action()
 
-    def _drain(self, host: _Host) -> None:
+    def _drain(self, host: Host) -> None:
         try:
             while host.conn.poll():
                 self._dispatch(host, host.conn.recv())
         except (EOFError, OSError):
             pass  # the worker is gone; _reap decides what that means
 
-    def _dispatch(self, host: _Host, event: tuple[Any, ...]) -> None:
-        """Route one event of a worker process to the run(s) it concerns."""
-        kind = event[0]
-        if kind == "member":  # a pack member's own event
-            worker = host.members.get(event[1])
-            if worker is not None:
-                self._handle(worker, event[2:])
+    def _dispatch(self, host: Host, event: Event) -> None:
+        """Route one event of a worker process to the run it concerns (or to all of its runs)."""
+        match event:
+            case OutOfMemory():
+                host.oom = True
+            case WorkerEnded(status=status, error=error):  # for every run without its own Finished
+                for worker in host.members.values():
+                    worker.finished = worker.finished or (status, error)
+            case _:
+                worker = host.members.get(event.run_id)
+                if worker is None:
+                    return  # a pack member settled already
+                record(self.store, worker, event, self._defer)
                 if worker.finished is not None and len(host.members) > 1:
                     self._settle(worker)  # ended early; the rest of the pack goes on
-        elif kind == "oom":
-            host.oom = True
-        elif kind == "finished":  # the process's last word: for every run without its own
-            for worker in host.members.values():
-                worker.finished = worker.finished or (event[1], event[2])
-        else:
-            for worker in host.members.values():
-                self._handle(worker, event)
 
-    def _handle(self, worker: _Worker, event: tuple[Any, ...]) -> None:
-        kind, *payload = event
-        run_id, live, store = worker.run.run_id, worker.live, self.store
-        if kind == "started":
-            info = payload[0]
-            live.total_steps, live.mode = info["total_steps"], info["mode"]
-            log.info("run %s on %s: %s", run_id, live.device, info["mode"])
-            store.truncate_after(run_id, info["resumed_from"])  # -1: a fresh start keeps nothing
-            store.set_progress(run_id, max(0, info["resumed_from"]), 0.0, info["total_steps"])
-        elif kind == "metrics":
-            step, epoch, values = payload
-            store.add_metrics(run_id, [(step, epoch, name, value) for name, value in values.items()])
-            live.values.update(values)
-        elif kind == "spectra":
-            step, epoch, rows = payload
-            store.add_spectra(SpectrumRow(run_id=run_id, step=step, epoch=epoch, **_decode(r)) for r in rows)
-            live.avg_rank = mean(r["rank"] for r in rows)  # the average rank (measures)
-        elif kind == "checkpoint":
-            store.set_checkpoint(run_id, payload[0])
-            self._prune_checkpoints(run_id, keep=payload[0])
-        elif kind == "progress":
-            live.step, live.epoch = payload
-            store.set_progress(run_id, live.step, live.epoch)
-        elif kind == "finished":
-            worker.finished = (payload[0], payload[1])
-
-    def _reap(self, host: _Host) -> None:
+    def _reap(self, host: Host) -> None:
         host.proc.join()
         self._drain(host)  # what it sent between the last poll and its exit
         host.conn.close()
@@ -350,7 +256,7 @@ class Scheduler:
         for worker in workers:
             self._settle(worker)
 
-    def _retry_smaller(self, host: _Host, workers: list[_Worker]) -> list[_Worker]:
+    def _retry_smaller(self, host: Host, workers: list[Worker]) -> list[Worker]:
         """Requeue (at the front) the members of a pack that ran out of memory, for packs of half
         its size; return the members that are settled as usual instead (cancelled or ended)."""
         retry = [
@@ -370,7 +276,7 @@ class Scheduler:
         )
         return [w for w in workers if all(w is not r for r in retry)]
 
-    def _settle(self, worker: _Worker) -> None:
+    def _settle(self, worker: Worker) -> None:
         """Record how a run ended and forget it."""
         run_id = worker.run.run_id
         del self.workers[run_id]
@@ -383,34 +289,9 @@ class Scheduler:
         elif worker.finished is not None:
             status, error = worker.finished
         else:
-            status, error = "failed", _death_reason(worker.proc.exitcode)
+            status, error = "failed", death_reason(worker.proc.exitcode)
         self.store.set_status(run_id, status, error=error)
         self.outcomes[run_id] = status
         if status in FINISHED and not self.options.keep_checkpoints:
             directory = self._ckpt_dir(run_id)
             self._defer(lambda: shutil.rmtree(directory, ignore_errors=True))
-
-    def _prune_checkpoints(self, run_id: str, keep: int) -> None:
-        def prune() -> None:
-            for path in self._ckpt_dir(run_id).glob("step-*.pt"):
-                if int(path.stem.removeprefix("step-")) < keep:
-                    path.unlink(missing_ok=True)
-
-        self._defer(prune)
-
-
-def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    import numpy as np
-
-    return row | {"svals": np.frombuffer(row["svals"], dtype="<f8")}
-
-
-def _death_reason(exitcode: int | None) -> str:
-    if exitcode is not None and exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = f"signal {-exitcode}"
-        hint = " (the system may have run out of memory)" if name == "SIGKILL" else ""
-        return f"worker killed by {name}{hint} before the run finished"
-    return f"worker exited with code {exitcode} without reporting a result"

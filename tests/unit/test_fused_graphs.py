@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from rankbias_tui.engine import graphs as graphs_mod
-from rankbias_tui.engine import train as train_mod
+from rankbias_tui.engine import loop as loop_mod
 from rankbias_tui.engine.data import load_dataset
-from rankbias_tui.engine.graphs import GraphedRun, StepGraph, graphed_or_eager, sgd_foreach_
-from rankbias_tui.engine.train import Run
+from rankbias_tui.engine.graphs import GraphedStep, StepGraph, sgd_foreach_
+from rankbias_tui.engine.loop import Loop
+from rankbias_tui.engine.train import EagerStep, Run, graphed_or_eager
+from rankbias_tui.protocol import Event, Metrics
 from rankbias_tui.spec import RunConfig
 
 CFG = RunConfig(model="mlp-bn", depth=2, width=24, dataset="digits", epochs=2, batch_size=16, lr=0.05,
@@ -31,15 +32,14 @@ def digits():
 
 @pytest.fixture(autouse=True)
 def epoch_end_logs_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(train_mod, "LOG_INTERVAL_S", 1e9)
-    monkeypatch.setattr(graphs_mod, "LOG_INTERVAL_S", 1e9)
+    monkeypatch.setattr(loop_mod, "LOG_INTERVAL_S", 1e9)
 
 
-def trained(cfg: RunConfig, data, graphed: bool) -> tuple[Run, list[tuple]]:
+def trained(cfg: RunConfig, data, graphed: bool) -> tuple[Run, list[Event]]:
     run, events = Run(cfg, "cpu", data), []
-    trainer = GraphedRun(run, capture=False) if graphed else run
+    loop = Loop(run, GraphedStep(run, capture=False) if graphed else EagerStep(run), events.append)
     for _ in range(cfg.epochs):
-        assert trainer.train_epoch(lambda *e: events.append(e))
+        assert loop.epoch()
     return run, events
 
 
@@ -49,17 +49,20 @@ def trained(cfg: RunConfig, data, graphed: bool) -> tuple[Run, list[tuple]]:
 def test_graph_step_logic_follows_the_eager_loop(cfg: RunConfig, digits, tmp_path: Path) -> None:
     eager, eager_events = trained(cfg, digits, graphed=False)
     graphed, graphed_events = trained(cfg, digits, graphed=True)
-    assert [e[:3] for e in graphed_events] == [e[:3] for e in eager_events]
+    assert [(type(e), e.step, e.epoch) for e in graphed_events] == [  # type: ignore[union-attr]
+        (type(e), e.step, e.epoch) for e in eager_events  # type: ignore[union-attr]
+    ]
     for a, b in zip(eager_events, graphed_events, strict=True):
-        assert a[3] == pytest.approx(b[3], rel=1e-5)
+        assert isinstance(a, Metrics) and isinstance(b, Metrics)
+        assert a.values == pytest.approx(b.values, rel=1e-5)
     for (name, a), b in zip(
         eager.model.state_dict().items(), graphed.model.state_dict().values(), strict=True
     ):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6, msg=name)
-    graphed.save(tmp_path / "g.pt")  # the optimiser's own format: an eager run resumes from it
+    graphed.save(0, tmp_path / "g.pt")  # the optimiser's own format: an eager run resumes from it
     resumed = Run(cfg, "cpu", digits)
     resumed.load(tmp_path / "g.pt")
-    assert resumed.state.step == graphed.state.step
+    assert resumed.step == graphed.step
     if cfg.momentum:
         buf = resumed.opt.state[next(resumed.model.parameters())]["momentum_buffer"]
         assert buf.abs().sum() > 0
@@ -83,8 +86,8 @@ def test_sgd_foreach_is_torch_sgd() -> None:
 
 def test_cpu_runs_are_eager(digits) -> None:
     run = Run(CFG, "cpu", digits)
-    trainer, mode = graphed_or_eager(run, graphs=True)
-    assert trainer is run and mode == "eager"
+    step, mode = graphed_or_eager(run, graphs=True)
+    assert isinstance(step, EagerStep) and mode == "eager"
     calls = []
     StepGraph(lambda: calls.append(1), [], capture=False)()
     assert calls == [1]
@@ -94,7 +97,7 @@ def test_bf16_channels_last_conv_net_trains_on_cpu(digits) -> None:
     cfg = RunConfig(model="vgg16", dataset="digits", train_size=32, batch_size=16, epochs=1, precision="bf16")
     run = Run(cfg, "cpu", load_dataset("digits", train_size=32))
     assert run.model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
-    events: list[tuple] = []
-    assert GraphedRun(run, capture=False).train_epoch(lambda *e: events.append(e))
-    assert math.isfinite(events[-1][3]["loss"])
+    events: list[Event] = []
+    assert Loop(run, GraphedStep(run, capture=False), events.append).epoch()
+    assert isinstance(events[-1], Metrics) and math.isfinite(events[-1].values["loss"])
     assert run.evaluate(run.data.x_test[:64], run.data.y_test[:64])[1] >= 0.0

@@ -11,10 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from rankbias_tui.engine import loop as loop_mod
 from rankbias_tui.engine import pack as pack_mod
 from rankbias_tui.engine import train as train_mod
-from rankbias_tui.engine.data import load_dataset
-from rankbias_tui.engine.pack import Member, subset_rows, train_pack
+from rankbias_tui.engine.data import load_dataset, subset_rows
+from rankbias_tui.engine.loop import Member
+from rankbias_tui.engine.pack import train_pack
+from rankbias_tui.protocol import Checkpoint, Event, Finished, Metrics, Progress, Spectra, Started
 from rankbias_tui.spec import RunConfig
 
 BASE = dict(model="mlp-bn", depth=2, width=24, dataset="digits", epochs=3, batch_size=16, measure_every=1)
@@ -28,42 +31,43 @@ HYPER = [
 @pytest.fixture(autouse=True)
 def epoch_end_logs_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Running metrics at epoch ends only, so the logged values do not depend on timing."""
-    monkeypatch.setattr(train_mod, "LOG_INTERVAL_S", 1e9)
-    monkeypatch.setattr(pack_mod, "LOG_INTERVAL_S", 1e9)
+    monkeypatch.setattr(loop_mod, "LOG_INTERVAL_S", 1e9)
 
 
 def configs(**fields) -> list[RunConfig]:
     return [RunConfig(**(BASE | fields | hyper)) for hyper in HYPER]
 
 
-def alone(cfg: RunConfig, ckpt_dir: Path | None = None, **kw) -> tuple[str, list[tuple]]:
-    events: list[tuple] = []
-    status = train_mod.train(cfg, "cpu", lambda *e: events.append(e), ckpt_dir=ckpt_dir, **kw)
+def alone(cfg: RunConfig, ckpt_dir: Path | None = None, **kw) -> tuple[str, list[Event]]:
+    events: list[Event] = []
+    status = train_mod.train(cfg, "cpu", events.append, run_id="alone", ckpt_dir=ckpt_dir, **kw)
     return status, events
 
 
-def packed(cfgs: list[RunConfig], tmp: Path | None = None, **kw) -> tuple[dict, dict[str, list[tuple]]]:
-    events: dict[str, list[tuple]] = {}
+def packed(cfgs: list[RunConfig], tmp: Path | None = None, **kw) -> tuple[dict, dict[str, list[Event]]]:
+    events: dict[str, list[Event]] = {}
     members = [Member(f"r{i}", c, tmp / f"r{i}" if tmp else None) for i, c in enumerate(cfgs)]
-    status = train_pack(members, "cpu", lambda rid, *e: events.setdefault(rid, []).append(e), **kw)
+    status = train_pack(members, "cpu", lambda e: events.setdefault(e.run_id, []).append(e), **kw)
     return status, events
 
 
-def compare(single: list[tuple], member: list[tuple]) -> None:
+def step_of(e: Event) -> int:
+    return e.rows[0].step if isinstance(e, Spectra) else e.step  # type: ignore[union-attr]
+
+
+def compare(single: list[Event], member: list[Event]) -> None:
     """Same events in the same order; values equal to float32 tolerance, ranks exactly."""
-    member = [e for e in member if not (e[0] == "metrics" and "measure_share" in e[3])]
-    a = [e for e in single if e[0] in ("metrics", "spectra", "checkpoint", "progress")]
-    b = [e for e in member if e[0] in ("metrics", "spectra", "checkpoint", "progress")]
-    assert [(e[0], e[1]) for e in a] == [(e[0], e[1]) for e in b]
+    member = [e for e in member if not (isinstance(e, Metrics) and "measure_share" in e.values)]
+    a = [e for e in single if isinstance(e, Metrics | Spectra | Checkpoint | Progress)]
+    b = [e for e in member if isinstance(e, Metrics | Spectra | Checkpoint | Progress)]
+    assert [(type(e), step_of(e)) for e in a] == [(type(e), step_of(e)) for e in b]
     for x, y in zip(a, b, strict=True):
-        if x[0] == "metrics":
-            assert x[3] == pytest.approx(y[3], rel=1e-4, abs=1e-5)
-        elif x[0] == "spectra":
-            assert [r["rank"] for r in x[3]] == [r["rank"] for r in y[3]]
-            assert [r["bound"] for r in x[3]] == pytest.approx([r["bound"] for r in y[3]])
-            assert [r["stable_rank"] for r in x[3]] == pytest.approx(
-                [r["stable_rank"] for r in y[3]], rel=1e-4
-            )
+        if isinstance(x, Metrics) and isinstance(y, Metrics):
+            assert x.values == pytest.approx(y.values, rel=1e-4, abs=1e-5)
+        elif isinstance(x, Spectra) and isinstance(y, Spectra):
+            assert [r.rank for r in x.rows] == [r.rank for r in y.rows]
+            assert [r.bound for r in x.rows] == pytest.approx([r.bound for r in y.rows])
+            assert [r.stable_rank for r in x.rows] == pytest.approx([r.stable_rank for r in y.rows], rel=1e-4)
 
 
 def same_weights(a: Path, b: Path) -> None:
@@ -85,7 +89,8 @@ def test_member_follows_its_single_run(tmp_path: Path, fields: dict) -> None:
     status, events = packed(cfgs, tmp_path / "pack")
     assert status == {"r0": "done", "r1": "done", "r2": "done"}
     for i, cfg in enumerate(cfgs):
-        assert events[f"r{i}"][0][0] == "started" and events[f"r{i}"][-1] == ("finished", "done", None)
+        first, last = events[f"r{i}"][0], events[f"r{i}"][-1]
+        assert isinstance(first, Started) and last == Finished(f"r{i}", "done", None)
         single_status, single = alone(cfg, tmp_path / f"alone{i}")
         assert single_status == "done"
         compare(single, events[f"r{i}"])
@@ -98,8 +103,8 @@ def test_a_diverging_member_is_frozen_and_the_others_go_on() -> None:
     cfgs[1] = cfgs[1].model_copy(update={"lr": 1e12})
     status, events = packed(cfgs)
     assert status == {"r0": "done", "r1": "diverged", "r2": "done"}
-    assert events["r1"][-1] == ("finished", "diverged", None)
-    assert not any(e[0] == "spectra" and e[2] == 2.0 for e in events["r1"])  # stopped early
+    assert events["r1"][-1] == Finished("r1", "diverged", None)
+    assert not any(isinstance(e, Spectra) and e.rows[0].epoch == 2.0 for e in events["r1"])  # stopped early
     for i in (0, 2):
         compare(alone(cfgs[i])[1], events[f"r{i}"])
 
@@ -109,7 +114,7 @@ def test_cancelling_one_member_leaves_the_rest_running() -> None:
     asked = iter([["r2"]])
     status, events = packed(cfgs, poll_cancel=lambda: next(asked, []))
     assert status == {"r0": "done", "r1": "done", "r2": "cancelled"}
-    assert events["r2"][-1] == ("finished", "cancelled", "cancelled by request")
+    assert events["r2"][-1] == Finished("r2", "cancelled", "cancelled by request")
     for i in (0, 1):
         compare(alone(cfgs[i])[1], events[f"r{i}"])
 
@@ -124,17 +129,17 @@ def test_pack_resumes_and_checkpoints_are_single_run_checkpoints(tmp_path: Path)
             if int(path.stem.removeprefix("step-")) <= step:
                 (tmp_path / "cut" / f"r{i}").mkdir(parents=True, exist_ok=True)
                 path.rename(tmp_path / "cut" / f"r{i}" / path.name)
-    events: dict[str, list[tuple]] = {}
+    events: dict[str, list[Event]] = {}
     members = [Member(f"r{i}", c, tmp_path / "cut" / f"r{i}", step) for i, c in enumerate(cfgs)]
-    train_pack(members, "cpu", lambda rid, *e: events.setdefault(rid, []).append(e))
-    assert events["r0"][0][1]["resumed_from"] == step
-    assert events["r0"][1][1] > step  # nothing before the checkpoint is sent again
+    train_pack(members, "cpu", lambda e: events.setdefault(e.run_id, []).append(e))
+    assert events["r0"][0].resumed_from == step  # type: ignore[union-attr]
+    assert step_of(events["r0"][1]) > step  # nothing before the checkpoint is sent again
     last = sorted((tmp_path / "full" / "r0").glob("step-*.pt"))[-1].name
     for i in range(3):
         same_weights(tmp_path / "full" / f"r{i}" / last, tmp_path / "cut" / f"r{i}" / last)
     # A pack member's checkpoint resumes as a single run, too.
     status, single = alone(cfgs[1], tmp_path / "cut" / "r1", resume_step=step)
-    assert status == "done" and single[0][1]["resumed_from"] == step
+    assert status == "done" and single[0].resumed_from == step  # type: ignore[union-attr]
 
 
 def test_subset_rows_are_the_single_runs_subset() -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from rankbias_tui.protocol import Metrics, Spectra
 from rankbias_tui.scheduler import Scheduler, packing, plan_slots
-from rankbias_tui.scheduler.service import Live, _Host, _Worker
+from rankbias_tui.scheduler.hosts import Host, Live, Worker
 from rankbias_tui.spec import RunConfig
 from rankbias_tui.store import Request, Store
 from rankbias_tui.sweep import PlannedRun, run_id
@@ -83,9 +84,9 @@ def test_out_of_memory_requeues_the_pack_at_half_size(tmp_path: Path) -> None:
     with Store(tmp_path) as store:
         store.add_runs(runs, {})
         sched = Scheduler(store, [], plan_slots("cpu", 1))
-        host = _Host(Gone(), Closed(), "cpu", control=Closed(), size=4, oom=True)  # type: ignore[arg-type]
+        host = Host(Gone(), Closed(), "cpu", control=Closed(), size=4, oom=True)  # type: ignore[arg-type]
         for r in runs:
-            worker = _Worker(
+            worker = Worker(
                 r, host.proc, host.conn, Live(r.run_id, "cpu"), ("failed", "out of memory"), host=host
             )
             host.members[r.run_id] = sched.workers[r.run_id] = worker
@@ -127,12 +128,12 @@ def test_scheduler_trains_a_pack_as_ordinary_runs(tmp_path: Path) -> None:
 
     with Store(tmp_path) as store:
         for r in members:
-            events: list[tuple] = []
-            train(r.config, "cpu", lambda *e, out=events: out.append(e))
-            evals = [e[3] for e in events if e[0] == "metrics" and "test_acc" in e[3]]
+            events: list = []
+            train(r.config, "cpu", events.append, run_id=r.run_id)
+            evals = [e.values for e in events if isinstance(e, Metrics) and "test_acc" in e.values]
             stored = [v for _, _, name, v in store.metrics(r.run_id) if name == "test_acc"]
             assert stored == pytest.approx([e["test_acc"] for e in evals], abs=1e-6)
-            ranks = [[s["rank"] for s in e[3]] for e in events if e[0] == "spectra"]
+            ranks = [[s.rank for s in e.rows] for e in events if isinstance(e, Spectra)]
             steps = store.spectrum_steps(r.run_id)
             assert [[s.rank for s in store.spectra(r.run_id, step)] for step in steps] == ranks
             assert store.run(r.run_id).error is None  # type: ignore[union-attr]

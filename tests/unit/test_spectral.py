@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from rankbias_tui.measures import rank_at_eps
+from rankbias_tui.measures import is_vacuous, rank_at_eps
+from rankbias_tui.protocol import SpectrumRow
 from rankbias_tui.spectral import (
-    LayerSpectrum,
+    Context,
     effective_rank,
     gram_route,
     measure,
@@ -122,14 +123,7 @@ def test_rank_bound():
     assert rank_bound(1, 32, 1e-3, 0.1, 0.0) == math.inf
 
 
-def _spectrum(bound: float, shape: tuple[int, int] = (100, 50)) -> LayerSpectrum:
-    return LayerSpectrum("fc1", shape, np.ones(1), 1, 1.0, 1.0, 1.0, 1.0, bound)
-
-
-def test_vacuous_flag():
-    assert _spectrum(math.inf).vacuous
-    assert _spectrum(50.0).vacuous
-    assert not _spectrum(49.9).vacuous
+CTX = Context("r", step=7, epoch=2.0, eps=1e-3, lr=0.1, batch_size=8, weight_decay=5e-4)
 
 
 def test_measure_reports_and_leaves_weights_unchanged():
@@ -138,17 +132,20 @@ def test_measure_reports_and_leaves_weights_unchanged():
     conv = torch.nn.Parameter(torch.randn(16, 3, 3, 3, generator=gen))
     before = (fc.detach().clone(), conv.detach().clone())
     named = [("fc1", fc, 1), ("conv1", conv.reshape(16, -1), 64)]
-    out = measure(named, eps=1e-3, lr=0.1, batch_size=8, weight_decay=5e-4)
+    out = measure(named, CTX)
     assert torch.equal(fc.detach(), before[0]) and torch.equal(conv.detach(), before[1])
     assert fc.grad is None and conv.grad is None
-    assert [sp.name for sp in out] == ["fc1", "conv1"]
-    assert out[1].shape == (16, 27) and out[1].svals.shape == (16,)
+    assert all(isinstance(r, SpectrumRow) for r in out)
+    assert [(r.layer, r.layer_index, r.m) for r in out] == [("fc1", 0, 1), ("conv1", 1, 64)]
+    assert all((r.run_id, r.step, r.epoch, r.rank_eps) == ("r", 7, 2.0, 1e-3) for r in out)
+    assert (out[1].d_out, out[1].d_in) == (16, 27) and out[1].svals.shape == (16,)
+    assert out[1].svals.dtype == np.float64 and not out[1].svals.flags.writeable
     w = fc.detach().to(torch.float64)
     assert out[0].fro_norm == pytest.approx(float(torch.linalg.matrix_norm(w)))
     assert out[0].spectral_norm == pytest.approx(float(torch.linalg.matrix_norm(w, ord=2)))
     assert out[0].rank == 30
     assert out[1].bound == pytest.approx(rank_bound(64, 8, 1e-3, 0.1, 5e-4))
-    assert out[0].vacuous and math.isfinite(out[0].bound)
+    assert is_vacuous(out[0].bound, out[0].d_out, out[0].d_in) and math.isfinite(out[0].bound)
     np.testing.assert_allclose(out[0].svals, _reference(fc.detach()).numpy(), atol=1e-10)
 
 
@@ -156,7 +153,7 @@ def test_measure_names_non_finite_layers():
     bad = torch.ones(4, 4)
     bad[1, 1] = math.inf
     with pytest.raises(ValueError, match="fc2"):
-        measure([("fc1", torch.ones(4, 4), 1), ("fc2", bad, 1)], 1e-3, 0.1, 8, 5e-4)
+        measure([("fc1", torch.ones(4, 4), 1), ("fc2", bad, 1)], CTX)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

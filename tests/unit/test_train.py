@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from rankbias_tui.engine.data import load_dataset
-from rankbias_tui.engine.train import Run, is_measure_epoch, lr_at, train
+from rankbias_tui.engine.loop import Loop, diverged_by_guard, is_measure_epoch, lr_at
+from rankbias_tui.engine.train import EagerStep, Run, train
+from rankbias_tui.protocol import Checkpoint, Event, Finished, Metrics, Spectra, Started
 from rankbias_tui.spec import RunConfig
 
 TINY = RunConfig(
@@ -23,10 +25,10 @@ TINY = RunConfig(
 )
 
 
-def timeless(events: list[tuple]) -> list[tuple]:
+def timeless(events: list[Event]) -> list[Event]:
     """Events without the running loss/accuracy, which are logged on a wall-clock cadence (about
     once a second), so a loaded machine logs them at other steps; everything else is exact."""
-    return [e for e in events if not (e[0] == "metrics" and "loss" in e[3])]
+    return [e for e in events if not (isinstance(e, Metrics) and "loss" in e.values)]
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +36,14 @@ def digits():
     return load_dataset("digits")
 
 
-def record(cfg: RunConfig, **kwargs) -> tuple[str, list[tuple]]:
-    events: list[tuple] = []
-    status = train(cfg, "cpu", lambda *e: events.append(e), **kwargs)
+def record(cfg: RunConfig, **kwargs) -> tuple[str, list[Event]]:
+    events: list[Event] = []
+    status = train(cfg, "cpu", events.append, run_id="r", **kwargs)
     return status, events
+
+
+def one_epoch(run: Run) -> bool:
+    return Loop(run, EagerStep(run), lambda e: None).epoch()
 
 
 def test_step_schedule() -> None:
@@ -54,45 +60,42 @@ def test_measurement_cadence() -> None:
 
 def test_events_and_determinism() -> None:
     status, events = record(TINY)
-    assert status == "done"
-    spectra = [e for e in events if e[0] == "spectra"]
-    assert [e[2] for e in spectra] == [0.0, 2.0, 3.0]  # init, every 2 epochs, the end
-    assert len(spectra[0][3]) == 2  # two hidden Linears measured
-    evals = [e[3] for e in events if e[0] == "metrics" and "test_acc" in e[3]]
+    assert status == "done" and events[-1] == Finished("r", "done")
+    spectra = [e for e in events if isinstance(e, Spectra)]
+    assert [e.rows[0].epoch for e in spectra] == [0.0, 2.0, 3.0]  # init, every 2 epochs, the end
+    assert len(spectra[0].rows) == 2  # two hidden Linears measured
+    evals = [e.values for e in events if isinstance(e, Metrics) and "test_acc" in e.values]
     assert len(evals) == 4 and evals[-1]["train_acc"] > 0.5
     _, again = record(TINY)
     assert timeless(again) == timeless(events)  # same seed, same everything
     _, other = record(TINY.model_copy(update={"seed": 1}))
-    assert [e for e in other if e[0] == "spectra"] != spectra
+    assert [e for e in other if isinstance(e, Spectra)] != spectra
 
 
 def test_nan_loss_is_diverged() -> None:
     status, events = record(TINY.model_copy(update={"lr": 1e12, "model": "mlp"}))
-    assert status == "diverged"
-    assert not any(e[0] == "spectra" and e[2] == 3.0 for e in events)  # stopped early
+    assert status == "diverged" and events[-1] == Finished("r", "diverged")
+    assert not any(isinstance(e, Spectra) and e.rows[0].epoch == 3.0 for e in events)  # stopped early
 
 
-def test_divergence_guard(digits) -> None:
-    run = Run(TINY.model_copy(update={"diverge_after": 2}), "cpu", digits)
-    run.state.epoch, run.state.train_accs = 3, [0.9, 0.1, 0.12, 0.15]
-    assert run.diverged_by_guard()
-    run.state.train_accs = [0.1, 0.12, 0.16]
-    assert not run.diverged_by_guard()
-    run.state.epoch, run.state.train_accs = 2, [0.1, 0.1, 0.1]
-    assert not run.diverged_by_guard()  # not before diverge_after
+def test_divergence_guard() -> None:
+    cfg = TINY.model_copy(update={"diverge_after": 2})
+    assert diverged_by_guard(cfg, 3, [0.9, 0.1, 0.12, 0.15])
+    assert not diverged_by_guard(cfg, 3, [0.1, 0.12, 0.16])
+    assert not diverged_by_guard(cfg, 2, [0.1, 0.1, 0.1])  # not before diverge_after
 
 
 def test_checkpoint_round_trip(tmp_path: Path, digits) -> None:
     run = Run(TINY, "cpu", digits)
-    run.train_epoch(lambda *e: None)
-    run.save(tmp_path / "c.pt")
+    one_epoch(run)
+    run.save(0, tmp_path / "c.pt")
     copy = Run(TINY.model_copy(update={"seed": 5}), "cpu", digits)
     copy.load(tmp_path / "c.pt")
-    assert copy.state.step == run.state.step and copy.state.epoch == 1
+    assert copy.step == run.step and copy.epoch == 1
     for a, b in zip(run.model.state_dict().values(), copy.model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
-    run.train_epoch(lambda *e: None)
-    copy.train_epoch(lambda *e: None)  # same generator state: same batches, same weights
+    one_epoch(run)
+    one_epoch(copy)  # same generator state: same batches, same weights
     for a, b in zip(run.model.parameters(), copy.model.parameters(), strict=True):
         assert torch.equal(a, b)
 
@@ -102,9 +105,13 @@ def test_resume_from_checkpoint_matches(tmp_path: Path) -> None:
     ckpt = sorted(tmp_path.glob("step-*.pt"))
     step = int(ckpt[1].stem.removeprefix("step-"))  # the epoch-2 checkpoint
     _, resumed = record(TINY, ckpt_dir=tmp_path, resume_step=step)
-    assert resumed[0] == ("started", {"total_steps": 66, "resumed_from": step, "mode": "eager"})
-    tail = [e for e in full if e[0] in ("spectra", "checkpoint") and e[1] > step]
-    assert [e for e in resumed if e[0] in ("spectra", "checkpoint")] == tail
+    assert resumed[0] == Started("r", total_steps=66, resumed_from=step, mode="eager")
+    tail = [e for e in full if isinstance(e, Checkpoint | Spectra) and at(e) > step]
+    assert [e for e in resumed if isinstance(e, Checkpoint | Spectra)] == tail
+
+
+def at(event: Checkpoint | Spectra) -> int:
+    return event.step if isinstance(event, Checkpoint) else event.rows[0].step
 
 
 def test_bound_uses_the_lr_that_trained_the_weights() -> None:
@@ -116,7 +123,7 @@ def test_bound_uses_the_lr_that_trained_the_weights() -> None:
         update={"lr_milestones": (2,), "lr_gamma": 0.5, "measure_every": 1, "weight_decay": 1e-3}
     )
     _, events = record(cfg)
-    bounds = {e[2]: e[3][0]["bound"] for e in events if e[0] == "spectra"}  # epoch -> fc1's bound
+    bounds = {e.rows[0].epoch: e.rows[0].bound for e in events if isinstance(e, Spectra)}  # epoch -> fc1's
 
     def expected(lr: float) -> float:
         return spectral.rank_bound(1, cfg.batch_size, cfg.rank_eps, lr, cfg.weight_decay)

@@ -1,0 +1,216 @@
+"""The one epoch loop: an eager run, a graphed run and a fused pack all train through ``Loop``.
+
+Owns: the cadence of training (the learning-rate schedule; running loss and accuracy logged about
+once a second and at every epoch end; evaluation every ``eval_every`` epochs; spectra every
+``measure_every`` epochs, each followed by the members' checkpoints), the divergence rules (a
+non-finite running loss, NaN/inf weights at a measurement, the guard of PAPER.md), cancellation,
+and every event that reports them (``rankbias_tui.protocol``). It drives two objects passed in: a
+``Trainer`` (the members being trained, and what happens between epochs: evaluate, measure, save)
+and a ``Step`` (one training step of every live member, its per-epoch set-up and running sums).
+Does not own: how a step is computed (``engine.train``: eager; ``engine.graphs``: one CUDA graph;
+``engine.pack``: K runs fused), loading data or resuming (the entry points ``train.train`` and
+``pack.train_pack``). Imports no torch: every tensor lives behind the two interfaces.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from .. import checkpoints
+from ..protocol import Checkpoint, Event, Finished, Metrics, Progress, Spectra, SpectrumRow, Started
+from ..spec import RunConfig
+
+Emit = Callable[[Event], None]
+LOG_INTERVAL_S = 1.0
+
+
+@dataclass(frozen=True)
+class Member:
+    """One run being trained: its id (for events), config, checkpoint directory and resume step."""
+
+    run_id: str
+    cfg: RunConfig
+    ckpt_dir: Path | None = None
+    resume_step: int | None = None
+
+
+# ----- the cadence rules -------------------------------------------------------------------------
+def lr_at(cfg: RunConfig, epoch: int) -> float:
+    """Step schedule: multiply by lr_gamma at each milestone already reached."""
+    return cfg.lr * cfg.lr_gamma ** sum(epoch >= m for m in cfg.lr_milestones)
+
+
+def last_lr(cfg: RunConfig, epoch: int) -> float:
+    """The learning rate of the steps that produced the weights after ``epoch`` completed epochs
+    (the bound at a milestone must use the rate the weights were trained with, not the next one)."""
+    return lr_at(cfg, max(0, epoch - 1))
+
+
+def is_measure_epoch(cfg: RunConfig, epoch: int) -> bool:
+    return epoch == 0 or epoch % cfg.measure_every == 0 or epoch == cfg.epochs
+
+
+def is_eval_epoch(cfg: RunConfig, epoch: int) -> bool:
+    return epoch % cfg.eval_every == 0 or epoch == cfg.epochs
+
+
+def diverged_by_guard(cfg: RunConfig, epoch: int, train_accs: list[float]) -> bool:
+    """PAPER.md: after diverge_after epochs, the last three train accuracies all <= diverge_acc."""
+    accs = train_accs[-3:]
+    return epoch > cfg.diverge_after and len(accs) == 3 and max(accs) <= cfg.diverge_acc
+
+
+# ----- what the loop drives ----------------------------------------------------------------------
+class Step(Protocol):
+    """One training step of every live member, with no host synchronisation."""
+
+    def begin_epoch(self) -> None:
+        """Set this epoch's learning rates and batch order; zero the running sums."""
+
+    def __call__(self) -> None: ...
+
+    def running(self, seen: int) -> list[tuple[float, float]]:
+        """Each member's mean (loss, accuracy) over the last ``seen`` steps, then zero the sums."""
+        ...
+
+
+class Trainer(Protocol):
+    """The members being trained in lockstep (one for a single run) and their state."""
+
+    members: Sequence[Member]
+    active: list[bool]  # False once a member ended: its weights stay frozen
+    train_accs: list[list[float]]  # each member's eval-mode train accuracies, for the guard
+    steps_per_epoch: int
+    step: int  # steps taken
+    epoch: int  # completed epochs
+
+    @property
+    def total_steps(self) -> int: ...
+
+    def eval_metrics(self) -> list[dict[str, float]]:
+        """Every member's train/test loss and accuracy (appending to ``train_accs``)."""
+        ...
+
+    def measure(self) -> dict[int, list[SpectrumRow] | None]:
+        """Each live member's spectrum rows; None for a member whose weights hold NaN/inf."""
+        ...
+
+    def measure_metrics(self) -> dict[str, float]:
+        """Metrics about the measurement itself, sent with each member's spectra (may be empty)."""
+        ...
+
+    def save(self, k: int, path: Path) -> None: ...
+
+    def freeze(self, k: int) -> None:
+        """Member k has ended: stop training it (``active[k]`` False)."""
+
+
+# ----- the loop ----------------------------------------------------------------------------------
+class Loop:
+    """Trains ``trainer``'s members with ``step``, reporting through ``emit``; ``poll_cancel``
+    returns the run ids asked to stop since it was last called (checked at every log point)."""
+
+    def __init__(
+        self, trainer: Trainer, step: Step, emit: Emit, poll_cancel: Callable[[], list[str]] = list
+    ):
+        self.trainer, self.step, self.emit, self.poll_cancel = trainer, step, emit, poll_cancel
+        self.statuses = {m.run_id: "running" for m in trainer.members}
+
+    def run(self, resumed: int, mode: str) -> dict[str, str]:
+        """Train from initialisation (``resumed`` -1) or the checkpoint at step ``resumed`` to the
+        end; every member ends with a ``Finished`` event. Return run_id -> final status."""
+        t = self.trainer
+        cfg = t.members[0].cfg  # members share epochs and cadence
+        for m in t.members:
+            self.emit(Started(m.run_id, t.total_steps, resumed, mode))
+        if resumed < 0:
+            self.checkpoint_point(evaluate=True)
+        while t.epoch < cfg.epochs and any(t.active):
+            if not self.epoch():
+                break
+            self.checkpoint_point(evaluate=is_eval_epoch(cfg, t.epoch))
+            for k in self.live():
+                if diverged_by_guard(t.members[k].cfg, t.epoch, t.train_accs[k]):
+                    self.stop(k, "diverged")
+        for k in self.live():
+            self.stop(k, "done")
+        return self.statuses
+
+    def epoch(self) -> bool:
+        """One epoch of every live member, logging about once a second and at the end; False if
+        no member is left to train (the epoch then does not count)."""
+        t, step = self.trainer, self.step
+        step.begin_epoch()
+        last = t.steps_per_epoch - 1
+        seen, next_log = 0, time.monotonic() + LOG_INTERVAL_S
+        for i in range(t.steps_per_epoch):
+            step()
+            seen += 1
+            t.step += 1
+            if i == last or time.monotonic() >= next_log:
+                self._log_running(seen, i + 1)
+                self._cancel(self.poll_cancel())
+                if not any(t.active):
+                    return False
+                seen, next_log = 0, time.monotonic() + LOG_INTERVAL_S
+        t.epoch += 1
+        return True
+
+    def _log_running(self, seen: int, done: int) -> None:
+        t = self.trainer
+        means = self.step.running(seen)  # the one host sync, about once a second
+        epoch = t.epoch + done / t.steps_per_epoch
+        for k in self.live():
+            (loss, acc), member = means[k], t.members[k]
+            values = {"loss": loss, "acc": acc, "lr": lr_at(member.cfg, t.epoch)}
+            self.emit(Metrics(member.run_id, t.step, epoch, values))
+            if not math.isfinite(loss):
+                self.stop(k, "diverged")
+
+    def _cancel(self, run_ids: list[str]) -> None:
+        for k in self.live():
+            if self.trainer.members[k].run_id in run_ids:
+                self.stop(k, "cancelled", "cancelled by request")
+
+    def checkpoint_point(self, evaluate: bool) -> None:
+        """Initialisation or an epoch end: evaluate and measure as the cadence says, checkpoint
+        after each measurement, then report progress."""
+        t = self.trainer
+        step, epoch = t.step, float(t.epoch)
+        if evaluate:
+            for k, values in enumerate(t.eval_metrics()):
+                if t.active[k]:
+                    self.emit(Metrics(t.members[k].run_id, step, epoch, values))
+        if is_measure_epoch(t.members[0].cfg, t.epoch):
+            self._measure(step, epoch)
+        for k in self.live():
+            self.emit(Progress(t.members[k].run_id, step, epoch))
+
+    def _measure(self, step: int, epoch: float) -> None:
+        t = self.trainer
+        for k, rows in t.measure().items():
+            member = t.members[k]
+            if rows is None:
+                self.stop(k, "diverged")  # NaN/inf weights: nothing to measure
+                continue
+            self.emit(Spectra(member.run_id, tuple(rows)))
+            if extra := t.measure_metrics():
+                self.emit(Metrics(member.run_id, step, epoch, extra))
+            if member.ckpt_dir is not None:
+                t.save(k, checkpoints.path(member.ckpt_dir, step))
+                self.emit(Checkpoint(member.run_id, step))
+
+    def stop(self, k: int, status: str, error: str | None = None) -> None:
+        """Freeze member k for the rest of the loop and report its end."""
+        run_id = self.trainer.members[k].run_id
+        self.trainer.freeze(k)
+        self.statuses[run_id] = status
+        self.emit(Finished(run_id, status, error))
+
+    def live(self) -> list[int]:
+        return [k for k, active in enumerate(self.trainer.active) if active]

@@ -1,0 +1,134 @@
+"""What a worker tells the scheduler, and what the scheduler tells a pack: the whole protocol.
+
+Owns: one small frozen dataclass per message (plain fields, picklable, no torch), and
+``SpectrumRow``, the one shape of a layer's measurement: built once by ``spectral``, sent in a
+``Spectra`` event, written and read back by ``store``, written out by ``export``. Every event about
+a run carries its ``run_id``, so a pack's members need no envelope; the scheduler dispatches on the
+class. Does not own: how messages travel (pipes, ``engine.worker`` and ``scheduler.hosts``) or what
+the scheduler does with them (``scheduler.events``). Imports neither torch nor textual: the same
+messages are meant to cross machines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SpectrumRow:
+    """One layer of one run at one measurement: ``svals`` of W/||W||_F, descending (float64), the
+    measures derived from them, ||W||_2 and ||W||_F of the raw W, and the uncapped rank bound."""
+
+    run_id: str
+    step: int
+    epoch: float
+    layer_index: int
+    layer: str
+    d_out: int
+    d_in: int
+    m: int  # times the layer is applied per example
+    svals: np.ndarray  # (min(d_out, d_in),) float64
+    rank: int  # singular values > rank_eps
+    rank_eps: float
+    stable_rank: float
+    effective_rank: float
+    spectral_norm: float
+    fro_norm: float
+    bound: float
+
+    def __eq__(self, other: object) -> bool:
+        """Field by field; the singular values bit for bit (an array has no single truth value)."""
+        if not isinstance(other, SpectrumRow):
+            return NotImplemented
+        return self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]  # equal rows need not hash alike: svals is an array
+
+    def _key(self) -> tuple[object, ...]:
+        plain = tuple(getattr(self, f.name) for f in fields(self) if f.name != "svals")
+        return (*plain, np.asarray(self.svals, dtype="<f8").tobytes())
+
+
+# ----- worker -> scheduler: events about one run -------------------------------------------------
+@dataclass(frozen=True)
+class Started:
+    """The run began, or resumed from step ``resumed_from`` (-1: a fresh start), trained by ``mode``."""
+
+    run_id: str
+    total_steps: int
+    resumed_from: int
+    mode: str
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Scalar metrics of the run at ``step`` (running loss/acc/lr, or the evaluation at an epoch end)."""
+
+    run_id: str
+    step: int
+    epoch: float
+    values: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Spectra:
+    """One measurement of the run: a row per measured layer, all at the same step."""
+
+    run_id: str
+    rows: tuple[SpectrumRow, ...]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The run's checkpoint after ``step`` is on disk: it can resume from there."""
+
+    run_id: str
+    step: int
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The run completed ``epoch`` epochs (``step`` steps); sent at every epoch end."""
+
+    run_id: str
+    step: int
+    epoch: float
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The run ended with ``status`` (done, diverged, cancelled, failed) and, if any, its reason."""
+
+    run_id: str
+    status: str
+    error: str | None = None
+
+
+# ----- worker -> scheduler: events about the worker process --------------------------------------
+@dataclass(frozen=True)
+class OutOfMemory:
+    """A pack ran out of GPU memory (its ``WorkerEnded`` follows): retry its members in smaller packs."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class WorkerEnded:
+    """The worker process's last word: the outcome of each of its runs that sent no ``Finished``."""
+
+    status: str
+    error: str | None = None
+
+
+RunEvent = Started | Metrics | Spectra | Checkpoint | Progress | Finished
+Event = RunEvent | OutOfMemory | WorkerEnded
+
+
+# ----- scheduler -> pack worker ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Cancel:
+    """Freeze this member of the pack and report it cancelled; the other members go on."""
+
+    run_id: str

@@ -1,0 +1,165 @@
+"""Worker processes seen from the scheduler: starting them, and recording what they say.
+
+Owns: ``Host`` (one worker process: a single run, or the members of a fused pack it still trains),
+``Worker`` (one run in progress on a host) and its ``Live`` view for progress displays; starting
+the process of a run or of a pack (``start_run``, ``start_pack``; spawned, each with its own
+pipe, and for a pack a control pipe that carries ``protocol.Cancel``); ``record``, which writes one
+``protocol`` event of a run to the store and its live view; and the reason given for a process
+that died without a word. Does not own: the queue, slots, packing or how a run's end is settled
+(``scheduler.service``), nor the events' shapes (``rankbias_tui.protocol``). Imports no torch: the
+engine is imported in the child process only.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from .. import checkpoints
+from ..measures import mean
+from ..protocol import Checkpoint, Finished, Metrics, Progress, RunEvent, Spectra, Started
+from ..store import Store
+from ..sweep import PlannedRun
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Live:
+    """What the scheduler knows about an active run, for progress displays."""
+
+    run_id: str
+    device: str
+    step: int = 0
+    total_steps: int = 0
+    epoch: float = 0.0
+    values: dict[str, float] = field(default_factory=dict)  # latest of each metric
+    avg_rank: float | None = None
+    mode: str = ""
+
+
+@dataclass
+class Worker:
+    """One run in progress, and how it ended once its host said so."""
+
+    run: PlannedRun
+    proc: Any  # multiprocessing Process
+    conn: Connection
+    live: Live
+    finished: tuple[str, str | None] | None = None  # (status, error)
+    cancelled: bool = False
+    host: Host | None = None  # the process training this run (shared by a pack's members)
+
+
+@dataclass(eq=False)
+class Host:
+    """One worker process: a single run, or the members of a fused pack it still trains."""
+
+    proc: Any  # multiprocessing Process
+    conn: Connection
+    device: str
+    members: dict[str, Worker] = field(default_factory=dict)
+    control: Connection | None = None  # packs only: protocol.Cancel to the worker
+    size: int = 1  # members at start
+    oom: bool = False
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What every worker process is started with, besides its runs."""
+
+    data_dir: Path | None
+    checkpoint_root: Path  # the store's; each run has a directory of its own below it
+    threads: int
+    graphs: bool
+
+
+def start_run(ctx: Any, run: PlannedRun, resume: int | None, device: str, launch: Launch) -> Host:
+    """Start the process training ``run`` alone (``ctx``: a multiprocessing spawn context)."""
+    from ..engine.worker import worker_main  # noqa: PLC0415 - imported in the child, not here
+
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(
+        target=worker_main,
+        args=(child, run.run_id, run.config.model_dump_json(), device, _str(launch.data_dir),
+              str(checkpoints.run_directory(launch.checkpoint_root, run.run_id)), resume, launch.threads,
+              launch.graphs),
+        name=f"rankbias-{run.run_id}",
+        daemon=True,
+    )  # fmt: skip
+    proc.start()
+    child.close()
+    return Host(proc, parent, device)
+
+
+def start_pack(
+    ctx: Any, runs: list[PlannedRun], resumes: list[int | None], device: str, launch: Launch
+) -> Host:
+    """Start one process training ``runs`` as a fused pack."""
+    from ..engine.worker import pack_worker_main  # noqa: PLC0415 - imported in the child, not here
+
+    members = [
+        (r.run_id, r.config.model_dump_json(), str(checkpoints.run_directory(launch.checkpoint_root, r.run_id)),
+         resume)
+        for r, resume in zip(runs, resumes, strict=True)
+    ]  # fmt: skip
+    parent, child = ctx.Pipe(duplex=False)
+    control_in, control_out = ctx.Pipe(duplex=False)
+    proc = ctx.Process(
+        target=pack_worker_main,
+        args=(child, control_in, members, device, _str(launch.data_dir), launch.threads, launch.graphs),
+        name=f"rankbias-pack-{runs[0].run_id}",
+        daemon=True,
+    )
+    proc.start()
+    child.close()
+    control_in.close()
+    return Host(proc, parent, device, control=control_out, size=len(runs))
+
+
+def _str(path: Path | None) -> str | None:
+    return str(path) if path else None
+
+
+def record(store: Store, worker: Worker, event: RunEvent, defer: Callable[[Callable[[], None]], None]) -> None:
+    """Write one event of ``worker``'s run to the store (in the caller's transaction) and to its live
+    view. ``defer`` runs file deletions once the transaction that allows them has committed."""
+    run_id, live = worker.run.run_id, worker.live
+    match event:
+        case Started(total_steps=total, resumed_from=resumed, mode=mode):
+            live.total_steps, live.mode = total, mode
+            log.info("run %s on %s: %s", run_id, live.device, mode)
+            store.truncate_after(run_id, resumed)  # -1: a fresh start keeps nothing
+            store.set_progress(run_id, max(0, resumed), 0.0, total)
+        case Metrics(step=step, epoch=epoch, values=values):
+            store.add_metrics(run_id, [(step, epoch, name, value) for name, value in values.items()])
+            live.values.update(values)
+        case Spectra(rows=rows):
+            store.add_spectra(rows)
+            live.avg_rank = mean(r.rank for r in rows)  # the average rank (measures)
+        case Checkpoint(step=step):
+            store.set_checkpoint(run_id, step)
+            directory = checkpoints.run_directory(store.paths.checkpoints, run_id)
+            defer(lambda: checkpoints.prune(directory, keep=step))
+        case Progress(step=step, epoch=epoch):
+            live.step, live.epoch = step, epoch
+            store.set_progress(run_id, step, epoch)
+        case Finished(status=status, error=error):
+            worker.finished = (status, error)
+
+
+def death_reason(exitcode: int | None) -> str:
+    """Why a run failed whose process ended without reporting a result."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = " (the system may have run out of memory)" if name == "SIGKILL" else ""
+        return f"worker killed by {name}{hint} before the run finished"
+    return f"worker exited with code {exitcode} without reporting a result"
