@@ -1,0 +1,59 @@
+"""What the scheduler does with each worker event (scheduler.hosts.record), against a real store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from rankbias_tui import checkpoints
+from rankbias_tui.protocol import Checkpoint, Finished, Metrics, Progress, Spectra, SpectrumRow, Started
+from rankbias_tui.scheduler.hosts import Live, Worker, death_reason, record
+from rankbias_tui.spec import RunConfig
+from rankbias_tui.store import Store
+from rankbias_tui.sweep import PlannedRun, run_id
+
+
+def spectrum(rid: str, step: int, index: int, svals: list[float]) -> SpectrumRow:
+    s = np.array(svals)
+    s.flags.writeable = False  # as the worker builds it
+    return SpectrumRow(rid, step, 2.0, index, f"fc{index + 1}", 4, 5, 1, s, 2, 1e-3, 1.5, 2.5, 3.5, 4.5, np.inf)
+
+
+def test_events_reach_the_store_and_the_live_view(tmp_path: Path) -> None:
+    cfg = RunConfig(dataset="digits")
+    run = PlannedRun(run_id(cfg), "s", cfg)
+    later: list[Callable[[], None]] = []
+    with Store(tmp_path) as store:
+        store.add_runs([run], {})
+        worker = Worker(run, None, None, Live(run.run_id, "cpu"))  # type: ignore[arg-type]
+        rows = (spectrum(run.run_id, 20, 0, [0.9, 0.4, 1e-5, 0.0]), spectrum(run.run_id, 20, 1, [1.0, 0.0]))
+        ckpt = checkpoints.run_directory(store.paths.checkpoints, run.run_id)
+        ckpt.mkdir(parents=True)
+        for step in (0, 20):
+            checkpoints.path(ckpt, step).write_bytes(b"x")
+        for event in (
+            Started(run.run_id, 100, -1, "pack of 2, eager"),
+            Metrics(run.run_id, 20, 2.0, {"loss": 0.5, "test_acc": 0.75}),
+            Spectra(run.run_id, rows),
+            Checkpoint(run.run_id, 20),
+            Progress(run.run_id, 20, 2.0),
+            Finished(run.run_id, "diverged"),
+        ):
+            record(store, worker, event, later.append)
+        assert store.spectra(run.run_id) == list(rows)  # the same row type, singular values bit for bit
+        assert store.metrics(run.run_id) == [(20, 2.0, "loss", 0.5), (20, 2.0, "test_acc", 0.75)]
+        stored = store.run(run.run_id)
+        assert stored is not None and (stored.step, stored.total_steps, stored.checkpoint_step) == (20, 100, 20)
+    live = worker.live
+    assert (live.mode, live.step, live.epoch, live.avg_rank) == ("pack of 2, eager", 20, 2.0, 2.0)
+    assert worker.finished == ("diverged", None)
+    assert checkpoints.steps(ckpt) == [0, 20] and len(later) == 1  # pruned only once committed
+    later[0]()
+    assert checkpoints.steps(ckpt) == [20]
+
+
+def test_death_reasons() -> None:
+    assert "SIGKILL (the system may have run out of memory)" in death_reason(-9)
+    assert death_reason(3) == "worker exited with code 3 without reporting a result"
