@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from rankbias_tui.store import DB_NAME, Store, StoreError
-from tests.fixtures_store import build_store
+from tests.support.trend_store import build_store
 
 RANKBIAS = str(Path(sys.executable).with_name("rankbias"))
 

@@ -1,4 +1,4 @@
-"""``rankbias plot`` and ``rankbias_tui.figures`` on the fixture store (tests/fixtures_store.py).
+"""``rankbias plot`` and ``rankbias_tui.figures`` on the fixture store (tests/support/trend_store.py).
 
 Each kind: the gathered data (panels, lines, cells), the drawn figure (``get_lines``, the heat
 map's cells) and the files ``rankbias plot`` writes (valid PNG and SVG). ``--eps`` must match ranks
@@ -23,7 +23,7 @@ from rankbias_tui import figures
 from rankbias_tui.cli import app
 from rankbias_tui.measures import rank_at_eps
 from rankbias_tui.store import Store
-from tests.fixtures_store import EPOCHS, GRID, LAYERS, build_store
+from tests.support.trend_store import EPOCHS, GRID, LAYERS, build_store
 
 runner = CliRunner()
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -6,7 +6,6 @@ import csv
 from pathlib import Path
 
 import pytest
-from test_tui_fixture import make_app, make_store, pilot_test
 
 from rankbias_tui import export
 from rankbias_tui.scheduler import SchedulerLock
@@ -17,6 +16,7 @@ from rankbias_tui.tui.screens.detail import RunDetailScreen
 from rankbias_tui.tui.screens.launch import LaunchScreen
 from rankbias_tui.tui.widgets.charts import CurvesChart, RankChart, SpectrumChart
 from rankbias_tui.tui.widgets.runs_table import RunsTable
+from tests.support.tui_store import make_app, make_store, pilot_test
 
 SIZE = (100, 30)
 

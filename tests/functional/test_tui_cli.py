@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-from test_tui_live import SPEC
 
 from rankbias_tui import scheduler
 from rankbias_tui.store import Store, StorePaths
+from tests.support.tui_store import TINY_SPEC as SPEC
 
 pytestmark = pytest.mark.slow
 
@@ -45,8 +45,7 @@ def test_run_opens_the_app_and_the_scheduler_survives_a_hangup(tmp_path: Path) -
         read_until(fd, lambda out: b"Launch" in out and StorePaths.of(store_dir).state.exists())
     finally:
         os.close(fd)  # hang up: the kernel sends SIGHUP to the app
-    _, status = os.waitpid(pid, 0)
-    assert os.WIFSIGNALED(status) or os.WIFEXITED(status)
+    os.waitpid(pid, 0)  # the app has ended (a hung app would hang the test, not pass it)
     background = scheduler.status(store_dir)
     assert background.pid is not None and background.background  # it kept running
     assert scheduler.stop(store_dir, timeout_s=30) == background.pid

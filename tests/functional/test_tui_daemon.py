@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_tui_fixture import make_store, write_spec
 from typer.testing import CliRunner
 
 from rankbias_tui.cli import app as cli_app
@@ -15,6 +14,7 @@ from rankbias_tui.scheduler.daemon import Daemon
 from rankbias_tui.spec import load_spec
 from rankbias_tui.store import Request, Store
 from rankbias_tui.sweep import expand_sweep
+from tests.support.tui_store import make_store, write_spec
 
 CPU = Slots(("cpu",), 1, 1)
 NO_IDLE_EXIT = SchedulerOptions(idle_exit_s=0)

@@ -7,30 +7,16 @@ import time
 from pathlib import Path
 
 import pytest
-from test_tui_fixture import pilot_test
 
 from rankbias_tui import scheduler
 from rankbias_tui.store import Store, StorePaths
 from rankbias_tui.tui import create_app
 from rankbias_tui.tui.widgets.runs_table import RunsTable
+from tests.support.tui_store import TINY_SPEC as SPEC
+from tests.support.tui_store import pilot_test
 
 pytestmark = pytest.mark.slow
 
-SPEC = """\
-default_sweep = "tiny"
-
-[sweeps.tiny]
-model = "mlp"
-depth = 2
-width = 16
-dataset = "digits"
-epochs = 3
-lr = 0.1
-lr_milestones = []
-measure_every = 1
-batch_size = 32
-grid.weight_decay = [0.0, 0.01]
-"""
 OPTIONS = scheduler.SchedulerOptions(devices="cpu", per_device=1, idle_exit_s=120, pack_size=1)
 TIMEOUT_S = 90.0
 

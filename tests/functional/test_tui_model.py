@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_tui_fixture import NOW, make_store
 
 from rankbias_tui.tui.format import bar, bound, duration
 from rankbias_tui.tui.model import RunView, StoreFeed, downsample, eta_seconds, group_curves, varied_fields
 from rankbias_tui.tui.usage import DeviceUse, device_usage
 from rankbias_tui.tui.widgets.status import header_lines
+from tests.support.tui_store import NOW, make_store
 
 
 def view(run_id: str, status: str, progress: float = 0.0, started: float | None = None, **cfg) -> RunView:  # noqa: ANN003

@@ -2,7 +2,7 @@
 claim, and ``rankbias claims``.
 
 Records are built by hand (no store) where a rule's boundary matters, and from the fixture store
-(tests/fixtures_store.py) for the whole report and the command.
+(tests/support/trend_store.py) for the whole report and the command.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from rankbias_tui import claims
 from rankbias_tui.claims import AGREES, FAILS, HOLDS, NO_EFFECT, NOT_SHOWN, OPPOSES, UNTESTED
 from rankbias_tui.cli import app
-from tests.fixtures_store import MAX_AVG_RANK, build_store
+from tests.support.trend_store import MAX_AVG_RANK, build_store
 
 runner = CliRunner()
 

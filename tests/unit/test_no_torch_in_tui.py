@@ -7,7 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-FUNCTIONAL = Path(__file__).parents[1] / "functional"
+ROOT = Path(__file__).parents[2]
 
 
 def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -36,8 +36,8 @@ def test_driving_every_screen_does_not_import_torch(tmp_path: Path) -> None:
         f"""
         import asyncio, sys
         from pathlib import Path
-        sys.path.insert(0, {str(FUNCTIONAL)!r})
-        from test_tui_fixture import make_app, make_store
+        sys.path.insert(0, {str(ROOT)!r})
+        from tests.support.tui_store import make_app, make_store
 
         async def main():
             make_store(Path("runs")).close()

@@ -17,7 +17,7 @@ from rankbias_tui import report
 from rankbias_tui.cli import app
 from rankbias_tui.spec import SweepSpec
 from rankbias_tui.store import Store
-from tests.fixtures_store import build_store
+from tests.support.trend_store import build_store
 
 runner = CliRunner()
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -2,7 +2,7 @@
 
 Written through ``Store`` with deterministic numbers and timestamps (no torch, no training), so
 Pilot and snapshot tests see the same screens on every machine. ``python
-tests/functional/test_tui_fixture.py DIR`` writes it to DIR (for screenshots and trying the UI).
+tests/support/tui_store.py DIR`` writes it to DIR (for screenshots and trying the UI).
 """
 
 from __future__ import annotations
@@ -45,6 +45,22 @@ description = "same lr*wd product, two ways"
 batch_size = 16
 grid.lr = [0.1, 0.2]
 grid.weight_decay = [0.01, 0.005]
+"""
+# A tiny sweep that really trains (a few seconds): for the live and CLI tests.
+TINY_SPEC = """\
+default_sweep = "tiny"
+
+[sweeps.tiny]
+model = "mlp"
+depth = 2
+width = 16
+dataset = "digits"
+epochs = 3
+lr = 0.1
+lr_milestones = []
+measure_every = 1
+batch_size = 32
+grid.weight_decay = [0.0, 0.01]
 """
 # status and fraction of the 20 epochs reached, by position in the store
 PLAN = [
