@@ -14,10 +14,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from rankbias_tui.scheduler import Scheduler, StopRequested, plan_slots
 from rankbias_tui.spec import RunConfig
 from rankbias_tui.store import Request, Store
 from rankbias_tui.sweep import PlannedRun, run_id
+
+pytestmark = pytest.mark.slow  # trains real (tiny) runs
 
 TINY = dict(model="mlp", depth=2, width=16, dataset="digits", lr_milestones=(), measure_every=2)
 EVAL = ("train_loss", "train_acc", "test_loss", "test_acc")

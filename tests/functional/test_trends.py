@@ -12,6 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # trains real (tiny) runs
+
 SPEC = """
 default_sweep = "short"
 [sweeps.short]

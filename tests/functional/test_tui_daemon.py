@@ -16,6 +16,8 @@ from rankbias_tui.store import Request, Store
 from rankbias_tui.sweep import expand_sweep
 from tests.support.tui_store import make_store, write_spec
 
+pytestmark = pytest.mark.slow  # trains real (tiny) runs
+
 CPU = Slots(("cpu",), 1, 1)
 NO_IDLE_EXIT = SchedulerOptions(idle_exit_s=0)
 

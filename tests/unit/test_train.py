@@ -13,6 +13,8 @@ from rankbias_tui.engine.train import EagerStep, Run, train
 from rankbias_tui.protocol import Checkpoint, Event, Finished, Metrics, Spectra, Started
 from rankbias_tui.spec import RunConfig
 
+pytestmark = pytest.mark.slow  # trains real (tiny) runs
+
 TINY = RunConfig(
     model="mlp-bn",
     depth=2,

@@ -20,6 +20,8 @@ from rankbias_tui.engine.pack import train_pack
 from rankbias_tui.protocol import Checkpoint, Event, Finished, Metrics, Progress, Spectra, Started
 from rankbias_tui.spec import RunConfig
 
+pytestmark = pytest.mark.slow  # trains real (tiny) runs
+
 BASE = dict(model="mlp-bn", depth=2, width=24, dataset="digits", epochs=3, batch_size=16, measure_every=1)
 HYPER = [
     dict(lr=0.1, weight_decay=1e-3, seed=0),

@@ -21,6 +21,8 @@ from rankbias_tui.engine.train import EagerStep, Run, graphed_or_eager
 from rankbias_tui.protocol import Event, Metrics
 from rankbias_tui.spec import RunConfig
 
+pytestmark = pytest.mark.slow  # trains real (tiny) runs
+
 CFG = RunConfig(model="mlp-bn", depth=2, width=24, dataset="digits", epochs=2, batch_size=16, lr=0.05,
                 momentum=0.9, weight_decay=5e-3, lr_milestones=(1,))  # fmt: skip
 
@@ -50,7 +52,8 @@ def test_graph_step_logic_follows_the_eager_loop(cfg: RunConfig, digits, tmp_pat
     eager, eager_events = trained(cfg, digits, graphed=False)
     graphed, graphed_events = trained(cfg, digits, graphed=True)
     assert [(type(e), e.step, e.epoch) for e in graphed_events] == [  # type: ignore[union-attr]
-        (type(e), e.step, e.epoch) for e in eager_events  # type: ignore[union-attr]
+        (type(e), e.step, e.epoch)
+        for e in eager_events  # type: ignore[union-attr]
     ]
     for a, b in zip(eager_events, graphed_events, strict=True):
         assert isinstance(a, Metrics) and isinstance(b, Metrics)
@@ -100,4 +103,4 @@ def test_bf16_channels_last_conv_net_trains_on_cpu(digits) -> None:
     events: list[Event] = []
     assert Loop(run, GraphedStep(run, capture=False), events.append).epoch()
     assert isinstance(events[-1], Metrics) and math.isfinite(events[-1].values["loss"])
-    assert run.evaluate(run.data.x_test[:64], run.data.y_test[:64])[1] >= 0.0
+    assert math.isfinite(run.evaluate(run.data.x_test[:64], run.data.y_test[:64])[0])  # eval in bf16 too
