@@ -38,11 +38,9 @@ def _read_only(directory: Path, *command: str) -> subprocess.CompletedProcess[st
     )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("ro") / "store"
-    build_store(directory).close()
-    return directory
+@pytest.fixture
+def shared_store(trend_store: Path) -> Path:
+    return trend_store
 
 
 @pytest.mark.skipif(not _can_mount(), reason="needs root and unshare -m for a read-only mount")

@@ -16,15 +16,14 @@ from rankbias_tui.tui.screens.detail import RunDetailScreen
 from rankbias_tui.tui.screens.launch import LaunchScreen
 from rankbias_tui.tui.widgets.charts import CurvesChart, RankChart, SpectrumChart
 from rankbias_tui.tui.widgets.runs_table import RunsTable
-from tests.support.tui_store import make_app, make_store, pilot_test
+from tests.support.tui_store import make_app, pilot_test
 
 SIZE = (100, 30)
 
 
 @pytest.fixture
-def store_dir(tmp_path: Path) -> Path:
-    make_store(tmp_path / "runs").close()
-    return tmp_path / "runs"
+def store_dir(tui_store: Path) -> Path:
+    return tui_store
 
 
 def runs_of(store_dir: Path) -> dict[str, str]:
