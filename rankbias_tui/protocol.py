@@ -54,12 +54,16 @@ class SpectrumRow:
 # ----- worker -> scheduler: events about one run -------------------------------------------------
 @dataclass(frozen=True)
 class Started:
-    """The run began, or resumed from step ``resumed_from`` (-1: a fresh start), trained by ``mode``."""
+    """The run began, or resumed from step ``resumed_from`` (-1: a fresh start), trained by ``mode``
+    under training protocol ``protocol_version`` (``engine.loop.PROTOCOL_VERSION``); ``note`` says
+    what the start must not do silently (a checkpoint of another protocol, not resumed)."""
 
     run_id: str
     total_steps: int
     resumed_from: int
     mode: str
+    protocol_version: int = 0  # 0: not said (a worker older than protocol 2)
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,9 @@ class Progress:
 
 @dataclass(frozen=True)
 class Finished:
-    """The run ended with ``status`` (done, diverged, cancelled, failed) and, if any, its reason."""
+    """The run ended with ``status`` (done, diverged, cancelled, failed) and why in ``error``: its
+    first line the reason (the guard's accuracies and epochs, the steps of a non-finite loss, a
+    failure), then what ``Started.note`` said. The store keeps it in the run's ``error`` column."""
 
     run_id: str
     status: str

@@ -60,7 +60,11 @@ class RunConfig(BaseModel):
     epochs: int = Field(500, ge=1, le=MAX_INT)
     """Passes over the training set."""
     batch_size: int = Field(32, ge=1, le=MAX_INT)
-    """Mini-batch size B (batches are shuffled each epoch; an incomplete last batch is dropped)."""
+    """Mini-batch size B (batches are shuffled each epoch; see ``drop_last`` for the last one)."""
+    drop_last: bool = False
+    """Drop the last, partial batch of each epoch. The authors keep it (an epoch is ceil(n/B)
+    steps, the last one's loss the mean over the examples it holds); true: floor(n/B) steps of B.
+    An ``mlp-bn`` drops a last batch of one example either way: BatchNorm cannot train on it."""
     lr: float = Field(0.1, gt=0)
     """Initial SGD learning rate mu."""
     momentum: float = Field(0.0, ge=0, lt=1)

@@ -4,9 +4,10 @@ Owns: ``StepGraph`` (capture after a warm-up whose effects are undone, so the tr
 the eager loop follows), ``sgd_foreach_`` (torch.optim.SGD's update with the learning rate in a
 device tensor) and ``GraphedStep``, the graphed twin of a single run's ``train.EagerStep``: the
 batch is taken by index from a device-resident permutation with a device step counter, then
-forward, backward, update, and on-device sums of loss and accuracy. Whatever changes between steps
-lives in tensors the graph reads, so the host only replays; the learning-rate schedule writes a
-tensor and never re-captures. With ``capture=False`` (and on a CPU) the same step runs eagerly,
+forward, backward, update, and on-device sums of loss and accuracy; an epoch's short last batch
+(``engine.loop.epoch_batches``) is a second graph captured for its shape. Whatever changes between
+steps lives in tensors the graphs read, so the host only replays; the learning-rate schedule writes
+a tensor and never re-captures. With ``capture=False`` (and on a CPU) the same step runs eagerly,
 which is what the CPU tests run. Does not own: the loop, logging, measurement or checkpoints
 (``engine.loop`` drives the step and does them between replays). Imports nothing of
 ``engine.train`` (which picks this step), so it names what it needs of a run in ``SingleRun``.
@@ -22,7 +23,7 @@ from torch import Tensor, nn
 
 from ..spec import RunConfig
 from .data import DataSet
-from .loop import lr_at
+from .loop import Batches, lr_at
 from .models import loss_fn
 
 WARMUP_STEPS = 3
@@ -91,38 +92,43 @@ class SingleRun(Protocol):
     opt: torch.optim.SGD
     gen: torch.Generator
     epoch: int
-    steps_per_epoch: int
+    batches: Batches
 
     def autocast(self) -> torch.autocast: ...
 
     def as_input(self, x: Tensor) -> Tensor: ...
 
 
-def running_means(loss_sum: Tensor, correct: Tensor, seen: int, batch_size: int) -> tuple[float, float]:
-    """A single run's mean loss and accuracy over ``seen`` steps from their on-device sums (read
-    with one host sync), which are then zeroed: the running metrics of the eager and graphed steps."""
-    out = loss_sum.item() / seen, correct.item() / (seen * batch_size)
+def running_means(loss_sum: Tensor, correct: Tensor, seen: int, examples: int) -> tuple[float, float]:
+    """A single run's mean batch loss over ``seen`` steps and accuracy over their ``examples``, from
+    on-device sums (read with one host sync), which are then zeroed: the running metrics of the
+    eager and graphed steps."""
+    out = loss_sum.item() / seen, correct.item() / examples
     loss_sum.zero_(), correct.zero_()
     return out
 
 
 class GraphedStep:
-    """A run's step as one captured CUDA graph replay; same batches, same update as the eager step."""
+    """A run's step as one captured CUDA graph replay; same batches, same update as the eager step.
+
+    An epoch whose last batch is short replays a second graph, captured for the tail's shape."""
 
     def __init__(self, run: SingleRun, capture: bool = True):
-        self.run = run
-        n, b = len(run.data.y_train), run.cfg.batch_size
-        dev = run.device
-        self.perm = torch.zeros(run.steps_per_epoch, min(b, n), dtype=torch.long, device=dev)  # (S, B)
+        self.run, batches, dev = run, run.batches, run.device
+        self.perm = torch.zeros(batches.full, batches.size, dtype=torch.long, device=dev)  # (S, B)
+        self.tail_perm = torch.zeros(batches.tail, dtype=torch.long, device=dev)  # (T,), T = 0: none
         self.counter = torch.zeros(1, dtype=torch.long, device=dev)  # the step within the epoch
         self.neg_lr = torch.zeros((), device=dev)
         self.loss_sum = torch.zeros((), device=dev)
         self.correct = torch.zeros((), dtype=torch.long, device=dev)
         self.params = list(run.model.parameters())
         self.bufs = self._momentum_buffers()
+        self.i, self.examples = 0, 0  # host-side: the step within the epoch, examples since read
         run.model.train()
         state = [*self.params, *run.model.buffers(), *(self.bufs or []), self.counter, self.loss_sum]
-        self.replay = StepGraph(self._body, [*state, self.correct], capture)
+        state.append(self.correct)
+        self.replay = StepGraph(lambda: self._body(self._batch()), state, capture)
+        self.replay_tail = StepGraph(lambda: self._body(self.tail_perm), state, capture) if batches.tail else None
 
     def _momentum_buffers(self) -> list[Tensor] | None:
         """The optimiser's own buffers (zeros if it has none yet), so checkpoints stay its format."""
@@ -133,14 +139,18 @@ class GraphedStep:
             state.setdefault("momentum_buffer", torch.zeros_like(p))
         return [state["momentum_buffer"] for state in states]
 
-    def _body(self) -> None:
-        run, data = self.run, self.run.data
-        idx = self.perm.index_select(0, self.counter).view(-1)  # (B,), no host sync
+    def _batch(self) -> Tensor:
+        """This step's full batch of indices, (B,), chosen by the device counter: no host sync."""
+        idx = self.perm.index_select(0, self.counter).view(-1)
         self.counter += 1
+        return idx
+
+    def _body(self, idx: Tensor) -> None:
+        run, data = self.run, self.run.data
         x, y = data.x_train.index_select(0, idx), data.y_train.index_select(0, idx)
         with run.autocast():
             logits = run.model(run.as_input(x))  # (B, classes)
-            loss = loss_fn(run.cfg, logits, y, data.n_classes)
+            loss = loss_fn(run.cfg, logits, y, data.n_classes)  # the mean over this batch's examples
         grads = torch.autograd.grad(loss, self.params)
         cfg = run.cfg
         sgd_foreach_(self.params, grads, self.bufs, self.neg_lr, cfg.momentum, cfg.weight_decay)
@@ -149,17 +159,26 @@ class GraphedStep:
             self.correct += (logits.detach().argmax(1) == y).sum()
 
     def begin_epoch(self) -> None:
-        run = self.run
-        lr = lr_at(run.cfg, run.epoch)
+        run, b = self.run, self.run.batches
+        lr = lr_at(run.cfg, run.epoch + 1)
         for group in run.opt.param_groups:
             group["lr"] = lr  # what a checkpoint records
         self.neg_lr.fill_(-lr)
         perm = torch.randperm(len(run.data.y_train), generator=run.gen, device=run.device)  # (N,)
         self.perm.copy_(perm[: self.perm.numel()].view_as(self.perm))
+        self.tail_perm.copy_(perm[self.perm.numel() : self.perm.numel() + b.tail])
         self.counter.zero_(), self.loss_sum.zero_(), self.correct.zero_()
+        self.i = 0
 
     def __call__(self) -> None:
-        self.replay()
+        batches = self.run.batches
+        if self.replay_tail is not None and self.i == batches.full:
+            self.replay_tail()
+        else:
+            self.replay()
+        self.examples += batches.of_step(self.i)
+        self.i += 1
 
     def running(self, seen: int) -> list[tuple[float, float]]:
-        return [running_means(self.loss_sum, self.correct, seen, self.run.cfg.batch_size)]
+        examples, self.examples = self.examples, 0
+        return [running_means(self.loss_sum, self.correct, seen, examples)]

@@ -1,10 +1,12 @@
 """The one epoch loop: an eager run, a graphed run and a fused pack all train through ``Loop``.
 
-Owns: the cadence of training (the learning-rate schedule; running loss and accuracy logged about
-once a second and at every epoch end; evaluation every ``eval_every`` epochs; spectra every
-``measure_every`` epochs, each followed by the members' checkpoints), the divergence rules (a
-non-finite running loss, NaN/inf weights at a measurement, the guard of PAPER.md), cancellation,
-and every event that reports them (``rankbias_tui.protocol``). It drives two objects passed in: a
+Owns: the training protocol and its version (``PROTOCOL_VERSION``): the learning-rate schedule,
+how an epoch splits into batches (the last one kept short unless ``drop_last``); the cadence
+(running loss and accuracy logged about once a second and at every epoch end; evaluation every
+``eval_every`` epochs and at measurement points; spectra every ``measure_every`` epochs, each
+followed by the members' checkpoints); the divergence rules (a non-finite running loss, NaN/inf
+weights at a measurement, the guard of PAPER.md on measurement points), each stopping a run with
+its reason; cancellation; and every event that reports them (``rankbias_tui.protocol``). It drives two objects passed in: a
 ``Trainer`` (the members being trained, and what happens between epochs: evaluate, measure, save)
 and a ``Step`` (one training step of every live member, its per-epoch set-up and running sums).
 Does not own: how a step is computed (``engine.train``: eager; ``engine.graphs``: one CUDA graph;
@@ -39,16 +41,56 @@ class Member:
     resume_step: int | None = None
 
 
-# ----- the cadence rules -------------------------------------------------------------------------
+# ----- the protocol ------------------------------------------------------------------------------
+# The version of the training protocol below, stored with every run and in every checkpoint: a
+# change that alters the numbers of a configuration (whose id stays the same) bumps it, and a
+# checkpoint of another version is never resumed (``train.load_checkpoint``). 1: rankbias up to
+# issue 11. 2: the authors' protocol to the step (issue 11): the schedule of ``lr_at``, the last
+# partial batch kept (``epoch_batches``), the guard on measurement points, TF32 off for fp32.
+PROTOCOL_VERSION = 2
+
+
 def lr_at(cfg: RunConfig, epoch: int) -> float:
-    """Step schedule: multiply by lr_gamma at each milestone already reached."""
-    return cfg.lr * cfg.lr_gamma ** sum(epoch >= m for m in cfg.lr_milestones)
+    """The learning rate of 1-based epoch ``epoch``: lr * gamma^(milestones <= epoch), as the
+    authors' ``MultiStepLR.step(epoch)`` at the start of each epoch (epoch 60 already decayed)."""
+    return cfg.lr * cfg.lr_gamma ** sum(m <= epoch for m in cfg.lr_milestones)
 
 
 def last_lr(cfg: RunConfig, epoch: int) -> float:
     """The learning rate of the steps that produced the weights after ``epoch`` completed epochs
-    (the bound at a milestone must use the rate the weights were trained with, not the next one)."""
-    return lr_at(cfg, max(0, epoch - 1))
+    (the bound at a milestone must use the rate the weights were trained with, not the next one);
+    at initialisation, the rate the first epoch will use."""
+    return lr_at(cfg, max(1, epoch))
+
+
+@dataclass(frozen=True)
+class Batches:
+    """An epoch of ``n`` examples as steps: ``full`` batches of ``size``, then one ``tail`` batch of
+    the rest (0: no tail)."""
+
+    size: int
+    full: int
+    tail: int
+
+    @property
+    def steps(self) -> int:
+        return self.full + (self.tail > 0)
+
+    def of_step(self, i: int) -> int:
+        """Examples in step ``i`` (0-based) of the epoch."""
+        return self.tail if i == self.full else self.size
+
+
+def epoch_batches(n: int, cfg: RunConfig) -> Batches:
+    """How ``cfg`` splits ``n`` training examples per epoch: ceil(n/B) steps, the last one short,
+    as the authors' DataLoader (``drop_last`` False); floor(n/B) steps with ``drop_last``. A batch
+    larger than the data (the spec refuses it) is one step of all of it."""
+    full, rest = divmod(n, cfg.batch_size)
+    if full == 0:
+        return Batches(n, 1, 0)
+    if rest == 1 and cfg.model == "mlp-bn":
+        rest = 0  # BatchNorm1d cannot train on one example (torch raises; the authors' loader would)
+    return Batches(cfg.batch_size, full, 0 if cfg.drop_last else rest)
 
 
 def is_measure_epoch(cfg: RunConfig, epoch: int) -> bool:
@@ -56,13 +98,22 @@ def is_measure_epoch(cfg: RunConfig, epoch: int) -> bool:
 
 
 def is_eval_epoch(cfg: RunConfig, epoch: int) -> bool:
-    return epoch % cfg.eval_every == 0 or epoch == cfg.epochs
+    """Evaluate every ``eval_every`` epochs, at the end, and at every measurement point (the
+    guard reads the train accuracy there)."""
+    return epoch % cfg.eval_every == 0 or is_measure_epoch(cfg, epoch)
 
 
-def diverged_by_guard(cfg: RunConfig, epoch: int, train_accs: list[float]) -> bool:
-    """PAPER.md: after diverge_after epochs, the last three train accuracies all <= diverge_acc."""
-    accs = train_accs[-3:]
-    return epoch > cfg.diverge_after and len(accs) == 3 and max(accs) <= cfg.diverge_acc
+def guard_reason(cfg: RunConfig, epoch: int, points: Sequence[tuple[int, float]]) -> str | None:
+    """PAPER.md's guard, at a measurement point ``epoch``: from epoch ``diverge_after`` on, the train
+    accuracies at the last three measurement points (``points``: (epoch, accuracy)) all
+    <= ``diverge_acc``. Why the run diverged, or None."""
+    last = list(points[-3:])
+    if epoch < cfg.diverge_after or len(last) < 3 or last[-1][0] != epoch:
+        return None
+    if any(acc > cfg.diverge_acc for _, acc in last):
+        return None
+    listed = ", ".join(f"{acc:.3f} at epoch {e}" for e, acc in last)
+    return f"train accuracy <= {cfg.diverge_acc:g} at the last three measurement points ({listed})"
 
 
 # ----- what the loop drives ----------------------------------------------------------------------
@@ -70,12 +121,13 @@ class Step(Protocol):
     """One training step of every live member, with no host synchronisation."""
 
     def begin_epoch(self) -> None:
-        """Set this epoch's learning rates and batch order; zero the running sums."""
+        """Set this epoch's learning rates and batch order (``epoch_batches``); zero the sums."""
 
     def __call__(self) -> None: ...
 
     def running(self, seen: int) -> list[tuple[float, float]]:
-        """Each member's mean (loss, accuracy) over the last ``seen`` steps, then zero the sums."""
+        """Each member's mean (loss, accuracy) over the last ``seen`` steps, then zero the sums: the
+        mean of their batch losses, and the share of their examples classified right."""
         ...
 
 
@@ -84,7 +136,7 @@ class Trainer(Protocol):
 
     members: Sequence[Member]
     active: list[bool]  # False once a member ended: its weights stay frozen
-    train_accs: list[list[float]]  # each member's eval-mode train accuracies, for the guard
+    train_accs: list[list[tuple[int, float]]]  # (epoch, eval-mode train accuracy) at measurement points
     steps_per_epoch: int
     step: int  # steps taken
     epoch: int  # completed epochs
@@ -93,7 +145,7 @@ class Trainer(Protocol):
     def total_steps(self) -> int: ...
 
     def eval_metrics(self) -> list[dict[str, float]]:
-        """Every member's train/test loss and accuracy (appending to ``train_accs``)."""
+        """Every member's train/test loss and accuracy (``train_acc``, ``test_acc``, ...)."""
         ...
 
     def measure(self) -> dict[int, list[SpectrumRow] | None]:
@@ -120,23 +172,29 @@ class Loop:
     ):
         self.trainer, self.step, self.emit, self.poll_cancel = trainer, step, emit, poll_cancel
         self.statuses = {m.run_id: "running" for m in trainer.members}
+        self.notes: dict[str, str] = {}
 
-    def run(self, resumed: int, mode: str) -> dict[str, str]:
+    def run(self, resumed: int, mode: str, notes: dict[str, str] | None = None) -> dict[str, str]:
         """Train from initialisation (``resumed`` -1) or the checkpoint at step ``resumed`` to the
-        end; every member ends with a ``Finished`` event. Return run_id -> final status."""
+        end; every member ends with a ``Finished`` event. ``notes``: run_id -> what the start
+        should say (a checkpoint not resumed), sent with ``Started`` and kept with the run's end.
+        Return run_id -> final status."""
         t = self.trainer
         cfg = t.members[0].cfg  # members share epochs and cadence
+        self.notes = notes or {}
         for m in t.members:
-            self.emit(Started(m.run_id, t.total_steps, resumed, mode))
+            note = self.notes.get(m.run_id)
+            self.emit(Started(m.run_id, t.total_steps, resumed, mode, PROTOCOL_VERSION, note))
         if resumed < 0:
             self.checkpoint_point(evaluate=True)
         while t.epoch < cfg.epochs and any(t.active):
             if not self.epoch():
                 break
             self.checkpoint_point(evaluate=is_eval_epoch(cfg, t.epoch))
-            for k in self.live():
-                if diverged_by_guard(t.members[k].cfg, t.epoch, t.train_accs[k]):
-                    self.stop(k, "diverged")
+            if is_measure_epoch(cfg, t.epoch):
+                for k in self.live():
+                    if reason := guard_reason(t.members[k].cfg, t.epoch, t.train_accs[k]):
+                        self.stop(k, "diverged", reason)
         for k in self.live():
             self.stop(k, "done")
         return self.statuses
@@ -167,10 +225,11 @@ class Loop:
         epoch = t.epoch + done / t.steps_per_epoch
         for k in self.live():
             (loss, acc), member = means[k], t.members[k]
-            values = {"loss": loss, "acc": acc, "lr": lr_at(member.cfg, t.epoch)}
+            values = {"loss": loss, "acc": acc, "lr": lr_at(member.cfg, t.epoch + 1)}
             self.emit(Metrics(member.run_id, t.step, epoch, values))
-            if not math.isfinite(loss):
-                self.stop(k, "diverged")
+            if not math.isfinite(loss):  # the running sum: some step since the last log point
+                steps = f"step {t.step}" if seen == 1 else f"steps {t.step - seen + 1}-{t.step}"
+                self.stop(k, "diverged", f"training loss became {loss} in {steps} (epoch {t.epoch + 1})")
 
     def _cancel(self, run_ids: list[str]) -> None:
         for k in self.live():
@@ -182,11 +241,14 @@ class Loop:
         after each measurement, then report progress."""
         t = self.trainer
         step, epoch = t.step, float(t.epoch)
+        measure = is_measure_epoch(t.members[0].cfg, t.epoch)
         if evaluate:
             for k, values in enumerate(t.eval_metrics()):
                 if t.active[k]:
                     self.emit(Metrics(t.members[k].run_id, step, epoch, values))
-        if is_measure_epoch(t.members[0].cfg, t.epoch):
+                    if measure:  # the guard's points, saved with the checkpoint below
+                        t.train_accs[k].append((t.epoch, values["train_acc"]))
+        if measure:
             self._measure(step, epoch)
         for k in self.live():
             self.emit(Progress(t.members[k].run_id, step, epoch))
@@ -196,7 +258,7 @@ class Loop:
         for k, rows in t.measure().items():
             member = t.members[k]
             if rows is None:
-                self.stop(k, "diverged")  # NaN/inf weights: nothing to measure
+                self.stop(k, "diverged", f"NaN/inf weights at step {step} (epoch {epoch:g})")
                 continue
             self.emit(Spectra(member.run_id, tuple(rows)))
             if extra := t.measure_metrics():
@@ -205,12 +267,14 @@ class Loop:
                 t.save(k, checkpoints.path(member.ckpt_dir, step))
                 self.emit(Checkpoint(member.run_id, step))
 
-    def stop(self, k: int, status: str, error: str | None = None) -> None:
-        """Freeze member k for the rest of the loop and report its end."""
+    def stop(self, k: int, status: str, reason: str | None = None) -> None:
+        """Freeze member k for the rest of the loop and report its end, with why (its first line)
+        and what its start said."""
         run_id = self.trainer.members[k].run_id
         self.trainer.freeze(k)
         self.statuses[run_id] = status
-        self.emit(Finished(run_id, status, error))
+        why = "\n".join(line for line in (reason, self.notes.get(run_id)) if line) or None
+        self.emit(Finished(run_id, status, why))
 
     def live(self) -> list[int]:
         return [k for k, active in enumerate(self.trainer.active) if active]

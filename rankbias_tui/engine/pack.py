@@ -24,9 +24,9 @@ from ..protocol import SpectrumRow
 from .data import DataSet, load_dataset, subset_rows
 from .fused import PackModel, buffers_from_state, sgd_state
 from .graphs import StepGraph
-from .loop import Emit, Loop, Member, last_lr, lr_at
+from .loop import PROTOCOL_VERSION, Emit, Loop, Member, epoch_batches, last_lr, lr_at
 from .models import measured_layers
-from .train import restore_generator, save_atomic
+from .train import load_checkpoint, restore_generator, save_atomic, set_precision
 
 EVAL_ELEMENTS = 1 << 24  # floats per evaluation chunk of all members' activations
 
@@ -46,30 +46,39 @@ class Pack:
         rows = [subset_rows(len(data.y_train), c.train_size, c.seed) for c in self.cfgs]
         self.shared = cfg.train_size is None or cfg.train_size >= len(data.y_train)
         self.rows = torch.stack(rows).to(self.device)  # (K, n): member k's training examples
-        n = self.rows.shape[1]
-        self.steps_per_epoch = max(1, n // cfg.batch_size)
+        self.batches = epoch_batches(self.rows.shape[1], cfg)  # the same for every member
+        self.steps_per_epoch = self.batches.steps
         self.step, self.epoch = 0, 0  # steps taken, completed epochs (all members in lockstep)
-        self.train_accs: list[list[float]] = [[] for _ in members]
+        self.train_accs: list[list[tuple[int, float]]] = [[] for _ in members]  # the guard's points
         self.active = [True] * self.k
         self.measure_s, self.started = 0.0, time.monotonic()
-        self._static_buffers(min(cfg.batch_size, n))
+        self._static_buffers()
         self.capture_failed = ""
-        self.step_fn = self._step_fn(graphs and self.device.type == "cuda")
+        self.notes: dict[str, str] = {}  # run_id -> why its checkpoint was not resumed
+        self.step_fn, self.tail_fn = self._step_fns(graphs and self.device.type == "cuda")
 
-    def _step_fn(self, capture: bool) -> StepGraph:
-        """The graphed step, or the eager one if capture is off or fails (not for lack of memory:
-        that must reach the scheduler, which splits the pack)."""
+    def _step_fns(self, capture: bool) -> tuple[StepGraph, StepGraph | None]:
+        """The graphed steps (full batches; the short last batch, if any, with a graph of its own),
+        or eager ones if capture is off or fails (not for lack of memory: that must reach the
+        scheduler, which splits the pack)."""
+        full, tail = (lambda: self._body(self._batch())), (lambda: self._body(self.tail_perm))
+        has_tail = self.batches.tail > 0
         try:
-            return StepGraph(self._body, self._written(), capture=capture)
+            return (
+                StepGraph(full, self._written(), capture=capture),
+                StepGraph(tail, self._written(), capture=capture) if has_tail else None,
+            )
         except torch.cuda.OutOfMemoryError:
             raise
         except Exception as err:  # noqa: BLE001 - any other capture problem: train eagerly
             self.capture_failed = (str(err).splitlines() or [type(err).__name__])[0][:120]
-            return StepGraph(self._body, [], capture=False)
+            return StepGraph(full, [], capture=False), StepGraph(tail, [], capture=False) if has_tail else None
 
-    def _static_buffers(self, b: int) -> None:
-        k, dev = self.k, self.device
-        self.perm = torch.zeros(self.steps_per_epoch, k, b, dtype=torch.long, device=dev)  # (S, K, B)
+    def _static_buffers(self) -> None:
+        k, dev, batches = self.k, self.device, self.batches
+        self.perm = torch.zeros(batches.full, k, batches.size, dtype=torch.long, device=dev)  # (S, K, B)
+        self.tail_perm = torch.zeros(k, batches.tail, dtype=torch.long, device=dev)  # (K, T)
+        self.i, self.examples = 0, 0  # host-side: the step within the epoch, examples per member since read
         self.counter = torch.zeros(1, dtype=torch.long, device=dev)
         self.loss_sum = torch.zeros(k, device=dev)  # (K,)
         self.correct = torch.zeros(k, dtype=torch.long, device=dev)  # (K,)
@@ -89,14 +98,20 @@ class Pack:
         return f"pack of {self.k}, " + ("graphed" if self.step_fn.graph is not None else "eager")
 
     # ----- the step: every member's SGD step at once -------------------------------------------
-    def _body(self) -> None:
-        k, b = self.k, self.perm.shape[2]
-        idx = self.perm.index_select(0, self.counter).view(-1)  # (K*B,), no host sync
+    def _batch(self) -> Tensor:
+        """This step's full batches, (K, B) rows of ``self.x``, chosen by the device counter."""
+        idx = self.perm.index_select(0, self.counter).view(self.k, -1)  # no host sync
         self.counter += 1
+        return idx
+
+    def _body(self, rows: Tensor) -> None:
+        """One SGD step of every member on its batch ``rows`` (K, B): a full batch or the tail."""
+        k, b = rows.shape
+        idx = rows.reshape(-1)  # (K*B,)
         x = self.x.index_select(0, idx).view(k, b, -1)  # (K, B, D)
         y = self.data.y_train.index_select(0, idx).view(k, b)  # (K, B)
         logits = self.model.forward(x)  # (K, B, classes)
-        per_member = self._losses(logits, y).mean(1)  # (K,), each member's mean batch loss
+        per_member = self._losses(logits, y).mean(1)  # (K,), the mean over the batch's examples
         grads = torch.autograd.grad(per_member.sum(), self.model.params)
         self.model.sgd_(grads)
         with torch.no_grad():
@@ -115,21 +130,29 @@ class Pack:
     def begin_epoch(self) -> None:
         """Learning rates of this epoch, and each member's permutation from its own generator."""
         self.model.set_lr(
-            [lr_at(c, self.epoch) if a else 0.0 for c, a in zip(self.cfgs, self.active, strict=True)]
+            [lr_at(c, self.epoch + 1) if a else 0.0 for c, a in zip(self.cfgs, self.active, strict=True)]
         )
-        n, (s, k, b) = self.rows.shape[1], self.perm.shape
+        n, (s, k, b), tail = self.rows.shape[1], self.perm.shape, self.batches.tail
         perms = torch.stack([torch.randperm(n, generator=g, device=self.device) for g in self.gens])  # (K, n)
-        batches = self.rows.gather(1, perms)[:, : s * b].reshape(k, s, b)  # rows of self.x
-        self.perm.copy_(batches.transpose(0, 1))
+        ordered = self.rows.gather(1, perms)  # (K, n) rows of self.x, in each member's order
+        self.perm.copy_(ordered[:, : s * b].reshape(k, s, b).transpose(0, 1))
+        self.tail_perm.copy_(ordered[:, s * b : s * b + tail])
         self.counter.zero_(), self.loss_sum.zero_(), self.correct.zero_()
+        self.i = 0
 
     def __call__(self) -> None:
-        self.step_fn()
+        if self.tail_fn is not None and self.i == self.batches.full:
+            self.tail_fn()
+        else:
+            self.step_fn()
+        self.examples += self.batches.of_step(self.i)
+        self.i += 1
 
     def running(self, seen: int) -> list[tuple[float, float]]:
         losses = (self.loss_sum / seen).tolist()  # the one host sync, about once a second
-        accs = (self.correct.double() / (seen * self.cfgs[0].batch_size)).tolist()
+        accs = (self.correct.double() / self.examples).tolist()
         self.loss_sum.zero_(), self.correct.zero_()
+        self.examples = 0
         return list(zip(losses, accs, strict=True))
 
     def freeze(self, k: int) -> None:
@@ -169,7 +192,6 @@ class Pack:
         test_loss, test_acc = self.evaluate(d.x_test.reshape(len(d.y_test), -1), d.y_test, None)
         out = []
         for k in range(self.k):
-            self.train_accs[k].append(train_acc[k])
             names = ("train_loss", "train_acc", "test_loss", "test_acc")
             out.append(
                 dict(zip(names, (train_loss[k], train_acc[k], test_loss[k], test_acc[k]), strict=True))
@@ -223,19 +245,24 @@ class Pack:
             "step": self.step,
             "epoch": self.epoch,
             "train_accs": list(self.train_accs[k]),
+            "protocol_version": PROTOCOL_VERSION,
         }
         save_atomic(payload, path)
 
     def resume(self) -> int:
-        """Load every member's checkpoint if all have one at the same step; return it, else -1."""
+        """Load every member's checkpoint if all have one at the same step, made under this training
+        protocol; return it, else -1 (``notes`` says why for a member whose checkpoint is of
+        another protocol)."""
         paths = [
             checkpoints.path(m.ckpt_dir, m.resume_step) if m.ckpt_dir and m.resume_step is not None else None
             for m in self.members
         ]
         if any(p is None or not p.exists() for p in paths):
             return -1
-        payloads = [torch.load(p, map_location=self.device, weights_only=True) for p in paths]  # type: ignore[arg-type]
-        if len({p["step"] for p in payloads}) != 1:
+        loaded = [load_checkpoint(p, self.device) for p in paths]  # type: ignore[arg-type]
+        self.notes = {m.run_id: note for m, (_, note) in zip(self.members, loaded, strict=True) if note}
+        payloads = [payload for payload, _ in loaded]
+        if self.notes or len({p["step"] for p in payloads}) != 1:  # type: ignore[index]
             return -1
         for k, (payload, path) in enumerate(zip(payloads, paths, strict=True)):
             self.model.load_member(k, payload["model"])
@@ -243,7 +270,7 @@ class Pack:
             if bufs is not None:
                 self.model.load_member_buffers(k, bufs)
             restore_generator(self.gens[k], payload["gen"], path)  # type: ignore[arg-type]
-            self.train_accs[k] = list(payload["train_accs"])
+            self.train_accs[k] = [(int(e), float(a)) for e, a in payload["train_accs"]]
         self.step, self.epoch = payloads[0]["step"], payloads[0]["epoch"]
         return self.step
 
@@ -261,7 +288,8 @@ def train_pack(
 
     ``poll_cancel`` returns the ids of members to cancel (asked since it was last called)."""
     cfg = members[0].cfg
+    set_precision(cfg.precision)
     data = load_dataset(cfg.dataset, data_dir, device)  # the full set: members pick their subsets
     pack = Pack(members, device, data, graphs)
     resumed = pack.resume()
-    return Loop(pack, pack, emit, poll_cancel).run(resumed, pack.mode())
+    return Loop(pack, pack, emit, poll_cancel).run(resumed, pack.mode(), pack.notes)

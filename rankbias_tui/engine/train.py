@@ -22,7 +22,7 @@ from ..protocol import SpectrumRow
 from ..spec import RunConfig
 from .data import DataSet, load_dataset
 from .graphs import GraphedStep, running_means
-from .loop import Emit, Loop, Member, last_lr, lr_at
+from .loop import PROTOCOL_VERSION, Emit, Loop, Member, epoch_batches, last_lr, lr_at
 from .models import build_model, loss_fn, measured_layers, weight_matrix
 
 EVAL_CHUNK = 1024
@@ -44,10 +44,11 @@ class Run:
             self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
         )
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
-        self.steps_per_epoch = max(1, len(data.y_train) // cfg.batch_size)
+        self.batches = epoch_batches(len(data.y_train), cfg)
+        self.steps_per_epoch = self.batches.steps
         self.members, self.active = [Member(run_id, cfg, ckpt_dir)], [True]
         self.step, self.epoch = 0, 0  # steps taken, completed epochs: what a resume restores
-        self.train_accs: list[list[float]] = [[]]  # eval-mode, for the divergence guard
+        self.train_accs: list[list[tuple[int, float]]] = [[]]  # the guard's points (engine.loop)
 
     @property
     def total_steps(self) -> int:
@@ -88,7 +89,6 @@ class Run:
     def eval_metrics(self) -> list[dict[str, float]]:
         train_loss, train_acc = self.evaluate(self.data.x_train, self.data.y_train)
         test_loss, test_acc = self.evaluate(self.data.x_test, self.data.y_test)
-        self.train_accs[0].append(train_acc)
         return [
             {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc}
         ]
@@ -116,16 +116,22 @@ class Run:
             "step": self.step,
             "epoch": self.epoch,
             "train_accs": list(self.train_accs[k]),
+            "protocol_version": PROTOCOL_VERSION,
         }
         save_atomic(payload, path)
 
-    def load(self, path: Path) -> None:
-        payload = torch.load(path, map_location=self.device, weights_only=True)
+    def load(self, path: Path) -> str | None:
+        """Continue from the checkpoint at ``path``; if it was made under another training protocol,
+        change nothing and return why it is not resumed."""
+        payload, note = load_checkpoint(path, self.device)
+        if payload is None:
+            return note
         self.model.load_state_dict(payload["model"])
         self.opt.load_state_dict(payload["opt"])
         restore_generator(self.gen, payload["gen"], path)
         self.step, self.epoch = payload["step"], payload["epoch"]
-        self.train_accs = [list(payload["train_accs"])]
+        self.train_accs = [[(int(e), float(a)) for e, a in payload["train_accs"]]]
+        return None
 
 
 class EagerStep:
@@ -134,6 +140,7 @@ class EagerStep:
     def __init__(self, run: Run):
         self.run = run
         self.i = 0  # the step within the epoch
+        self.examples = 0  # in the steps since the running sums were last read
         self.perm = torch.empty(0, dtype=torch.long, device=run.device)  # (N,)
         self.loss_sum = torch.zeros((), device=run.device)
         self.correct = torch.zeros((), device=run.device, dtype=torch.long)
@@ -141,16 +148,17 @@ class EagerStep:
     def begin_epoch(self) -> None:
         run = self.run
         for group in run.opt.param_groups:
-            group["lr"] = lr_at(run.cfg, run.epoch)
+            group["lr"] = lr_at(run.cfg, run.epoch + 1)
         run.model.train()
         self.perm = torch.randperm(len(run.data.y_train), generator=run.gen, device=run.device)  # (N,)
         self.i = 0
         self.loss_sum.zero_(), self.correct.zero_()
 
     def __call__(self) -> None:
-        run, b = self.run, self.run.cfg.batch_size
-        idx = self.perm[self.i * b : (self.i + 1) * b]  # (B,)
+        run, b = self.run, self.run.batches.size
+        idx = self.perm[self.i * b : self.i * b + run.batches.of_step(self.i)]  # (B,), the tail shorter
         self.i += 1
+        self.examples += len(idx)
         x, y = run.data.x_train[idx], run.data.y_train[idx]
         with run.autocast():
             logits = run.model(run.as_input(x))  # (B, classes)
@@ -162,7 +170,8 @@ class EagerStep:
         self.correct += (logits.detach().argmax(1) == y).sum()
 
     def running(self, seen: int) -> list[tuple[float, float]]:
-        return [running_means(self.loss_sum, self.correct, seen, self.run.cfg.batch_size)]
+        examples, self.examples = self.examples, 0
+        return [running_means(self.loss_sum, self.correct, seen, examples)]
 
 
 def graphed_or_eager(run: Run, graphs: bool) -> tuple[EagerStep | GraphedStep, str]:
@@ -216,11 +225,36 @@ def train(
 
     On CUDA the step is one replayed CUDA graph unless ``graphs`` is False (engine.graphs); the
     ``Started`` event's ``mode`` says which step trains the run."""
+    set_precision(cfg.precision)
     data = load_dataset(cfg.dataset, data_dir, device, cfg.train_size, subset_seed=cfg.seed)
     run = Run(cfg, device, data, run_id, ckpt_dir)
-    resumed = -1
+    resumed, notes = -1, {}
     if ckpt_dir is not None and resume_step is not None and checkpoints.path(ckpt_dir, resume_step).exists():
-        run.load(checkpoints.path(ckpt_dir, resume_step))
-        resumed = run.step
+        if note := run.load(checkpoints.path(ckpt_dir, resume_step)):
+            notes[run_id] = note
+        else:
+            resumed = run.step
     step, mode = graphed_or_eager(run, graphs)
-    return Loop(run, step, emit).run(resumed, mode)[run_id]
+    return Loop(run, step, emit).run(resumed, mode, notes)[run_id]
+
+
+def set_precision(precision: str) -> None:
+    """fp32 means fp32: no TF32 in matmuls or convolutions (cuDNN allows it by default); bf16 runs
+    (autocast) let the float32 parts use TF32 too. Process-wide: a worker trains one precision."""
+    fp32 = precision == "fp32"
+    torch.backends.cuda.matmul.allow_tf32 = not fp32
+    torch.backends.cudnn.allow_tf32 = not fp32
+    torch.set_float32_matmul_precision("highest" if fp32 else "high")
+
+
+def load_checkpoint(path: Path, device: torch.device) -> tuple[dict[str, Any] | None, str | None]:
+    """A checkpoint's contents if it was made under this training protocol; else None and why it
+    is not resumed (its numbers would mix two protocols): the run restarts from scratch."""
+    payload = torch.load(path, map_location=device, weights_only=True)
+    version = payload.get("protocol_version", 1)  # version 1 did not record itself
+    if version == PROTOCOL_VERSION:
+        return payload, None
+    return None, (
+        f"checkpoint at step {payload.get('step')} was made under training protocol {version}, this "
+        f"is protocol {PROTOCOL_VERSION}: restarted from scratch (the old checkpoint is not used)"
+    )

@@ -82,17 +82,20 @@ def same_weights(a: Path, b: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "fields",
-    [{}, dict(model="mlp", loss="mse", train_size=600, activation="leaky-relu")],
+    ("fields", "steps"),
+    [({}, 90), (dict(model="mlp", loss="mse", train_size=600, activation="leaky-relu"), 38)],
     ids=["mlp-bn", "mlp-mse-subset"],
 )
-def test_member_follows_its_single_run(tmp_path: Path, fields: dict) -> None:
+def test_member_follows_its_single_run(tmp_path: Path, fields: dict, steps: int) -> None:
+    """Every epoch ends with a short batch (1,437 = 89 x 16 + 13; 600 = 37 x 16 + 8): a member's
+    tail step is the single run's tail step."""
     cfgs = configs(**fields)
     status, events = packed(cfgs, tmp_path / "pack")
     assert status == {"r0": "done", "r1": "done", "r2": "done"}
     for i, cfg in enumerate(cfgs):
         first, last = events[f"r{i}"][0], events[f"r{i}"][-1]
         assert isinstance(first, Started) and last == Finished(f"r{i}", "done", None)
+        assert first.total_steps == steps * cfg.epochs  # ceil(n / B) steps per epoch
         single_status, single = alone(cfg, tmp_path / f"alone{i}")
         assert single_status == "done"
         compare(single, events[f"r{i}"])
@@ -105,7 +108,7 @@ def test_a_diverging_member_is_frozen_and_the_others_go_on() -> None:
     cfgs[1] = cfgs[1].model_copy(update={"lr": 1e12})
     status, events = packed(cfgs)
     assert status == {"r0": "done", "r1": "diverged", "r2": "done"}
-    assert events["r1"][-1] == Finished("r1", "diverged", None)
+    assert events["r1"][-1] == Finished("r1", "diverged", "training loss became nan in steps 1-90 (epoch 1)")
     assert not any(isinstance(e, Spectra) and e.rows[0].epoch == 2.0 for e in events["r1"])  # stopped early
     for i in (0, 2):
         compare(alone(cfgs[i])[1], events[f"r{i}"])
@@ -154,5 +157,23 @@ def test_subset_rows_are_the_single_runs_subset() -> None:
 def test_a_failed_capture_falls_back_to_eager_steps() -> None:
     pack = pack_mod.Pack([Member("r0", configs()[0])], "cpu", load_dataset("digits"))
     assert pack.mode() == "pack of 1, eager"
-    step = pack._step_fn(capture=True)  # no CUDA here: capture fails
-    assert step.graph is None and pack.mode().startswith("pack of 1, eager (graph capture failed")
+    step, tail = pack._step_fns(capture=True)  # no CUDA here: capture fails
+    assert step.graph is None and tail is not None and tail.graph is None
+    assert pack.mode().startswith("pack of 1, eager (graph capture failed")
+
+
+def test_a_pack_never_resumes_a_checkpoint_of_another_protocol(tmp_path: Path) -> None:
+    cfgs = configs(model="mlp", epochs=1)[:2]
+    packed(cfgs, tmp_path)
+    stale = tmp_path / "r1" / "step-000000000.pt"
+    payload = torch.load(stale, weights_only=True)
+    payload["protocol_version"] = 1
+    torch.save(payload, stale)
+    events: dict[str, list[Event]] = {}
+    members = [Member(f"r{i}", c, tmp_path / f"r{i}", 0) for i, c in enumerate(cfgs)]
+    status = train_pack(members, "cpu", lambda e: events.setdefault(e.run_id, []).append(e))
+    assert status == {"r0": "done", "r1": "done"}
+    starts = [events[f"r{i}"][0] for i in range(2)]
+    assert all(isinstance(s, Started) and s.resumed_from == -1 for s in starts)  # both from scratch
+    assert starts[0].note is None and "under training protocol 1" in str(starts[1].note)  # type: ignore[union-attr]
+    assert events["r1"][-1] == Finished("r1", "done", starts[1].note)  # type: ignore[union-attr]
