@@ -226,6 +226,7 @@ def show(
         console.print(f"[red]error:[/red] {r.error}", markup=True, highlight=False)
     console.print("config: " + json.dumps(r.config, sort_keys=True))
     console.print("provenance: " + json.dumps(r.provenance, sort_keys=True))
+    console.print(f"training protocol: {r.protocol_version or 'not recorded'}")
     for key in ("final_train_loss", "final_train_acc", "final_test_acc", "init_avg_rank", "final_avg_rank"):
         console.print(f"{key}: {_fmt(row[key], '.4g')}")
     if final:

@@ -64,5 +64,11 @@ MIGRATIONS: list[str] = [
         sweep = substr(run_id, instr(run_id, '::') + 2), run_id = NULL
         WHERE kind = 'launch' AND instr(run_id, '::') > 0
     """,
+    # 4: the training protocol a run was trained under (engine.loop.PROTOCOL_VERSION; 2 since
+    # issue 11). Runs that had started before were trained under protocol 1.
+    """
+    ALTER TABLE runs ADD COLUMN protocol_version INTEGER;
+    UPDATE runs SET protocol_version = 1 WHERE started_at IS NOT NULL
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

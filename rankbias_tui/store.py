@@ -88,6 +88,7 @@ class RunRow:
     provenance: dict[str, Any]
     attempts: int
     pid: int | None
+    protocol_version: int | None = None  # the training protocol it was trained under (None: not yet)
 
     @property
     def progress(self) -> float:
@@ -232,6 +233,14 @@ class Store:
         self.conn.execute(
             "UPDATE runs SET step=?, epoch=?, total_steps=COALESCE(?, total_steps) WHERE run_id=?",
             (step, epoch, total_steps, run_id),
+        )
+
+    def set_protocol(self, run_id: str, version: int, note: str | None) -> None:
+        """The training protocol a run (re)started under, and what its start said (a checkpoint it
+        did not resume), kept as its error until it ends."""
+        self.conn.execute(
+            "UPDATE runs SET protocol_version=?, error=COALESCE(?, error) WHERE run_id=?",
+            (version or None, note, run_id),
         )
 
     def set_checkpoint(self, run_id: str, step: int) -> None:
@@ -428,6 +437,7 @@ def _run_row(r: sqlite3.Row) -> RunRow:
         finished_at=r["finished_at"], error=r["error"], step=r["step"], total_steps=r["total_steps"],
         epoch=r["epoch"], checkpoint_step=r["checkpoint_step"],
         provenance=json.loads(r["provenance"] or "{}"), attempts=r["attempts"], pid=r["pid"],
+        protocol_version=r["protocol_version"],
     )  # fmt: skip
 
 

@@ -131,11 +131,14 @@ def record(store: Store, worker: Worker, event: RunEvent, defer: Callable[[Calla
     view. ``defer`` runs file deletions once the transaction that allows them has committed."""
     run_id, live = worker.run.run_id, worker.live
     match event:
-        case Started(total_steps=total, resumed_from=resumed, mode=mode):
+        case Started(total_steps=total, resumed_from=resumed, mode=mode, protocol_version=version, note=note):
             live.total_steps, live.mode = total, mode
             log.info("run %s on %s: %s", run_id, live.device, mode)
+            if note:
+                log.warning("run %s: %s", run_id, note)
             store.truncate_after(run_id, resumed)  # -1: a fresh start keeps nothing
             store.set_progress(run_id, max(0, resumed), 0.0, total)
+            store.set_protocol(run_id, version, note)
         case Metrics(step=step, epoch=epoch, values=values):
             store.add_metrics(run_id, [(step, epoch, name, value) for name, value in values.items()])
             live.values.update(values)

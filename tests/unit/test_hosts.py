@@ -34,7 +34,7 @@ def test_events_reach_the_store_and_the_live_view(tmp_path: Path) -> None:
         for step in (0, 20):
             checkpoints.path(ckpt, step).write_bytes(b"x")
         for event in (
-            Started(run.run_id, 100, -1, "pack of 2, eager"),
+            Started(run.run_id, 100, -1, "pack of 2, eager", 2, "old checkpoint not used"),
             Metrics(run.run_id, 20, 2.0, {"loss": 0.5, "test_acc": 0.75}),
             Spectra(run.run_id, rows),
             Checkpoint(run.run_id, 20),
@@ -46,6 +46,7 @@ def test_events_reach_the_store_and_the_live_view(tmp_path: Path) -> None:
         assert store.metrics(run.run_id) == [(20, 2.0, "loss", 0.5), (20, 2.0, "test_acc", 0.75)]
         stored = store.run(run.run_id)
         assert stored is not None and (stored.step, stored.total_steps, stored.checkpoint_step) == (20, 100, 20)
+        assert (stored.protocol_version, stored.error) == (2, "old checkpoint not used")  # said at the start
     live = worker.live
     assert (live.mode, live.step, live.epoch, live.avg_rank) == ("pack of 2, eager", 20, 2.0, 2.0)
     assert worker.finished == ("diverged", None)

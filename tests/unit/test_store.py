@@ -71,6 +71,18 @@ def test_migration_3_splits_a_pending_launch_into_its_fields(tmp_path: Path) -> 
         ]
 
 
+def test_migration_4_says_which_runs_were_trained_under_protocol_1(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
+    migrate(conn, target=3)
+    conn.execute("INSERT INTO runs (run_id, sweep, config, created_at, started_at) VALUES ('old', 's', '{}', 0, 1)")
+    conn.execute("INSERT INTO runs (run_id, sweep, config, created_at) VALUES ('queued', 's', '{}', 0)")
+    conn.close()
+    with Store(tmp_path) as store:
+        assert [store.run(r).protocol_version for r in ("old", "queued")] == [1, None]  # type: ignore[union-attr]
+        store.set_protocol("queued", 2, None)
+        assert store.run("queued").protocol_version == 2  # type: ignore[union-attr]
+
+
 def test_store_paths_name_every_file_of_the_directory(tmp_path: Path) -> None:
     paths = StorePaths.of(tmp_path)
     assert paths.database == tmp_path / DB_NAME and paths.log.parent == tmp_path
