@@ -18,8 +18,9 @@ from ..provenance import provenance
 from ..spec import SweepSpec
 from ..store import RunRow, Store
 
-# Where a run's protocol version will live. The engine records it with each run (issue 11);
-# until the store has it, ``protocol_version`` finds nothing and the report says "not recorded".
+# Where a run's training protocol version lives: the store's ``runs.protocol_version`` (migration 4;
+# the engine reports it when a run starts, ``engine.loop.PROTOCOL_VERSION``); runs that never
+# started have none, and the report says "not recorded".
 PROTOCOL_KEYS = ("protocol_version", "protocol")
 
 

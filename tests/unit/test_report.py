@@ -71,6 +71,7 @@ def test_protocol_version_hook_reads_a_recorded_version(data: report.ReportData,
         run = store.runs("trend")[0]
     assert report.protocol_version(run) is None
     assert report.protocol_version(run.__class__(**{**run.__dict__, "provenance": {"protocol_version": 2}})) == "2"
+    assert report.protocol_version(run.__class__(**{**run.__dict__, "protocol_version": 2})) == "2"  # the store's
 
 
 def test_report_command_html_and_markdown(store_dir: Path, tmp_path: Path) -> None:
@@ -110,3 +111,13 @@ def test_report_of_a_sweep_without_finished_runs(store_dir: Path, tmp_path: Path
     assert result.exit_code == 0, result.output
     page = (tmp_path / "p.html").read_text()
     assert "no claim can be checked yet" in page and "Not drawn" in page and "queued" in page
+
+
+def test_show_prints_the_training_protocol(tmp_path: Path) -> None:
+    build_store(tmp_path, seeds=(0,)).close()
+    with Store(tmp_path) as store:
+        first, second = (r.run_id for r in store.runs("trend")[:2])
+        store.set_protocol(first, 2, None)
+    shown = [runner.invoke(app, ["show", rid, "--store", str(tmp_path)]) for rid in (first, second)]
+    assert "training protocol: 2" in shown[0].output
+    assert "training protocol: not recorded" in shown[1].output
