@@ -16,13 +16,13 @@ from .cli_common import fail
 from .measures import ACTIVE, is_vacuous
 from .provenance import provenance
 from .scheduler import (
+    BackendError,
     DeviceError,
     Scheduler,
     SchedulerLock,
     SchedulerOptions,
     StopRequested,
     StoreBusy,
-    plan_slots,
 )
 from .spec import Spec, SpecError, load_spec
 from .store import Store, StoreError
@@ -91,10 +91,25 @@ def run(
     no_graphs: bool = typer.Option(
         False, "--no-graphs", help="On GPUs, train with the eager loop instead of replaying CUDA graphs."
     ),
+    backend: str = typer.Option(
+        "local", "--backend", help="local: worker processes on this machine; ray: tasks on a Ray cluster."
+    ),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="With --backend ray: auto or ray://host:10001 (default: a private "
+        "Ray instance on this machine, on 127.0.0.1 only).",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the runs, their packs and where they would go; start nothing."
+    ),
 ) -> None:
     """Run the sweep(s): finished runs are skipped, interrupted ones resume from their last checkpoint."""
-    options = SchedulerOptions(devices, per_device, data_dir, keep_checkpoints, pack_size, not no_graphs)
+    options = SchedulerOptions(
+        devices, per_device, data_dir, keep_checkpoints, pack_size, not no_graphs, backend=backend,
+        ray_address=ray_address,
+    )  # fmt: skip
     parsed = load_or_exit(spec)
+    if dry_run:
+        return _dry_run(parsed, sweep or [], store_dir, options)
     if not headless:
         from .cli_tui import run_with_tui, terminal_attached
 
@@ -109,8 +124,8 @@ def _run_headless(parsed: Spec, sweeps: list[str], store_dir: Path, options: Sch
 
     try:
         planned = expand(parsed, sweeps)
-        slots = plan_slots(options.devices, options.per_device)
-    except (UnknownSweep, DeviceError) as e:
+        backend = scheduler.prepare(options)
+    except (UnknownSweep, DeviceError, BackendError) as e:
         raise fail(str(e), 2) from None
     store = open_store(store_dir, create=True)
     try:
@@ -118,12 +133,13 @@ def _run_headless(parsed: Spec, sweeps: list[str], store_dir: Path, options: Sch
             todo = store.queue(planned, provenance())
             console.print(
                 f"{len(planned)} runs in {', '.join(sweeps or [parsed.default_sweep])}: "
-                f"{len(planned) - len(todo)} already finished, {len(todo)} to run on "
-                f"{', '.join(slots.devices)} ({slots.per_device} at a time per device). Store: {store_dir}/"
+                f"{len(planned) - len(todo)} already finished, {len(todo)} to run on {backend.where}. "
+                f"Store: {store_dir}/"
             )
-            console.print(_engine_line(slots.devices, options))
+            console.print(_engine_line(backend.slots.devices, options))
             with HeadlessView(todo, console) as view:
-                outcomes = Scheduler(store, todo, slots, options).run(view.tick)
+                run = Scheduler(store, todo, backend.slots, options, launcher=backend.launcher)
+                outcomes = run.run(view.tick)
     except StoreBusy as e:
         raise fail(str(e)) from None
     except (KeyboardInterrupt, StopRequested):
@@ -135,6 +151,20 @@ def _run_headless(parsed: Spec, sweeps: list[str], store_dir: Path, options: Sch
     _print_outcomes(outcomes)
     if any(status == "failed" for status in outcomes.values()):
         raise typer.Exit(1)
+
+
+def _dry_run(parsed: Spec, sweeps: list[str], store_dir: Path, options: SchedulerOptions) -> None:
+    """``rankbias run --dry-run``: the plan of ``scheduler.dry_run``, printed; nothing starts."""
+    from .headless import run_label, varied_fields
+
+    try:
+        planned = expand(parsed, sweeps)
+        varied = varied_fields(planned)
+        lines = scheduler.dry_run(planned, store_dir, options, lambda run: run_label(run, varied))
+    except (UnknownSweep, DeviceError, BackendError) as e:
+        raise fail(str(e), 2) from None
+    for line in lines:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def _engine_line(devices: tuple[str, ...], options: SchedulerOptions) -> str:
@@ -172,13 +202,14 @@ def list_runs(
     sweep: Optional[str] = typer.Option(None, "--sweep", "-s", help="Only runs of this sweep."),
     status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status."),
 ) -> None:
-    """List runs in the store with status, progress and final average rank."""
+    """List runs in the store with status, device (and node, on a Ray cluster), progress and final average rank."""
     with open_store(store_dir) as store:
         runs = store.runs(sweep, [status] if status else None)
         table = Table(
             "run",
             "sweep",
             "status",
+            "device",
             "model",
             "data",
             "B",
@@ -192,7 +223,7 @@ def list_runs(
         for r in runs:
             row = export_mod.summary_row(store, r)
             table.add_row(
-                r.run_id, r.sweep, r.status, str(r.config["model"]), str(r.config["dataset"]),
+                r.run_id, r.sweep, r.status, r.device or "-", str(r.config["model"]), str(r.config["dataset"]),
                 str(r.config["batch_size"]), str(r.config["lr"]), str(r.config["weight_decay"]),
                 str(r.config["seed"]), f"{r.epoch:g}/{r.config['epochs']}", _fmt(row["final_test_acc"]),
                 _fmt(row["final_avg_rank"], ".1f"),

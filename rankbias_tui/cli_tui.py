@@ -20,7 +20,7 @@ from rich.console import Console
 
 from . import scheduler
 from .cli_common import fail
-from .scheduler import DeviceError, SchedulerOptions, check_syntax
+from .scheduler import BackendError, DeviceError, SchedulerOptions, check_backend, check_syntax
 from .spec import Spec, SpecError, load_spec
 from .store import Store, StoreError, StorePaths
 from .sweep import UnknownSweep, expand
@@ -44,7 +44,8 @@ def run_with_tui(
     try:
         planned = expand(spec, names)
         check_syntax(options.devices)
-    except (UnknownSweep, DeviceError) as e:
+        check_backend(options)
+    except (UnknownSweep, DeviceError, BackendError) as e:
         raise fail(str(e), 2) from None
     now = scheduler.status(store_dir)
     if now.foreground:  # it takes no launch requests
@@ -110,6 +111,10 @@ def attach(
     data_dir: Optional[Path] = typer.Option(
         None, "--data-dir", envvar="RANKBIAS_DATA_DIR", help="Data set cache for a scheduler the app starts."
     ),
+    backend: str = typer.Option("local", "--backend", help="local or ray, for a scheduler the app starts."),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="With --backend ray: auto or ray://host:10001 (default: a private instance)."
+    ),
 ) -> None:
     """Open the terminal UI on a store: watch the runs, launch sweeps, cancel and resume runs."""
     if not terminal_attached():
@@ -117,7 +122,11 @@ def attach(
     if not StorePaths.of(store_dir).database.exists():
         raise fail(f"no rankbias store at {store_dir} (run `rankbias run` first or pass --store)")
     loaded = _read_spec(spec)
-    options = SchedulerOptions(devices, per_device, data_dir)
+    options = SchedulerOptions(devices, per_device, data_dir, backend=backend, ray_address=ray_address)
+    try:
+        check_backend(options)
+    except BackendError as e:
+        raise fail(str(e), 2) from None
     _open(store_dir, spec if loaded is not None else None, loaded, options)
 
 

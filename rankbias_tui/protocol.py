@@ -128,8 +128,32 @@ class WorkerEnded:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class Placed:
+    """A remote backend's worker started on ``node`` (its address; ``node_id``: the backend's id of
+    it) and trains on that node's ``device`` in the process ``pid`` there."""
+
+    node: str
+    node_id: str
+    device: str
+    pid: int | None
+
+    @property
+    def where(self) -> str:
+        """How the store and the app name the place: ``cuda:0@10.0.0.7``."""
+        return f"{self.device}@{self.node}"
+
+
+@dataclass(frozen=True)
+class WorkerLost:
+    """A remote backend lost the worker with its machine (a node gone, a task's worker killed):
+    its unfinished runs go back to the queue and resume from their last acknowledged checkpoint."""
+
+    reason: str
+
+
 RunEvent = Started | Metrics | Spectra | Checkpoint | Progress | Finished
-Event = RunEvent | OutOfMemory | WorkerEnded
+Event = RunEvent | OutOfMemory | WorkerEnded | WorkerLost | Placed
 
 
 # ----- scheduler -> pack worker ------------------------------------------------------------------

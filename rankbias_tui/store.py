@@ -229,6 +229,10 @@ class Store:
             (device, pid, time.time(), run_id),
         )
 
+    def set_placement(self, run_id: str, device: str, pid: int | None) -> None:
+        """Where a remote backend's worker of the run started (``cuda:0@10.0.0.7``)."""
+        self.conn.execute("UPDATE runs SET device=?, pid=? WHERE run_id=?", (device, pid, run_id))
+
     def set_progress(self, run_id: str, step: int, epoch: float, total_steps: int | None = None) -> None:
         self.conn.execute(
             "UPDATE runs SET step=?, epoch=?, total_steps=COALESCE(?, total_steps) WHERE run_id=?",

@@ -5,6 +5,7 @@ spawn/ensure, launch, cancel, resume, stop), the options object carried from the
 scheduler, and the foreground ``Scheduler`` that ``rankbias run --headless`` drives.
 """
 
+from .backends import check_backend, prepare
 from .client import (
     SchedulerStatus,
     cancel,
@@ -16,13 +17,16 @@ from .client import (
     status,
     stop,
 )
-from .devices import DeviceError, Slots, check_syntax, plan_slots
+from .devices import Backend, BackendError, DeviceError, Slots, check_syntax, plan_slots
+from .dryrun import dry_run
 from .hosts import Live
 from .lock import SchedulerLock, StoreBusy
 from .options import SchedulerOptions
 from .service import Scheduler, StopRequested
 
 __all__ = [
+    "Backend",
+    "BackendError",
     "DeviceError",
     "Live",
     "Scheduler",
@@ -33,10 +37,13 @@ __all__ = [
     "StopRequested",
     "StoreBusy",
     "cancel",
+    "check_backend",
     "check_syntax",
+    "dry_run",
     "ensure",
     "launch",
     "plan_slots",
+    "prepare",
     "resume",
     "scheduler_pid",
     "spawn",

@@ -29,14 +29,16 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from ..measures import FINISHED
 from ..provenance import provenance
 from ..spec import RunConfig, SpecError, load_spec
 from ..store import Request, Store, StorePaths
 from ..sweep import PlannedRun, UnknownSweep, expand_sweep
+from .backends import prepare
 from .client import mark_cancelled
-from .devices import DeviceError, Slots, plan_slots
+from .devices import BackendError, DeviceError, Slots
 from .lock import SchedulerLock, StoreBusy
 from .options import SchedulerOptions, add_arguments
 from .service import POLL_S, Scheduler
@@ -47,8 +49,8 @@ log = logging.getLogger("rankbias.daemon")
 class Daemon(Scheduler):
     """A ``Scheduler`` that keeps serving while idle and takes launch/cancel/resume/stop requests."""
 
-    def __init__(self, store: Store, slots: Slots, options: SchedulerOptions):
-        super().__init__(store, [], slots, options)
+    def __init__(self, store: Store, slots: Slots, options: SchedulerOptions, launcher: Any = None):
+        super().__init__(store, [], slots, options, launcher=launcher)
         self.idle_exit_s = options.idle_exit_s
         self.stopping: str | None = None
         self._idle_since = time.monotonic()
@@ -165,22 +167,19 @@ def main(argv: list[str] | None = None) -> int:
     directory, options = _parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [pid %(process)d] %(message)s")
     try:
-        slots = plan_slots(options.devices, options.per_device)
+        backend = prepare(options)
         lock = _acquire(directory)
-    except (DeviceError, StoreBusy) as err:
+    except (DeviceError, BackendError, StoreBusy) as err:
         log.error("%s", err)
         return 2
+    slots = backend.slots
     state_path = StorePaths.of(directory).state
     try:
         _write_state(state_path, options, slots)
         with Store(directory) as store:
-            daemon = Daemon(store, slots, options)
+            daemon = Daemon(store, slots, options, backend.launcher)
             _install_signals(daemon)
-            log.info(
-                "scheduler started on %s (%d at a time per device)",
-                ", ".join(slots.devices),
-                slots.per_device,
-            )
+            log.info("scheduler started on %s", backend.where)
             daemon.serve()
     finally:
         state_path.unlink(missing_ok=True)

@@ -1,13 +1,18 @@
-"""Which devices runs go to, and how many runs each takes at once."""
+"""Which devices runs go to, how many runs each takes at once, and the backend they make."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 
 class DeviceError(ValueError):
     """A --devices value that names no usable device."""
+
+
+class BackendError(ValueError):
+    """The backend cannot be used as asked (Ray missing, no cluster there, no node that fits)."""
 
 
 @dataclass(frozen=True)
@@ -21,6 +26,15 @@ class Slots:
     @property
     def capacity(self) -> int:
         return len(self.devices) * self.per_device
+
+
+@dataclass(frozen=True)
+class Backend:
+    """What a scheduler trains on (``scheduler.backends.prepare``): slots, a launcher, and where."""
+
+    slots: Slots
+    launcher: Any  # None: worker processes on this machine (hosts.ProcessLauncher)
+    where: str  # one line for people: the devices, or the cluster and what each task asks for
 
 
 def cuda_count() -> int:

@@ -13,6 +13,7 @@ engine is imported in the child process only.
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,6 +68,7 @@ class Host:
     control: Connection | None = None  # packs only: protocol.Cancel to the worker
     size: int = 1  # members at start
     oom: bool = False
+    lost: str | None = None  # why a remote backend lost it (protocol.WorkerLost): requeue its runs
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,20 @@ class Launch:
     checkpoint_root: Path  # the store's; each run has a directory of its own below it
     threads: int
     graphs: bool
+
+
+class ProcessLauncher:
+    """Starts worker processes on this machine: the local backend (``ray_backend.RayLauncher``,
+    the other, starts the same workers in Ray tasks)."""
+
+    def __init__(self) -> None:
+        self.ctx = mp.get_context("spawn")  # CUDA-safe, and no state leaks from this process
+
+    def start_run(self, run: PlannedRun, resume: int | None, device: str, launch: Launch) -> Host:
+        return start_run(self.ctx, run, resume, device, launch)
+
+    def start_pack(self, runs: list[PlannedRun], resumes: list[int | None], device: str, launch: Launch) -> Host:
+        return start_pack(self.ctx, runs, resumes, device, launch)
 
 
 def start_run(ctx: Any, run: PlannedRun, resume: int | None, device: str, launch: Launch) -> Host:

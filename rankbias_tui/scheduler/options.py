@@ -33,6 +33,10 @@ class SchedulerOptions:
     """Replay CUDA graphs on GPUs (False: the eager loop)."""
     idle_exit_s: float = IDLE_EXIT_S
     """A background scheduler exits after this many seconds with nothing to do (0: never)."""
+    backend: str = "local"
+    """local: worker processes on this machine; ray: Ray tasks on a cluster (scheduler.backends)."""
+    ray_address: str | None = None
+    """The Ray cluster (auto, ray://host:10001); None: a private Ray instance on this machine."""
 
     def argv(self) -> list[str]:
         """These options as arguments of ``python -m rankbias_tui.scheduler.daemon``."""
@@ -47,6 +51,10 @@ class SchedulerOptions:
             args += ["--data-dir", str(Path(self.data_dir).resolve())]
         if self.keep_checkpoints:
             args.append("--keep-checkpoints")
+        if self.backend != "local":
+            args += ["--backend", self.backend]
+        if self.ray_address is not None:
+            args += ["--ray-address", self.ray_address]
         return args
 
     @classmethod
@@ -54,7 +62,7 @@ class SchedulerOptions:
         """The options ``argv`` wrote, from a parser that ``add_arguments`` set up."""
         return cls(
             args.devices, args.per_device, args.data_dir, args.keep_checkpoints, args.pack_size,
-            not args.no_graphs, args.idle_exit,
+            not args.no_graphs, args.idle_exit, args.backend, args.ray_address,
         )  # fmt: skip
 
 
@@ -67,3 +75,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pack-size", type=int, default=None, help="most runs per fused pack")
     parser.add_argument("--no-graphs", action="store_true", help="eager loop on GPUs")
     parser.add_argument("--idle-exit", type=float, default=IDLE_EXIT_S, help="seconds idle before exiting")
+    parser.add_argument("--backend", choices=("local", "ray"), default="local", help="where runs train")
+    parser.add_argument("--ray-address", default=None, help="Ray cluster (default: a private instance)")

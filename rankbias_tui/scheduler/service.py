@@ -16,7 +16,6 @@ and writing each event to the store live in ``scheduler.hosts``; this module own
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import shutil
 from collections import deque
 from collections.abc import Callable
@@ -26,15 +25,16 @@ from typing import Any
 
 from .. import checkpoints
 from ..measures import FINISHED
-from ..protocol import Cancel, Event, OutOfMemory, WorkerEnded
+from ..protocol import Cancel, Event, OutOfMemory, Placed, WorkerEnded, WorkerLost
 from ..store import Store
 from ..sweep import PlannedRun
 from . import packing
 from .devices import Slots
-from .hosts import Host, Launch, Live, Worker, death_reason, record, start_pack, start_run
+from .hosts import Host, Launch, Live, ProcessLauncher, Worker, death_reason, record
 from .options import SchedulerOptions
 
 POLL_S = 0.25
+MAX_LOST = 3  # a run lost with its node more often than this fails: it may be what kills them
 log = logging.getLogger(__name__)
 
 
@@ -51,9 +51,11 @@ class Scheduler:
         runs: list[PlannedRun],
         slots: Slots,
         options: SchedulerOptions = SchedulerOptions(),
+        launcher: Any = None,
     ):
         """``options.pack_size`` overrides every run's ``pack_size`` (1: no packs); ``graphs`` False
-        trains with the eager loop on GPUs too (the CPU always does)."""
+        trains with the eager loop on GPUs too (the CPU always does). ``launcher`` starts the
+        workers (``backends.prepare``'s; None: processes on this machine)."""
         self.store, self.slots, self.options = store, slots, options
         self.queue: deque[PlannedRun] = deque(runs)
         self.workers: dict[str, Worker] = {}  # every active run, pack members included
@@ -62,7 +64,8 @@ class Scheduler:
         self._memory: dict[str, int | None] = {}
         self.outcomes: dict[str, str] = {}
         self._after_commit: list[Callable[[], None]] = []
-        self.ctx = mp.get_context("spawn")  # CUDA-safe, and no state leaks from this process
+        self.launcher = launcher or ProcessLauncher()
+        self.lost: dict[str, int] = {}  # run_id -> times a remote backend lost it
 
     # ----- public ------------------------------------------------------------------------------
     def run(self, on_tick: Callable[[Scheduler], None] | None = None) -> dict[str, str]:
@@ -172,12 +175,12 @@ class Scheduler:
         return packing.auto_pack_size(run.config, self._memory[device])
 
     def _start(self, run: PlannedRun, device: str) -> None:
-        self._register(start_run(self.ctx, run, self._resume_step(run), device, self._worker_launch()), [run])
+        self._register(self.launcher.start_run(run, self._resume_step(run), device, self._worker_launch()), [run])
 
     def _start_pack(self, runs: list[PlannedRun], device: str) -> None:
         """One worker process training ``runs`` as a fused pack."""
         resumes = [self._resume_step(r) for r in runs]
-        self._register(start_pack(self.ctx, runs, resumes, device, self._worker_launch()), runs)
+        self._register(self.launcher.start_pack(runs, resumes, device, self._worker_launch()), runs)
         log.info("pack of %d on %s: %s", len(runs), device, " ".join(r.run_id for r in runs))
 
     def _register(self, host: Host, runs: list[PlannedRun]) -> None:
@@ -232,6 +235,12 @@ class Scheduler:
         match event:
             case OutOfMemory():
                 host.oom = True
+            case WorkerLost(reason=reason):
+                host.lost = reason
+            case Placed():
+                for worker in host.members.values():
+                    worker.live.device = event.where
+                    self.store.set_placement(worker.run.run_id, event.where, event.pid)
             case WorkerEnded(status=status, error=error):  # for every run without its own Finished
                 for worker in host.members.values():
                     worker.finished = worker.finished or (status, error)
@@ -253,6 +262,8 @@ class Scheduler:
         workers = list(host.members.values())
         if host.oom and host.size > 1:
             workers = self._retry_smaller(host, workers)
+        if host.lost:
+            workers = self._requeue_lost(host, workers)
         for worker in workers:
             self._settle(worker)
 
@@ -275,6 +286,28 @@ class Scheduler:
             "pack of %d on %s ran out of memory; retrying in packs of %d", host.size, host.device, cap
         )
         return [w for w in workers if all(w is not r for r in retry)]
+
+    def _requeue_lost(self, host: Host, workers: list[Worker]) -> list[Worker]:
+        """Requeue (at the front) the unfinished runs of a host a remote backend lost with its node:
+        they resume from their last acknowledged checkpoint wherever they start next. A run lost
+        more than ``MAX_LOST`` times fails instead. Returns the members to settle as usual."""
+        back = []
+        for worker in workers:
+            run_id = worker.run.run_id
+            if worker.cancelled or worker.finished is not None:
+                continue
+            self.lost[run_id] = self.lost.get(run_id, 0) + 1
+            if self.lost[run_id] > MAX_LOST:
+                worker.finished = ("failed", f"{host.lost} (lost {self.lost[run_id]} times: giving up)")
+            else:
+                back.append(worker)
+        for worker in reversed(back):
+            del self.workers[worker.run.run_id]
+            self.store.set_status(worker.run.run_id, "queued", error=host.lost)
+            self.queue.appendleft(worker.run)
+        if back:
+            log.warning("%s: %d run(s) requeued", host.lost, len(back))
+        return [w for w in workers if all(w is not b for b in back)]
 
     def _settle(self, worker: Worker) -> None:
         """Record how a run ended and forget it."""

@@ -37,7 +37,10 @@ def test_ray_backend_in_a_loopback_namespace(tmp_path: Path) -> None:
     if problem:
         pytest.skip(problem)
     pytest_cmd = f"exec {sys.executable} -m pytest -q -x -p no:cacheprovider tests/ray"
-    env = os.environ | {"RANKBIAS_RAY_NETNS": "1", "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = os.environ | {
+        "RANKBIAS_RAY_NETNS": "1",
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
     proc = subprocess.run(
         ["unshare", "-n", "sh", "-c", f"ip link set lo up && {pytest_cmd}"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,

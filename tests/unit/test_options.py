@@ -27,5 +27,7 @@ def test_parse_reads_back_what_argv_wrote() -> None:
     for options in (
         SchedulerOptions(),
         SchedulerOptions("cuda:0,1", 3, Path("/data"), True, 4, False, 0.0),
+        SchedulerOptions("cuda", backend="ray", ray_address="ray://head:10001"),
+        SchedulerOptions(backend="ray"),
     ):
         assert parse(options.argv()) == options

@@ -38,11 +38,13 @@ def _filtered(text: str, keep_row=lambda row: True, drop=frozenset()) -> str:
     return out.getvalue()
 
 
-def exports(store_root: Path, mode: str) -> dict[str, str]:
-    """Train the golden sweep in ``mode`` into a fresh store and return its filtered exports."""
+def exports(store_root: Path, mode: str, backend: tuple[str, ...] = ()) -> dict[str, str]:
+    """Train the golden sweep in ``mode`` into a fresh store and return its filtered exports.
+
+    ``backend``: more ``rankbias run`` arguments (``--backend ray --ray-address ADDR``)."""
     store = str(store_root / mode)
     _rankbias("run", str(SPEC), "--store", store, "--headless", "--devices", "cpu", "--per-device", "2",
-              *MODES[mode])  # fmt: skip
+              *MODES[mode], *backend)  # fmt: skip
     return {
         "summary": _filtered(_rankbias("export", "--store", store), drop=DROP_SUMMARY),
         "metrics": _filtered(

@@ -1,0 +1,358 @@
+"""The Ray backend: each run, or fused pack, is a Ray task on a cluster (the only module importing ray).
+
+Owns: connecting (``connect``: a private local instance, or an existing cluster), the resources one
+task asks for and how many such tasks the cluster holds (``plan``), and ``RayLauncher``, which
+starts a task per run or pack and hands the scheduler the same ``Host`` a worker process gives it:
+a relay thread reads the task's stream of events (a Ray streaming generator running
+``scheduler.ray_task.run_job`` on a node) into a local pipe, writing each checkpoint's bytes into
+the store's checkpoint directory before passing on its acknowledgement; ``RayTask`` stands in for
+the process (cancel, kill, exit code). A task lost with its node or worker ends with
+``protocol.WorkerLost``, so the scheduler requeues its runs; they resume from their last
+acknowledged checkpoint on whichever node Ray picks. Pack members are cancelled through a small
+mailbox actor the pack's task polls.
+
+Does not own: the queue, packing or the store (``scheduler.service``, which stays the one writer),
+nor training (``engine``, run by ``ray_task`` in a worker process on the node). Nothing imports
+this module unless ``--backend ray`` is asked for; without Ray, ``RayMissing`` says how to get it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import math
+import multiprocessing as mp
+import os
+import pickle
+import signal
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import checkpoints
+from ..protocol import Placed, WorkerEnded, WorkerLost
+from ..sweep import PlannedRun
+from .devices import Backend, BackendError, DeviceError, Slots, check_syntax, cuda_count
+from .hosts import Host, Launch
+from .ray_task import CheckpointFile, Job, JobRun, run_job
+
+INSTALL = "pip install 'rankbias-tui[ray]'"
+
+
+class RayMissing(BackendError):
+    """``--backend ray`` without Ray installed."""
+
+
+class RayUnfit(BackendError):
+    """No node of the cluster has the resources one run asks for."""
+
+
+def require_ray() -> None:
+    """RayMissing, saying how to install it, unless Ray can be imported."""
+    try:
+        found = importlib.util.find_spec("ray") is not None
+    except ValueError:  # a module "ray" without a spec (a stub in sys.modules)
+        found = False
+    if not found:
+        raise RayMissing(f"the Ray backend needs Ray, which is not installed: {INSTALL}")
+
+
+def import_ray() -> Any:
+    require_ray()
+    try:
+        import ray
+    except ImportError:
+        raise RayMissing(f"the Ray backend needs Ray, which cannot be imported here: {INSTALL}") from None
+    return ray
+
+
+def prepare(options: Any, connect_now: bool = True) -> Backend:
+    """The Ray backend for ``options`` (``backends.prepare``): connect, then plan on the live nodes.
+
+    ``connect_now`` False and no address (``--dry-run``): plan for a private instance on this
+    machine without starting it."""
+    require_ray()  # a clear message first, even for a dry run
+    if connect_now or options.ray_address is not None:
+        cluster, nodes = connect(options.ray_address), alive_nodes()
+    else:
+        gpus = cuda_count() if options.devices != "cpu" else 0
+        nodes = [{"CPU": float(os.cpu_count() or 1), "GPU": float(gpus)}]
+        cluster = "a private Ray instance on this machine (not started)"
+    slots, resources = plan(options.devices, options.per_device, nodes)
+    where = f"{cluster}; each task asks for {resources.describe()}, {slots.capacity} at a time"
+    return Backend(slots, RayLauncher(resources), where)
+
+
+def connect(address: str | None, num_cpus: int | None = None) -> str:
+    """Connect this process to Ray; return a one-line description of the cluster.
+
+    No address: a private instance on this machine (``num_cpus``: default all), on 127.0.0.1 only,
+    with no dashboard and Ray's token authentication on. ``auto`` or ``ray://host:10001``: an
+    existing cluster."""
+    if address is None:
+        # before ray is imported: Ray reads it then, and passes it on to the processes it starts
+        os.environ["RAY_AUTH_MODE"] = "token"
+    ray = import_ray()
+    if not ray.is_initialized():
+        if address is None:
+            ray.init(
+                _node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=num_cpus, log_to_driver=False
+            )
+        else:
+            try:
+                ray.init(address=address, log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as err:
+                raise BackendError(f"cannot connect to the Ray cluster at {address}: {err}") from None
+    total = ray.cluster_resources()
+    nodes = len(alive_nodes())
+    return f"Ray cluster: {nodes} node(s), {total.get('CPU', 0):g} CPUs, {total.get('GPU', 0):g} GPUs"
+
+
+def alive_nodes() -> list[dict[str, float]]:
+    """The resources of each live node."""
+    return [n["Resources"] for n in import_ray().nodes() if n.get("Alive")]
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one task (a run or a pack) asks Ray for."""
+
+    num_cpus: float
+    num_gpus: float
+
+    @property
+    def gpu(self) -> bool:
+        return self.num_gpus > 0
+
+    def fits(self, node: dict[str, float]) -> bool:
+        return node.get("CPU", 0) >= self.num_cpus and node.get("GPU", 0) >= self.num_gpus
+
+    def per_node(self, node: dict[str, float]) -> int:
+        """How many such tasks ``node`` runs at once."""
+        counts = [math.floor(node.get("CPU", 0) / self.num_cpus + 1e-9)] if self.num_cpus else []
+        if self.num_gpus:
+            counts.append(math.floor(node.get("GPU", 0) / self.num_gpus + 1e-9))
+        return min(counts) if counts else 0
+
+    def describe(self) -> str:
+        gpus = f", {self.num_gpus:g} GPU" if self.num_gpus else ""
+        return f"{self.num_cpus:g} CPU{gpus}"
+
+
+def plan(devices: str, per_device: int | None, nodes: list[dict[str, float]]) -> tuple[Slots, Resources]:
+    """Slots and per-task resources for ``--devices`` on a cluster whose nodes have ``nodes``.
+
+    ``cpu``: one single-threaded run per CPU (the local default too). ``cuda`` (``auto`` on a
+    cluster with GPUs): each task asks for 1/``per_device`` of a GPU and one CPU. A request that
+    no node can meet raises ``RayUnfit`` rather than waiting for ever."""
+    spec = check_syntax(devices)
+    if spec.startswith("cuda:"):
+        raise DeviceError(f"--devices {spec}: on the Ray backend, use --devices cuda (Ray assigns the GPUs)")
+    has_gpus = any(n.get("GPU", 0) > 0 for n in nodes)
+    gpu = spec == "cuda" or (spec == "auto" and has_gpus)
+    res = Resources(1.0, 1.0 / (per_device or 1)) if gpu else Resources(1.0, 0.0)
+    capacity = sum(res.per_node(n) for n in nodes)
+    if capacity == 0:
+        shapes = "; ".join(f"{n.get('CPU', 0):g} CPU, {n.get('GPU', 0):g} GPU" for n in nodes) or "none"
+        raise RayUnfit(
+            f"no node of the Ray cluster has the {res.describe()} that one run asks for (nodes: {shapes})"
+            + (": use --devices cpu, or add GPU nodes" if gpu else "")
+        )
+    return Slots(("ray:cuda" if gpu else "ray:cpu",), capacity, 1), res
+
+
+class RayTask:
+    """The scheduler's handle on one task, in the shape of a ``multiprocessing.Process``."""
+
+    def __init__(
+        self, stream: Any, writer: Any, checkpoint_root: Path, name: str, refused: str | None = None
+    ):
+        """``refused``: why the task was not submitted (it ends at once, failing its runs)."""
+        self.stream, self.refused = stream, refused
+        # readable once the relay has ended, as a process's sentinel is once it has exited
+        self.sentinel, self._ended = os.pipe()
+        self.pid: int | None = None  # the worker process on the node, once placed
+        self.placed: Placed | None = None
+        self.exitcode: int | None = None
+        self.submitted = time.monotonic()
+        self.wait_s: float | None = None  # from submission to the task's start on a node
+        self.event_bytes = self.checkpoint_bytes = 0  # what came back, pickled (benchmarks/ray_bench.py)
+        self._thread = threading.Thread(
+            target=_relay, args=(self, writer, checkpoint_root), name=f"ray-relay-{name}", daemon=True
+        )
+        self._thread.start()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+        if not self._thread.is_alive() and self.sentinel >= 0:
+            os.close(self.sentinel)  # the scheduler forgets a host once it has joined it
+            self.sentinel = -1
+
+    def terminate(self) -> None:
+        import_ray().cancel(self.stream)  # the task ends its worker process and its stream
+
+    def kill(self) -> None:
+        import_ray().cancel(self.stream, force=True)
+
+
+class RayLauncher:
+    """Starts runs and packs as Ray tasks asking for ``resources`` (the local ``ProcessLauncher``'s twin)."""
+
+    def __init__(self, resources: Resources):
+        self.resources = resources
+        self._remote: Any = None
+        self._mailbox: Any = None
+
+    def start_run(self, run: PlannedRun, resume: int | None, device: str, launch: Launch) -> Host:
+        return self._start([run], [resume], device, launch, pack=False)
+
+    def start_pack(
+        self, runs: list[PlannedRun], resumes: list[int | None], device: str, launch: Launch
+    ) -> Host:
+        return self._start(runs, resumes, device, launch, pack=True)
+
+    def _start(self, runs: list[PlannedRun], resumes: list[int | None], device: str, launch: Launch,
+               pack: bool) -> Host:  # fmt: skip
+        reader, writer = mp.get_context("spawn").Pipe(duplex=False)
+        refused = self._unfit()
+        if refused:  # a node that fitted has left: say so rather than wait for ever
+            return Host(
+                RayTask(None, writer, launch.checkpoint_root, runs[0].run_id, refused), reader, device
+            )
+        job = Job(
+            tuple(_job_run(launch.checkpoint_root, r, step) for r, step in zip(runs, resumes, strict=True)),
+            pack, self.resources.gpu, str(launch.data_dir) if launch.data_dir else None, 1, launch.graphs,
+        )  # fmt: skip
+        key = uuid.uuid4().hex
+        stream = self._task().options(
+            num_cpus=self.resources.num_cpus, num_gpus=self.resources.num_gpus, max_retries=0,
+            name=f"rankbias-{runs[0].run_id}" + (f"+{len(runs) - 1}" if pack else ""),
+        ).remote(job, self._mail() if pack else None, key)  # fmt: skip
+        task = RayTask(stream, writer, launch.checkpoint_root, runs[0].run_id)
+        control = _Control(self._mailbox, key) if pack else None
+        return Host(task, reader, device, control=control, size=len(runs))
+
+    def _unfit(self) -> str | None:
+        """Why no live node can take a task now, or None."""
+        nodes = alive_nodes()
+        if any(self.resources.fits(n) for n in nodes):
+            return None
+        return f"no live node of the Ray cluster has the {self.resources.describe()} a run asks for ({len(nodes)} nodes)"
+
+    def _task(self) -> Any:
+        if self._remote is None:
+            self._remote = import_ray().remote(num_returns="streaming")(_task_main)
+        return self._remote
+
+    def _mail(self) -> Any:
+        if self._mailbox is None:
+            # on the head node: it outlives any worker node that leaves the cluster
+            head = {"node:__internal_head__": 0.001}
+            self._mailbox = import_ray().remote(num_cpus=0, resources=head)(_Mailbox).remote()
+        return self._mailbox
+
+
+def _job_run(root: Path, run: PlannedRun, resume: int | None) -> JobRun:
+    """The run with its checkpoint's bytes (a resume from a missing file starts afresh, as locally)."""
+    path = (
+        checkpoints.path(checkpoints.run_directory(root, run.run_id), resume) if resume is not None else None
+    )
+    data = path.read_bytes() if path is not None and path.exists() else None
+    return JobRun(run.run_id, run.config.model_dump_json(), resume, data)
+
+
+def _task_main(job: Job, mailbox: Any, key: str) -> Any:
+    """The Ray task (on a node): ``run_job``, with cancels for a pack fetched from ``mailbox``."""
+    import ray
+
+    def poll() -> list[str]:
+        try:
+            return ray.get(mailbox.take.remote(key), timeout=10) if mailbox is not None else []
+        except ray.exceptions.RayError:
+            return []  # no mailbox now: a cancel may come later, or the task is cancelled whole
+
+    node = (ray.util.get_node_ip_address(), ray.get_runtime_context().get_node_id())
+    yield from run_job(job, node, poll)
+
+
+class _Mailbox:
+    """Pack cancels waiting for their task (a Ray actor: the tasks poll it)."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[str, list[str]] = {}
+
+    def post(self, key: str, run_id: str) -> None:
+        self.waiting.setdefault(key, []).append(run_id)
+
+    def take(self, key: str) -> list[str]:
+        return self.waiting.pop(key, [])
+
+
+@dataclass(frozen=True)
+class _Control:
+    """The ``send`` end of a pack's control channel, as a local pack's pipe has."""
+
+    mailbox: Any
+    key: str
+
+    def send(self, message: Any) -> None:
+        self.mailbox.post.remote(self.key, message.run_id)
+
+    def close(self) -> None:
+        pass
+
+
+def _relay(task: RayTask, writer: Any, checkpoint_root: Path) -> None:
+    """Thread: the task's stream into ``writer``; checkpoint files stored before they are acknowledged."""
+    ray = import_ray()
+    try:
+        if task.refused:
+            writer.send(WorkerEnded("failed", task.refused))
+            task.exitcode = 1
+            return
+        for ref in task.stream:
+            item = ray.get(ref)
+            if isinstance(item, Placed):  # passed on too: the store names the run's node
+                task.placed, task.pid = item, item.pid
+                task.wait_s = time.monotonic() - task.submitted
+            if isinstance(item, CheckpointFile):
+                _store_file(checkpoint_root, item)
+                task.checkpoint_bytes += len(item.data)
+                item = item.event
+            data = pickle.dumps(item)  # what Connection.send would send; counted on the way
+            writer.send_bytes(data)
+            task.event_bytes += len(data)
+        task.exitcode = 0
+    except ray.exceptions.TaskCancelledError:
+        task.exitcode = -signal.SIGTERM
+    except (ray.exceptions.RayTaskError, ray.exceptions.RuntimeEnvSetupError) as err:
+        writer.send(WorkerEnded("failed", f"the Ray task failed: {err}"[:2000]))
+        task.exitcode = 1
+    except ray.exceptions.RayError as err:  # node died, worker crashed, object lost: not the run's fault
+        where = f" on {task.placed.node}" if task.placed else ""
+        writer.send(
+            WorkerLost(f"Ray task lost{where}: {type(err).__name__}: {str(err).splitlines()[0][:300]}")
+        )
+        task.exitcode = 1
+    except Exception as err:  # noqa: BLE001 - e.g. a checkpoint that cannot be written here
+        with contextlib.suppress(OSError):
+            writer.send(WorkerEnded("failed", f"relaying the Ray task failed: {type(err).__name__}: {err}"))
+        task.exitcode = 1
+    finally:
+        writer.close()
+        os.close(task._ended)
+
+
+def _store_file(root: Path, item: CheckpointFile) -> None:
+    """Write a checkpoint the way a local worker does: a temporary name, then a rename."""
+    final = checkpoints.path(checkpoints.run_directory(root, item.event.run_id), item.event.step)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    partial = checkpoints.partial(final)
+    partial.write_bytes(item.data)
+    os.replace(partial, final)

@@ -1,0 +1,167 @@
+"""What a Ray task does on its node: one worker process, and its events relayed back (no ray here).
+
+Owns: ``Job`` (what a task is given: its runs, each with the checkpoint it resumes from as bytes,
+and how to train them), the one message only this transport adds (``CheckpointFile``: a
+``protocol.Checkpoint`` with the file's bytes) and ``run_job``, the generator a Ray task wraps. ``run_job`` writes the resume checkpoints into a private temporary
+directory, starts the very worker process the local backend starts (``engine.worker``, spawned,
+the same torch thread count), yields its ``protocol`` events as they come, swaps each checkpoint
+for its bytes, passes pack cancels on, and always ends its worker process and deletes the
+directory. So no file system is shared with the scheduler, and a run can resume on any node.
+
+Does not own: Ray itself (``scheduler.ray_backend`` makes this a task and relays what it yields)
+or the store (the scheduler writes every event and every checkpoint file it receives).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import checkpoints
+from ..protocol import Cancel, Checkpoint, Event, Placed, WorkerEnded
+
+POLL_S = 0.2
+CANCEL_POLL_S = 0.5  # a pack asks for cancels at most this often (each ask is a remote call)
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """One run of a job, and the checkpoint it resumes from (None: from the start)."""
+
+    run_id: str
+    config_json: str
+    resume_step: int | None = None
+    checkpoint: bytes | None = None  # the file of resume_step, as the scheduler stored it
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one task trains: a single run, or the members of a fused pack, and how."""
+
+    runs: tuple[JobRun, ...]
+    pack: bool
+    gpu: bool  # Ray gave the task a GPU (it sees it as cuda:0)
+    data_dir: str | None  # on the node; None: the node's RANKBIAS_DATA_DIR or the default cache
+    threads: int
+    graphs: bool
+
+
+@dataclass(frozen=True)
+class CheckpointFile:
+    """A run's checkpoint with the file's bytes: the scheduler stores the file, then acknowledges it."""
+
+    event: Checkpoint
+    data: bytes
+
+
+def run_job(job: Job, node: tuple[str, str], poll_cancels: Callable[[], list[str]] = list) -> Iterator[Any]:
+    """Train ``job`` in a worker process on this node; yield ``protocol.Placed`` (``node``: address
+    and id), then the worker's events in order.
+
+    The last event is always the worker's ``WorkerEnded`` (made here if the process died without
+    one). Closing the generator (a cancelled task) ends the worker process."""
+    root = Path(tempfile.mkdtemp(prefix="rankbias-job-"))
+    device = "cuda:0" if job.gpu else "cpu"
+    proc = conn = control = None
+    try:
+        _write_resumes(job, root)
+        proc, conn, control = _spawn(job, device, root)
+        yield Placed(*node, device, proc.pid)
+        ended = False
+        for event in _relay(conn, control, poll_cancels if job.pack else list):
+            ended = ended or isinstance(event, WorkerEnded)
+            yield _with_file(event, root)
+        proc.join()
+        if not ended:
+            from .hosts import death_reason
+
+            yield WorkerEnded("failed", death_reason(proc.exitcode))
+    finally:
+        _end(proc)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _write_resumes(job: Job, root: Path) -> None:
+    for run in job.runs:
+        if run.checkpoint is not None and run.resume_step is not None:
+            path = checkpoints.path(checkpoints.run_directory(root, run.run_id), run.resume_step)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(run.checkpoint)
+
+
+def _spawn(job: Job, device: str, root: Path) -> tuple[Any, Any, Any]:
+    """Start the local backend's worker process for ``job``; (process, events pipe, control pipe)."""
+    from ..engine.worker import pack_worker_main, worker_main  # noqa: PLC0415 - the child imports torch
+
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    control_in = control_out = None
+    data_dir = job.data_dir or _node_data_dir()
+    resume = {r.run_id: r.resume_step if r.checkpoint is not None else None for r in job.runs}
+    ckpt = {r.run_id: str(checkpoints.run_directory(root, r.run_id)) for r in job.runs}
+    if job.pack:
+        control_in, control_out = ctx.Pipe(duplex=False)
+        members = [(r.run_id, r.config_json, ckpt[r.run_id], resume[r.run_id]) for r in job.runs]
+        target, args = (
+            pack_worker_main,
+            (child, control_in, members, device, data_dir, job.threads, job.graphs),
+        )
+    else:
+        (r,) = job.runs
+        target = worker_main
+        args = (child, r.run_id, r.config_json, device, data_dir, ckpt[r.run_id], resume[r.run_id],
+                job.threads, job.graphs)  # fmt: skip
+    proc = ctx.Process(target=target, args=args, name=f"rankbias-{job.runs[0].run_id}", daemon=True)
+    proc.start()
+    child.close()
+    if control_in is not None:
+        control_in.close()
+    return proc, parent, control_out
+
+
+def _node_data_dir() -> str | None:
+    import os
+
+    return os.environ.get("RANKBIAS_DATA_DIR") or None
+
+
+def _relay(conn: Any, control: Any, poll_cancels: Callable[[], list[str]]) -> Iterator[Event]:
+    """The worker's events until it closes its pipe; pack cancels passed on in between."""
+    last_poll = 0.0
+    while True:
+        if control is not None and time.monotonic() - last_poll >= CANCEL_POLL_S:
+            last_poll = time.monotonic()
+            for run_id in poll_cancels():
+                control.send(Cancel(run_id))
+        if not conn.poll(POLL_S):
+            continue
+        try:
+            yield conn.recv()
+        except EOFError:
+            return
+
+
+def _with_file(event: Event, root: Path) -> Any:
+    """A ``Checkpoint`` becomes a ``CheckpointFile`` (older files on this node are deleted)."""
+    if not isinstance(event, Checkpoint):
+        return event
+    directory = checkpoints.run_directory(root, event.run_id)
+    data = checkpoints.path(directory, event.step).read_bytes()
+    checkpoints.prune(directory, keep=event.step)
+    return CheckpointFile(event, data)
+
+
+def _end(proc: Any) -> None:
+    if proc is None or not proc.is_alive():
+        return
+    proc.terminate()
+    proc.join(5)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()

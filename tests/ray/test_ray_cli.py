@@ -1,0 +1,47 @@
+"""``rankbias run --backend ray`` on the two-node cluster: the golden sweep's exports (fused packs)
+are bitwise those the local backend recorded (tests/data/golden); a run no node can take is
+refused at once; ``--dry-run`` names the cluster and the packs."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
+_spec = importlib.util.spec_from_file_location("golden_record", GOLDEN / "record.py")
+record = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(record)
+
+
+def test_the_golden_sweep_on_ray_gives_the_local_backend_s_exports(ray_cluster, tmp_path: Path) -> None:
+    mode = "packs"  # single runs: test_ray_scheduler's node-removal test compares them with the local backend
+    got = record.exports(tmp_path, mode, ("--backend", "ray", "--ray-address", ray_cluster.address))
+    for kind, text in got.items():
+        expected = (GOLDEN / f"{mode}-{kind}.csv").read_text()
+        assert text.splitlines() == expected.splitlines(), f"{mode} {kind} differs on the Ray backend"
+
+
+def rankbias(*args: str) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("rankbias")
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_a_run_no_node_can_take_is_refused_not_left_waiting(ray_cluster, tmp_path: Path) -> None:
+    out = rankbias("run", str(GOLDEN / "spec.toml"), "--store", str(tmp_path), "--headless",
+                   "--devices", "cuda", "--backend", "ray", "--ray-address", ray_cluster.address)  # fmt: skip
+    assert out.returncode == 2
+    assert "no node of the Ray cluster has the 1 CPU, 1 GPU that one run asks for" in out.stderr + out.stdout
+
+
+def test_dry_run_names_the_cluster_and_the_packs(ray_cluster, tmp_path: Path) -> None:
+    out = rankbias("run", str(GOLDEN / "spec.toml"), "--store", str(tmp_path), "--dry-run", "--devices", "cpu",
+                   "--backend", "ray", "--ray-address", ray_cluster.address)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert (
+        "Ray cluster: 3 node(s), 2 CPUs" in out.stdout
+        and "each task asks for 1 CPU, 2 at a time" in out.stdout
+    )
+    assert "pack of 2" in out.stdout
+    assert not (tmp_path / "rankbias.sqlite").exists()  # nothing written

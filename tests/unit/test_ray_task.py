@@ -1,0 +1,56 @@
+"""The node side of the Ray backend, without Ray: a job trains in a local worker process, its
+checkpoints come back as bytes, and a job given those bytes resumes exactly where the first left off."""
+
+from __future__ import annotations
+
+import pytest
+
+from rankbias_tui.protocol import Checkpoint, Finished, Metrics, Placed, Started, WorkerEnded
+from rankbias_tui.scheduler.ray_task import CheckpointFile, Job, JobRun, run_job
+from rankbias_tui.spec import RunConfig
+
+CFG = RunConfig(model="mlp", depth=2, width=16, dataset="digits", epochs=4, lr_milestones=(), measure_every=2)
+
+
+def job(*runs: JobRun, pack: bool = False) -> Job:
+    return Job(runs, pack=pack, gpu=False, data_dir=None, threads=1, graphs=False)
+
+
+def evals(events: list) -> list[tuple]:
+    return [
+        (e.step, tuple(sorted(e.values.items())))
+        for e in events
+        if isinstance(e, Metrics) and "test_acc" in e.values
+    ]
+
+
+@pytest.mark.slow
+def test_a_job_streams_its_events_and_checkpoint_bytes_then_resumes_from_them() -> None:
+    events = list(run_job(job(JobRun("r1", CFG.model_dump_json())), node=("here", "n1")))
+    assert isinstance(events[0], Placed) and events[0].node == "here" and events[0].device == "cpu"
+    assert events[-1] == WorkerEnded("done", None)
+    files = [e for e in events if isinstance(e, CheckpointFile)]
+    steps = [f.event.step for f in files]
+    assert len(steps) == 3 and steps == sorted(steps) and steps[0] == 0  # at init, epoch 2 and epoch 4
+    assert all(isinstance(f.event, Checkpoint) and f.data[:2] == b"PK" for f in files)  # torch.save zips
+    middle = files[1]
+    resumed = list(
+        run_job(job(JobRun("r1", CFG.model_dump_json(), middle.event.step, middle.data)), ("there", "n2"))
+    )
+    started = next(e for e in resumed if isinstance(e, Started))
+    assert started.resumed_from == middle.event.step
+    after = [m for m in evals(events) if m[0] > middle.event.step]
+    assert after and evals(resumed) == after  # bitwise the same numbers as the uninterrupted job
+
+
+@pytest.mark.slow
+def test_a_pack_job_passes_cancels_on_to_its_worker() -> None:
+    asked = iter([["b"]])
+    runs = (
+        JobRun("a", CFG.model_dump_json()),
+        JobRun("b", CFG.model_copy(update={"seed": 1}).model_dump_json()),
+    )
+    events = list(run_job(job(*runs, pack=True), ("here", "n1"), lambda: next(asked, [])))
+    finished = {e.run_id: e.status for e in events if isinstance(e, Finished)}
+    assert finished.get("b") == "cancelled" and finished.get("a") in (None, "done")
+    assert events[-1] == WorkerEnded("done", None)  # a ran to its end
