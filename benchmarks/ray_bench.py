@@ -58,32 +58,36 @@ def planned_runs(spec: Path, sweep: str | None, epochs: int | None) -> list:
 
 def train(store_dir: Path, runs: list, backend: str, pack_size: int | None) -> tuple[float, list]:
     """Wall seconds to train ``runs`` into a new store, and the Ray tasks that trained them."""
-    from rankbias_tui.scheduler import Scheduler, plan_slots
+    from rankbias_tui.scheduler import Scheduler, SchedulerOptions, prepare
     from rankbias_tui.store import Store
 
-    tasks: list = []
+    options = SchedulerOptions("cpu", pack_size=pack_size, backend=backend)
+    target = prepare(options)  # ray: connected already (main), so this only plans
+    launcher = Recording(target.launcher) if target.launcher is not None else None
     with Store(store_dir, create=True) as store:
         todo = store.queue(runs, {})
-        if backend == "ray":
-            from rankbias_tui.scheduler.ray_backend import RayLauncher, alive_nodes, plan
-
-            slots, resources = plan("cpu", None, alive_nodes())
-            launcher = RayLauncher(resources)
-        else:
-            slots, launcher = plan_slots("cpu"), None
-        scheduler = Scheduler(store, todo, slots, pack_size=pack_size, launcher=launcher)
-        seen: dict[int, object] = {}
-
-        def tick(s: Scheduler) -> None:
-            for host in s.hosts:
-                seen[id(host.proc)] = host.proc
-
         start = time.perf_counter()
-        outcomes = scheduler.run(tick)
+        outcomes = Scheduler(store, todo, target.slots, options, launcher=launcher).run()
         wall = time.perf_counter() - start
-        assert set(outcomes.values()) == {"done"}, outcomes
-        tasks = list(seen.values()) if backend == "ray" else []
-    return wall, tasks
+    assert set(outcomes.values()) == {"done"}, outcomes
+    return wall, launcher.tasks if launcher is not None else []
+
+
+class Recording:
+    """A launcher that keeps every task it starts (for their timings and byte counts)."""
+
+    def __init__(self, inner: object):
+        self.inner, self.tasks = inner, []
+
+    def start_run(self, *args: object) -> object:
+        host = self.inner.start_run(*args)
+        self.tasks.append(host.proc)
+        return host
+
+    def start_pack(self, *args: object) -> object:
+        host = self.inner.start_pack(*args)
+        self.tasks.append(host.proc)
+        return host
 
 
 def numbers(store_dir: Path, run_ids: list[str]) -> list:
