@@ -90,13 +90,17 @@ class SystemProbe:
 
 
 def device_usage(runs: Iterable[Any], devices: Iterable[str], probe: UsageProbe | None) -> list[DeviceUse]:
-    """One entry per scheduler device and per device a running run is on, in name order."""
-    holding: dict[str, list[str]] = {name: [] for name in devices}
+    """One entry per scheduler device and per device a running run is on, in name order.
+
+    On a Ray cluster the scheduler's slots (``ray:cpu``) are no device: each node shows instead,
+    as the device its runs are on (``cuda:0@10.0.0.7``), without numbers (they are not local)."""
+    holding: dict[str, list[str]] = {name: [] for name in devices if not name.startswith("ray:")}
     for run in runs:
         if run.status == "running" and run.device:
             holding.setdefault(run.device, []).append(run.run_id)
     out = []
-    for name in sorted(holding, key=lambda n: (n != "cpu", n)):
-        util, used, total = probe(name) if probe is not None else (None, None, None)
+    for name in sorted(holding, key=lambda n: (n != "cpu", "@" in n, n)):
+        local = probe is not None and "@" not in name
+        util, used, total = probe(name) if local else (None, None, None)
         out.append(DeviceUse(name, tuple(holding[name]), util, used, total))
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,11 @@ def test_header_lines_and_device_usage() -> None:
     gpu = DeviceUse("cuda:0", ("a1b2c3d4", "b", "c", "d"), 87.0, 12.25, 80.0)
     assert gpu.describe() == "cuda:0 87% 12.2/80G: a1b2c3 b c +1"
     assert DeviceUse("cuda:1", ()).describe() == "cuda:1: idle"
+
+
+def test_on_a_ray_cluster_the_header_shows_each_node_with_its_runs() -> None:
+    runs = [view("a", "running"), view("b", "running"), view("c", "running")]
+    runs = [replace(runs[0], device="cuda:0@10.0.0.7"), replace(runs[1], device="cuda:0@10.0.0.8"),
+            replace(runs[2], device="cuda:0@10.0.0.7")]  # fmt: skip
+    usage = device_usage(runs, ["ray:cuda"], lambda d: pytest.fail(f"probed remote {d}"))
+    assert [u.describe() for u in usage] == ["cuda:0@10.0.0.7: a c", "cuda:0@10.0.0.8: b"]
