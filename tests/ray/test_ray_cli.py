@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rankbias_tui import scheduler
+from rankbias_tui.scheduler import SchedulerOptions
+from rankbias_tui.store import Store, StorePaths
+
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
 _spec = importlib.util.spec_from_file_location("golden_record", GOLDEN / "record.py")
 record = importlib.util.module_from_spec(_spec)
@@ -45,3 +49,19 @@ def test_dry_run_names_the_cluster_and_the_packs(ray_cluster, tmp_path: Path) ->
     )
     assert "pack of 2" in out.stdout
     assert not (tmp_path / "rankbias.sqlite").exists()  # nothing written
+
+
+def test_a_background_scheduler_trains_on_the_cluster_with_the_same_numbers(
+    ray_cluster, tmp_path: Path
+) -> None:
+    with Store(tmp_path, create=True) as store:
+        scheduler.launch(store, GOLDEN / "spec.toml", "golden")
+    options = SchedulerOptions("cpu", backend="ray", ray_address=ray_cluster.address, idle_exit_s=0.5)
+    proc = scheduler.spawn(tmp_path, options)
+    assert proc.wait(180) == 0, StorePaths.of(tmp_path).log.read_text()[-3000:]
+    with Store(tmp_path) as store:
+        runs = store.runs()
+        assert len(runs) == 4 and {r.status for r in runs} == {"done"}
+        assert {r.device for r in runs} == {"cpu@127.0.0.1"}
+    for kind, text in record.read_exports(str(tmp_path)).items():  # packs of 2, as in the golden sweep
+        assert text.splitlines() == (GOLDEN / f"packs-{kind}.csv").read_text().splitlines(), kind

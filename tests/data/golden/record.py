@@ -45,6 +45,11 @@ def exports(store_root: Path, mode: str, backend: tuple[str, ...] = ()) -> dict[
     store = str(store_root / mode)
     _rankbias("run", str(SPEC), "--store", store, "--headless", "--devices", "cpu", "--per-device", "2",
               *MODES[mode], *backend)  # fmt: skip
+    return read_exports(store)
+
+
+def read_exports(store: str) -> dict[str, str]:
+    """The filtered exports of a store that trained the golden sweep."""
     return {
         "summary": _filtered(_rankbias("export", "--store", store), drop=DROP_SUMMARY),
         "metrics": _filtered(
