@@ -1,7 +1,7 @@
 """Fixtures of the Ray backend tests: a real Ray cluster (a head and two worker nodes) on loopback.
 
 These tests run only inside a loopback-only network namespace, where Ray cannot reach any network
-but 127.0.0.1: ``tests/functional/test_ray_backend.py`` re-executes pytest on this folder under
+but 127.0.0.1: ``tests/functional/test_ray_cluster.py`` re-executes pytest on this folder under
 ``unshare -n`` with ``RANKBIAS_RAY_NETNS=1``; anywhere else this folder collects nothing. The
 fixture refuses to start Ray if any network interface besides ``lo`` is visible.
 """
