@@ -58,13 +58,3 @@ def test_a_task_no_live_node_can_take_fails_its_runs_at_once(tmp_path, monkeypat
     host.proc.join(5)
     assert not host.proc.is_alive() and host.proc.exitcode == 1
 
-
-def test_nothing_imports_ray_until_a_ray_backend_connects() -> None:
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, rankbias_tui.cli, rankbias_tui.scheduler.ray_backend, rankbias_tui.scheduler.ray_task; "
-        "assert 'ray' not in sys.modules, 'ray imported'"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
