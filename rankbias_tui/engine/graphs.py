@@ -1,14 +1,16 @@
 """Whole-step CUDA graphs: capture one training step once, then replay it every step.
 
-Owns: ``StepGraph`` (capture after a warm-up whose effects are undone, so the trajectory is the one
-the eager loop follows), ``sgd_foreach_`` (torch.optim.SGD's update with the learning rate in a
-device tensor) and ``GraphedStep``, the graphed twin of a single run's ``train.EagerStep``: the
-batch is taken by index from a device-resident permutation with a device step counter, then
-forward, backward, update, and on-device sums of loss and accuracy; an epoch's short last batch
-(``engine.loop.epoch_batches``) is a second graph captured for its shape. Whatever changes between
-steps lives in tensors the graphs read, so the host only replays; the learning-rate schedule writes
-a tensor and never re-captures. With ``capture=False`` (and on a CPU) the same step runs eagerly,
-which is what the CPU tests run. Does not own: the loop, logging, measurement or checkpoints
+Owns: ``StepGraph`` (capture on the device of the tensors the step writes, after a warm-up whose
+effects are undone, so the trajectory is the one the eager loop follows; running out of memory
+while capturing is raised as ``torch.cuda.OutOfMemoryError``, which packs split on),
+``sgd_foreach_`` (torch.optim.SGD's update with the learning rate in a device tensor) and
+``GraphedStep``, the graphed twin of a single run's ``train.EagerStep``: the batch is taken by index
+from a device-resident permutation with a device step counter, then forward, backward, update, and
+on-device sums of loss and accuracy; an epoch's short last batch (``engine.loop.epoch_batches``) is
+a second graph captured for its shape. Whatever changes between steps lives in tensors the graphs
+read, so the host only replays; the learning-rate schedule writes a tensor and never re-captures.
+With ``capture=False`` (and on a CPU) the same step runs eagerly, which is what the CPU tests run
+(``warm_up`` runs there too). Does not own: the loop, logging, measurement or checkpoints
 (``engine.loop`` drives the step and does them between replays). Imports nothing of
 ``engine.train`` (which picks this step), so it names what it needs of a run in ``SingleRun``.
 """
@@ -30,11 +32,13 @@ WARMUP_STEPS = 3
 
 
 class StepGraph:
-    """Calls ``body`` (no arguments, no result) as one CUDA graph replay, or eagerly."""
+    """Calls ``body`` (no arguments, no result) as one CUDA graph replay, or eagerly.
+
+    ``state`` = every tensor the body writes (all on one device: the graph is captured there)."""
 
     def __init__(self, body: Callable[[], None], state: Sequence[Tensor], capture: bool):
-        self.body = body
-        self.graph = _capture(body, state) if capture else None
+        self.body, self.state = body, list(state)
+        self.graph = capture_step(body, self.state) if capture else None
 
     def __call__(self) -> None:
         if self.graph is not None:
@@ -43,27 +47,71 @@ class StepGraph:
             self.body()
 
 
-def _capture(body: Callable[[], None], state: Sequence[Tensor]) -> torch.cuda.CUDAGraph:
+def capture_step(body: Callable[[], None], state: Sequence[Tensor]) -> torch.cuda.CUDAGraph:
+    """``body`` captured as a CUDA graph on the device of ``state``; running out of memory while
+    capturing raises ``torch.cuda.OutOfMemoryError`` whatever form CUDA gave it (packs split on
+    that error, and only on that one)."""
+    try:
+        return _capture(body, state, state[0].device)
+    except torch.cuda.OutOfMemoryError:
+        raise
+    except RuntimeError as err:
+        if is_out_of_memory(err):
+            raise torch.cuda.OutOfMemoryError(f"out of memory during graph capture: {err}") from err
+        raise
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether an error is CUDA running out of memory: ``capture_end`` and the caching allocator
+    inside a capture report it as a plain RuntimeError ("CUDA error: out of memory", error 2)."""
+    text = str(err).lower()
+    return isinstance(err, torch.cuda.OutOfMemoryError) or any(
+        sign in text for sign in ("out of memory", "cudaerrormemoryallocation", "cuda error 2:")
+    )
+
+
+def _capture(body: Callable[[], None], state: Sequence[Tensor], device: torch.device) -> torch.cuda.CUDAGraph:
     """Warm up on a side stream (lazy init, allocator), undo the warm-up, record one step.
 
-    ``state`` = every tensor the body writes; the warm-up steps are real steps, so their effect
-    on weights, buffers and counters is rolled back. Recording itself runs nothing."""
-    saved = [t.detach().clone() for t in state]
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    try:
-        with torch.cuda.stream(side):
-            for _ in range(WARMUP_STEPS):
+    Streams, the warm-up and the capture all belong to ``device`` (the current device may be
+    another one when a run trains in-process on ``cuda:1``). Recording itself runs nothing."""
+    with torch.cuda.device(device):
+        current = torch.cuda.current_stream(device)
+        saved = [t.detach().clone() for t in state]  # on the current stream
+        side = torch.cuda.Stream(device=device)
+        side.wait_stream(current)  # the copies above are done before the side stream writes
+        try:
+            with torch.cuda.stream(side):
+                warm_up(body, state, saved)
+            current.wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            # An explicit capture stream: torch's default one is made once, on whichever device
+            # was current at the first capture in the process.
+            with torch.cuda.graph(graph, stream=side):
                 body()
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            body()
-    finally:
-        with torch.no_grad():
-            for tensor, value in zip(state, saved, strict=True):
-                tensor.copy_(value)
+        finally:
+            # The warm-up may have failed part-way with work still queued on the side stream:
+            # wait for it before the rollback writes the same tensors on the current stream.
+            current.wait_stream(side)
+            _restore(state, saved)
     return graph
+
+
+def warm_up(body: Callable[[], None], state: Sequence[Tensor], saved: Sequence[Tensor]) -> None:
+    """``WARMUP_STEPS`` real steps, each from the saved state, which is then put back.
+
+    Each step starts from the same state, so each reads row 0 of the epoch's batch table, which
+    holds as few rows as there are steps in an epoch (one, with a small training set or a large
+    batch): warm-up steps taken one after another would index past it."""
+    for _ in range(WARMUP_STEPS):
+        body()
+        _restore(state, saved)
+
+
+@torch.no_grad()
+def _restore(state: Sequence[Tensor], saved: Sequence[Tensor]) -> None:
+    for tensor, value in zip(state, saved, strict=True):
+        tensor.copy_(value)
 
 
 @torch.no_grad()

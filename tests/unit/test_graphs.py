@@ -1,4 +1,6 @@
-"""The graphed step's logic on the CPU (engine.graphs with capture off): same trajectory as eager.
+"""engine.graphs on the CPU: the graphed step's logic with capture off (same trajectory as eager),
+the warm-up before capture, the capture's device and streams (on a fake ``torch.cuda``), the
+rollback after a failed warm-up, and out-of-memory errors from a capture.
 
 On a GPU the same ``_body`` is captured once and replayed (tests/gpu); here it runs eagerly, which
 checks the device-side batch indexing, the SGD update with a tensor learning rate, the momentum
@@ -7,24 +9,34 @@ buffers kept in the optimiser's state, and the on-device loss/accuracy sums.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
+from rankbias_tui.engine import graphs
 from rankbias_tui.engine import loop as loop_mod
 from rankbias_tui.engine.data import load_dataset
-from rankbias_tui.engine.graphs import GraphedStep, StepGraph, sgd_foreach_
-from rankbias_tui.engine.loop import Loop
+from rankbias_tui.engine.graphs import (
+    WARMUP_STEPS,
+    GraphedStep,
+    StepGraph,
+    capture_step,
+    sgd_foreach_,
+    warm_up,
+)
+from rankbias_tui.engine.loop import Loop, Member
+from rankbias_tui.engine.pack import Pack
 from rankbias_tui.engine.train import EagerStep, Run, graphed_or_eager
 from rankbias_tui.protocol import Event, Metrics
 from rankbias_tui.spec import RunConfig
 
-pytestmark = pytest.mark.slow  # trains real (tiny) runs
-
 CFG = RunConfig(model="mlp-bn", depth=2, width=24, dataset="digits", epochs=2, batch_size=16, lr=0.05,
                 momentum=0.9, weight_decay=5e-3, lr_milestones=(1,))  # fmt: skip
+SMALL = CFG.model_copy(update={"width": 8, "batch_size": 480})
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +57,7 @@ def trained(cfg: RunConfig, data, graphed: bool) -> tuple[Run, list[Event]]:
     return run, events
 
 
+@pytest.mark.slow  # trains real (tiny) runs
 @pytest.mark.parametrize(
     "cfg", [CFG, CFG.model_copy(update={"momentum": 0.0, "model": "mlp", "loss": "mse"})]
 )
@@ -87,6 +100,7 @@ def test_sgd_foreach_is_torch_sgd() -> None:
         torch.testing.assert_close(p, r.detach(), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow  # trains real (tiny) runs
 def test_cpu_runs_are_eager(digits) -> None:
     run = Run(CFG, "cpu", digits)
     step, mode = graphed_or_eager(run, graphs=True)
@@ -96,6 +110,7 @@ def test_cpu_runs_are_eager(digits) -> None:
     assert calls == [1]
 
 
+@pytest.mark.slow  # trains real (tiny) runs
 def test_bf16_channels_last_conv_net_trains_on_cpu(digits) -> None:
     cfg = RunConfig(model="vgg16", dataset="digits", train_size=32, batch_size=16, epochs=1, precision="bf16")
     run = Run(cfg, "cpu", load_dataset("digits", train_size=32))
@@ -104,3 +119,178 @@ def test_bf16_channels_last_conv_net_trains_on_cpu(digits) -> None:
     assert Loop(run, GraphedStep(run, capture=False), events.append).epoch()
     assert isinstance(events[-1], Metrics) and math.isfinite(events[-1].values["loss"])
     assert math.isfinite(run.evaluate(run.data.x_test[:64], run.data.y_test[:64])[0])  # eval in bf16 too
+
+
+def snapshot(state: list[torch.Tensor]) -> list[torch.Tensor]:
+    return [t.detach().clone() for t in state]
+
+
+def assert_same(a: list[torch.Tensor], b: list[torch.Tensor]) -> None:
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x, y)
+
+
+# ----- warm-up past the batch table ----------------------------------------------------------------
+@pytest.mark.parametrize(("batch_size", "train_size"), [(480, None), (720, None), (16, 20)])
+def test_warm_up_with_fewer_steps_than_warm_up_steps(digits, batch_size: int, train_size: int | None) -> None:
+    """digits at B >= 480 has 2 or 1 steps per epoch, a train_size of 20 at B = 16 one: the batch
+    table has fewer rows than the warm-up takes steps."""
+    cfg = SMALL.model_copy(update={"batch_size": batch_size, "train_size": train_size})
+    data = load_dataset("digits", train_size=train_size) if train_size else digits
+    run = Run(cfg, "cpu", data)
+    assert run.steps_per_epoch < WARMUP_STEPS
+    step = GraphedStep(run, capture=False)
+    state = step.replay.state
+    before = snapshot(state)
+    with pytest.raises(IndexError):  # what the warm-up did before: steps one after another
+        for _ in range(WARMUP_STEPS):
+            step.replay.body()
+    graphs._restore(state, before)
+    warm_up(step.replay.body, state, before)
+    assert_same(snapshot(state), before)  # every warm-up step undone
+    eager_run = Run(cfg, "cpu", data)
+    eager, graphed = Loop(eager_run, EagerStep(eager_run), lambda e: None), Loop(run, step, lambda e: None)
+    for _ in range(cfg.epochs):
+        assert eager.epoch() and graphed.epoch()
+    for (name, a), b in zip(
+        eager_run.model.state_dict().items(), run.model.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_pack_warm_up_with_one_step_per_epoch(digits) -> None:
+    cfgs = [SMALL.model_copy(update={"seed": s, "train_size": 24, "batch_size": 16}) for s in range(3)]
+    pack = Pack([Member(f"r{i}", c) for i, c in enumerate(cfgs)], "cpu", digits, graphs=False)
+    assert pack.steps_per_epoch == 1
+    state = pack.step_fn.state
+    before = snapshot(state)
+    warm_up(pack.step_fn.body, state, before)
+    assert_same(snapshot(state), before)
+
+
+# ----- out of memory while capturing ---------------------------------------------------------------
+def raising(message: str):
+    """A stand-in for ``graphs._capture`` that fails as CUDA's ``capture_end`` does."""
+
+    def capture(*args: object) -> None:
+        raise RuntimeError(message)
+
+    return capture
+
+
+@pytest.mark.parametrize(
+    ("message", "oom"),
+    [("CUDA error: out of memory", True), ("CUDA out of memory. Tried to allocate 2.00 GiB", True),
+     ("cudaErrorMemoryAllocation", True), ("operation not permitted when stream is capturing", False)],
+)  # fmt: skip
+def test_capture_raises_out_of_memory_as_such(
+    monkeypatch: pytest.MonkeyPatch, message: str, oom: bool
+) -> None:
+    monkeypatch.setattr(graphs, "_capture", raising(message))
+    state = [torch.zeros(2)]
+    with pytest.raises(torch.cuda.OutOfMemoryError if oom else RuntimeError) as info:
+        capture_step(lambda: None, state)
+    assert isinstance(info.value, torch.cuda.OutOfMemoryError) == oom
+
+
+def test_pack_splits_on_out_of_memory_in_capture_and_falls_back_otherwise(
+    monkeypatch: pytest.MonkeyPatch, digits
+) -> None:
+    """The pack's own choice between split-and-retry (the error reaches the worker) and eager."""
+    members = [Member(f"r{i}", SMALL.model_copy(update={"seed": i, "batch_size": 64})) for i in range(2)]
+    pack = Pack(members, "cpu", digits, graphs=False)
+    monkeypatch.setattr(graphs, "_capture", raising("CUDA error: out of memory"))
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        pack._step_fn(capture=True)
+    monkeypatch.setattr(graphs, "_capture", raising("capture failed"))
+    step = pack._step_fn(capture=True)
+    assert step.graph is None and "capture failed" in pack.mode()
+
+
+# ----- the capture's device and streams, on a fake torch.cuda -----------------------------------------
+class FakeStream:
+    def __init__(self, name: str, device: str, log: list):
+        self.name, self.device, self.log = name, device, log
+
+    def wait_stream(self, other: FakeStream) -> None:
+        self.log.append(("wait", self.name, other.name))
+
+
+class FakeCuda:
+    """Just enough of torch.cuda for ``graphs._capture``, logging what it is asked, and where."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple] = []
+        self.current_device = "cuda:0"
+
+    @contextlib.contextmanager
+    def device(self, dev: torch.device) -> Iterator[None]:
+        previous, self.current_device = self.current_device, str(dev)
+        yield
+        self.current_device = previous
+
+    def current_stream(self, dev: torch.device | None = None) -> FakeStream:
+        return FakeStream("current", str(dev) if dev is not None else self.current_device, self.log)
+
+    def Stream(self, device: torch.device | None = None) -> FakeStream:  # noqa: N802 - torch's name
+        self.log.append(("new stream", str(device), self.current_device))
+        return FakeStream("side", str(device), self.log)
+
+    @contextlib.contextmanager
+    def stream(self, s: FakeStream) -> Iterator[None]:
+        self.log.append(("on", s.name))
+        yield
+
+    def CUDAGraph(self) -> object:  # noqa: N802
+        return object()
+
+    @contextlib.contextmanager
+    def graph(self, g: object, stream: FakeStream | None = None) -> Iterator[None]:
+        self.log.append(("capture", stream.name if stream else None, self.current_device))
+        yield
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch: pytest.MonkeyPatch) -> FakeCuda:
+    fake = FakeCuda()
+    for name in ("device", "current_stream", "Stream", "stream", "CUDAGraph", "graph"):
+        monkeypatch.setattr(torch.cuda, name, getattr(fake, name))
+    restore = graphs._restore
+
+    def logged_restore(state, saved) -> None:
+        fake.log.append(("restore",))
+        restore(state, saved)
+
+    monkeypatch.setattr(graphs, "_restore", logged_restore)
+    return fake
+
+
+def test_capture_on_the_tensors_device_not_the_current_one(fake_cuda: FakeCuda) -> None:
+    weight = torch.zeros(3)
+
+    def body() -> None:
+        weight.add_(1.0)
+
+    graphs._capture(body, [weight], torch.device("cuda", 1))
+    log = fake_cuda.log
+    assert ("new stream", "cuda:1", "cuda:1") in log  # made on cuda:1, inside its device context
+    assert ("capture", "side", "cuda:1") in log  # an explicit stream of cuda:1, not torch's default
+    assert log.count(("restore",)) == WARMUP_STEPS + 1
+    assert torch.equal(weight, torch.zeros(3))  # warm-up and capture leave nothing behind
+
+
+def test_failed_warm_up_waits_for_the_side_stream_before_rolling_back(fake_cuda: FakeCuda) -> None:
+    weight, calls = torch.zeros(3), []
+
+    def body() -> None:
+        calls.append(1)
+        weight.add_(1.0)
+        if len(calls) == 2:
+            raise RuntimeError("an op that cannot be captured")
+
+    with pytest.raises(RuntimeError, match="cannot be captured"):
+        StepGraph(body, [weight], capture=True)
+    log = fake_cuda.log
+    last_wait = max(i for i, e in enumerate(log) if e == ("wait", "current", "side"))
+    assert log[-1] == ("restore",) and last_wait == len(log) - 2
+    assert torch.equal(weight, torch.zeros(3))
