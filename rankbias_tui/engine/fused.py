@@ -36,13 +36,6 @@ class Slot:
         return math.prod(self.shape)
 
 
-def device_memory(device: str) -> int | None:
-    """Total memory of a CUDA device in bytes; None for the CPU."""
-    if not str(device).startswith("cuda"):
-        return None
-    return int(torch.cuda.get_device_properties(torch.device(device)).total_memory)
-
-
 class PackModel:
     """K members of one MLP architecture; member k is row k of every stacked tensor."""
 

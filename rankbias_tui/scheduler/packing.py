@@ -3,9 +3,9 @@
 A pack (engine.pack) trains K runs of the same small MLP as one program: they must agree on
 everything that fixes shapes, data and cadence, and may differ in what each member carries on its
 own (seed, lr, momentum, weight decay and schedule, rank threshold, divergence guard). The size of
-a pack is ``--pack-size``, else the run's ``pack_size``, else sized from device memory; a pack that
-ran out of memory retries at half its size. Packs are also split so that every free worker slot
-gets work (on a CPU, two single-threaded packs beat one pack on two cores).
+a pack is ``--pack-size``, else the run's ``pack_size``, else sized from the device's free memory;
+a pack that ran out of memory retries at half its size. Packs are also split so that every free
+worker slot gets work (on a CPU, two single-threaded packs beat one pack on two cores).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ..sweep import PlannedRun
 
 MAX_PACK_SIZE = 256  # beyond this a pack-step no longer gets cheaper per member (bench/README.md)
 CPU_PACK_SIZE = 16
-MEMORY_SHARE = 0.4  # of a GPU's memory that one pack may plan to use
+MEMORY_SHARE = 0.4  # of a GPU's free memory that one pack may plan to use
 # Fields each member of a pack carries on its own; every other run field must be equal.
 PER_MEMBER_FIELDS = frozenset(
     {"seed", "lr", "momentum", "weight_decay", "lr_milestones", "lr_gamma", "rank_eps",
@@ -52,11 +52,14 @@ def member_bytes(cfg: RunConfig) -> int:
     return 4 * (6 * params + activations) + (1 << 20)
 
 
-def auto_pack_size(cfg: RunConfig, device_memory: int | None) -> int:
-    """Pack size for ``cfg`` on a device with ``device_memory`` bytes (None: a CPU)."""
-    if device_memory is None:
+def auto_pack_size(cfg: RunConfig, free_memory: int | None) -> int:
+    """Pack size for ``cfg`` on a device with ``free_memory`` bytes free now (None: a CPU).
+
+    Free, not total: on a GPU shared with other processes a size from the total runs out of
+    memory, then halves, then halves again (engine.devices.free_memory)."""
+    if free_memory is None:
         return CPU_PACK_SIZE
-    return max(1, min(MAX_PACK_SIZE, int(MEMORY_SHARE * device_memory) // member_bytes(cfg)))
+    return max(1, min(MAX_PACK_SIZE, int(MEMORY_SHARE * free_memory) // member_bytes(cfg)))
 
 
 def pack_limit(cfg: RunConfig, override: int | None, auto: Callable[[], int], cap: int | None) -> int:

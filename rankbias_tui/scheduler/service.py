@@ -61,7 +61,6 @@ class Scheduler:
         self.workers: dict[str, Worker] = {}  # every active run, pack members included
         self.hosts: list[Host] = []  # every worker process
         self.pack_caps: dict[Any, int] = {}  # pack_key -> size limit after an out-of-memory error
-        self._memory: dict[str, int | None] = {}
         self.outcomes: dict[str, str] = {}
         self._after_commit: list[Callable[[], None]] = []
         self.launcher = launcher or ProcessLauncher()
@@ -165,14 +164,14 @@ class Scheduler:
         return packing.take_mates(self.queue, first, size, self._resume_step)
 
     def _auto_pack_size(self, run: PlannedRun, device: str) -> int:
-        if device not in self._memory:
-            memory = None
-            if device.startswith("cuda"):
-                from ..engine.fused import device_memory  # noqa: PLC0415 - torch only for GPUs
+        """Sized from the memory free on ``device`` now (other tenants and our own workers hold the
+        rest), asked afresh for every pack."""
+        memory = None
+        if device.startswith("cuda"):
+            from ..engine.devices import free_memory  # noqa: PLC0415 - torch only for GPUs
 
-                memory = device_memory(device)
-            self._memory[device] = memory
-        return packing.auto_pack_size(run.config, self._memory[device])
+            memory = free_memory(device)
+        return packing.auto_pack_size(run.config, memory)
 
     def _start(self, run: PlannedRun, device: str) -> None:
         self._register(self.launcher.start_run(run, self._resume_step(run), device, self._worker_launch()), [run])

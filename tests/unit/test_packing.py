@@ -161,3 +161,30 @@ def test_memory_estimate_knows_every_data_set() -> None:
     for name in ("digits", "synthetic"):
         data = load_dataset(name)
         assert packing.INPUTS[name] == (data.x_train[0].numel(), data.n_classes)
+
+
+def test_packs_are_sized_from_free_memory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A GPU with 80 GiB of which 1 GiB is free (other tenants) gets a pack that fits in 1 GiB."""
+    import torch
+
+    from rankbias_tui.engine import devices
+
+    asked = []
+
+    def mem_get_info(device) -> tuple[int, int]:
+        asked.append(str(device))
+        return 1 << 30, 80 << 30
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", mem_get_info)
+    assert devices.free_memory("cuda:1") == 1 << 30 and asked == ["cuda:1"]
+    assert devices.free_memory("cpu") is None
+    cfg = RunConfig(dataset="cifar10", batch_size=32)
+    small = packing.auto_pack_size(cfg, 1 << 30)
+    assert small < packing.auto_pack_size(cfg, 80 << 30)
+    assert small * packing.member_bytes(cfg) <= packing.MEMORY_SHARE * (1 << 30)
+    with Store(tmp_path) as store:  # the scheduler asks afresh for every pack
+        sched = Scheduler(store, [], plan_slots("cpu", 1))
+        first = PlannedRun(run_id(cfg), "t", cfg)
+        assert sched._auto_pack_size(first, "cuda:0") == small
+        monkeypatch.setattr(devices, "free_memory", lambda device: 80 << 30)
+        assert sched._auto_pack_size(first, "cuda:0") == packing.MAX_PACK_SIZE
