@@ -34,6 +34,7 @@ class SchedulerStatus:
     background: bool = False  # a background scheduler (answers launch/resume), not `rankbias run`
     devices: tuple[str, ...] = ()
     capacity: int | None = None  # runs at once
+    pci_bus_ids: tuple[tuple[str, str], ...] = ()  # (device, PCI bus id): how NVML finds a GPU
 
     @property
     def foreground(self) -> bool:
@@ -70,7 +71,9 @@ def status(directory: str | Path) -> SchedulerStatus:
         state = None
     if not isinstance(state, dict) or state.get("pid") != pid:
         return SchedulerStatus(pid)
-    return SchedulerStatus(pid, True, tuple(state.get("slots", ())), state.get("capacity"))
+    bus_ids = state.get("pci_bus_ids")
+    bus_ids = tuple(sorted(bus_ids.items())) if isinstance(bus_ids, dict) else ()
+    return SchedulerStatus(pid, True, tuple(state.get("slots", ())), state.get("capacity"), bus_ids)
 
 
 def spawn(directory: str | Path, options: SchedulerOptions) -> subprocess.Popen[bytes]:

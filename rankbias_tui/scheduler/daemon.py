@@ -4,8 +4,8 @@ is asked to run.
 ``client.spawn`` starts it as ``python -m rankbias_tui.scheduler.daemon --store DIR [options]`` (the
 arguments of ``SchedulerOptions.argv``) in a session of its own, so closing the terminal or losing
 the SSH connection does not stop it; its output goes to the store's log (``StorePaths.log``). It
-holds ``SchedulerLock`` (one scheduler per store), writes the state file (``StorePaths.state``: pid
-and devices, owner-only) while it runs, and takes its orders from the store's requests - nothing
+holds ``SchedulerLock`` (one scheduler per store), writes the state file (``StorePaths.state``: pid,
+devices and their PCI bus ids, owner-only) while it runs, and takes its orders from the store's requests - nothing
 listens on a network port:
 
 - ``launch``: the request names a spec file and a sweep; the sweep's runs are added to the store and
@@ -38,7 +38,7 @@ from ..store import Request, Store, StorePaths
 from ..sweep import PlannedRun, UnknownSweep, expand_sweep
 from .backends import prepare
 from .client import mark_cancelled
-from .devices import BackendError, DeviceError, Slots
+from .devices import BackendError, DeviceError, Slots, pci_bus_ids
 from .lock import SchedulerLock, StoreBusy
 from .options import SchedulerOptions, add_arguments
 from .service import POLL_S, Scheduler
@@ -189,9 +189,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _write_state(path: Path, options: SchedulerOptions, slots: Slots) -> None:
-    """The state file: who holds the lock (a background scheduler) and on which devices."""
+    """The state file: who holds the lock (a background scheduler), on which devices, and each
+    GPU's PCI bus id (the TUI, which has no torch, finds the card's NVML handle by it)."""
     state = {"pid": os.getpid(), "started_at": time.time(), **asdict(options)}
     state |= {"slots": list(slots.devices), "capacity": slots.capacity}
+    state |= {"pci_bus_ids": pci_bus_ids(slots.devices)}
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump(state, fh, default=str)

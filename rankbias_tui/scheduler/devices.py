@@ -43,6 +43,18 @@ def cuda_count() -> int:
     return cuda_device_count()
 
 
+def pci_bus_ids(devices: tuple[str, ...]) -> dict[str, str]:
+    """``cuda:i`` -> its PCI bus id ("0000:65:00.0"), as this process's CUDA numbering sees it;
+    empty with no GPU (and then imports no torch)."""
+    gpus = [d for d in devices if d.startswith("cuda:")]
+    if not gpus:
+        return {}
+    from ..engine.devices import pci_bus_id  # torch stays out of light imports
+
+    ids = {d: pci_bus_id(int(d.partition(":")[2])) for d in gpus}
+    return {d: bus for d, bus in ids.items() if bus is not None}
+
+
 def plan_slots(spec: str = "auto", per_device: int | None = None, cuda_available: int | None = None) -> Slots:
     """Parse ``auto``, ``cpu`` or ``cuda:0,1`` (also ``cuda`` = all GPUs) into worker slots.
 

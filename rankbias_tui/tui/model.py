@@ -214,7 +214,7 @@ class StoreFeed:
         info = scheduler_status(self.directory)
         return {
             "scheduler": info,
-            "devices": tuple(device_usage(views, info.devices, self.probe)),
+            "devices": tuple(device_usage(views, info.devices, self.probe, info.pci_bus_ids)),
             "eta_s": eta_seconds(views, now, info.capacity) if info.pid is not None else None,
         }
 

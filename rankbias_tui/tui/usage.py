@@ -1,6 +1,11 @@
 """Device use for the dashboard header: GPU utilisation and memory through NVML when the optional
 ``pynvml`` package and a driver are there, the load average for the CPU, and which runs each
-device holds. Reads no store and imports no torch; NVML is asked at most every few seconds."""
+device holds. Reads no store and imports no torch; NVML is asked at most every few seconds.
+
+A GPU is found in NVML by the PCI bus id the scheduler recorded for it (``SchedulerStatus``), not
+by its CUDA ordinal: ``cuda:0`` of the scheduler is whichever card its ``CUDA_VISIBLE_DEVICES`` and
+``CUDA_DEVICE_ORDER`` made first, while NVML counts every card in bus order. Without a bus id the
+header shows numbers only when NVML sees a single card (it cannot be the wrong one)."""
 
 from __future__ import annotations
 
@@ -36,7 +41,9 @@ class DeviceUse:
 
 
 class UsageProbe(Protocol):
-    def __call__(self, device: str) -> tuple[float | None, float | None, float | None]: ...
+    def __call__(
+        self, device: str, pci_bus_id: str | None = None
+    ) -> tuple[float | None, float | None, float | None]: ...
 
 
 class SystemProbe:
@@ -48,13 +55,16 @@ class SystemProbe:
         self._nvml: Any = None
         self._nvml_tried = False
 
-    def __call__(self, device: str) -> tuple[float | None, float | None, float | None]:
+    def __call__(
+        self, device: str, pci_bus_id: str | None = None
+    ) -> tuple[float | None, float | None, float | None]:
         now = self.clock()
-        hit = self._cache.get(device)
+        key = f"{device}@{pci_bus_id}"
+        hit = self._cache.get(key)
         if hit is not None and now - hit[0] < self.every_s:
             return hit[1]
-        value = self._cpu() if device == "cpu" else self._gpu(device)
-        self._cache[device] = (now, value)
+        value = self._cpu() if device == "cpu" else self._gpu(pci_bus_id)
+        self._cache[key] = (now, value)
         return value
 
     @staticmethod
@@ -64,12 +74,17 @@ class SystemProbe:
         except OSError:
             return None, None, None
 
-    def _gpu(self, device: str) -> tuple[float | None, float | None, float | None]:
+    def _gpu(self, pci_bus_id: str | None) -> tuple[float | None, float | None, float | None]:
         nvml = self._load_nvml()
         if nvml is None:
             return None, None, None
         try:
-            handle = nvml.nvmlDeviceGetHandleByIndex(int(device.partition(":")[2] or 0))
+            if pci_bus_id is not None:  # bytes: older pynvml takes no str
+                handle = nvml.nvmlDeviceGetHandleByPciBusId(pci_bus_id.encode())
+            elif nvml.nvmlDeviceGetCount() == 1:
+                handle = nvml.nvmlDeviceGetHandleByIndex(0)
+            else:
+                return None, None, None  # no way to tell which card: no numbers, not wrong ones
             util = nvml.nvmlDeviceGetUtilizationRates(handle).gpu
             mem = nvml.nvmlDeviceGetMemoryInfo(handle)
             return float(util), mem.used / 2**30, mem.total / 2**30
@@ -89,11 +104,18 @@ class SystemProbe:
         return self._nvml
 
 
-def device_usage(runs: Iterable[Any], devices: Iterable[str], probe: UsageProbe | None) -> list[DeviceUse]:
-    """One entry per scheduler device and per device a running run is on, in name order.
+def device_usage(
+    runs: Iterable[Any],
+    devices: Iterable[str],
+    probe: UsageProbe | None,
+    pci_bus_ids: Iterable[tuple[str, str]] = (),
+) -> list[DeviceUse]:
+    """One entry per scheduler device and per device a running run is on, in name order;
+    ``pci_bus_ids``: (device, PCI bus id) pairs the scheduler recorded.
 
     On a Ray cluster the scheduler's slots (``ray:cpu``) are no device: each node shows instead,
     as the device its runs are on (``cuda:0@10.0.0.7``), without numbers (they are not local)."""
+    bus_ids = dict(pci_bus_ids)
     holding: dict[str, list[str]] = {name: [] for name in devices if not name.startswith("ray:")}
     for run in runs:
         if run.status == "running" and run.device:
@@ -101,6 +123,6 @@ def device_usage(runs: Iterable[Any], devices: Iterable[str], probe: UsageProbe 
     out = []
     for name in sorted(holding, key=lambda n: (n != "cpu", "@" in n, n)):
         local = probe is not None and "@" not in name
-        util, used, total = probe(name) if local else (None, None, None)
+        util, used, total = probe(name, bus_ids.get(name)) if local else (None, None, None)
         out.append(DeviceUse(name, tuple(holding[name]), util, used, total))
     return out

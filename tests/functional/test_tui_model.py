@@ -81,7 +81,7 @@ def test_feed_rereads_only_runs_that_changed(tmp_path: Path, monkeypatch: pytest
 
 def test_header_lines_and_device_usage() -> None:
     runs = [view("a", "running"), view("b", "queued")]
-    usage = device_usage(runs, ["cpu"], lambda d: (0.7, None, None))
+    usage = device_usage(runs, ["cpu"], lambda d, bus=None: (0.7, None, None))
     assert usage == [DeviceUse("cpu", ("a",), 0.7)] and usage[0].describe() == "cpu load 0.7: a"
     gpu = DeviceUse("cuda:0", ("a1b2c3d4", "b", "c", "d"), 87.0, 12.25, 80.0)
     assert gpu.describe() == "cuda:0 87% 12.2/80G: a1b2c3 b c +1"

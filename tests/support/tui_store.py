@@ -176,7 +176,7 @@ def make_app(store_dir: Path, **kwargs):  # noqa: ANN201 - RankbiasApp
     kwargs.setdefault("spawn", SpawnRecorder())
     return create_app(
         store_dir, Path(store_dir) / "experiments.toml", live=False, clock=lambda: NOW,
-        probe=lambda device: (1.5, None, None), **kwargs,
+        probe=lambda device, pci_bus_id=None: (1.5, None, None), **kwargs,
     )  # fmt: skip
 
 
