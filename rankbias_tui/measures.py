@@ -62,7 +62,7 @@ HPARAMS = ("batch_size", "lr", "weight_decay")  # the three the paper's bound de
 MAIN_FIELDS = ("model", "dataset", "depth", "width", "batch_size", "lr", "weight_decay", "momentum", "epochs", "seed")
 FIELDS = MAIN_FIELDS + (
     "activation", "train_size", "drop_last", "lr_milestones", "lr_gamma", "loss", "rank_eps", "measure_every",
-    "measured_layers", "eval_every", "diverge_after", "diverge_acc", "precision",
+    "measured_layers", "eval_every", "diverge_after", "diverge_acc", "precision", "deterministic",
 )  # fmt: skip
 
 

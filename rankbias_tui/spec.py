@@ -93,6 +93,10 @@ class RunConfig(BaseModel):
     """Seeds initial weights and batch order; part of the run's identity."""
     precision: Literal["fp32", "bf16"] = "fp32"
     """``bf16``: bfloat16 autocast with channels-last memory (opt-in, for conv nets on GPUs)."""
+    deterministic: bool = False
+    """Deterministic kernels on GPUs (deterministic algorithms, cuDNN without autotuning, a fixed
+    cuBLAS workspace): the same numbers from the same config on the same GPU and software, at some
+    cost in speed. Changes a run's numbers on a GPU, so part of its identity when true."""
     pack_size: int | None = Field(None, ge=1, le=4096)
     """Most runs trained together as one fused pack (mlp/mlp-bn); None: sized from device memory;
     1: never packed. An execution detail, not part of the run's identity."""

@@ -9,6 +9,7 @@ the scheduler notices the dead process and records that instead.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import traceback
@@ -44,7 +45,7 @@ def worker_main(
             resume_step=resume_step, graphs=graphs,
         )  # fmt: skip
 
-    _guarded(conn, device, threads, body)
+    _guarded(conn, device, threads, body, deterministic=_deterministic([config_json]))
 
 
 Member = tuple[str, str, str, "int | None"]  # (run_id, config JSON, checkpoint dir, resume step)
@@ -81,7 +82,10 @@ def pack_worker_main(
         )  # fmt: skip
         return "done"
 
-    _guarded(conn, device, threads, body, oom_context=f" in a pack of {len(members)}", report_oom=True)
+    _guarded(
+        conn, device, threads, body, oom_context=f" in a pack of {len(members)}", report_oom=True,
+        deterministic=_deterministic([cfg for _, cfg, _, _ in members]),
+    )  # fmt: skip
 
 
 def _guarded(
@@ -91,11 +95,13 @@ def _guarded(
     body: Callable[[], str],
     oom_context: str = "",
     report_oom: bool = False,
+    deterministic: bool = False,
 ) -> None:
     """Set up torch, run ``body`` and always end with ``WorkerEnded(status, error)``.
 
     Out-of-memory and missing data sets become a one-line reason; anything else keeps the tail
-    of its traceback. ``report_oom`` also sends ``OutOfMemory`` first (packs split on it)."""
+    of its traceback. ``report_oom`` also sends ``OutOfMemory`` first (packs split on it).
+    ``deterministic`` switches torch to deterministic kernels before CUDA starts."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scheduler's to handle
     status, error = "failed", None
     try:
@@ -104,6 +110,10 @@ def _guarded(
         from .data import DatasetUnavailable
 
         torch.set_num_threads(threads)
+        if deterministic:
+            from .devices import make_deterministic
+
+            make_deterministic()
         if device.startswith("cuda"):
             torch.cuda.set_device(torch.device(device))
         try:
@@ -121,6 +131,12 @@ def _guarded(
         conn.close()
     except (BrokenPipeError, OSError):
         os._exit(1)
+
+
+def _deterministic(configs_json: list[str]) -> bool:
+    """Whether the runs ask for deterministic kernels (a pack's members all agree: it is in the
+    pack key), read before torch starts."""
+    return any(json.loads(c).get("deterministic", False) for c in configs_json)
 
 
 def _cancelled(control: Connection) -> list[str]:
