@@ -10,7 +10,10 @@ from tests.support.engine_runs import needs_cuda
 
 
 @pytest.fixture(
-    params=[pytest.param("cpu", marks=pytest.mark.slow), pytest.param("cuda:0", marks=needs_cuda)]
+    params=[
+        pytest.param("cpu", marks=[pytest.mark.slow, pytest.mark.cpu_twin]),
+        pytest.param("cuda:0", marks=needs_cuda),
+    ]
 )
 def device(request: pytest.FixtureRequest) -> str:
     """Where the check runs: the GPU (captured graphs) or the CPU twin (capture off)."""

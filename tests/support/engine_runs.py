@@ -24,8 +24,8 @@ needs_two_gpus = pytest.mark.skipif(not CUDA or torch.cuda.device_count() < 2, r
 
 def on(devices: tuple[str, ...], *rows: tuple) -> list:
     """Parameters (device, *row) for each device and row: CUDA ones skip without CUDA, CPU twins
-    are marked slow."""
-    marks = {"cpu": pytest.mark.slow}
+    are marked slow and cpu_twin."""
+    marks = {"cpu": [pytest.mark.slow, pytest.mark.cpu_twin]}
     return [
         pytest.param(d, *row, marks=marks.get(d, needs_cuda), id="-".join(map(str, (d, *row))))
         for d in devices
