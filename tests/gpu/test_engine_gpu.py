@@ -84,11 +84,15 @@ def test_bf16_channels_last_follows_fp32_loosely(device: str, model: str) -> Non
 
 
 @needs_cuda
-@pytest.mark.parametrize(("batch_size", "train_size"), [(480, None), (720, None), (16, 20)])
-def test_fewer_steps_per_epoch_than_warm_up_steps(batch_size: int, train_size: int | None) -> None:
+@pytest.mark.parametrize(
+    ("batch_size", "train_size", "drop_last"), [(480, None, True), (720, None, False), (16, 20, False)]
+)
+def test_fewer_steps_per_epoch_than_warm_up_steps(
+    batch_size: int, train_size: int | None, drop_last: bool
+) -> None:
     """The warm-up once read past the batch table here (a device-side assert that poisoned the
     context); the CPU twin is tests/unit/test_graphs.py."""
-    cfg = MLP.model_copy(update={"batch_size": batch_size, "train_size": train_size})
+    cfg = MLP.model_copy(update={"batch_size": batch_size, "train_size": train_size, "drop_last": drop_last})
     events: list[Event] = []
     assert train(cfg, "cuda:0", events.append, run_id="r") == "done"
     assert started(events).mode == "graphed"

@@ -131,11 +131,17 @@ def assert_same(a: list[torch.Tensor], b: list[torch.Tensor]) -> None:
 
 
 # ----- warm-up past the batch table ----------------------------------------------------------------
-@pytest.mark.parametrize(("batch_size", "train_size"), [(480, None), (720, None), (16, 20)])
-def test_warm_up_with_fewer_steps_than_warm_up_steps(digits, batch_size: int, train_size: int | None) -> None:
-    """digits at B >= 480 has 2 or 1 steps per epoch, a train_size of 20 at B = 16 one: the batch
-    table has fewer rows than the warm-up takes steps."""
-    cfg = SMALL.model_copy(update={"batch_size": batch_size, "train_size": train_size})
+@pytest.mark.parametrize(
+    ("batch_size", "train_size", "drop_last"), [(480, None, True), (720, None, False), (16, 20, False)]
+)
+def test_warm_up_with_fewer_steps_than_warm_up_steps(
+    digits, batch_size: int, train_size: int | None, drop_last: bool
+) -> None:
+    """digits at B = 480 (drop_last) or 720 has 2 steps per epoch, a train_size of 20 at B = 16 one
+    full batch and a tail: the batch table has fewer rows than the warm-up takes steps."""
+    cfg = SMALL.model_copy(
+        update={"batch_size": batch_size, "train_size": train_size, "drop_last": drop_last}
+    )
     data = load_dataset("digits", train_size=train_size) if train_size else digits
     run = Run(cfg, "cpu", data)
     assert run.steps_per_epoch < WARMUP_STEPS
@@ -146,8 +152,10 @@ def test_warm_up_with_fewer_steps_than_warm_up_steps(digits, batch_size: int, tr
         for _ in range(WARMUP_STEPS):
             step.replay.body()
     graphs._restore(state, before)
-    warm_up(step.replay.body, state, before)
-    assert_same(snapshot(state), before)  # every warm-up step undone
+    for replay in (step.replay, step.replay_tail):
+        if replay is not None:
+            warm_up(replay.body, state, before)
+            assert_same(snapshot(state), before)  # every warm-up step undone
     eager_run = Run(cfg, "cpu", data)
     eager, graphed = Loop(eager_run, EagerStep(eager_run), lambda e: None), Loop(run, step, lambda e: None)
     for _ in range(cfg.epochs):
@@ -161,11 +169,11 @@ def test_warm_up_with_fewer_steps_than_warm_up_steps(digits, batch_size: int, tr
 def test_pack_warm_up_with_one_step_per_epoch(digits) -> None:
     cfgs = [SMALL.model_copy(update={"seed": s, "train_size": 24, "batch_size": 16}) for s in range(3)]
     pack = Pack([Member(f"r{i}", c) for i, c in enumerate(cfgs)], "cpu", digits, graphs=False)
-    assert pack.steps_per_epoch == 1
-    state = pack.step_fn.state
-    before = snapshot(state)
-    warm_up(pack.step_fn.body, state, before)
-    assert_same(snapshot(state), before)
+    assert pack.steps_per_epoch < WARMUP_STEPS and pack.tail_fn is not None  # 1 full batch, 1 tail
+    for fn in (pack.step_fn, pack.tail_fn):
+        before = snapshot(fn.state)
+        warm_up(fn.body, fn.state, before)
+        assert_same(snapshot(fn.state), before)
 
 
 # ----- out of memory while capturing ---------------------------------------------------------------
@@ -201,9 +209,9 @@ def test_pack_splits_on_out_of_memory_in_capture_and_falls_back_otherwise(
     pack = Pack(members, "cpu", digits, graphs=False)
     monkeypatch.setattr(graphs, "_capture", raising("CUDA error: out of memory"))
     with pytest.raises(torch.cuda.OutOfMemoryError):
-        pack._step_fn(capture=True)
+        pack._step_fns(capture=True)
     monkeypatch.setattr(graphs, "_capture", raising("capture failed"))
-    step = pack._step_fn(capture=True)
+    step, _ = pack._step_fns(capture=True)
     assert step.graph is None and "capture failed" in pack.mode()
 
 
