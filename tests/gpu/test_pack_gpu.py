@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import signal
 from multiprocessing import Pipe
+from pathlib import Path
 
 import pytest
 import torch
@@ -93,7 +94,7 @@ def test_frozen_and_cancelled_members_mid_epoch(device: str, monkeypatch: pytest
 
 
 @needs_cuda
-def test_out_of_memory_in_a_pack_reaches_the_scheduler() -> None:
+def test_out_of_memory_in_a_pack_reaches_the_scheduler(tmp_path: Path) -> None:
     """With the process held to a sliver of the GPU, a big pack fails with ``OutOfMemory`` (the
     scheduler halves the pack and retries) rather than training eagerly; the context survives and
     a small pack then trains under the same limit."""
@@ -105,7 +106,8 @@ def test_out_of_memory_in_a_pack_reaches_the_scheduler() -> None:
     try:
         big = MLP.model_copy(update={"width": 2048, "depth": 4, "epochs": 1})
         members = [
-            (f"r{i}", big.model_copy(update={"seed": i}).model_dump_json(), "", None) for i in range(32)
+            (f"r{i}", big.model_copy(update={"seed": i}).model_dump_json(), str(tmp_path / f"r{i}"), None)
+            for i in range(32)
         ]
         parent, child = Pipe(duplex=False)
         control, _ = Pipe(duplex=False)
