@@ -1,21 +1,38 @@
-"""The names of a run's checkpoint files, and which of them to keep (no torch).
+"""The files of a run's checkpoints: names, writing, which to keep, and cleaning up (no torch).
 
-Owns: a run's directory under a store's checkpoint root (named by its run id), the file its
-checkpoint after step N is written to (``step-%09d.pt``), the temporary name it is written under
-before the rename, listing the steps on disk and pruning the older files. Does not own: what a
-checkpoint holds (``engine.train``) or where the root is (``store.StorePaths.checkpoints``).
+Owns: a run's directory under a store's checkpoint root (named by its run id, which must be one
+``sweep.run_id`` makes, and confirmed to lie inside the root), the file its checkpoint after step
+N is written to (``step-%09d.pt``), the temporary name it is written under before the rename,
+writing one atomically (``write_atomic``: never a partial file left behind, and never a directory
+made outside an existing store), keeping the latest two acknowledged checkpoints (so a damaged
+latest one has a predecessor to fall back to), and removing temporary files a killed writer left.
+Does not own: what a checkpoint holds (``engine.train``) or where the root is
+(``store.StorePaths.checkpoints``).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+from .sweep import is_run_id
 
 PREFIX, SUFFIX, PARTIAL = "step-", ".pt", ".tmp"
 
 
+class UnsafeRunId(ValueError):
+    """A run id that is not one rankbias makes (it could name a path outside the store)."""
+
+
 def run_directory(root: Path, run_id: str) -> Path:
-    """A run's checkpoint directory under a store's checkpoint root."""
-    return root / run_id
+    """A run's checkpoint directory under a store's checkpoint root; ``UnsafeRunId`` unless the id
+    is 12 hex digits and the directory (symbolic links followed) lies inside the root."""
+    if not is_run_id(run_id):
+        raise UnsafeRunId(f"refusing run id {run_id!r}: not a rankbias run id (12 hex digits)")
+    directory = root / run_id
+    if not directory.resolve().is_relative_to(root.resolve()):
+        raise UnsafeRunId(f"refusing {directory}: it leads outside the store's checkpoints ({root})")
+    return directory
 
 
 def path(directory: Path, step: int) -> Path:
@@ -33,8 +50,53 @@ def steps(directory: Path) -> list[int]:
     return sorted(int(p.stem.removeprefix(PREFIX)) for p in directory.glob(f"{PREFIX}*{SUFFIX}"))
 
 
+def write_atomic(data: bytes, final: Path) -> None:
+    """Write ``data`` to ``final`` through a temporary file and a rename: a killed writer leaves at
+    most a temporary file, a failed write (disk full) none. The run's directory is made if missing,
+    but not its parents: a store deleted while a sweep runs is not silently recreated."""
+    directory = final.parent
+    directory.parent.mkdir(exist_ok=True)  # the store's checkpoint root; the store itself must exist
+    directory.mkdir(exist_ok=True)
+    tmp = partial(final)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if err.filename is None:  # os.write does not know the file: name it for the user
+            raise OSError(err.errno, err.strerror, str(tmp)) from None
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def prune(directory: Path, keep: int) -> None:
-    """Delete the checkpoints before step ``keep``: a run resumes only from its latest one."""
-    for step in steps(directory):
-        if step < keep:
-            path(directory, step).unlink(missing_ok=True)
+    """Step ``keep`` was acknowledged: delete the checkpoints before it except the latest one
+    (the previous acknowledged checkpoint, to fall back to if ``keep`` turns out damaged)."""
+    older = [step for step in steps(directory) if step < keep]
+    for step in older[:-1]:
+        path(directory, step).unlink(missing_ok=True)
+
+
+def fallbacks(directory: Path, step: int) -> list[int]:
+    """The steps to try resuming from, best first: ``step`` (the acknowledged one) and every
+    earlier checkpoint on disk. Later files were never acknowledged and are not trusted."""
+    return sorted({s for s in steps(directory) if s < step} | {step}, reverse=True)
+
+
+def clean_partial(root: Path) -> list[Path]:
+    """Remove the temporary files of checkpoint writes that never finished (a killed worker, a
+    full disk) under a store's checkpoint root; return what was removed."""
+    removed = []
+    for tmp in root.glob(f"*/{PREFIX}*{PARTIAL}"):
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
+import time
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import typer
 from rich.console import Console
@@ -21,12 +23,13 @@ from .scheduler import (
     Scheduler,
     SchedulerLock,
     SchedulerOptions,
-    StopRequested,
+    Stopped,
     StoreBusy,
+    signals_stop,
 )
 from .spec import Spec, SpecError, load_spec
 from .store import Store, StoreError
-from .sweep import UnknownSweep, expand
+from .sweep import PlannedRun, UnknownSweep, expand
 
 app = typer.Typer(
     help="Run sweeps of training runs and watch the rank of their weight matrices "
@@ -38,6 +41,7 @@ console = Console()
 
 SPEC_ARG = typer.Argument(Path("experiments.toml"), help="The sweep spec (TOML).", show_default=True)
 STORE_OPT = typer.Option(Path("runs"), "--store", help="Results directory (holds rankbias.sqlite).")
+CONFIRM_ABOVE = 10_000  # runs; a bigger sweep is queued only when the user says so
 
 
 def open_store(directory: Path, create: bool = False) -> Store:
@@ -101,6 +105,9 @@ def run(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the runs, their packs and where they would go; start nothing."
     ),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help=f"Queue more than {CONFIRM_ABOVE:,} runs without asking."
+    ),
 ) -> None:
     """Run the sweep(s): finished runs are skipped, interrupted ones resume from their last checkpoint."""
     options = SchedulerOptions(
@@ -110,12 +117,25 @@ def run(
     parsed = load_or_exit(spec)
     if dry_run:
         return _dry_run(parsed, sweep or [], store_dir, options)
+    _confirm_size(parsed, sweep or [parsed.default_sweep], yes)
     if not headless:
         from .cli_tui import run_with_tui, terminal_attached
 
         if terminal_attached():
             return run_with_tui(spec, parsed, sweep or [], store_dir, options)
     _run_headless(parsed, sweep or [], store_dir, options)
+
+
+def _confirm_size(parsed: Spec, names: list[str], yes: bool) -> None:
+    """More than ``CONFIRM_ABOVE`` runs are queued only when the user says so (``--yes``, or yes at
+    the prompt); without a terminal to ask on, say how and refuse."""
+    count = sum(parsed.sweeps[name].size for name in names if name in parsed.sweeps)
+    if count <= CONFIRM_ABOVE or yes:
+        return
+    if not sys.stdin.isatty():
+        raise fail(f"refusing to queue {count:,} runs (more than {CONFIRM_ABOVE:,}) without confirmation: pass --yes", 2)
+    if not typer.confirm(f"Queue {count:,} runs?", default=False):
+        raise fail("nothing queued")
 
 
 def _run_headless(parsed: Spec, sweeps: list[str], store_dir: Path, options: SchedulerOptions) -> None:
@@ -130,22 +150,28 @@ def _run_headless(parsed: Spec, sweeps: list[str], store_dir: Path, options: Sch
     store = open_store(store_dir, create=True)
     try:
         with SchedulerLock(store_dir):
-            todo = store.queue(planned, provenance())
+            since = time.time()  # stop requests older than this were meant for another scheduler
+            todo = _queue(store, planned)
             console.print(
                 f"{len(planned)} runs in {', '.join(sweeps or [parsed.default_sweep])}: "
-                f"{len(planned) - len(todo)} already finished, {len(todo)} to run on {backend.where}. "
-                f"Store: {store_dir}/"
+                f"{len(planned) - len(todo.mine)} already finished, {len(todo.mine)} to run on {backend.where}. "
+                f"Store: {store_dir}/",
+                markup=False,
             )
+            if todo.adopted:
+                console.print(
+                    f"also resuming {len(todo.adopted)} interrupted run(s) of other sweeps (their scheduler "
+                    "ended without stopping them)", markup=False,
+                )  # fmt: skip
             console.print(_engine_line(backend.slots.devices, options))
-            with HeadlessView(todo, console) as view:
-                run = Scheduler(store, todo, backend.slots, options, launcher=backend.launcher)
+            runs = todo.mine + todo.adopted
+            with signals_stop(), HeadlessView(runs, console) as view:
+                run = Scheduler(store, runs, backend.slots, options, launcher=backend.launcher, since=since)
                 outcomes = run.run(view.tick)
     except StoreBusy as e:
         raise fail(str(e)) from None
-    except (KeyboardInterrupt, StopRequested):
-        raise fail(
-            "interrupted; runs in progress were requeued - run the same command again to resume", 130
-        ) from None
+    except Stopped as e:
+        raise fail(str(e), e.exit_code) from None
     finally:
         store.close()
     _print_outcomes(outcomes)
@@ -165,6 +191,20 @@ def _dry_run(parsed: Spec, sweeps: list[str], store_dir: Path, options: Schedule
         raise fail(str(e), 2) from None
     for line in lines:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+class _Todo(NamedTuple):
+    mine: list[PlannedRun]  # the sweeps' unfinished runs
+    adopted: list[PlannedRun]  # interrupted runs of other sweeps
+
+
+def _queue(store: Store, planned: list[PlannedRun]) -> _Todo:
+    """Adopt what a killed scheduler left running (this process holds the lock now), then queue the
+    sweeps' unfinished runs."""
+    adopted = scheduler.adopt(store)
+    mine = store.queue(planned, provenance())
+    ids = {run.run_id for run in mine}
+    return _Todo(mine, [run for run in adopted if run.run_id not in ids])
 
 
 def _engine_line(devices: tuple[str, ...], options: SchedulerOptions) -> str:

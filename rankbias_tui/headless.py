@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import measures
@@ -15,7 +16,7 @@ def run_label(run: PlannedRun, varied: tuple[str, ...]) -> str:
     cfg = run.config
     short = {"batch_size": "B", "weight_decay": "wd", "momentum": "mom"}
     parts = [f"{short.get(k, k)}={getattr(cfg, k)}" for k in varied]
-    return f"{run.run_id[:8]} " + " ".join(parts)
+    return escape(f"{run.run_id[:8]} " + " ".join(parts))  # shown as rich markup: values stay literal
 
 
 def varied_fields(runs: list[PlannedRun]) -> tuple[str, ...]:
@@ -48,7 +49,10 @@ class HeadlessView:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)  # type: ignore[arg-type]
+        try:
+            self.progress.__exit__(*exc)  # type: ignore[arg-type]
+        except OSError:
+            pass  # the terminal hung up (SIGHUP): nothing left to draw on, and the runs are requeued
 
     def tick(self, scheduler: Scheduler) -> None:
         active = {live.run_id: live for live in scheduler.live()}

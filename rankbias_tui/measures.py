@@ -23,7 +23,10 @@ from typing import Any, Protocol
 import numpy as np
 
 # ----- statuses ----------------------------------------------------------------------------------
-STATUSES = ("queued", "running", "done", "failed", "diverged", "cancelled")
+STATUSES = ("queued", "running", "done", "failed", "diverged", "cancelled", "interrupted")
+# A running run whose scheduler is gone (killed, out of memory, rebooted): derived when the store is
+# read, never stored. Any scheduler that starts adopts it; it resumes from its last checkpoint.
+INTERRUPTED = "interrupted"
 FINISHED = ("done", "diverged")  # ended by the training itself: never re-run, nothing to resume
 ACTIVE = ("queued", "running")  # waiting for or holding a device: what a cancel acts on
 

@@ -112,7 +112,25 @@ class Finished:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class RunWarning:
+    """Something went wrong without ending the run (a damaged checkpoint it fell back from); the
+    store keeps it on the run, and ``rankbias show`` and the app show it."""
+
+    run_id: str
+    text: str
+
+
 # ----- worker -> scheduler: events about the worker process --------------------------------------
+@dataclass(frozen=True)
+class DiskFull:
+    """A write of the worker failed for lack of space (or quota) at ``path``: the whole scheduler
+    stops (every run would fail the same way), requeueing its runs."""
+
+    path: str
+    error: str
+
+
 @dataclass(frozen=True)
 class OutOfMemory:
     """A pack ran out of GPU memory (its ``WorkerEnded`` follows): retry its members in smaller packs."""
@@ -152,8 +170,8 @@ class WorkerLost:
     reason: str
 
 
-RunEvent = Started | Metrics | Spectra | Checkpoint | Progress | Finished
-Event = RunEvent | OutOfMemory | WorkerEnded | WorkerLost | Placed
+RunEvent = Started | Metrics | Spectra | Checkpoint | Progress | Finished | RunWarning
+Event = RunEvent | OutOfMemory | DiskFull | WorkerEnded | WorkerLost | Placed
 
 
 # ----- scheduler -> pack worker ------------------------------------------------------------------

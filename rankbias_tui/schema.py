@@ -70,5 +70,18 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN protocol_version INTEGER;
     UPDATE runs SET protocol_version = 1 WHERE started_at IS NOT NULL
     """,
+    # 5: the scheduler process that owns a running run (``owner.token``: pid and start time, so a
+    # run whose scheduler died shows as interrupted), warnings recorded on a run (one per line),
+    # and the execution mode of each segment a run was trained in (a resume starts a new segment;
+    # ``pack``: the JSON list of the ids trained together, in pack order; one id for a single run).
+    """
+    ALTER TABLE runs ADD COLUMN owner TEXT;
+    ALTER TABLE runs ADD COLUMN warnings TEXT;
+    CREATE TABLE segments (
+        run_id TEXT NOT NULL, started_at REAL NOT NULL, from_step INTEGER NOT NULL,
+        device TEXT, mode TEXT NOT NULL, pack TEXT NOT NULL
+    );
+    CREATE INDEX segments_run ON segments(run_id)
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

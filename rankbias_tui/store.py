@@ -7,30 +7,53 @@ metrics and spectra; other processes add ``Request`` rows (launch, cancel, resum
 scheduler takes (and, holding the scheduler lock when none runs, mark a run cancelled). The schema
 is the numbered migrations of ``rankbias_tui.schema``, applied on open (``PRAGMA user_version``).
 What a request means and who answers it is ``rankbias_tui.scheduler``'s business, not this module's.
-Spectra are written and read as ``protocol.SpectrumRow`` (re-exported here); their singular values
-become the ``svals`` BLOB and back in one place (``_svals_blob``, ``_svals_array``).
+Spectra are written and read as ``protocol.SpectrumRow`` (re-exported here). The row types are
+``store_rows``; opening the file (read-only or writable, migrations, transactions) is ``store_open``.
+A stored "running" whose scheduler process is gone reads as ``interrupted`` (``RunRow.status``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
-import urllib.parse
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from . import owner as owners
 from .measures import FINISHED, STATUSES
 from .protocol import SpectrumRow
-from .schema import MIGRATIONS, SCHEMA_VERSION
+from .schema import SCHEMA_VERSION
+from .store_open import (
+    StoreError,
+    Tx,
+    damaged,
+    identity,
+    make_private_directory,
+    migrate,
+    open_read_only,
+    open_writable,
+    writable,
+)
+from .store_rows import (
+    SPECTRUM_COLUMNS,
+    Owners,
+    Request,
+    RunRow,
+    Segment,
+    run_row,
+    spectrum_row,
+    spectrum_values,
+)
+
+__all__ = [
+    "DB_NAME", "FINISHED", "REQUESTS", "SCHEMA_VERSION", "Request", "RunRow", "Segment", "SpectrumRow",
+    "Store", "StoreError", "StorePaths", "damaged", "migrate",
+]  # fmt: skip
 
 DB_NAME = "rankbias.sqlite"
-SPECTRUM_COLUMNS = tuple(f.name for f in fields(SpectrumRow))  # the columns of ``spectra``
 REQUESTS = ("launch", "cancel", "resume", "stop")
 
 
@@ -54,67 +77,6 @@ class StorePaths:
         return cls(d, d / DB_NAME, *(d / name for name in names))
 
 
-@dataclass(frozen=True)
-class Request:
-    """One row of ``requests``: what another process asks the store's scheduler to do."""
-
-    kind: str  # one of REQUESTS
-    run_id: str | None = None  # the run to cancel or resume
-    spec_path: str | None = None  # a launch's spec file (absolute)
-    sweep: str | None = None  # a launch's sweep
-
-
-class StoreError(Exception):
-    """The store cannot be opened or used (e.g. written by a newer rankbias)."""
-
-
-@dataclass(frozen=True)
-class RunRow:
-    """One row of ``runs``, with its config decoded."""
-
-    run_id: str
-    sweep: str
-    config: dict[str, Any]
-    status: str
-    device: str | None
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    error: str | None
-    step: int
-    total_steps: int | None
-    epoch: float
-    checkpoint_step: int | None
-    provenance: dict[str, Any]
-    attempts: int
-    pid: int | None
-    protocol_version: int | None = None  # the training protocol it was trained under (None: not yet)
-
-    @property
-    def progress(self) -> float:
-        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
-
-
-def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
-    """Apply the migrations the database lacks, up to ``target``; return the new version.
-
-    Each step runs in its own write transaction and re-reads the version inside it, so two
-    processes opening a new store at once cannot apply a migration twice.
-    """
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise StoreError(f"database schema v{version} is newer than this rankbias (v{SCHEMA_VERSION})")
-    for number in range(version + 1, target + 1):
-        with _Tx(conn):
-            if conn.execute("PRAGMA user_version").fetchone()[0] >= number:
-                continue
-            for statement in MIGRATIONS[number - 1].split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number}")
-    return max(version, target)
-
-
 class Store:
     """A results directory's database. Cheap to open; safe to open from several processes."""
 
@@ -133,29 +95,26 @@ class Store:
                 f"no rankbias store at {self.directory} (run `rankbias run` first or pass --store)"
             )
         if create:
-            _make_private_directory(self.directory)
-        self.read_only = not _writable(self.directory, path)
+            make_private_directory(self.directory)
+        self.read_only = not writable(self.directory, path)
         if self.read_only and create:
             raise StoreError(
                 f"cannot write to the store at {self.directory} (read-only file system or no write "
                 "permission): running needs a writable results directory; pass --store DIR"
             )
         try:
-            self.conn = _open_read_only(path) if self.read_only else self._open_writable(path)
+            if self.read_only:
+                self.conn, self.version = open_read_only(path)
+            else:
+                self.conn, self.version = open_writable(path), SCHEMA_VERSION
         except sqlite3.DatabaseError as err:
             raise StoreError(f"{path}: {damaged(err)}") from None
+        self.identity = identity(path)
 
-    def _open_writable(self, path: Path) -> sqlite3.Connection:
-        new = not path.exists()
-        conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        if new:
-            os.chmod(path, 0o600)  # owner-only; SQLite gives -wal and -shm the same mode
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA busy_timeout=30000")
-        _enable_wal(conn)
-        conn.execute("PRAGMA synchronous=NORMAL")
-        migrate(conn)
-        return conn
+    def still_there(self) -> bool:
+        """False once the database file was deleted, or replaced by another file (the writes of
+        this connection would then go nowhere anyone can read)."""
+        return identity(self.path) == self.identity
 
     def close(self) -> None:
         self.conn.close()
@@ -168,7 +127,7 @@ class Store:
 
     def transaction(self) -> sqlite3.Connection:
         """``with store.transaction():`` groups writes into one commit."""
-        return _Tx(self.conn)  # type: ignore[return-value]
+        return Tx(self.conn)  # type: ignore[return-value]
 
     # ----- runs -------------------------------------------------------------------------------
     def add_runs(self, planned: Iterable[Any], provenance: dict[str, Any]) -> int:
@@ -222,16 +181,45 @@ class Store:
         sets = ", ".join(f"{k}=?" for k in ["status", "error", *extra])
         self.conn.execute(f"UPDATE runs SET {sets} WHERE run_id=?", (status, error, *extra.values(), run_id))
 
-    def start_attempt(self, run_id: str, device: str, pid: int | None) -> None:
+    def start_attempt(self, run_id: str, device: str, pid: int | None, owner: str | None = None) -> None:
+        """The run starts on ``device`` in worker ``pid``, owned by the scheduler ``owner``
+        (``owner.token``; default: this process)."""
         self.conn.execute(
-            "UPDATE runs SET status='running', device=?, pid=?, started_at=?, finished_at=NULL, error=NULL,"
-            " attempts=attempts+1 WHERE run_id=?",
-            (device, pid, time.time(), run_id),
+            "UPDATE runs SET status='running', device=?, pid=?, owner=?, started_at=?, finished_at=NULL,"
+            " error=NULL, attempts=attempts+1 WHERE run_id=?",
+            (device, pid, owner or owners.token(), time.time(), run_id),
         )
 
     def set_placement(self, run_id: str, device: str, pid: int | None) -> None:
         """Where a remote backend's worker of the run started (``cuda:0@10.0.0.7``)."""
         self.conn.execute("UPDATE runs SET device=?, pid=? WHERE run_id=?", (device, pid, run_id))
+
+    def add_warning(self, run_id: str, text: str) -> None:
+        """Record something that went wrong on a run without ending it (kept across attempts)."""
+        self.conn.execute(
+            "UPDATE runs SET warnings = COALESCE(warnings || char(10), '') || ? WHERE run_id=?",
+            (" ".join(text.split()), run_id),
+        )
+
+    # ----- execution modes ---------------------------------------------------------------------
+    def add_segment(self, run_id: str, from_step: int, device: str, mode: str, pack: Iterable[str]) -> Segment | None:
+        """Record that ``run_id`` (re)starts at ``from_step`` in ``mode``; return its previous segment."""
+        previous = self.segments(run_id)
+        self.conn.execute(
+            "INSERT INTO segments (run_id, started_at, from_step, device, mode, pack) VALUES (?,?,?,?,?,?)",
+            (run_id, time.time(), from_step, device, mode, json.dumps(list(pack))),
+        )
+        return previous[-1] if previous else None
+
+    def segments(self, run_id: str) -> list[Segment]:
+        """The execution modes a run was trained in, oldest first (none before schema v5)."""
+        if self.version < 5:
+            return []
+        rows = self.conn.execute(
+            "SELECT run_id, started_at, from_step, device, mode, pack FROM segments WHERE run_id=? ORDER BY rowid",
+            (run_id,),
+        )
+        return [Segment(*r[:5], tuple(json.loads(r[5]))) for r in rows]
 
     def set_progress(self, run_id: str, step: int, epoch: float, total_steps: int | None = None) -> None:
         self.conn.execute(
@@ -266,14 +254,15 @@ class Store:
                 " ORDER BY s.position"
             )
             args = [sweep]
-        rows = [_run_row(r) for r in self.conn.execute(sql, args)]
+        live = Owners()
+        rows = [run_row(r, live) for r in self.conn.execute(sql, args)]
         wanted = set(status) if status is not None else None
         return [r for r in rows if wanted is None or r.status in wanted]
 
     def run(self, run_id: str) -> RunRow | None:
         """One run by id or unique id prefix."""
         rows = self.conn.execute("SELECT * FROM runs WHERE run_id LIKE ?", (run_id + "%",)).fetchall()
-        return _run_row(rows[0]) if len(rows) == 1 else None
+        return run_row(rows[0], Owners()) if len(rows) == 1 else None
 
     def sweeps(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT sweep, COUNT(*) FROM sweep_runs GROUP BY sweep ORDER BY MIN(rowid)")
@@ -308,7 +297,7 @@ class Store:
         self.conn.executemany(
             f"INSERT OR REPLACE INTO spectra ({', '.join(SPECTRUM_COLUMNS)})"
             f" VALUES ({','.join('?' * len(SPECTRUM_COLUMNS))})",
-            [_spectrum_values(r) for r in rows],
+            [spectrum_values(r) for r in rows],
         )
 
     def spectra(self, run_id: str, step: int | None = None) -> list[SpectrumRow]:
@@ -317,7 +306,7 @@ class Store:
         if step is not None:
             sql += " AND step=?"
             args.append(step)
-        return [_spectrum_row(r) for r in self.conn.execute(sql + " ORDER BY step, layer_index", args)]
+        return [spectrum_row(r) for r in self.conn.execute(sql + " ORDER BY step, layer_index", args)]
 
     def init_and_final_spectra(self, run_id: str) -> tuple[list[SpectrumRow], list[SpectrumRow]]:
         """A run's first and latest measurements (both empty before the first one)."""
@@ -340,7 +329,7 @@ class Store:
 
     def take_requests(self, kinds: Iterable[str] | None = None) -> list[Request]:
         """Pending requests (of ``kinds``, default all), oldest first, marked as taken."""
-        sql, args = "SELECT id, kind, run_id, spec_path, sweep FROM requests WHERE done_at IS NULL", []
+        sql, args = "SELECT id, kind, run_id, spec_path, sweep, created_at FROM requests WHERE done_at IS NULL", []
         if kinds is not None:
             kinds = list(kinds)
             sql += f" AND kind IN ({','.join('?' * len(kinds))})"
@@ -350,113 +339,6 @@ class Store:
             self.conn.executemany(
                 "UPDATE requests SET done_at=? WHERE id=?", [(time.time(), r["id"]) for r in rows]
             )
-        return [Request(r["kind"], r["run_id"], r["spec_path"], r["sweep"]) for r in rows]
+        return [Request(r["kind"], r["run_id"], r["spec_path"], r["sweep"], r["created_at"]) for r in rows]
 
 
-def damaged(err: sqlite3.DatabaseError) -> str:
-    """What an SQLite error on opening or reading says about the file, in one line."""
-    text = str(err)
-    if "not a database" in text or "malformed" in text:
-        return f"{text} (not a rankbias database, or a damaged one; restore it from a backup or use another --store)"
-    return text
-
-
-def _make_private_directory(directory: Path) -> None:
-    """Create a new results directory owner-only (0700); an existing one keeps its mode, so a
-    store shared on purpose (``chmod -R g+rX``) stays shared."""
-    if not directory.exists():
-        directory.mkdir(parents=True, exist_ok=True)
-        os.chmod(directory, 0o700)
-
-
-def _writable(directory: Path, path: Path) -> bool:
-    """May this process write the store? (access(2) also says no on a read-only mount, even to
-    root.) A missing directory counts as writable: creating it tells."""
-    if not directory.exists():
-        return True
-    return os.access(directory, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
-
-
-def _open_read_only(path: Path) -> sqlite3.Connection:
-    """A connection that never writes: ``mode=ro``, or ``immutable=1`` where SQLite cannot even
-    create the WAL index beside the file (a read-only mount of a cleanly closed store)."""
-    uri = "file:" + urllib.parse.quote(str(path.resolve()))
-    for options in ("mode=ro", "mode=ro&immutable=1"):
-        conn = sqlite3.connect(f"{uri}?{options}", uri=True, timeout=30.0, isolation_level=None,
-                               check_same_thread=False)  # fmt: skip
-        conn.row_factory = sqlite3.Row
-        try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            break
-        except sqlite3.OperationalError:
-            conn.close()
-            if "immutable" in options:
-                raise
-    if version != SCHEMA_VERSION:
-        conn.close()
-        newer = "newer" if version > SCHEMA_VERSION else "older"
-        raise StoreError(
-            f"{path}: schema v{version} was written by a {newer} rankbias (this one: v{SCHEMA_VERSION}) "
-            "and the store is read-only here, so it cannot be upgraded"
-        )
-    return conn
-
-
-def _enable_wal(conn: sqlite3.Connection, attempts: int = 100) -> None:
-    """Switch to WAL. SQLite answers 'locked' without waiting when another process is creating
-    or migrating the same new database at that moment, so retry for a few seconds."""
-    for attempt in range(attempts):
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as err:
-            if "locked" not in str(err) or attempt == attempts - 1:
-                raise
-            time.sleep(0.05)
-
-
-class _Tx:
-    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error), for autocommit connections."""
-
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
-        self.nested = conn.in_transaction
-
-    def __enter__(self) -> sqlite3.Connection:
-        if not self.nested:
-            self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        if self.nested:
-            return
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
-
-
-def _run_row(r: sqlite3.Row) -> RunRow:
-    return RunRow(
-        run_id=r["run_id"], sweep=r["sweep"], config=json.loads(r["config"]), status=r["status"],
-        device=r["device"], created_at=r["created_at"], started_at=r["started_at"],
-        finished_at=r["finished_at"], error=r["error"], step=r["step"], total_steps=r["total_steps"],
-        epoch=r["epoch"], checkpoint_step=r["checkpoint_step"],
-        provenance=json.loads(r["provenance"] or "{}"), attempts=r["attempts"], pid=r["pid"],
-        protocol_version=r["protocol_version"],
-    )  # fmt: skip
-
-
-def _spectrum_values(row: SpectrumRow) -> tuple[Any, ...]:
-    return tuple(_svals_blob(row.svals) if k == "svals" else getattr(row, k) for k in SPECTRUM_COLUMNS)
-
-
-def _spectrum_row(r: sqlite3.Row) -> SpectrumRow:
-    return SpectrumRow(**{k: _svals_array(r[k]) if k == "svals" else r[k] for k in r.keys()})
-
-
-# The one place singular values change shape: a row's float64 array <-> the little-endian BLOB.
-def _svals_blob(svals: np.ndarray) -> bytes:
-    return np.asarray(svals, dtype="<f8").tobytes()
-
-
-def _svals_array(blob: bytes) -> np.ndarray:
-    return np.frombuffer(blob, dtype="<f8")  # read-only, like the array the worker measured

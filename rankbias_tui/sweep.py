@@ -11,6 +11,7 @@ import functools
 import hashlib
 import itertools
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -30,9 +31,18 @@ class PlannedRun:
     config: RunConfig
 
 
+RUN_ID = re.compile(r"[0-9a-f]{12}")  # what ``run_id`` makes, and all a run id may be
+
+
 def run_id(config: RunConfig) -> str:
     """Stable 12-hex id of a resolved configuration."""
     return _id_of(config.model_dump(mode="json"))
+
+
+def is_run_id(text: object) -> bool:
+    """Is ``text`` a run id as ``run_id`` makes them? Ids read from a database are checked with
+    this before any file-system use: a row may have been written by anyone who can write the file."""
+    return isinstance(text, str) and RUN_ID.fullmatch(text) is not None
 
 
 def _id_of(dumped: dict[str, Any]) -> str:

@@ -44,7 +44,7 @@ class Member:
 # ----- the protocol ------------------------------------------------------------------------------
 # The version of the training protocol below, stored with every run and in every checkpoint: a
 # change that alters the numbers of a configuration (whose id stays the same) bumps it, and a
-# checkpoint of another version is never resumed (``train.load_checkpoint``). 1: rankbias up to
+# checkpoint of another version is never resumed (``resume.load_checkpoint``). 1: rankbias up to
 # issue 11. 2: the authors' protocol to the step (issue 11): the schedule of ``lr_at``, the last
 # partial batch kept (``epoch_batches``), the guard on measurement points, TF32 off for fp32.
 PROTOCOL_VERSION = 2

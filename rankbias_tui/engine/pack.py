@@ -19,14 +19,15 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .. import checkpoints, spectral
+from .. import spectral
 from ..protocol import SpectrumRow
 from .data import DataSet, load_dataset, subset_rows
 from .fused import PackModel, buffers_from_state, sgd_state
 from .graphs import StepGraph
 from .loop import PROTOCOL_VERSION, Emit, Loop, Member, epoch_batches, last_lr, lr_at
 from .models import measured_layers
-from .train import load_checkpoint, restore_generator, save_atomic, set_precision
+from .resume import load_latest
+from .train import restore_generator, save_atomic, set_precision
 
 EVAL_ELEMENTS = 1 << 24  # floats per evaluation chunk of all members' activations
 
@@ -249,30 +250,23 @@ class Pack:
         }
         save_atomic(payload, path)
 
-    def resume(self) -> int:
-        """Load every member's checkpoint if all have one at the same step, made under this training
-        protocol; return it, else -1 (``notes`` says why for a member whose checkpoint is of
-        another protocol)."""
-        paths = [
-            checkpoints.path(m.ckpt_dir, m.resume_step) if m.ckpt_dir and m.resume_step is not None else None
-            for m in self.members
-        ]
-        if any(p is None or not p.exists() for p in paths):
-            return -1
-        loaded = [load_checkpoint(p, self.device) for p in paths]  # type: ignore[arg-type]
-        self.notes = {m.run_id: note for m, (_, note) in zip(self.members, loaded, strict=True) if note}
-        payloads = [payload for payload, _ in loaded]
-        if self.notes or len({p["step"] for p in payloads}) != 1:  # type: ignore[index]
-            return -1
-        for k, (payload, path) in enumerate(zip(payloads, paths, strict=True)):
+    def resume(self, emit: Emit) -> int:
+        """Load every member's checkpoint at the latest step all of them can resume from
+        (``engine.resume``: a damaged latest file falls back to the one before), made under this
+        training protocol; return it, else -1 (``notes`` says why for a member whose checkpoint is
+        of another protocol)."""
+        start = load_latest(self.members, self.device, emit)
+        self.notes = start.notes
+        for k, (payload, path) in enumerate(zip(start.payloads, start.paths, strict=True)):
             self.model.load_member(k, payload["model"])
             bufs = buffers_from_state(payload["opt"], len(self.model.slots))
             if bufs is not None:
                 self.model.load_member_buffers(k, bufs)
-            restore_generator(self.gens[k], payload["gen"], path)  # type: ignore[arg-type]
+            restore_generator(self.gens[k], payload["gen"], path)
             self.train_accs[k] = [(int(e), float(a)) for e, a in payload["train_accs"]]
-        self.step, self.epoch = payloads[0]["step"], payloads[0]["epoch"]
-        return self.step
+        if start.step >= 0:
+            self.step, self.epoch = start.payloads[0]["step"], start.payloads[0]["epoch"]
+        return start.step
 
 
 def train_pack(
@@ -291,5 +285,5 @@ def train_pack(
     set_precision(cfg.precision)
     data = load_dataset(cfg.dataset, data_dir, device)  # the full set: members pick their subsets
     pack = Pack(members, device, data, graphs)
-    resumed = pack.resume()
+    resumed = pack.resume(emit)
     return Loop(pack, pack, emit, poll_cancel).run(resumed, pack.mode(), pack.notes)

@@ -11,7 +11,7 @@ graph. Does not own: the cadence, divergence checks or events (``engine.loop``).
 
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from .data import DataSet, load_dataset
 from .graphs import GraphedStep, running_means
 from .loop import PROTOCOL_VERSION, Emit, Loop, Member, epoch_batches, last_lr, lr_at
 from .models import build_model, loss_fn, measured_layers, weight_matrix
+from .resume import load_checkpoint, load_latest
 
 EVAL_CHUNK = 1024
 
@@ -120,12 +121,13 @@ class Run:
         }
         save_atomic(payload, path)
 
-    def load(self, path: Path) -> str | None:
-        """Continue from the checkpoint at ``path``; if it was made under another training protocol,
-        change nothing and return why it is not resumed."""
-        payload, note = load_checkpoint(path, self.device)
+    def load(self, path: Path, payload: dict[str, Any] | None = None) -> str | None:
+        """Continue from the checkpoint at ``path`` (``payload``: its contents, already read); if
+        it was made under another training protocol, change nothing and return why it is not resumed."""
         if payload is None:
-            return note
+            payload, note = load_checkpoint(path, self.device)
+            if payload is None:
+                return note
         self.model.load_state_dict(payload["model"])
         self.opt.load_state_dict(payload["opt"])
         restore_generator(self.gen, payload["gen"], path)
@@ -191,11 +193,12 @@ def graphed_or_eager(run: Run, graphs: bool) -> tuple[EagerStep | GraphedStep, s
 
 
 def save_atomic(payload: dict[str, Any], path: Path) -> None:
-    """torch.save to a temporary name, then rename: a killed worker never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = checkpoints.partial(path)
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    """Serialise in memory, then write through a temporary name and a rename
+    (``checkpoints.write_atomic``): a killed worker never leaves half a file, a full disk raises
+    a plain ``OSError`` (ENOSPC) naming the file and leaves no temporary file behind."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    checkpoints.write_atomic(buffer.getbuffer(), path)
 
 
 def restore_generator(gen: torch.Generator, state: torch.Tensor, path: Path) -> None:
@@ -228,14 +231,13 @@ def train(
     set_precision(cfg.precision)
     data = load_dataset(cfg.dataset, data_dir, device, cfg.train_size, subset_seed=cfg.seed)
     run = Run(cfg, device, data, run_id, ckpt_dir)
-    resumed, notes = -1, {}
-    if ckpt_dir is not None and resume_step is not None and checkpoints.path(ckpt_dir, resume_step).exists():
-        if note := run.load(checkpoints.path(ckpt_dir, resume_step)):
-            notes[run_id] = note
-        else:
-            resumed = run.step
+    resumed = -1
+    start = load_latest([Member(run_id, cfg, ckpt_dir, resume_step)], run.device, emit)
+    if start.step >= 0:
+        run.load(start.paths[0], start.payloads[0])
+        resumed = run.step
     step, mode = graphed_or_eager(run, graphs)
-    return Loop(run, step, emit).run(resumed, mode, notes)[run_id]
+    return Loop(run, step, emit).run(resumed, mode, start.notes)[run_id]
 
 
 def set_precision(precision: str) -> None:
@@ -246,15 +248,3 @@ def set_precision(precision: str) -> None:
     torch.backends.cudnn.allow_tf32 = not fp32
     torch.set_float32_matmul_precision("highest" if fp32 else "high")
 
-
-def load_checkpoint(path: Path, device: torch.device) -> tuple[dict[str, Any] | None, str | None]:
-    """A checkpoint's contents if it was made under this training protocol; else None and why it
-    is not resumed (its numbers would mix two protocols): the run restarts from scratch."""
-    payload = torch.load(path, map_location=device, weights_only=True)
-    version = payload.get("protocol_version", 1)  # version 1 did not record itself
-    if version == PROTOCOL_VERSION:
-        return payload, None
-    return None, (
-        f"checkpoint at step {payload.get('step')} was made under training protocol {version}, this "
-        f"is protocol {PROTOCOL_VERSION}: restarted from scratch (the old checkpoint is not used)"
-    )

@@ -3,21 +3,29 @@
 Each worker owns one end of a pipe; the scheduler owns the other and is the only process that
 writes to the store. Events are ``rankbias_tui.protocol`` dataclasses, sent as they are. Whatever
 happens inside - an exception, CUDA running out of memory, a missing data set - ends as one
-``WorkerEnded`` event carrying a status and a reason. A worker killed from outside sends nothing;
-the scheduler notices the dead process and records that instead.
+``WorkerEnded`` event carrying a status and a reason; a write that fails for lack of space sends
+``DiskFull`` first (the scheduler then stops everything, as every run would hit the same wall). A
+worker killed from outside sends nothing; the scheduler notices the dead process and records that
+instead. A worker dies with its scheduler (Linux: the parent-death signal), so a scheduler killed
+with ``kill -9`` leaves no orphan writing checkpoints that a restarted scheduler also writes.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 import signal
+import sys
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from ..protocol import Cancel, OutOfMemory, WorkerEnded
+from ..protocol import Cancel, DiskFull, OutOfMemory, WorkerEnded
+
+FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def worker_main(
@@ -103,6 +111,8 @@ def _guarded(
     of its traceback. ``report_oom`` also sends ``OutOfMemory`` first (packs split on it).
     ``deterministic`` switches torch to deterministic kernels before CUDA starts."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scheduler's to handle
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a hang-up too (it reaches the whole group)
+    _die_with_parent()
     status, error = "failed", None
     try:
         import torch
@@ -124,6 +134,11 @@ def _guarded(
                 conn.send(OutOfMemory(error))
         except DatasetUnavailable as err:
             error = str(err)
+    except OSError as err:
+        error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=-6)}"
+        if err.errno in FULL:
+            error = f"no space left on the device holding {err.filename or 'a file it wrote'}"
+            _send(conn, DiskFull(str(err.filename or ""), os.strerror(err.errno)))
     except Exception as err:  # noqa: BLE001 - every failure must reach the store with its reason
         error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=-6)}"
     try:
@@ -137,6 +152,27 @@ def _deterministic(configs_json: list[str]) -> bool:
     """Whether the runs ask for deterministic kernels (a pack's members all agree: it is in the
     pack key), read before torch starts."""
     return any(json.loads(c).get("deterministic", False) for c in configs_json)
+
+
+def _send(conn: Connection, event: object) -> None:
+    try:
+        conn.send(event)
+    except (BrokenPipeError, OSError):
+        pass  # the scheduler is gone; WorkerEnded will find that out too
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when its scheduler dies (prctl PR_SET_PDEATHSIG); elsewhere
+    the worker ends at its next message, when the pipe is found broken."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the scheduler died before the request took effect
+        os._exit(1)
 
 
 def _cancelled(control: Connection) -> list[str]:

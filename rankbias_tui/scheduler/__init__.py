@@ -2,7 +2,8 @@
 
 What other packages use is exported here and nowhere else: the client API (``client``: status,
 spawn/ensure, launch, cancel, resume, stop), the options object carried from the CLI to the
-scheduler, and the foreground ``Scheduler`` that ``rankbias run --headless`` drives.
+scheduler, the foreground ``Scheduler`` that ``rankbias run --headless`` drives, and what a
+scheduler does about faults (``adopt`` interrupted runs; ``Stopped`` and ``signals_stop``).
 """
 
 from .backends import check_backend, prepare
@@ -19,15 +20,18 @@ from .client import (
 )
 from .devices import Backend, BackendError, DeviceError, Slots, check_syntax, plan_slots
 from .dryrun import dry_run
+from .faults import Interrupted, Stopped, signals_stop
 from .hosts import Live
 from .lock import SchedulerLock, StoreBusy
 from .options import SchedulerOptions
+from .recovery import adopt
 from .service import Scheduler, StopRequested
 
 __all__ = [
     "Backend",
     "BackendError",
     "DeviceError",
+    "Interrupted",
     "Live",
     "Scheduler",
     "SchedulerLock",
@@ -35,7 +39,9 @@ __all__ = [
     "SchedulerStatus",
     "Slots",
     "StopRequested",
+    "Stopped",
     "StoreBusy",
+    "adopt",
     "cancel",
     "check_backend",
     "check_syntax",
@@ -46,6 +52,7 @@ __all__ = [
     "prepare",
     "resume",
     "scheduler_pid",
+    "signals_stop",
     "spawn",
     "status",
     "stop",

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..measures import ACTIVE
+from ..measures import ACTIVE, INTERRUPTED
 from ..store import Request, Store, StorePaths
 from .lock import SchedulerLock, StoreBusy
 from .options import SchedulerOptions
@@ -129,10 +129,10 @@ def cancel(store: Store, run_id: str) -> bool:
 
 
 def mark_cancelled(store: Store, run_id: str, error: str) -> bool:
-    """Mark a queued or running run cancelled; the caller holds the store's scheduler lock and does
-    not run it itself, so a 'running' row is stale. False if the run is not cancellable."""
+    """Mark a queued, running or interrupted run cancelled; the caller holds the store's scheduler
+    lock and does not run it itself, so a 'running' row is stale. False if it is not cancellable."""
     row = store.run(run_id)
-    if row is None or row.status not in ACTIVE:
+    if row is None or row.status not in (*ACTIVE, INTERRUPTED):
         return False
     store.set_status(row.run_id, "cancelled", error=error)
     return True

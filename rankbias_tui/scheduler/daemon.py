@@ -11,10 +11,12 @@ listens on a network port:
 - ``launch``: the request names a spec file and a sweep; the sweep's runs are added to the store and
   its unfinished runs queued;
 - ``cancel`` / ``resume``: one run by id (resume requeues a cancelled, failed or interrupted run);
-- ``stop``: end cleanly, as SIGTERM or SIGINT do: runs in progress go back to ``queued`` and resume
-  from their last checkpoint later.
+- ``stop``: end cleanly, as SIGTERM, SIGHUP or SIGINT do: runs in progress go back to ``queued`` and
+  resume from their last checkpoint later (a stop request made before it started has expired).
 
-It exits on its own after ``idle_exit_s`` seconds with nothing to do. Asking (the client half) is
+When it starts, it adopts the runs a killed scheduler left running (``scheduler.recovery``). It
+exits on its own after ``idle_exit_s`` seconds with nothing to do (status 0, as after a stop
+request); a signal, a deleted store or a full disk end it with a non-zero status and one log line. Asking (the client half) is
 ``scheduler.client``, which the CLI and the terminal UI use; this module is for this process only.
 """
 
@@ -33,9 +35,10 @@ from typing import Any
 
 from ..measures import FINISHED
 from ..provenance import provenance
-from ..spec import RunConfig, SpecError, load_spec
-from ..store import Request, Store, StorePaths
-from ..sweep import PlannedRun, UnknownSweep, expand_sweep
+from ..spec import SpecError, load_spec
+from ..store import Request, Store, StoreError, StorePaths
+from ..sweep import UnknownSweep, expand_sweep
+from . import faults, recovery
 from .backends import prepare
 from .client import mark_cancelled
 from .devices import BackendError, DeviceError, Slots, pci_bus_ids
@@ -53,29 +56,37 @@ class Daemon(Scheduler):
         super().__init__(store, [], slots, options, launcher=launcher)
         self.idle_exit_s = options.idle_exit_s
         self.stopping: str | None = None
+        self.exit_code = 0  # 128 + the signal's number when a signal stopped it
         self._idle_since = time.monotonic()
         self._reported: set[str] = set()
 
-    def serve(self) -> None:
-        """Loop until asked to stop (request, signal) or idle for ``idle_exit_s``."""
+    def serve(self) -> int:
+        """Adopt interrupted runs, then loop until asked to stop (request, signal) or idle for
+        ``idle_exit_s``; return the exit status."""
         try:
+            self.queue.extend(recovery.adopt(self.store))
             while self.stopping is None:
+                self.check_store()
                 self._handle_requests()
                 self._fill_slots()
                 if self.workers:
                     self._pump(POLL_S)
                 else:
                     time.sleep(POLL_S)
+                if self.disk_full is not None:
+                    raise faults.DiskFull(self.disk_full.path or "a file", self.disk_full.error)
                 self._log_outcomes()
                 self._check_idle()
-        except BaseException:
-            log.exception("scheduler loop failed; requeueing runs in progress")
-            self.shutdown("interrupted: the background scheduler failed; resume the run to continue")
-            raise
-        log.info(
-            "stopping (%s); %d run(s) in progress go back to the queue", self.stopping, len(self.workers)
-        )
-        self.shutdown(f"stopped ({self.stopping}); resumable: resume it or run its sweep again")
+        except BaseException as err:  # noqa: BLE001 - whatever ends the loop, the runs are requeued
+            stop = self.stop_for(err)
+            if isinstance(stop, faults.Stopped):
+                log.error("%s", stop)
+                return stop.exit_code
+            log.error("scheduler loop failed (%s); runs in progress were requeued", stop, exc_info=stop)
+            return 1
+        count, recorded = self.shutdown(f"stopped ({self.stopping}); resumable: resume it or run its sweep again")
+        log.info("stopping (%s): %s", self.stopping, faults.requeued_outcome(count, recorded))
+        return self.exit_code
 
     def _check_idle(self) -> None:
         if self.queue or self.workers:
@@ -98,7 +109,8 @@ class Daemon(Scheduler):
 
     def _answer(self, request: Request) -> None:
         if request.kind == "stop":
-            self.stopping = "stop requested"
+            if self.meant_for_me(request.created_at):
+                self.stopping = "stop requested"
         elif request.kind == "launch" and request.spec_path and request.sweep:
             self._launch(request.spec_path, request.sweep)
         elif request.kind == "cancel" and request.run_id:
@@ -122,8 +134,11 @@ class Daemon(Scheduler):
         if row is None or row.status in FINISHED or row.run_id in self._known():
             log.info("resume %s: nothing to do", run_id)
             return
+        planned = recovery.admit(self.store, row)
+        if planned is None:
+            return  # admit said why
         self.store.requeue([row.run_id])
-        self.queue.append(PlannedRun(row.run_id, row.sweep, RunConfig.model_validate(row.config)))
+        self.queue.append(planned)
         log.info("resume %s", row.run_id)
 
     def _launch(self, spec_path: str, sweep: str) -> None:
@@ -180,12 +195,15 @@ def main(argv: list[str] | None = None) -> int:
             daemon = Daemon(store, slots, options, backend.launcher)
             _install_signals(daemon)
             log.info("scheduler started on %s", backend.where)
-            daemon.serve()
+            code = daemon.serve()
+    except StoreError as err:
+        log.error("%s", err)
+        code = 1
     finally:
         state_path.unlink(missing_ok=True)
         lock.__exit__(None, None, None)
-    log.info("scheduler stopped")
-    return 0
+    log.info("scheduler stopped (exit status %d)", code)
+    return code
 
 
 def _write_state(path: Path, options: SchedulerOptions, slots: Slots) -> None:
@@ -201,11 +219,12 @@ def _write_state(path: Path, options: SchedulerOptions, slots: Slots) -> None:
 
 def _install_signals(daemon: Daemon) -> None:
     def on_signal(signum: int, frame: object) -> None:
-        daemon.stopping = signal.Signals(signum).name
+        if daemon.stopping is None:
+            daemon.stopping = signal.Signals(signum).name
+            daemon.exit_code = 128 + signum
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, on_signal)
 
 
 if __name__ == "__main__":

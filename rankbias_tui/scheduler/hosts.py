@@ -23,8 +23,8 @@ from typing import Any
 
 from .. import checkpoints
 from ..measures import mean
-from ..protocol import Checkpoint, Finished, Metrics, Progress, RunEvent, Spectra, Started
-from ..store import Store
+from ..protocol import Checkpoint, Finished, Metrics, Progress, RunEvent, RunWarning, Spectra, Started
+from ..store import Segment, Store
 from ..sweep import PlannedRun
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,8 @@ class Host:
     size: int = 1  # members at start
     oom: bool = False
     lost: str | None = None  # why a remote backend lost it (protocol.WorkerLost): requeue its runs
+    pack: tuple[str, ...] = ()  # the run ids it trains, in pack order (set when the scheduler registers it)
+    disk_full: bool = False  # it sent DiskFull: its runs are requeued, not failed
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,14 @@ def record(store: Store, worker: Worker, event: RunEvent, defer: Callable[[Calla
             store.truncate_after(run_id, resumed)  # -1: a fresh start keeps nothing
             store.set_progress(run_id, max(0, resumed), 0.0, total)
             store.set_protocol(run_id, version, note)
+            pack = worker.host.pack if worker.host is not None else (run_id,)
+            segment = Segment(run_id, 0.0, resumed, live.device, mode, pack)
+            previous = store.add_segment(run_id, resumed, live.device, mode, pack)
+            if resumed >= 0 and previous is not None and not previous.same_mode(segment):
+                store.add_warning(run_id, mode_change(previous, segment))
+        case RunWarning(text=text):
+            log.warning("run %s: %s", run_id, text)
+            store.add_warning(run_id, text)
         case Metrics(step=step, epoch=epoch, values=values):
             store.add_metrics(run_id, [(step, epoch, name, value) for name, value in values.items()])
             live.values.update(values)
@@ -170,6 +180,14 @@ def record(store: Store, worker: Worker, event: RunEvent, defer: Callable[[Calla
             store.set_progress(run_id, step, epoch)
         case Finished(status=status, error=error):
             worker.finished = (status, error)
+
+
+def mode_change(before: Segment, now: Segment) -> str:
+    """The warning recorded when a run resumes in another execution mode than it was trained in."""
+    return (
+        f"continues {now.describe()}, but was trained {before.describe()}: its numbers from step "
+        f"{now.from_step} on may differ from an uninterrupted run's (README: What happens when things go wrong)"
+    )
 
 
 def death_reason(exitcode: int | None) -> str:

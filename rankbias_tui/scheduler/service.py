@@ -11,12 +11,21 @@ every member is still an ordinary run in the store. A member that ends early (di
 is recorded at once while the rest of its pack goes on; a pack that runs out of GPU memory goes
 back to the front of the queue to be retried in packs of half the size. Starting worker processes
 and writing each event to the store live in ``scheduler.hosts``; this module owns the loop.
+
+Faults end the loop with a ``scheduler.faults.Stopped`` (a stop request, SIGTERM/SIGHUP, the store
+deleted or replaced, a full disk); ``shutdown`` then requeues the runs in progress in one small
+transaction, and if even that cannot be written they read as interrupted (their owner is gone) and
+the next scheduler adopts them (``scheduler.recovery``). A run resuming from a checkpoint resumes
+in the same pack it was trained in (``recovery.same_pack``).
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import signal
+import sqlite3
+import time
 from collections import deque
 from collections.abc import Callable
 from multiprocessing.connection import wait
@@ -25,21 +34,19 @@ from typing import Any
 
 from .. import checkpoints
 from ..measures import FINISHED
-from ..protocol import Cancel, Event, OutOfMemory, Placed, WorkerEnded, WorkerLost
+from ..protocol import Cancel, DiskFull, Event, OutOfMemory, Placed, WorkerEnded, WorkerLost
 from ..store import Store
+from ..store_open import is_full
 from ..sweep import PlannedRun
-from . import packing
+from . import faults, packing, recovery
 from .devices import Slots
+from .faults import StopRequested
 from .hosts import Host, Launch, Live, ProcessLauncher, Worker, death_reason, record
 from .options import SchedulerOptions
 
 POLL_S = 0.25
 MAX_LOST = 3  # a run lost with its node more often than this fails: it may be what kills them
 log = logging.getLogger(__name__)
-
-
-class StopRequested(Exception):
-    """``rankbias stop`` asked this scheduler to end; runs in progress go back to the queue."""
 
 
 class Scheduler:
@@ -52,37 +59,71 @@ class Scheduler:
         slots: Slots,
         options: SchedulerOptions = SchedulerOptions(),
         launcher: Any = None,
+        since: float | None = None,
     ):
         """``options.pack_size`` overrides every run's ``pack_size`` (1: no packs); ``graphs`` False
         trains with the eager loop on GPUs too (the CPU always does). ``launcher`` starts the
-        workers (``backends.prepare``'s; None: processes on this machine)."""
+        workers (``backends.prepare``'s; None: processes on this machine). ``since``: when this
+        scheduler took the store's lock (default now); stop requests made before then were meant
+        for another scheduler and expire unanswered."""
         self.store, self.slots, self.options = store, slots, options
+        self.since = time.time() if since is None else since
         self.queue: deque[PlannedRun] = deque(runs)
         self.workers: dict[str, Worker] = {}  # every active run, pack members included
         self.hosts: list[Host] = []  # every worker process
         self.pack_caps: dict[Any, int] = {}  # pack_key -> size limit after an out-of-memory error
         self.outcomes: dict[str, str] = {}
+        self.disk_full: DiskFull | None = None  # a worker's write failed for lack of space
         self._after_commit: list[Callable[[], None]] = []
         self.launcher = launcher or ProcessLauncher()
         self.lost: dict[str, int] = {}  # run_id -> times a remote backend lost it
 
     # ----- public ------------------------------------------------------------------------------
     def run(self, on_tick: Callable[[Scheduler], None] | None = None) -> dict[str, str]:
-        """Run until the queue is empty and every worker has ended; return run_id -> status."""
+        """Run until the queue is empty and every worker has ended; return run_id -> status.
+
+        Ends early with a ``faults.Stopped`` (or KeyboardInterrupt) after requeueing the runs in
+        progress; the exception's ``outcome`` says what became of them."""
         try:
             while self.queue or self.workers:
-                self._handle_requests()
-                self._fill_slots()
-                self._pump(POLL_S)
+                self.turn()
                 if on_tick:
                     on_tick(self)
-        except StopRequested as stop:
-            self.shutdown(f"{stop}: the scheduler stopped; run again to resume")
-            raise
-        except BaseException:
-            self.shutdown("interrupted: the scheduler stopped; run again to resume")
-            raise
+        except BaseException as err:
+            raise self.stop_for(err) from None
         return self.outcomes
+
+    def turn(self) -> None:
+        """One turn of the loop: notice a vanished store, answer requests, start runs, record events."""
+        self.check_store()
+        self._handle_requests()
+        self._fill_slots()
+        self._pump(POLL_S)
+        if self.disk_full is not None:
+            raise faults.DiskFull(self.disk_full.path or "a file", self.disk_full.error)
+
+    def check_store(self) -> None:
+        """``faults.StoreGone`` once the database file was deleted or replaced: nothing written from
+        then on could be read by anyone, and no new store may be made in its place."""
+        if not self.store.still_there():
+            raise faults.StoreGone(self.store.path, replaced=self.store.path.exists())
+
+    def stop_for(self, err: BaseException) -> BaseException:
+        """Shut down after ``err`` ended the loop; return what to raise (``err``, or the
+        ``faults.Stopped`` it amounts to, with the fate of the runs in progress as its outcome)."""
+        if isinstance(err, KeyboardInterrupt):
+            err = faults.Interrupted(signal.SIGINT)  # Ctrl-C: said like any other signal
+        if isinstance(err, sqlite3.Error | OSError) and is_full(err):
+            err = faults.DiskFull(str(getattr(err, "filename", None) or self.store.path), str(err))
+        if isinstance(err, faults.StoreGone):
+            count, _ = self.shutdown("", write=False)
+            err.outcome = f"{count} run(s) in progress were stopped; nothing was written elsewhere"
+            return err
+        label = err.cause if isinstance(err, faults.Stopped) else "interrupted"
+        count, recorded = self.shutdown(f"{label}: the scheduler stopped; run again to resume")
+        if isinstance(err, faults.Stopped):
+            err.outcome = faults.requeued_outcome(count, recorded)
+        return err
 
     def live(self) -> list[Live]:
         return [w.live for w in self.workers.values()]
@@ -109,22 +150,42 @@ class Scheduler:
         worker.proc.terminate()
         return True
 
-    def shutdown(self, reason: str) -> None:
-        """Stop every worker; their runs go back to the queue, resumable from the last checkpoint."""
+    def shutdown(self, reason: str, write: bool = True) -> tuple[int, bool]:
+        """Stop every worker; their runs go back to the queue, resumable from the last checkpoint.
+
+        All of it is written in one transaction; if that fails (a full disk), nothing is lost: the
+        runs read as interrupted and the next scheduler adopts them. ``write`` False (the store is
+        gone): write nothing. Return (runs in progress, whether they were marked queued)."""
         for host in self.hosts:
             host.proc.terminate()
-        for host in list(self.hosts):
+        for host in self.hosts:
             host.proc.join(10)
             if host.proc.is_alive():
                 host.proc.kill()
-            self._drain(host)
-            for run_id, worker in list(host.members.items()):
-                if worker.finished is not None and worker.finished[0] in FINISHED:
-                    self._settle(worker)  # it ended before the stop: keep its real outcome
-                else:
-                    self.store.set_status(run_id, "queued", error=reason)
+        stopped = sum(1 for w in self.workers.values() if w.finished is None or w.finished[0] not in FINISHED)
+        recorded = write and self._requeue_all(reason)
         self.workers.clear()
         self.hosts.clear()
+        return stopped, recorded
+
+    def _requeue_all(self, reason: str) -> bool:
+        self._after_commit = []
+        try:
+            with self.store.transaction():
+                for host in list(self.hosts):
+                    self._drain(host)
+                    for run_id, worker in list(host.members.items()):
+                        if worker.finished is not None and worker.finished[0] in FINISHED:
+                            self._settle(worker)  # it ended before the stop: keep its real outcome
+                        else:
+                            self.store.set_status(run_id, "queued", error=reason)
+        except sqlite3.Error as err:
+            log.warning("could not requeue the runs in progress (%s): they show as interrupted", err)
+            return False
+        for action in self._after_commit:
+            action()
+        self._after_commit = []
+        return True
 
     # ----- the loop ----------------------------------------------------------------------------
     def _handle_requests(self) -> None:
@@ -132,18 +193,33 @@ class Scheduler:
         for request in self.store.take_requests(("cancel", "stop")):
             if request.kind == "cancel" and request.run_id:
                 self.cancel(request.run_id)
-            elif request.kind == "stop":
+            elif request.kind == "stop" and self.meant_for_me(request.created_at):
                 raise StopRequested("stop requested")
+
+    def meant_for_me(self, created_at: float) -> bool:
+        """A stop request made before this scheduler took the store was meant for one that has
+        gone since (a ``rankbias stop`` that timed out): it expires, unanswered."""
+        if created_at >= self.since:
+            return True
+        log.info("ignoring a stop request made before this scheduler started (it has expired)")
+        return False
 
     def _fill_slots(self) -> None:
         for device in self.slots.devices:
             while self.queue and self._busy(device) < self.slots.per_device:
                 first = self.queue.popleft()
-                mates = self._take_mates(first, device)
-                if mates:
-                    self._start_pack([first, *mates], device)
+                runs = recovery.same_pack(self.store, first, self.queue, self._resume_step, self._pack_limit(first))
+                if runs is None:
+                    runs = [first, *self._take_mates(first, device)]
+                if len(runs) > 1:
+                    self._start_pack(runs, device)
                 else:
                     self._start(first, device)
+
+    def _pack_limit(self, run: PlannedRun) -> int | None:
+        """The most members a reassembled pack may have: ``--pack-size`` and any out-of-memory cap."""
+        limits = [n for n in (self.options.pack_size, self.pack_caps.get(packing.pack_key(run.config))) if n]
+        return min(limits) if limits else None
 
     def _busy(self, device: str) -> int:
         return sum(h.device == device for h in self.hosts)
@@ -184,6 +260,7 @@ class Scheduler:
 
     def _register(self, host: Host, runs: list[PlannedRun]) -> None:
         self.hosts.append(host)
+        host.pack = tuple(run.run_id for run in runs)  # what a resume must reassemble (recovery.same_pack)
         for run in runs:
             worker = Worker(run, host.proc, host.conn, Live(run.run_id, host.device), host=host)
             host.members[run.run_id] = worker
@@ -240,6 +317,9 @@ class Scheduler:
                 for worker in host.members.values():
                     worker.live.device = event.where
                     self.store.set_placement(worker.run.run_id, event.where, event.pid)
+            case DiskFull():
+                host.disk_full = True
+                self.disk_full = event  # the loop stops after this turn's events are written
             case WorkerEnded(status=status, error=error):  # for every run without its own Finished
                 for worker in host.members.values():
                     worker.finished = worker.finished or (status, error)
@@ -259,6 +339,10 @@ class Scheduler:
             host.control.close()
         self.hosts.remove(host)
         workers = list(host.members.values())
+        if host.disk_full:  # not the run's fault: it goes back to the queue like the others
+            for worker in workers:
+                if worker.finished is None or worker.finished[0] not in FINISHED:
+                    worker.finished = ("queued", "stopped: the disk is full; resumes from its last checkpoint")
         if host.oom and host.size > 1:
             workers = self._retry_smaller(host, workers)
         if host.lost:

@@ -8,8 +8,17 @@ from pathlib import Path
 import numpy as np
 
 from rankbias_tui import checkpoints
-from rankbias_tui.protocol import Checkpoint, Finished, Metrics, Progress, Spectra, SpectrumRow, Started
-from rankbias_tui.scheduler.hosts import Live, Worker, death_reason, record
+from rankbias_tui.protocol import (
+    Checkpoint,
+    Finished,
+    Metrics,
+    Progress,
+    RunWarning,
+    Spectra,
+    SpectrumRow,
+    Started,
+)
+from rankbias_tui.scheduler.hosts import Host, Live, Worker, death_reason, record
 from rankbias_tui.spec import RunConfig
 from rankbias_tui.store import Store
 from rankbias_tui.sweep import PlannedRun, run_id
@@ -31,7 +40,7 @@ def test_events_reach_the_store_and_the_live_view(tmp_path: Path) -> None:
         rows = (spectrum(run.run_id, 20, 0, [0.9, 0.4, 1e-5, 0.0]), spectrum(run.run_id, 20, 1, [1.0, 0.0]))
         ckpt = checkpoints.run_directory(store.paths.checkpoints, run.run_id)
         ckpt.mkdir(parents=True)
-        for step in (0, 20):
+        for step in (0, 10, 20):
             checkpoints.path(ckpt, step).write_bytes(b"x")
         for event in (
             Started(run.run_id, 100, -1, "pack of 2, eager", 2, "old checkpoint not used"),
@@ -47,14 +56,32 @@ def test_events_reach_the_store_and_the_live_view(tmp_path: Path) -> None:
         stored = store.run(run.run_id)
         assert stored is not None and (stored.step, stored.total_steps, stored.checkpoint_step) == (20, 100, 20)
         assert (stored.protocol_version, stored.error) == (2, "old checkpoint not used")  # said at the start
+        assert [s.mode for s in store.segments(run.run_id)] == ["pack of 2, eager"]
     live = worker.live
     assert (live.mode, live.step, live.epoch, live.avg_rank) == ("pack of 2, eager", 20, 2.0, 2.0)
     assert worker.finished == ("diverged", None)
-    assert checkpoints.steps(ckpt) == [0, 20] and len(later) == 1  # pruned only once committed
+    assert checkpoints.steps(ckpt) == [0, 10, 20] and len(later) == 1  # pruned only once committed
     later[0]()
-    assert checkpoints.steps(ckpt) == [20]
+    assert checkpoints.steps(ckpt) == [10, 20]  # the latest two: 10 is the fallback if 20 is damaged
 
 
 def test_death_reasons() -> None:
     assert "SIGKILL (the system may have run out of memory)" in death_reason(-9)
     assert death_reason(3) == "worker exited with code 3 without reporting a result"
+
+
+def test_a_resume_in_another_mode_and_a_run_warning_are_recorded(tmp_path: Path) -> None:
+    cfg = RunConfig(dataset="digits")
+    run = PlannedRun(run_id(cfg), "s", cfg)
+    with Store(tmp_path) as store:
+        store.add_runs([run], {})
+        for pack in ((run.run_id, "0123456789ab"), (run.run_id,)):
+            host = Host(None, None, "cpu", pack=pack)  # type: ignore[arg-type]
+            worker = Worker(run, None, None, Live(run.run_id, "cpu"), host=host)  # type: ignore[arg-type]
+            record(store, worker, Started(run.run_id, 100, -1 if len(pack) > 1 else 40, "eager"), print)
+        record(store, worker, RunWarning(run.run_id, "checkpoint /x/step-1.pt is unreadable"), print)
+        segments = store.segments(run.run_id)
+        assert [(s.from_step, s.pack) for s in segments] == [(-1, (run.run_id, "0123456789ab")), (40, (run.run_id,))]
+        warnings = store.run(run.run_id).warnings  # type: ignore[union-attr]
+        assert len(warnings) == 2 and "was trained from the start on cpu: eager (pack of 2" in warnings[0]
+        assert "may differ" in warnings[0] and warnings[1] == "checkpoint /x/step-1.pt is unreadable"

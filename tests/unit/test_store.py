@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from rankbias_tui import export
+from rankbias_tui.schema import MIGRATIONS
 from rankbias_tui.spec import RunConfig
 from rankbias_tui.store import (
     DB_NAME,
-    MIGRATIONS,
     SCHEMA_VERSION,
     Request,
     SpectrumRow,

@@ -1,0 +1,96 @@
+"""Where a resumed run starts: its latest acknowledged checkpoint, or the one before if that one is
+damaged (a truncated file, a disk error), or a fresh start, each fallback said as a warning.
+
+Owns: choosing and reading the checkpoint files a single run or a pack's members resume from
+(members of a pack all resume from the same step); every file that cannot be read becomes a
+``protocol.RunWarning`` naming it; a checkpoint made under another training protocol is never
+resumed (``load_checkpoint``: the run restarts, and its start says why). Does not own: the file
+names or which files are kept
+(``rankbias_tui.checkpoints``), or putting a payload back into a model (``engine.train``,
+``engine.pack``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import checkpoints
+from ..protocol import RunWarning
+from .loop import PROTOCOL_VERSION, Emit, Member
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """The step the members resume from (-1: a fresh start) and each member's checkpoint there;
+    ``notes``: run_id -> why its checkpoint was not resumed (another training protocol)."""
+
+    step: int = -1
+    payloads: list[dict[str, Any]] = field(default_factory=list)
+    paths: list[Path] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+def load_checkpoint(path: Path, device: torch.device | str) -> tuple[dict[str, Any] | None, str | None]:
+    """A checkpoint's contents if it was made under this training protocol; else None and why it
+    is not resumed (its numbers would mix two protocols): the run restarts from scratch."""
+    payload = torch.load(path, map_location=device, weights_only=True)
+    version = payload.get("protocol_version", 1)  # version 1 did not record itself
+    if version == PROTOCOL_VERSION:
+        return payload, None
+    return None, (
+        f"checkpoint at step {payload.get('step')} was made under training protocol {version}, this "
+        f"is protocol {PROTOCOL_VERSION}: restarted from scratch (the old checkpoint is not used)"
+    )
+
+
+def load_latest(members: Sequence[Member], device: torch.device | str, emit: Emit) -> Resumed:
+    """Read every member's checkpoint at the latest step all of them can resume from: the
+    acknowledged ``resume_step``, else an earlier checkpoint still on disk, else none (a fresh
+    start). Each damaged or missing file is reported with a ``RunWarning`` for its member."""
+    if not members or any(m.ckpt_dir is None or m.resume_step is None for m in members):
+        return Resumed()
+    wanted = members[0].resume_step
+    candidates = sorted(
+        set.intersection(*(set(checkpoints.fallbacks(m.ckpt_dir, m.resume_step)) for m in members)),  # type: ignore[arg-type]
+        reverse=True,
+    )
+    for step in candidates:
+        paths = [checkpoints.path(m.ckpt_dir, step) for m in members]  # type: ignore[arg-type]
+        read = [_read(member, file, step, device, emit) for member, file in zip(members, paths, strict=True)]
+        notes = {m.run_id: note for m, (_, note) in zip(members, read, strict=True) if note}
+        if notes:
+            return Resumed(notes=notes)  # another protocol: earlier checkpoints are of it too
+        payloads = [payload for payload, _ in read]
+        if all(p is not None for p in payloads):
+            if step != wanted:
+                for m in members:
+                    emit(RunWarning(m.run_id, f"resumed from the earlier checkpoint at step {step} instead"))
+            return Resumed(step, payloads, paths)  # type: ignore[arg-type]
+    for m in members:
+        emit(RunWarning(m.run_id, "no readable checkpoint left: the run starts again from the beginning"))
+    return Resumed()
+
+
+def _read(
+    member: Member, file: Path, step: int, device: torch.device | str, emit: Emit
+) -> tuple[dict[str, Any] | None, str | None]:
+    """One checkpoint's payload, or None with a warning naming the file if it cannot be read, or
+    None and a note if it was made under another training protocol."""
+    try:
+        payload, note = load_checkpoint(file, device)
+        if payload is None:
+            return None, note
+        if payload.get("step") != step:
+            raise ValueError(f"it holds step {payload.get('step')}")
+        return payload, None
+    except FileNotFoundError:
+        reason = "missing"
+    except Exception as err:  # noqa: BLE001 - a damaged file raises anything the unpickler can
+        reason = f"unreadable ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+    emit(RunWarning(member.run_id, f"checkpoint {file} is {reason}"))
+    return None, None

@@ -1,0 +1,89 @@
+"""What a scheduler does about the past before it starts anything, and which runs it may touch.
+
+Owns: adoption (``adopt``: a scheduler that holds the store's lock takes over every run the store
+still calls running - its scheduler was killed, ran out of memory or the machine rebooted - and
+requeues it to resume from its last acknowledged checkpoint; temporary files of checkpoint writes
+that never finished are removed first), admission (``admit``: a row read from the database becomes
+a ``PlannedRun`` only if its id is one rankbias makes and its config is valid, so a row naming a
+path is never used on the file system), and reassembling an interrupted pack (``same_pack``: its
+members resume together, in the same order, so the numbers stay those of an uninterrupted run).
+Does not own: the loop (``scheduler.service``) or checkpoint file names (``checkpoints``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+
+from pydantic import ValidationError
+
+from .. import checkpoints, owner
+from ..measures import INTERRUPTED
+from ..spec import RunConfig
+from ..store import RunRow, Store
+from ..sweep import PlannedRun, is_run_id
+
+log = logging.getLogger(__name__)
+
+
+def admit(store: Store, row: RunRow) -> PlannedRun | None:
+    """``row`` as a run to train, or None (logged, and the run marked failed when its id is sound)
+    if its id or config is not one rankbias would have written."""
+    if not is_run_id(row.run_id):
+        log.warning("refusing run id %r from the database: not a rankbias run id (12 hex digits)", row.run_id)
+        return None
+    try:
+        return PlannedRun(row.run_id, row.sweep, RunConfig.model_validate(row.config))
+    except ValidationError as err:
+        store.set_status(row.run_id, "failed", error=f"its stored config is not valid: {err.errors()[0]['msg']}")
+        return None
+
+
+def adopt(store: Store) -> list[PlannedRun]:
+    """Requeue and return the runs the store calls running: the caller holds the store's scheduler
+    lock and runs nothing yet, so whoever ran them is gone. Also removes the temporary files of
+    checkpoint writes that never finished."""
+    for tmp in checkpoints.clean_partial(store.paths.checkpoints):
+        log.info("removed %s (a checkpoint write that never finished)", tmp)
+    adopted = []
+    for row in store.runs(status=("running", INTERRUPTED)):
+        run = admit(store, row)
+        if run is None:
+            continue
+        who = f"pid {owner.pid_of(row.owner)}" if row.owner else "an older rankbias"
+        since = f"step {row.checkpoint_step}" if row.checkpoint_step is not None else "the start"
+        store.set_status(
+            row.run_id, "queued", error=f"interrupted: its scheduler ({who}) ended without stopping it; resumes from {since}"
+        )
+        adopted.append(run)
+    if adopted:
+        log.info("adopted %d interrupted run(s): %s", len(adopted), " ".join(r.run_id for r in adopted))
+    return adopted
+
+
+def same_pack(
+    store: Store,
+    first: PlannedRun,
+    queue: deque[PlannedRun],
+    resume_of: Callable[[PlannedRun], int | None],
+    limit: int | None = None,
+) -> list[PlannedRun] | None:
+    """The runs ``first`` must resume with, in their pack order (removed from ``queue``, ``first``
+    included), if it resumes from a checkpoint that its last segment trained; None if it starts
+    afresh or its pack cannot be reassembled (a member finished, was cancelled or is not queued,
+    or the pack is larger than ``limit``: ``--pack-size``, or the size left after running out of
+    memory): then it continues in whatever mode the scheduler picks, and the change is recorded."""
+    resume = resume_of(first)
+    segments = store.segments(first.run_id) if resume is not None else []
+    if not segments or (limit is not None and len(segments[-1].pack) > limit):
+        return None
+    pack = segments[-1].pack
+    queued = {run.run_id: run for run in queue} | {first.run_id: first}
+    members = [queued.get(run_id) for run_id in pack]
+    if first.run_id not in pack or any(m is None or resume_of(m) != resume for m in members):
+        return None
+    for member in members:
+        if member is not first:
+            queue.remove(member)  # type: ignore[arg-type]
+    return members  # type: ignore[return-value]

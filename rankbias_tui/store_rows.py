@@ -1,0 +1,138 @@
+"""The rows a store reads and writes, as typed values: one home for each row's shape.
+
+Owns: ``Request`` (what another process asks the scheduler), ``RunRow`` (one run, its config
+decoded and its status as a reader should see it: a stored "running" whose scheduler is gone reads
+as ``interrupted``), ``Segment`` (one execution mode a run was trained in), and the one place a
+spectrum's singular values change shape (a float64 array <-> the little-endian ``svals`` BLOB).
+Does not own: the SQL (``store``) or opening the database (``store_open``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from . import owner as owners
+from .measures import INTERRUPTED
+from .protocol import SpectrumRow
+
+SPECTRUM_COLUMNS = tuple(f.name for f in fields(SpectrumRow))  # the columns of ``spectra``
+
+
+@dataclass(frozen=True)
+class Request:
+    """One row of ``requests``: what another process asks the store's scheduler to do."""
+
+    kind: str  # one of REQUESTS
+    run_id: str | None = None  # the run to cancel or resume
+    spec_path: str | None = None  # a launch's spec file (absolute)
+    sweep: str | None = None  # a launch's sweep
+    created_at: float = field(default=0.0, compare=False)  # when it was made (set by the store)
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One row of ``runs``, with its config decoded."""
+
+    run_id: str
+    sweep: str
+    config: dict[str, Any]
+    status: str
+    device: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    error: str | None
+    step: int
+    total_steps: int | None
+    epoch: float
+    checkpoint_step: int | None
+    provenance: dict[str, Any]
+    attempts: int
+    pid: int | None
+    protocol_version: int | None = None  # the training protocol it was trained under (None: not yet)
+    owner: str | None = None  # the scheduler training it (``owner.token``), while running
+    warnings: tuple[str, ...] = ()  # what went wrong without ending it (e.g. a damaged checkpoint)
+
+    @property
+    def progress(self) -> float:
+        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of a run trained in one execution mode: from ``from_step`` (-1: a fresh start) on
+    ``device`` by ``mode`` (``Started.mode``), with ``pack`` the ids trained together, in order."""
+
+    run_id: str
+    started_at: float
+    from_step: int
+    device: str | None
+    mode: str
+    pack: tuple[str, ...]
+
+    def same_mode(self, other: Segment) -> bool:
+        """Trained the same way: the same step (mode) on the same kind of device, with the same
+        pack members in the same order."""
+        return (self.mode, self.pack, _kind(self.device)) == (other.mode, other.pack, _kind(other.device))
+
+    def describe(self) -> str:
+        where = f"from step {self.from_step}" if self.from_step >= 0 else "from the start"
+        with_ = f" (pack of {len(self.pack)}: {' '.join(r[:8] for r in self.pack)})" if len(self.pack) > 1 else ""
+        return f"{where} on {self.device}: {self.mode}{with_}"
+
+
+def _kind(device: str | None) -> str:
+    return (device or "").partition(":")[0]  # cuda:0 and cuda:1 compute alike
+
+
+class Owners:
+    """Which owners of running runs are alive, asked once per owner while reading rows."""
+
+    def __init__(self) -> None:
+        self.known: dict[str, bool] = {}
+
+    def status(self, stored: str, owner: str | None) -> str:
+        """A stored 'running' whose scheduler is gone reads as interrupted (never stored as such)."""
+        if stored != "running" or not owner:
+            return stored
+        if owner not in self.known:
+            self.known[owner] = owners.alive(owner)
+        return stored if self.known[owner] else INTERRUPTED
+
+
+def run_row(r: sqlite3.Row, live: Owners) -> RunRow:
+    keys = r.keys()
+    owner = r["owner"] if "owner" in keys else None  # schema v5
+    warnings = tuple((r["warnings"] or "").splitlines()) if "warnings" in keys else ()
+    return RunRow(
+        run_id=r["run_id"], sweep=r["sweep"], config=json.loads(r["config"]),
+        status=live.status(r["status"], owner),
+        device=r["device"], created_at=r["created_at"], started_at=r["started_at"],
+        finished_at=r["finished_at"], error=r["error"], step=r["step"], total_steps=r["total_steps"],
+        epoch=r["epoch"], checkpoint_step=r["checkpoint_step"],
+        provenance=json.loads(r["provenance"] or "{}"), attempts=r["attempts"], pid=r["pid"],
+        protocol_version=r["protocol_version"] if "protocol_version" in keys else None, owner=owner,
+        warnings=warnings,
+    )  # fmt: skip
+
+
+def spectrum_values(row: SpectrumRow) -> tuple[Any, ...]:
+    return tuple(_svals_blob(row.svals) if k == "svals" else getattr(row, k) for k in SPECTRUM_COLUMNS)
+
+
+def spectrum_row(r: sqlite3.Row) -> SpectrumRow:
+    return SpectrumRow(**{k: _svals_array(r[k]) if k == "svals" else r[k] for k in r.keys()})
+
+
+# The one place singular values change shape: a row's float64 array <-> the little-endian BLOB.
+def _svals_blob(svals: np.ndarray) -> bytes:
+    return np.asarray(svals, dtype="<f8").tobytes()
+
+
+def _svals_array(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype="<f8")  # read-only, like the array the worker measured
