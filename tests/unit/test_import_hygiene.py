@@ -15,6 +15,8 @@ LIGHT = {
     "rankbias_tui.sweep": ("torch", "textual"),
     "rankbias_tui.store": ("torch", "textual"),
     "rankbias_tui.schema": ("torch", "textual"),
+    "rankbias_tui.owner": ("torch", "textual", "numpy"),
+    "rankbias_tui.checkpoints": ("torch", "textual"),
     "rankbias_tui.measures": ("torch", "textual", "matplotlib"),
     "rankbias_tui.protocol": ("torch", "textual"),
     "rankbias_tui.export": ("torch", "textual"),
