@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import sqlite3
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,8 @@ from rankbias_tui.store import (
     StorePaths,
     migrate,
 )
+from rankbias_tui.store_open import open_read_only
+from rankbias_tui.store_rows import Owners, run_row
 from rankbias_tui.sweep import PlannedRun, run_id
 
 
@@ -286,3 +290,69 @@ def test_queue_leaves_runs_a_live_scheduler_is_training(tmp_path: Path) -> None:
         todo = store.queue(runs, {}, active=[runs[0].run_id])  # the same sweep launched again
         assert [r.run_id for r in todo] == [runs[1].run_id]
         assert store.run(runs[0].run_id).status == "running"  # type: ignore[union-attr]
+
+
+def test_a_running_run_whose_scheduler_is_gone_reads_as_interrupted(tmp_path: Path) -> None:
+    mine, orphan, legacy = planned(lr=0.1), planned(lr=0.2), planned(lr=0.3)
+    with Store(tmp_path) as store:
+        store.add_runs([mine, orphan, legacy], {})
+        store.start_attempt(mine.run_id, "cpu", 1)  # owned by this process
+        store.start_attempt(orphan.run_id, "cpu", 2, owner="999999999:12345")  # no such process
+        store.set_status(legacy.run_id, "running")  # written before owners were recorded: unknown
+        statuses = {r.run_id: r.status for r in store.runs()}
+        assert statuses == {mine.run_id: "running", orphan.run_id: "interrupted", legacy.run_id: "running"}
+        assert [r.run_id for r in store.runs(status=["interrupted"])] == [orphan.run_id]
+        assert store.run(orphan.run_id).owner == "999999999:12345"  # type: ignore[union-attr]
+        stored = store.conn.execute("SELECT status FROM runs WHERE run_id=?", (orphan.run_id,)).fetchone()[0]
+        assert stored == "running"  # derived when read, never written
+
+
+def test_warnings_and_segments_are_kept_per_run(tmp_path: Path) -> None:
+    run = planned()
+    with Store(tmp_path) as store:
+        store.add_runs([run], {})
+        store.add_warning(run.run_id, "checkpoint a.pt is unreadable")
+        store.add_warning(run.run_id, "resumed from\nstep 10")
+        assert store.add_segment(run.run_id, -1, "cpu", "pack of 2, eager", [run.run_id, "0123456789ab"]) is None
+        first = store.add_segment(run.run_id, 40, "cpu", "eager", [run.run_id])
+        assert first is not None and first.pack == (run.run_id, "0123456789ab") and first.from_step == -1
+        assert [s.describe() for s in store.segments(run.run_id)] == [
+            "from the start on cpu: pack of 2, eager (pack of 2: " + run.run_id[:8] + " 01234567)",
+            "from step 40 on cpu: eager",
+        ]
+        assert store.run(run.run_id).warnings == ("checkpoint a.pt is unreadable", "resumed from step 10")  # type: ignore[union-attr]
+
+
+def test_a_deleted_or_replaced_database_is_noticed(tmp_path: Path) -> None:
+    with Store(tmp_path / "a") as store:
+        assert store.still_there()
+        other = tmp_path / "b"
+        Store(other).close()
+        os.replace(other / DB_NAME, store.path)  # replaced: another inode
+        assert not store.still_there()
+        store.path.unlink()
+        assert not store.still_there()
+
+
+def test_stop_requests_carry_when_they_were_made(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        before = time.time()
+        store.request(Request("stop"))
+        (taken,) = store.take_requests()
+        assert taken == Request("stop") and before <= taken.created_at <= time.time()
+
+
+def test_a_read_only_reader_accepts_an_older_schema(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
+    migrate(conn, target=2)
+    conn.execute("INSERT INTO runs (run_id, sweep, config, created_at, status, pid) VALUES ('r1','s','{}',0,'running',7)")
+    conn.close()
+    ro, version = open_read_only(tmp_path / DB_NAME)
+    assert version == 2
+    row = run_row(ro.execute("SELECT * FROM runs").fetchone(), Owners())
+    assert (row.run_id, row.status, row.owner, row.warnings) == ("r1", "running", None, ())
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    with pytest.raises(StoreError, match="older"):
+        open_read_only(tmp_path / DB_NAME)
