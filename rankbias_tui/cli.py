@@ -287,6 +287,7 @@ def show(
             raise fail(f"no single run matches {run_id!r} in {store_dir}")
         row = export_mod.summary_row(store, r)
         _, final = store.init_and_final_spectra(r.run_id)
+        segments = store.segments(r.run_id)
     console.print(
         f"[bold]{r.run_id}[/bold]  sweep {r.sweep}  status [bold]{r.status}[/bold]  device {r.device}"
     )
@@ -295,6 +296,10 @@ def show(
     )
     if r.error:
         console.print(f"[red]error:[/red] {r.error}", markup=True, highlight=False)
+    for warning in r.warnings:
+        console.print(f"warning: {warning}", markup=False, highlight=False)
+    for segment in segments:  # how each stretch of the run was trained (a resume starts one)
+        console.print(f"trained {segment.describe()}", markup=False, highlight=False)
     console.print("config: " + json.dumps(r.config, sort_keys=True))
     console.print("provenance: " + json.dumps(r.provenance, sort_keys=True))
     console.print(f"training protocol: {r.protocol_version or 'not recorded'}")

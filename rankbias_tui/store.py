@@ -110,11 +110,29 @@ class Store:
         except sqlite3.DatabaseError as err:
             raise StoreError(f"{path}: {damaged(err)}") from None
         self.identity = identity(path)
+        self._wal: tuple[int, int] | None = None  # the write-ahead log beside our file, last seen
 
     def still_there(self) -> bool:
         """False once the database file was deleted, or replaced by another file (the writes of
         this connection would then go nowhere anyone can read)."""
-        return identity(self.path) == self.identity
+        if identity(self.path) != self.identity:
+            return False
+        self._wal = identity(self._wal_path)
+        return True
+
+    def abandon(self) -> None:
+        """Close a connection whose database file was replaced, first removing the write-ahead log
+        it wrote (if it is still the one beside the path): SQLite would otherwise replay our pages
+        into the file that took its place."""
+        wal = self._wal_path
+        if self._wal is not None and identity(wal) == self._wal:
+            wal.unlink(missing_ok=True)
+            wal.with_name(self.path.name + "-shm").unlink(missing_ok=True)
+        self.close()
+
+    @property
+    def _wal_path(self) -> Path:
+        return self.path.with_name(self.path.name + "-wal")
 
     def close(self) -> None:
         self.conn.close()

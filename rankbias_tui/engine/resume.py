@@ -50,11 +50,11 @@ def load_checkpoint(path: Path, device: torch.device | str) -> tuple[dict[str, A
 
 def load_latest(members: Sequence[Member], device: torch.device | str, emit: Emit) -> Resumed:
     """Read every member's checkpoint at the latest step all of them can resume from: the
-    acknowledged ``resume_step``, else an earlier checkpoint still on disk, else none (a fresh
-    start). Each damaged or missing file is reported with a ``RunWarning`` for its member."""
+    acknowledged ``resume_step``, else an earlier checkpoint still on disk (a damaged latest file,
+    or pack members stopped between their checkpoints), else none (a fresh start). Each damaged or
+    missing file, and each member resumed from before its acknowledged step, gets a ``RunWarning``."""
     if not members or any(m.ckpt_dir is None or m.resume_step is None for m in members):
         return Resumed()
-    wanted = members[0].resume_step
     candidates = sorted(
         set.intersection(*(set(checkpoints.fallbacks(m.ckpt_dir, m.resume_step)) for m in members)),  # type: ignore[arg-type]
         reverse=True,
@@ -67,8 +67,8 @@ def load_latest(members: Sequence[Member], device: torch.device | str, emit: Emi
             return Resumed(notes=notes)  # another protocol: earlier checkpoints are of it too
         payloads = [payload for payload, _ in read]
         if all(p is not None for p in payloads):
-            if step != wanted:
-                for m in members:
+            for m in members:
+                if step != m.resume_step:
                     emit(RunWarning(m.run_id, f"resumed from the earlier checkpoint at step {step} instead"))
             return Resumed(step, payloads, paths)  # type: ignore[arg-type]
     for m in members:

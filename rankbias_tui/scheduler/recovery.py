@@ -74,15 +74,16 @@ def same_pack(
     afresh or its pack cannot be reassembled (a member finished, was cancelled or is not queued,
     or the pack is larger than ``limit``: ``--pack-size``, or the size left after running out of
     memory): then it continues in whatever mode the scheduler picks, and the change is recorded."""
-    resume = resume_of(first)
-    segments = store.segments(first.run_id) if resume is not None else []
+    segments = store.segments(first.run_id) if resume_of(first) is not None else []
     if not segments or (limit is not None and len(segments[-1].pack) > limit):
         return None
     pack = segments[-1].pack
     queued = {run.run_id: run for run in queue} | {first.run_id: first}
     members = [queued.get(run_id) for run_id in pack]
-    if first.run_id not in pack or any(m is None or resume_of(m) != resume for m in members):
+    if first.run_id not in pack or any(m is None for m in members):
         return None
+    # Members may have acknowledged different steps (a stop between two members' checkpoints): the
+    # pack resumes from the latest step all of them have on disk (engine.resume), so no equality here.
     for member in members:
         if member is not first:
             queue.remove(member)  # type: ignore[arg-type]

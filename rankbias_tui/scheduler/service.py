@@ -117,6 +117,7 @@ class Scheduler:
             err = faults.DiskFull(str(getattr(err, "filename", None) or self.store.path), str(err))
         if isinstance(err, faults.StoreGone):
             count, _ = self.shutdown("", write=False)
+            self.store.abandon()  # nothing of ours may be replayed into a file that took its place
             err.outcome = f"{count} run(s) in progress were stopped; nothing was written elsewhere"
             return err
         label = err.cause if isinstance(err, faults.Stopped) else "interrupted"
@@ -180,7 +181,7 @@ class Scheduler:
                         else:
                             self.store.set_status(run_id, "queued", error=reason)
         except sqlite3.Error as err:
-            log.warning("could not requeue the runs in progress (%s): they show as interrupted", err)
+            log.info("could not requeue the runs in progress (%s): they show as interrupted", err)
             return False
         for action in self._after_commit:
             action()

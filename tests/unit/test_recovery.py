@@ -58,7 +58,7 @@ def test_admit_refuses_ids_that_are_not_run_ids_and_invalid_configs(tmp_path: Pa
 
 def test_same_pack_reassembles_the_members_in_their_order(tmp_path: Path) -> None:
     a, b, c, other = (planned(seed=s) for s in (1, 2, 3, 4))
-    steps = {a.run_id: 40, b.run_id: 40, c.run_id: 40, other.run_id: 40}
+    steps = {a.run_id: 80, b.run_id: 40, c.run_id: 40, other.run_id: 40}  # a stop between a's and b's
     resume = lambda run: steps.get(run.run_id)  # noqa: E731
     with Store(tmp_path) as store:
         store.add_runs([a, b, c, other], {})
