@@ -10,11 +10,12 @@ from typing import NamedTuple, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import export as export_mod
 from . import scheduler
-from .cli_common import fail
+from .cli_common import fail, guarded
 from .measures import ACTIVE, is_vacuous
 from .provenance import provenance
 from .scheduler import (
@@ -36,6 +37,7 @@ app = typer.Typer(
     "(Galanti et al., 'SGD and Weight Decay Secretly Minimize the Rank of Your Neural Network').",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,  # a traceback must not print the values of variables
 )
 console = Console()
 
@@ -132,10 +134,14 @@ def _confirm_size(parsed: Spec, names: list[str], yes: bool) -> None:
     count = sum(parsed.sweeps[name].size for name in names if name in parsed.sweeps)
     if count <= CONFIRM_ABOVE or yes:
         return
-    if not sys.stdin.isatty():
+    if not _interactive():
         raise fail(f"refusing to queue {count:,} runs (more than {CONFIRM_ABOVE:,}) without confirmation: pass --yes", 2)
     if not typer.confirm(f"Queue {count:,} runs?", default=False):
         raise fail("nothing queued")
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty()
 
 
 def _run_headless(parsed: Spec, sweeps: list[str], store_dir: Path, options: SchedulerOptions) -> None:
@@ -229,10 +235,10 @@ def _print_outcomes(outcomes: dict[str, str]) -> None:
 def validate(spec: Path = SPEC_ARG) -> None:
     """Check a spec file and list its sweeps with their run counts."""
     parsed = load_or_exit(spec)
-    table = Table("sweep", "runs", "description", title=f"{spec}: valid")
+    table = Table("sweep", "runs", "description", title=escape(f"{spec}: valid"))
     for name in parsed.sweeps:
         marker = " (default)" if name == parsed.default_sweep else ""
-        table.add_row(name + marker, f"{parsed.sweeps[name].size:,}", parsed.sweeps[name].description)
+        table.add_row(escape(name + marker), f"{parsed.sweeps[name].size:,}", escape(parsed.sweeps[name].description))
     console.print(table)
 
 
@@ -262,12 +268,13 @@ def list_runs(
         )
         for r in runs:
             row = export_mod.summary_row(store, r)
-            table.add_row(
+            cells = (
                 r.run_id, r.sweep, r.status, r.device or "-", str(r.config["model"]), str(r.config["dataset"]),
                 str(r.config["batch_size"]), str(r.config["lr"]), str(r.config["weight_decay"]),
                 str(r.config["seed"]), f"{r.epoch:g}/{r.config['epochs']}", _fmt(row["final_test_acc"]),
                 _fmt(row["final_avg_rank"], ".1f"),
             )  # fmt: skip
+            table.add_row(*map(escape, cells))  # values from the store are text, never markup
     console.print(table)
     console.print(f"{len(runs)} runs")
 
@@ -289,19 +296,19 @@ def show(
         _, final = store.init_and_final_spectra(r.run_id)
         segments = store.segments(r.run_id)
     console.print(
-        f"[bold]{r.run_id}[/bold]  sweep {r.sweep}  status [bold]{r.status}[/bold]  device {r.device}"
+        f"[bold]{r.run_id}[/bold]  sweep {escape(r.sweep)}  status [bold]{r.status}[/bold]  device {escape(str(r.device))}"
     )
     console.print(
         f"epoch {r.epoch:g}/{r.config['epochs']}  step {r.step}/{r.total_steps or '?'}  attempts {r.attempts}"
     )
     if r.error:
-        console.print(f"[red]error:[/red] {r.error}", markup=True, highlight=False)
+        console.print(f"[red]error:[/red] {escape(r.error)}", highlight=False)
     for warning in r.warnings:
         console.print(f"warning: {warning}", markup=False, highlight=False)
     for segment in segments:  # how each stretch of the run was trained (a resume starts one)
         console.print(f"trained {segment.describe()}", markup=False, highlight=False)
-    console.print("config: " + json.dumps(r.config, sort_keys=True))
-    console.print("provenance: " + json.dumps(r.provenance, sort_keys=True))
+    console.print("config: " + json.dumps(r.config, sort_keys=True), markup=False)
+    console.print("provenance: " + json.dumps(r.provenance, sort_keys=True), markup=False)
     console.print(f"training protocol: {r.protocol_version or 'not recorded'}")
     for key in ("final_train_loss", "final_train_acc", "final_test_acc", "init_avg_rank", "final_avg_rank"):
         console.print(f"{key}: {_fmt(row[key], '.4g')}")
@@ -352,7 +359,7 @@ def export_cmd(
         except OSError as e:
             raise fail(f"cannot write {output}: {e.strerror or e}") from None
     if output is not None:
-        console.print(f"wrote {count} rows to {output}")
+        console.print(f"wrote {count} rows to {output}", markup=False)
 
 
 @app.command()
@@ -385,4 +392,6 @@ _register_tui(app)
 
 
 def main() -> None:
-    app()
+    """The ``rankbias`` console script: ``--debug`` anywhere (or ``RANKBIAS_DEBUG=1``) shows the
+    traceback of an unexpected error instead of its one line (``cli_common.guarded``)."""
+    sys.exit(guarded(app, sys.argv))

@@ -146,7 +146,7 @@ def plot(
         written = figures.save(fig, target)
     except OSError as e:
         raise fail(f"cannot write {target}: {e.strerror or e}") from None
-    console.print("wrote " + ", ".join(str(p) for p in written))
+    console.print("wrote " + ", ".join(str(p) for p in written), markup=False)
 
 
 def _jsonable(value: Any) -> Any:
@@ -268,7 +268,7 @@ def report(
         written = report_mod.write(data, output, embed=embed)
     except OSError as e:
         raise fail(f"cannot write {output}: {e.strerror or e}") from None
-    console.print("wrote " + ", ".join(str(p) for p in written))
+    console.print("wrote " + ", ".join(str(p) for p in written), markup=False)
 
 
 def register(app: typer.Typer) -> None:

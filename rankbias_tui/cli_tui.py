@@ -61,8 +61,8 @@ def run_with_tui(
         raise fail(str(e)) from None
     running, spawned = scheduler.ensure(store_dir, options)
     if running is not None:
-        console.print(f"queued with the scheduler already running on {store_dir} (pid {running})")
-    console.print(f"{len(planned)} runs in {', '.join(names)}: opening the terminal UI")
+        console.print(f"queued with the scheduler already running on {store_dir} (pid {running})", markup=False)
+    console.print(f"{len(planned)} runs in {', '.join(names)}: opening the terminal UI", markup=False)
     _open(store_dir, spec_path, spec, options, spawned)
 
 
@@ -82,7 +82,8 @@ def _open(
     if pid is not None:
         console.print(
             f"The scheduler goes on in the background (pid {pid}, log {StorePaths.of(store_dir).log}).\n"
-            f"Reopen with `rankbias attach --store {store_dir}`; stop it with `rankbias stop --store {store_dir}`."
+            f"Reopen with `rankbias attach --store {store_dir}`; stop it with `rankbias stop --store {store_dir}`.",
+            markup=False,
         )
 
 
@@ -140,7 +141,7 @@ def stop(
     except TimeoutError as e:
         raise fail(str(e)) from None
     if pid is None:
-        console.print(f"no scheduler is running on {store_dir}")
+        console.print(f"no scheduler is running on {store_dir}", markup=False)
     else:
         console.print(f"stopped the scheduler (pid {pid}); runs in progress were requeued")
 

@@ -175,7 +175,7 @@ class RankbiasApp(App[None]):
         self._applied.set()
 
     def on_poll_failed(self, message: PollFailed) -> None:
-        self.notify(message.error, title="cannot read the store", severity="error", timeout=4)
+        self.notify(message.error, title="cannot read the store", severity="error", timeout=4, markup=False)
 
     def _redraw(self) -> None:
         """Show the latest picture (and the pending requests) on the screen in front."""
@@ -216,7 +216,7 @@ class RankbiasApp(App[None]):
 
     def on_export_requested(self, message: ExportRequested) -> None:
         path = self.export_csv(message.kind, message.run_ids, message.label)
-        self.notify(f"exporting {message.what} to {path}", timeout=2)
+        self.notify(f"exporting {message.what} to {path}", timeout=2, markup=False)
 
     # ----- asking the scheduler ---------------------------------------------------------------
     def ask(self, kind: str, run_id: str) -> None:
@@ -229,14 +229,14 @@ class RankbiasApp(App[None]):
         if kind == "resume":
             scheduler.resume(self.requests, run_id)
         self.pending[run_id] = kind
-        self.notify(f"{kind} requested for {run_id[:8]}" + self._ensure_scheduler(kind))
+        self.notify(f"{kind} requested for {run_id[:8]}" + self._ensure_scheduler(kind), markup=False)
         self._redraw()
         self.wake()
 
     def launch(self, sweep: str) -> None:
         assert self.menu.path is not None
         scheduler.launch(self.requests, self.menu.path, sweep)
-        self.notify(f"launch requested: {sweep}" + self._ensure_scheduler("launch"))
+        self.notify(f"launch requested: {sweep}" + self._ensure_scheduler("launch"), markup=False)
         self.wake()
 
     def _ensure_scheduler(self, kind: str) -> str:
@@ -258,7 +258,8 @@ class RankbiasApp(App[None]):
         if scheduler.scheduler_pid(self.store_dir) is not None:
             return  # another scheduler won the race to the lock; it answers the requests
         tail = _tail(self.paths.log)
-        self.notify(tail or f"exit code {proc.returncode}", title="the scheduler exited", severity="error")
+        self.notify(tail or f"exit code {proc.returncode}", title="the scheduler exited", severity="error",
+                    markup=False)  # fmt: skip  # user text (paths, spec values) is never markup
 
     # ----- export -----------------------------------------------------------------------------
     def export_csv(self, kind: str, run_ids: list[str], label: str) -> Path:

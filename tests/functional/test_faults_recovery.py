@@ -83,7 +83,8 @@ def test_a_killed_scheduler_leaves_interrupted_runs_that_the_next_one_adopts(ref
     proc.kill()  # kill -9: no chance to requeue anything
     proc.wait()
     wait_for(lambda: all(gone(pid) for pid in workers), 30, "the workers to die with their scheduler")
-    listed = subprocess.run([RANKBIAS, "list", "--store", str(store)], capture_output=True, text=True)
+    listed = subprocess.run([RANKBIAS, "list", "--store", str(store)], capture_output=True, text=True,
+                            env=os.environ | {"COLUMNS": "250"})  # fmt: skip
     assert "interrupted" in listed.stdout and "running" not in listed.stdout
 
     daemon = subprocess.run(  # a background scheduler (as the app starts) adopts and finishes them

@@ -270,3 +270,35 @@ async def test_launch_screen_offers_the_spec_read_once(store_dir: Path) -> None:
         await pilot.press("l")
         await pilot.pause()
         assert isinstance(app.screen, LaunchScreen) and list(app.screen.sweeps) == ["quick", "lr-wd"]
+
+
+@pilot_test
+async def test_markup_in_user_text_is_shown_literally(store_dir: Path) -> None:
+    """Issue 9: an error, a log line or a path holding markup is shown as text: every notification
+    either asks for no markup or is valid markup, and the run detail shows the error."""
+    from textual.content import Content
+
+    from rankbias_tui.tui.messages import PollFailed
+
+    failed = first_with(store_dir, "failed")
+    with Store(store_dir) as store:
+        store.set_status(failed, "failed", error="[/red]oops [bold]")
+    app = make_app(store_dir)
+    shown: list[str] = []
+    notify = app.notify
+
+    def rendered(message: str, **kw: object) -> None:
+        shown.append(message if kw.get("markup") is False else Content.from_markup(message).plain)
+        notify(message, **kw)  # type: ignore[arg-type]
+
+    app.notify = rendered  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.post_message(PollFailed("[/red]oops"))
+        await pilot.pause()
+        assert shown == ["[/red]oops"]
+        await select(pilot, failed)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, RunDetailScreen)
+        assert app.is_running  # no MarkupError ended the app

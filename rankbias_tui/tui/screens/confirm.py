@@ -21,7 +21,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(self.question)
+            yield Label(self.question, markup=False)  # it quotes run labels: values, not markup
             yield Label("y: yes   n: no", classes="hint")
 
     def action_answer(self, yes: bool) -> None:
