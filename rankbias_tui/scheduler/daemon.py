@@ -109,7 +109,7 @@ class Daemon(Scheduler):
 
     def _answer(self, request: Request) -> None:
         if request.kind == "stop":
-            if self.meant_for_me(request.created_at):
+            if not faults.expired(request, self.since):
                 self.stopping = "stop requested"
         elif request.kind == "launch" and request.spec_path and request.sweep:
             self._launch(request.spec_path, request.sweep)

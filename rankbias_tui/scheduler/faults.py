@@ -9,11 +9,18 @@ Does not own: stopping the workers and requeueing their runs (``scheduler.servic
 
 from __future__ import annotations
 
+import logging
 import signal
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from ..store import Request
+from ..store_open import is_full
+
+log = logging.getLogger(__name__)
 
 
 class Stopped(Exception):
@@ -64,6 +71,25 @@ class DiskFull(Stopped):
     def __init__(self, where: str, error: str):
         super().__init__(f"the disk is full: writing {where} failed ({error})")
         self.advice = "free some space (or pass --store on a larger disk), then run the same command again"
+
+
+def as_stopped(err: BaseException, database: Path) -> BaseException:
+    """``err`` as the ``Stopped`` it amounts to: Ctrl-C is said like any other signal, and a write
+    that failed for lack of space (SQLite's "database or disk is full", ENOSPC) is a full disk."""
+    if isinstance(err, KeyboardInterrupt):
+        return Interrupted(signal.SIGINT)
+    if isinstance(err, sqlite3.Error | OSError) and is_full(err):
+        return DiskFull(str(getattr(err, "filename", None) or database), str(err))
+    return err
+
+
+def expired(request: Request, since: float) -> bool:
+    """A stop request made before this scheduler took the store (``since``) was meant for one that
+    has gone since (a ``rankbias stop`` that timed out): it expires, unanswered."""
+    if request.created_at >= since:
+        return False
+    log.info("ignoring a %s request made before this scheduler started (it has expired)", request.kind)
+    return True
 
 
 def requeued_outcome(count: int, recorded: bool) -> str:

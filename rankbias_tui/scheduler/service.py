@@ -12,18 +12,15 @@ is recorded at once while the rest of its pack goes on; a pack that runs out of 
 back to the front of the queue to be retried in packs of half the size. Starting worker processes
 and writing each event to the store live in ``scheduler.hosts``; this module owns the loop.
 
-Faults end the loop with a ``scheduler.faults.Stopped`` (a stop request, SIGTERM/SIGHUP, the store
-deleted or replaced, a full disk); ``shutdown`` then requeues the runs in progress in one small
-transaction, and if even that cannot be written they read as interrupted (their owner is gone) and
-the next scheduler adopts them (``scheduler.recovery``). A run resuming from a checkpoint resumes
-in the same pack it was trained in (``recovery.same_pack``).
+Faults end the loop with a ``faults.Stopped``; ``shutdown`` requeues the runs in progress in one
+small transaction (if even that fails they read as interrupted, and the next scheduler adopts them:
+``recovery``). A run resuming from a checkpoint resumes in the pack it was trained in.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-import signal
 import sqlite3
 import time
 from collections import deque
@@ -36,7 +33,6 @@ from .. import checkpoints
 from ..measures import FINISHED
 from ..protocol import Cancel, DiskFull, Event, OutOfMemory, Placed, WorkerEnded, WorkerLost
 from ..store import Store
-from ..store_open import is_full
 from ..sweep import PlannedRun
 from . import faults, packing, recovery
 from .devices import Slots
@@ -111,10 +107,7 @@ class Scheduler:
     def stop_for(self, err: BaseException) -> BaseException:
         """Shut down after ``err`` ended the loop; return what to raise (``err``, or the
         ``faults.Stopped`` it amounts to, with the fate of the runs in progress as its outcome)."""
-        if isinstance(err, KeyboardInterrupt):
-            err = faults.Interrupted(signal.SIGINT)  # Ctrl-C: said like any other signal
-        if isinstance(err, sqlite3.Error | OSError) and is_full(err):
-            err = faults.DiskFull(str(getattr(err, "filename", None) or self.store.path), str(err))
+        err = faults.as_stopped(err, self.store.path)
         if isinstance(err, faults.StoreGone):
             count, _ = self.shutdown("", write=False)
             self.store.abandon()  # nothing of ours may be replayed into a file that took its place
@@ -152,11 +145,9 @@ class Scheduler:
         return True
 
     def shutdown(self, reason: str, write: bool = True) -> tuple[int, bool]:
-        """Stop every worker; their runs go back to the queue, resumable from the last checkpoint.
-
-        All of it is written in one transaction; if that fails (a full disk), nothing is lost: the
-        runs read as interrupted and the next scheduler adopts them. ``write`` False (the store is
-        gone): write nothing. Return (runs in progress, whether they were marked queued)."""
+        """Stop every worker; their runs go back to the queue (one transaction; if it fails, they
+        read as interrupted and are adopted later), resumable from the last checkpoint. ``write``
+        False (the store is gone): write nothing. Return (runs in progress, marked queued?)."""
         for host in self.hosts:
             host.proc.terminate()
         for host in self.hosts:
@@ -194,16 +185,8 @@ class Scheduler:
         for request in self.store.take_requests(("cancel", "stop")):
             if request.kind == "cancel" and request.run_id:
                 self.cancel(request.run_id)
-            elif request.kind == "stop" and self.meant_for_me(request.created_at):
+            elif request.kind == "stop" and not faults.expired(request, self.since):
                 raise StopRequested("stop requested")
-
-    def meant_for_me(self, created_at: float) -> bool:
-        """A stop request made before this scheduler took the store was meant for one that has
-        gone since (a ``rankbias stop`` that timed out): it expires, unanswered."""
-        if created_at >= self.since:
-            return True
-        log.info("ignoring a stop request made before this scheduler started (it has expired)")
-        return False
 
     def _fill_slots(self) -> None:
         for device in self.slots.devices:
