@@ -24,9 +24,12 @@ def evals(events: list) -> list[tuple]:
     ]
 
 
+R1, A, B = "0000000000a1", "00000000000a", "00000000000b"  # run ids as sweep.run_id makes them
+
+
 @pytest.mark.slow
 def test_a_job_streams_its_events_and_checkpoint_bytes_then_resumes_from_them() -> None:
-    events = list(run_job(job(JobRun("r1", CFG.model_dump_json())), node=("here", "n1")))
+    events = list(run_job(job(JobRun(R1, CFG.model_dump_json())), node=("here", "n1")))
     assert isinstance(events[0], Placed) and events[0].node == "here" and events[0].device == "cpu"
     assert events[-1] == WorkerEnded("done", None)
     files = [e for e in events if isinstance(e, CheckpointFile)]
@@ -35,7 +38,7 @@ def test_a_job_streams_its_events_and_checkpoint_bytes_then_resumes_from_them() 
     assert all(isinstance(f.event, Checkpoint) and f.data[:2] == b"PK" for f in files)  # torch.save zips
     middle = files[1]
     resumed = list(
-        run_job(job(JobRun("r1", CFG.model_dump_json(), middle.event.step, middle.data)), ("there", "n2"))
+        run_job(job(JobRun(R1, CFG.model_dump_json(), middle.event.step, middle.data)), ("there", "n2"))
     )
     started = next(e for e in resumed if isinstance(e, Started))
     assert started.resumed_from == middle.event.step
@@ -45,12 +48,12 @@ def test_a_job_streams_its_events_and_checkpoint_bytes_then_resumes_from_them() 
 
 @pytest.mark.slow
 def test_a_pack_job_passes_cancels_on_to_its_worker() -> None:
-    asked = iter([["b"]])
+    asked = iter([[B]])
     runs = (
-        JobRun("a", CFG.model_dump_json()),
-        JobRun("b", CFG.model_copy(update={"seed": 1}).model_dump_json()),
+        JobRun(A, CFG.model_dump_json()),
+        JobRun(B, CFG.model_copy(update={"seed": 1}).model_dump_json()),
     )
     events = list(run_job(job(*runs, pack=True), ("here", "n1"), lambda: next(asked, [])))
     finished = {e.run_id: e.status for e in events if isinstance(e, Finished)}
-    assert finished.get("b") == "cancelled" and finished.get("a") in (None, "done")
+    assert finished.get(B) == "cancelled" and finished.get(A) in (None, "done")
     assert events[-1] == WorkerEnded("done", None)  # a ran to its end
