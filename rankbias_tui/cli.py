@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from . import export as export_mod
 from . import scheduler
 from .cli_common import fail
-from .measures import ACTIVE, is_vacuous
+from .cli_output import Column, check_format, number, print_table, run_quietly
+from .measures import ACTIVE, is_vacuous, reason
 from .provenance import provenance
 from .scheduler import (
     BackendError,
@@ -25,7 +26,7 @@ from .scheduler import (
     StoreBusy,
 )
 from .spec import Spec, SpecError, load_spec
-from .store import Store, StoreError
+from .store import RunRow, SpectrumRow, Store, StoreError
 from .sweep import UnknownSweep, expand
 
 app = typer.Typer(
@@ -35,6 +36,24 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console()
+
+
+def _version(value: bool) -> None:
+    if value:
+        record = provenance()
+        sha = record["git_sha"] or "unknown (not a git checkout)"
+        typer.echo(f"rankbias {record['rankbias']} (git {sha}, Python {record['python']})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True,
+        help="Print the version and git SHA (as recorded with every run) and exit.",
+    ),
+) -> None:  # fmt: skip
+    """Run sweeps of training runs and watch the rank of their weight matrices."""
 
 SPEC_ARG = typer.Argument(Path("experiments.toml"), help="The sweep spec (TOML).", show_default=True)
 STORE_OPT = typer.Option(Path("runs"), "--store", help="Results directory (holds rankbias.sqlite).")
@@ -189,11 +208,43 @@ def _print_outcomes(outcomes: dict[str, str]) -> None:
 def validate(spec: Path = SPEC_ARG) -> None:
     """Check a spec file and list its sweeps with their run counts."""
     parsed = load_or_exit(spec)
-    table = Table("sweep", "runs", "description", title=f"{spec}: valid")
-    for name in parsed.sweeps:
-        marker = " (default)" if name == parsed.default_sweep else ""
-        table.add_row(name + marker, f"{parsed.sweeps[name].size:,}", parsed.sweeps[name].description)
-    console.print(table)
+    rows = [
+        {"sweep": name + (" (default)" if name == parsed.default_sweep else ""), "runs": f"{s.size:,}",
+         "description": s.description}
+        for name, s in parsed.sweeps.items()
+    ]  # fmt: skip
+    columns = (Column("sweep", "sweep"), Column("runs", "runs", right=True),
+               Column("description", "description", drop=1, wrap=True))  # fmt: skip
+    print_table(rows, columns, title=f"{spec}: valid")
+
+
+LIST_COLUMNS = (
+    Column("run_id", "run"),
+    Column("sweep", "sweep", drop=3),
+    Column("status", "status"),
+    Column("device", "device", drop=5),
+    Column("model", "model", drop=6),
+    Column("dataset", "data", drop=6),
+    Column("batch_size", "B", drop=4, right=True),
+    Column("lr", "lr", drop=4, right=True),
+    Column("weight_decay", "wd", drop=4, right=True),
+    Column("seed", "seed", drop=5, right=True),
+    Column("epoch", "epoch", drop=2, right=True),
+    Column("final_test_acc", "test acc", drop=1, right=True, cell=number(".3f")),
+    Column("final_avg_rank", "avg rank", drop=1, right=True, cell=number(".1f")),
+    Column("reason", "reason", drop=7, wrap=True),
+)
+FORMAT_OPT = typer.Option("table", "--format", "-f", help="table (aligned columns), csv or json.")
+
+
+def list_row(store: Store, run: RunRow) -> dict[str, Any]:
+    """One run as ``rankbias list`` prints it: config, progress, final accuracy and rank, reason."""
+    summary = export_mod.summary_row(store, run)
+    return {key: run.config.get(key) for key in ("model", "dataset", "batch_size", "lr", "weight_decay", "seed")} | {
+        "run_id": run.run_id, "sweep": run.sweep, "status": run.status, "device": run.device,
+        "epoch": f"{run.epoch:g}/{run.config['epochs']}", "final_test_acc": summary["final_test_acc"],
+        "final_avg_rank": summary["final_avg_rank"], "reason": reason(run.status, run.error),
+    }  # fmt: skip
 
 
 @app.command("list")
@@ -201,39 +252,18 @@ def list_runs(
     store_dir: Path = STORE_OPT,
     sweep: Optional[str] = typer.Option(None, "--sweep", "-s", help="Only runs of this sweep."),
     status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status."),
+    fmt: str = FORMAT_OPT,
 ) -> None:
-    """List runs in the store with status, device (and node, on a Ray cluster), progress and final average rank."""
+    """List runs in the store with status, device (and node, on a Ray cluster), progress, final accuracy
+    and average rank.
+
+    Piped (``rankbias list | grep running``) the table holds whole values in aligned columns; in a
+    narrow terminal, low-priority columns are left out rather than cut.
+    """
+    check_format(fmt)
     with open_store(store_dir) as store:
-        runs = store.runs(sweep, [status] if status else None)
-        table = Table(
-            "run",
-            "sweep",
-            "status",
-            "device",
-            "model",
-            "data",
-            "B",
-            "lr",
-            "wd",
-            "seed",
-            "epoch",
-            "test acc",
-            "avg rank",
-        )
-        for r in runs:
-            row = export_mod.summary_row(store, r)
-            table.add_row(
-                r.run_id, r.sweep, r.status, r.device or "-", str(r.config["model"]), str(r.config["dataset"]),
-                str(r.config["batch_size"]), str(r.config["lr"]), str(r.config["weight_decay"]),
-                str(r.config["seed"]), f"{r.epoch:g}/{r.config['epochs']}", _fmt(row["final_test_acc"]),
-                _fmt(row["final_avg_rank"], ".1f"),
-            )  # fmt: skip
-    console.print(table)
-    console.print(f"{len(runs)} runs")
-
-
-def _fmt(value: Optional[float], spec: str = ".3f") -> str:
-    return "-" if value is None else format(value, spec)
+        rows = [list_row(store, r) for r in store.runs(sweep, [status] if status else None)]
+    print_table(rows, LIST_COLUMNS, fmt, footer=f"{len(rows)} runs")
 
 
 @app.command()
@@ -253,34 +283,35 @@ def show(
     console.print(
         f"epoch {r.epoch:g}/{r.config['epochs']}  step {r.step}/{r.total_steps or '?'}  attempts {r.attempts}"
     )
-    if r.error:
-        console.print(f"[red]error:[/red] {r.error}", markup=True, highlight=False)
-    console.print("config: " + json.dumps(r.config, sort_keys=True))
-    console.print("provenance: " + json.dumps(r.provenance, sort_keys=True))
+    why = reason(r.status, r.error)
+    if why is not None:
+        console.print(f"[red]reason:[/red] {why}", highlight=False)
+        if r.error and r.error.strip() != why:
+            console.print(r.error, markup=False, highlight=False)
+    console.print("config: " + json.dumps(r.config, sort_keys=True), soft_wrap=True, markup=False)
+    console.print("provenance: " + json.dumps(r.provenance, sort_keys=True), soft_wrap=True, markup=False)
     console.print(f"training protocol: {r.protocol_version or 'not recorded'}")
     for key in ("final_train_loss", "final_train_acc", "final_test_acc", "init_avg_rank", "final_avg_rank"):
-        console.print(f"{key}: {_fmt(row[key], '.4g')}")
+        console.print(f"{key}: {number('.4g')(row[key])}")
     if final:
-        table = Table(
-            "layer",
-            "shape",
-            "rank",
-            "stable rank",
-            "eff. rank",
-            "bound",
-            title=f"spectra at step {final[0].step if final else '-'}",
-        )
-        for s in final:
-            bound = "vacuous" if is_vacuous(s.bound, s.d_out, s.d_in) else f"{s.bound:.1f}"
-            table.add_row(
-                s.layer,
-                f"{s.d_out}x{s.d_in}",
-                str(s.rank),
-                f"{s.stable_rank:.2f}",
-                f"{s.effective_rank:.1f}",
-                bound,
-            )
-        console.print(table)
+        console.print(f"spectra at step {final[0].step}:")
+        print_table([_layer_row(s) for s in final], LAYER_COLUMNS)
+
+
+LAYER_COLUMNS = (
+    Column("layer", "layer"),
+    Column("shape", "shape"),
+    Column("rank", "rank", right=True),
+    Column("stable_rank", "stable rank", drop=2, right=True, cell=number(".2f")),
+    Column("effective_rank", "eff. rank", drop=1, right=True, cell=number(".1f")),
+    Column("bound", "bound", right=True),
+)
+
+
+def _layer_row(s: SpectrumRow) -> dict[str, Any]:
+    bound = "vacuous" if is_vacuous(s.bound, s.d_out, s.d_in) else f"{s.bound:.1f}"
+    return {"layer": s.layer, "shape": f"{s.d_out}x{s.d_in}", "rank": s.rank, "stable_rank": s.stable_rank,
+            "effective_rank": s.effective_rank, "bound": bound}  # fmt: skip
 
 
 @app.command("export")
@@ -304,6 +335,8 @@ def export_cmd(
             )
         try:
             count = export_mod.export(store, what, output, sweep)
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): main() ends quietly
         except OSError as e:
             raise fail(f"cannot write {output}: {e.strerror or e}") from None
     if output is not None:
@@ -340,4 +373,4 @@ _register_tui(app)
 
 
 def main() -> None:
-    app()
+    sys.exit(run_quietly(app))

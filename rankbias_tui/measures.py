@@ -26,6 +26,14 @@ import numpy as np
 STATUSES = ("queued", "running", "done", "failed", "diverged", "cancelled")
 FINISHED = ("done", "diverged")  # ended by the training itself: never re-run, nothing to resume
 ACTIVE = ("queued", "running")  # waiting for or holding a device: what a cancel acts on
+NO_REASON = {"diverged": "diverged (no reason recorded)", "failed": "failed (no error recorded)"}
+
+
+def reason(status: str, error: str | None) -> str | None:
+    """Why a run ended badly, in one line: the first line of its error (the engine records why a run
+    diverged there too); a stand-in for a diverged or failed run without one; None for the rest."""
+    first = next((line.strip() for line in (error or "").splitlines() if line.strip()), None)
+    return first or NO_REASON.get(status)
 
 # ----- metric names ------------------------------------------------------------------------------
 LOSS, ACC, LR = "loss", "acc", "lr"
