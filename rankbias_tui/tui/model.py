@@ -77,6 +77,7 @@ class Snapshot:
     devices: tuple[DeviceUse, ...]
     scheduler: SchedulerStatus
     varied: tuple[str, ...]
+    run_eta: Mapping[str, float | None] = field(default_factory=dict)  # run_id -> seconds left
 
     def by_id(self) -> dict[str, RunView]:
         return {r.run_id: r for r in self.runs}
