@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_tui_fixture import make_store
 
 from rankbias_tui.store import Store
+from tests.support.tui_store import make_store
 
 RANKBIAS = str(Path(sys.executable).with_name("rankbias"))
 
@@ -83,7 +83,7 @@ def test_show_gives_the_reason_of_a_failed_run_and_whole_lines(store_dir: Path) 
 
 
 def test_claims_piped_keeps_each_claim_on_one_line_and_formats(tmp_path: Path) -> None:
-    from tests.fixtures_store import build_store
+    from tests.support.trend_store import build_store
 
     build_store(tmp_path / "c").close()
     done = rankbias("claims", "--store", str(tmp_path / "c"), "-s", "trend")

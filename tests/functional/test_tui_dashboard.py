@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_tui_fixture import make_app, make_store, pilot_test
 
 from rankbias_tui.tui.widgets.runs_table import RunsTable
+from tests.support.tui_store import make_app, make_store, pilot_test
 
 
 @pytest.fixture
