@@ -89,6 +89,12 @@ class RunRow:
     attempts: int
     pid: int | None
     protocol_version: int | None = None  # the training protocol it was trained under (None: not yet)
+    active_s: float = 0.0  # seconds trained, over all attempts ended so far (not the running one)
+
+    def active_seconds(self, now: float) -> float:
+        """Seconds trained over all attempts, the running one up to ``now`` included."""
+        running = now - self.started_at if self.status == "running" and self.started_at else 0.0
+        return self.active_s + max(0.0, running)
 
     @property
     def progress(self) -> float:
@@ -212,6 +218,8 @@ class Store:
         return out
 
     def set_status(self, run_id: str, status: str, *, error: str | None = None, **fields: Any) -> None:
+        """Set a run's status; an attempt that ends (running -> anything else) adds its time to
+        ``active_s``."""
         assert status in STATUSES, status
         now = time.time()
         extra = dict(fields)
@@ -219,8 +227,16 @@ class Store:
             extra.setdefault("started_at", now)
         elif status != "queued":
             extra.setdefault("finished_at", now)
+        ended, began = extra.get("finished_at", now), extra.get("started_at")
         sets = ", ".join(f"{k}=?" for k in ["status", "error", *extra])
-        self.conn.execute(f"UPDATE runs SET {sets} WHERE run_id=?", (status, error, *extra.values(), run_id))
+        with self.transaction():
+            if status != "running":
+                self.conn.execute(
+                    "UPDATE runs SET active_s = active_s + MAX(0, ? - COALESCE(?, started_at))"
+                    " WHERE run_id=? AND status='running' AND COALESCE(?, started_at) IS NOT NULL",
+                    (ended, began, run_id, began),
+                )
+            self.conn.execute(f"UPDATE runs SET {sets} WHERE run_id=?", (status, error, *extra.values(), run_id))
 
     def start_attempt(self, run_id: str, device: str, pid: int | None) -> None:
         self.conn.execute(
@@ -442,6 +458,7 @@ def _run_row(r: sqlite3.Row) -> RunRow:
         epoch=r["epoch"], checkpoint_step=r["checkpoint_step"],
         provenance=json.loads(r["provenance"] or "{}"), attempts=r["attempts"], pid=r["pid"],
         protocol_version=r["protocol_version"],
+        active_s=r["active_s"],
     )  # fmt: skip
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import measures
-from ..measures import FINISHED, HPARAMS, STATUSES
+from ..eta import RateTracker, Work, cumulative_rate, seconds_left, store_seconds_left
+from ..measures import HPARAMS, STATUSES
 from ..scheduler import SchedulerStatus
 from ..scheduler import status as scheduler_status
 from ..store import RunRow, SpectrumRow, Store
@@ -47,6 +48,12 @@ class RunView:
     error: str | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    active_s: float = 0.0  # seconds trained in the attempts that ended
+
+    def active_at(self, now: float) -> float:
+        """Seconds trained over every attempt, the running one up to ``now`` included."""
+        running = now - self.started_at if self.status == "running" and self.started_at else 0.0
+        return self.active_s + max(0.0, running)
 
     @property
     def epochs(self) -> int:
@@ -54,8 +61,8 @@ class RunView:
 
     @property
     def progress(self) -> float:
-        if self.status in FINISHED:
-            return 1.0
+        if self.status == "done":
+            return 1.0  # a diverged run shows how far it got
         if self.total_steps:
             return min(1.0, self.step / self.total_steps)
         return min(1.0, self.epoch / self.epochs) if self.epochs else 0.0
@@ -109,37 +116,6 @@ def varied_fields(configs: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
     return measures.varied_fields(configs) or HPARAMS
 
 
-def eta_seconds(runs: Iterable[RunView], now: float, capacity: int | None = None) -> float | None:
-    """Rough time until the queue is empty: remaining work divided by the runs going at once.
-
-    A running run's remaining time is extrapolated from its progress; a queued run is assumed to
-    take as long as the finished ones did (or the running ones will). None when there is no basis.
-    """
-    runs = list(runs)
-    running = [r for r in runs if r.status == "running" and r.started_at]
-    queued = sum(r.status == "queued" for r in runs)
-    if not running and not queued:
-        return 0.0
-    durations = [
-        r.finished_at - r.started_at for r in runs if r.status == "done" and r.started_at and r.finished_at
-    ]
-    remaining: list[float | None] = []
-    projected = []
-    for r in running:
-        elapsed = max(0.0, now - (r.started_at or now))
-        total = elapsed / r.progress if r.progress > 0.01 else None
-        remaining.append(None if total is None else total - elapsed)
-        if total is not None:
-            projected.append(total)
-    basis = durations or projected
-    if not basis:
-        return None
-    mean = sum(basis) / len(basis)
-    left = [mean if x is None else x for x in remaining]
-    work = sum(left) + queued * mean
-    return max(max(left, default=0.0), work / max(1, capacity or len(running)))
-
-
 def downsample(xs: list[float], ys: list[float], limit: int = MAX_POINTS) -> tuple[tuple[float, ...], ...]:
     """At most ``limit`` evenly spaced points, always keeping the last."""
     if len(xs) <= limit:
@@ -171,6 +147,7 @@ class StoreFeed:
         self._curves: dict[str, tuple[tuple[Any, ...], tuple[tuple[float, float], ...]]] = {}
         self._last: tuple[tuple[tuple[int, int], ...], float, Snapshot] | None = None
         self._ids: tuple[str, ...] = ()
+        self.rates = RateTracker()
         self._varied: tuple[str, ...] = ()
 
     def close(self) -> None:
@@ -211,16 +188,27 @@ class StoreFeed:
         return tuple(out)
 
     def _live_parts(self, views: tuple[RunView, ...], now: float) -> dict[str, Any]:
-        """What changes without a write to the store: the scheduler, the devices, the ETA."""
+        """What changes without a write to the store: the scheduler, the devices, the ETAs."""
         info = scheduler_status(self.directory)
+        works = [self._work(v, now) for v in views]
+        live = info.pid is not None  # with no scheduler, nothing is training: no time left to show
+        run_eta = {w.run_id: seconds_left(w) for w in works if w.status == "running"} if live else {}
         return {
             "scheduler": info,
             "devices": tuple(device_usage(views, info.devices, self.probe, info.pci_bus_ids)),
-            "eta_s": eta_seconds(views, now, info.capacity) if info.pid is not None else None,
+            "eta_s": store_seconds_left(works, info.capacity) if live else None,
+            "run_eta": run_eta,
         }
 
+    def _work(self, v: RunView, now: float) -> Work:
+        active, rate = v.active_at(now), None
+        if v.status == "running":
+            rate = self.rates.observe(v.run_id, v.started_at, v.step, now) or cumulative_rate(v.step, active)
+        return Work(v.run_id, v.sweep, v.status, v.step, v.total_steps, v.epochs, active, rate)
+
     def _view(self, row: RunRow, now: float) -> RunView:
-        key = (row.status, row.step, row.epoch, row.checkpoint_step, row.attempts, row.error, row.device)
+        key = (row.status, row.step, row.epoch, row.checkpoint_step, row.attempts, row.error, row.device,
+               row.started_at, row.active_s)  # fmt: skip
         cached = self._views.get(row.run_id)
         fresh = cached is not None and cached[0] == key
         if fresh and (row.status != "running" or now - cached[1] < self.live_every_s):
@@ -233,7 +221,7 @@ class StoreFeed:
             step=row.step, total_steps=row.total_steps, epoch=row.epoch,
             train_loss=last.get(measures.shown_loss(last)), test_acc=last.get(measures.TEST_ACC),
             avg_rank=measures.avg_rank(final),
-            error=row.error, started_at=row.started_at, finished_at=row.finished_at,
+            error=row.error, started_at=row.started_at, finished_at=row.finished_at, active_s=row.active_s,
         )  # fmt: skip
         self._views[row.run_id] = (key, now, view)
         return view

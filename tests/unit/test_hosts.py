@@ -58,3 +58,14 @@ def test_events_reach_the_store_and_the_live_view(tmp_path: Path) -> None:
 def test_death_reasons() -> None:
     assert "SIGKILL (the system may have run out of memory)" in death_reason(-9)
     assert death_reason(3) == "worker exited with code 3 without reporting a result"
+
+
+def test_a_resumed_run_shows_its_checkpoint_epoch_not_zero(tmp_path: Path) -> None:
+    cfg = RunConfig(dataset="digits", epochs=10)
+    run = PlannedRun(run_id(cfg), "s", cfg)
+    with Store(tmp_path) as store:
+        store.add_runs([run], {})
+        worker = Worker(run, None, None, Live(run.run_id, "cpu"))  # type: ignore[arg-type]
+        record(store, worker, Started(run.run_id, 100, 40, "eager"), lambda f: None)  # resumed at step 40
+        stored = store.run(run.run_id)
+        assert stored is not None and (stored.step, stored.epoch) == (40, 4.0)

@@ -286,3 +286,23 @@ def test_queue_leaves_runs_a_live_scheduler_is_training(tmp_path: Path) -> None:
         todo = store.queue(runs, {}, active=[runs[0].run_id])  # the same sweep launched again
         assert [r.run_id for r in todo] == [runs[1].run_id]
         assert store.run(runs[0].run_id).status == "running"  # type: ignore[union-attr]
+
+
+def test_active_time_adds_up_over_attempts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """duration_s and the ETA use the time trained over every attempt, not since the last resume."""
+    import rankbias_tui.store as store_mod
+
+    run = planned()
+    with Store(tmp_path) as store:
+        monkeypatch.setattr(store_mod.time, "time", lambda: 0.0)
+        store.add_runs([run], {})
+        # start, stopped after 30 s, resumed later, done after 10 s more
+        for when, action in ((100.0, "start"), (130.0, "queued"), (200.0, "start"), (210.0, "done")):
+            monkeypatch.setattr(store_mod.time, "time", lambda when=when: when)
+            if action == "start":
+                store.start_attempt(run.run_id, "cpu", 1)
+            else:
+                store.set_status(run.run_id, action)
+            row = store.run(run.run_id)
+        assert row is not None and row.active_s == pytest.approx(40.0)
+        assert row.active_seconds(now=1e9) == pytest.approx(40.0)  # finished: no running attempt
