@@ -72,9 +72,10 @@ async def test_selecting_a_run_shows_its_charts(store_dir: Path) -> None:
         assert screen.detail is not None and len(screen.detail.measurements) == 3  # epochs 0, 5, 10
         assert set(screen.detail.series) >= {"train_loss", "test_acc"}
         assert "average" in screen.detail.rank_series()
-        assert "loss and accuracy" in str(screen.query_one(CurvesChart).render())
+        curves = str(screen.query_one(CurvesChart).render())
+        assert "● train loss (left)" in curves and "+ test acc (right)" in curves  # a key with markers
         rank_chart = str(screen.query_one(RankChart).render())
-        assert "rank at eps=0.001" in rank_chart and "average" in rank_chart
+        assert "rank at eps=0.001" in rank_chart and "█ avg" in rank_chart
         await pilot.press("escape")
         assert app.focus_run is None
 
@@ -91,16 +92,16 @@ async def test_histogram_steps_through_measurements(store_dir: Path) -> None:
         screen = app.screen
         assert isinstance(screen, RunDetailScreen)
         hist = screen.query_one(SpectrumChart)
-        assert "measurement 5/5" in str(hist.render())
+        assert "(5/5)" in str(hist.render())
         await pilot.press("left", "left")
         assert screen.measurement == 2
-        assert "measurement 3/5 (epoch 10)" in str(hist.render())
+        assert "epoch 10 (3/5)" in str(hist.render())
         await pilot.press("home")
-        assert "measurement 1/5 (epoch 0)" in str(hist.render())
+        assert "epoch 0 (1/5)" in str(hist.render())
         await pilot.press("down")  # the next layer
         assert screen.layer_index == 1 and "fc2 32x32" in str(hist.render())
         await pilot.press("end")
-        assert screen.measurement is None and "measurement 5/5" in str(hist.render())
+        assert screen.measurement is None and "(5/5)" in str(hist.render())
 
 
 @pilot_test

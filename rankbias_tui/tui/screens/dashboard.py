@@ -152,7 +152,8 @@ class DashboardScreen(Screen[None]):
         if view is None:
             return
         if view.status in (*FINISHED, "running"):
-            self.notify(f"{view.run_id[:8]} is {view.status}: nothing to resume", severity="warning")
+            why = "finished: nothing to resume" if view.status in FINISHED else "already running"
+            self.notify(f"{view.run_id[:8]} is {view.status}, {why}", severity="warning")
             return
         self.post_message(ResumeRequested(view.run_id))
 

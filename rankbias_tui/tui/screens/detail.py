@@ -20,6 +20,7 @@ from ..format import bound, duration, num
 from ..messages import AppState, CancelRequested, ExportRequested, ResumeRequested, StoreRefreshed, WatchRun
 from ..model import RunDetail
 from ..widgets.charts import CurvesChart, RankChart, SpectrumChart
+from .confirm import ConfirmScreen
 
 
 class RunDetailScreen(Screen[None]):
@@ -32,8 +33,8 @@ class RunDetailScreen(Screen[None]):
         Binding("right", "step(1)", "Later", key_display="→", priority=True),
         Binding("home", "step_to(0)", "First", show=False, priority=True),
         Binding("end", "step_to(-1)", "Last", show=False, priority=True),
-        Binding("x", "cancel", "Cancel", show=False),
-        Binding("r", "resume", "Resume", show=False),
+        Binding("x", "cancel", "Cancel"),
+        Binding("r", "resume", "Resume"),
         Binding("e", "export", "Export"),
     ]
 
@@ -121,7 +122,9 @@ class RunDetailScreen(Screen[None]):
             return
         index, layers = found
         self.layer_index = max(0, min(self.layer_index, len(layers) - 1))
-        chart.show(layers[self.layer_index], index, len(self.detail.measurements))  # type: ignore[union-attr]
+        shown = layers[self.layer_index]
+        first = next((f for f in self.detail.measurements[0] if f.layer == shown.layer), None)  # type: ignore[union-attr]
+        chart.show(shown, index, len(self.detail.measurements), first)  # type: ignore[union-attr]
         rows = [
             (s.layer, f"{s.d_out}x{s.d_in}", str(s.m), str(s.rank), bound(s.bound, s.d_out, s.d_in),
              f"{s.stable_rank:.2f}", f"{s.effective_rank:.1f}")
@@ -197,12 +200,29 @@ class RunDetailScreen(Screen[None]):
             self._spectrum()
 
     def action_cancel(self) -> None:
-        if self.detail and self.detail.run.status in ACTIVE:
-            self.post_message(CancelRequested(self.run_id))
+        """Cancel after a yes, as on the dashboard; say why not on a run that is not active."""
+        if self.detail is None:
+            return
+        run = self.detail.run
+        if run.status not in ACTIVE:
+            self.notify(f"{run.run_id[:8]} is {run.status}: nothing to cancel", severity="warning")
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.post_message(CancelRequested(self.run_id))
+
+        self.app.push_screen(ConfirmScreen(f"Cancel run {run.run_id[:8]} ({run.status})?"), answer)
 
     def action_resume(self) -> None:
-        if self.detail and self.detail.run.status not in (*FINISHED, "running"):
-            self.post_message(ResumeRequested(self.run_id))
+        if self.detail is None:
+            return
+        run = self.detail.run
+        if run.status in (*FINISHED, "running"):
+            why = "finished: nothing to resume" if run.status in FINISHED else "already running"
+            self.notify(f"{run.run_id[:8]} is {run.status}, {why}", severity="warning")
+            return
+        self.post_message(ResumeRequested(self.run_id))
 
     def action_export(self) -> None:
         label, what = f"metrics-{self.run_id[:8]}", f"metrics of {self.run_id[:8]}"
