@@ -23,7 +23,9 @@ from typing import Any, Protocol
 import numpy as np
 
 # ----- statuses ----------------------------------------------------------------------------------
-STATUSES = ("queued", "running", "done", "failed", "diverged", "cancelled")
+STATUSES = ("queued", "running", "done", "failed", "diverged", "cancelled", "stopped")
+# stopped: the scheduler stopped (``rankbias stop``, Ctrl-C, a signal) before the run ended, so no
+# scheduler will start it on its own; it resumes from its last checkpoint when resumed or relaunched.
 FINISHED = ("done", "diverged")  # ended by the training itself: never re-run, nothing to resume
 ACTIVE = ("queued", "running")  # waiting for or holding a device: what a cancel acts on
 NO_REASON = {"diverged": "diverged (no reason recorded)", "failed": "failed (no error recorded)"}

@@ -110,7 +110,8 @@ class Scheduler:
         return True
 
     def shutdown(self, reason: str) -> None:
-        """Stop every worker; their runs go back to the queue, resumable from the last checkpoint."""
+        """Stop every worker; their runs, and the queued ones nobody will start now, are marked
+        ``stopped``: resumable from the last checkpoint, together (resume or a launch)."""
         for host in self.hosts:
             host.proc.terminate()
         for host in list(self.hosts):
@@ -122,7 +123,10 @@ class Scheduler:
                 if worker.finished is not None and worker.finished[0] in FINISHED:
                     self._settle(worker)  # it ended before the stop: keep its real outcome
                 else:
-                    self.store.set_status(run_id, "queued", error=reason)
+                    self.store.set_status(run_id, "stopped", error=reason)
+        for run in self.queue:
+            self.store.set_status(run.run_id, "stopped", error=reason)
+        self.queue.clear()
         self.workers.clear()
         self.hosts.clear()
 

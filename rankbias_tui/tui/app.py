@@ -12,6 +12,9 @@ The app is the only module that imports the screens: it opens them with what the
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import subprocess
 import threading
 import time
@@ -54,6 +57,7 @@ from .screens.launch import LaunchScreen, SweepMenu
 from .usage import SystemProbe, UsageProbe
 
 Spawner = Callable[[Path, SchedulerOptions], Any]
+HANGUP_GRACE_S = 5.0
 
 
 class RankbiasApp(App[None]):
@@ -110,11 +114,30 @@ class RankbiasApp(App[None]):
 
     # ----- lifecycle --------------------------------------------------------------------------
     def on_mount(self) -> None:
+        self._on_hangup()
         self.push_screen(DashboardScreen(self.state))
         if self.live:
             self._poll_loop()
         else:
             self.refresh_data()
+
+    def _on_hangup(self) -> None:
+        """On SIGHUP (the terminal or SSH session went away, ``kill -HUP``) leave as on ``q``, so the
+        terminal gets its normal screen, cursor and mouse back; the scheduler goes on either way.
+        Should restoring block on a terminal that is gone, the process ends after a few seconds."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # tests run the app off the main thread: no signal handlers there
+
+        def hangup() -> None:
+            last_resort = threading.Timer(HANGUP_GRACE_S, os._exit, (128 + signal.SIGHUP,))
+            last_resort.daemon = True  # a clean exit does not wait for it
+            last_resort.start()
+            self.exit(return_code=128 + signal.SIGHUP)
+
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hangup)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # no SIGHUP here (Windows) or no loop signals: the default applies
 
     def on_unmount(self) -> None:
         self._wake.set()

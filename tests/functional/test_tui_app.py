@@ -139,6 +139,10 @@ async def test_launch_queues_a_sweep(store_dir: Path) -> None:
         assert list(app.screen.sweeps) == ["quick", "lr-wd"]
         await pilot.press("down", "enter")
         await pilot.pause()
+        question = str(app.screen.query_one("Label").render())
+        assert "Queue sweep lr-wd: 0 new run(s), 1 to resume; 3 already finished (skipped), 0 queued" in question
+        await pilot.press("y")
+        await pilot.pause()
         assert not isinstance(app.screen, LaunchScreen)
     with Store(store_dir) as store:
         requests = store.take_requests()

@@ -80,3 +80,66 @@ async def test_x_and_r_on_a_finished_run_say_why_nothing_happens(tui_store: Path
         await pilot.pause()
         said = [n.message for n in app._notifications]
         assert any("nothing to cancel" in m for m in said) and any("nothing to resume" in m for m in said)
+
+
+@pilot_test
+async def test_launch_confirms_with_numbers_and_a_finished_sweep_has_nothing_to_do(tui_store: Path) -> None:
+    from rankbias_tui.tui.screens.launch import LaunchScreen
+
+    with Store(tui_store) as store:  # finish every run of lr-wd
+        store.conn.execute("UPDATE runs SET status='done' WHERE sweep='lr-wd'")
+    app = make_app(tui_store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("l")
+        await pilot.pause()
+        await pilot.press("enter")  # quick: 1 queued, 1 running, 1 failed, 3 done
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "1 to resume; 3 already finished (skipped), 2 queued or running" in app.screen.question
+        await pilot.press("n")
+        await pilot.pause()
+        assert isinstance(app.screen, LaunchScreen)
+        await pilot.press("down", "enter")  # lr-wd: all done
+        await pilot.pause()
+        assert isinstance(app.screen, LaunchScreen)
+        assert any("lr-wd: nothing to do" in n.message for n in app._notifications)
+    with Store(tui_store) as store:
+        assert store.take_requests() == []  # nothing was queued
+    assert app.spawn.calls == []  # and no scheduler started for nothing
+
+
+@pilot_test
+async def test_a_broken_spec_lists_its_problems(tui_store: Path) -> None:
+    spec = tui_store / "experiments.toml"
+    spec.write_text('[sweeps.a]\ndataset = "nope"\nlr = -1\n[sweeps.b]\nwidht = 3\n')
+    app = make_app(tui_store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("l")
+        await pilot.pause()
+        text = str(app.screen.query_one("#description").render())
+        assert "dataset" in text and "lr" in text and "widht" in text  # each problem, not only a count
+
+
+@pilot_test
+async def test_stopped_runs_resume_together(tui_store: Path) -> None:
+    from rankbias_tui.scheduler import SchedulerLock
+
+    with Store(tui_store) as store:
+        stopped = [r.run_id for r in store.runs() if r.status in ("running", "queued")]
+        store.conn.execute("UPDATE runs SET status='stopped' WHERE status IN ('running', 'queued')")
+    app = make_app(tui_store)
+    with SchedulerLock(tui_store):
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            table = app.screen.query_one(RunsTable)
+            assert table.cell(stopped[0], "status") == "stopped"
+            table.move_cursor(row=table.visible_ids().index(stopped[0]))
+            await pilot.press("r")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmScreen) and f"all {len(stopped)} stopped" in app.screen.question
+            await pilot.press("y")
+            await pilot.pause()
+    with Store(tui_store) as store:
+        assert sorted(r.run_id for r in store.take_requests()) == sorted(stopped)

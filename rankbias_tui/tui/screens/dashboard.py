@@ -155,7 +155,18 @@ class DashboardScreen(Screen[None]):
             why = "finished: nothing to resume" if view.status in FINISHED else "already running"
             self.notify(f"{view.run_id[:8]} is {view.status}, {why}", severity="warning")
             return
-        self.post_message(ResumeRequested(view.run_id))
+        stopped = [v.run_id for v in self.table.snapshot.runs if v.status == "stopped"]  # type: ignore[union-attr]
+        if view.status != "stopped" or len(stopped) < 2:
+            self.post_message(ResumeRequested(view.run_id))
+            return
+
+        def answer(choice: bool | None) -> None:  # stopped together, resumed together
+            chosen = {True: stopped, False: [view.run_id], None: []}[choice]
+            for run_id in chosen:
+                self.post_message(ResumeRequested(run_id))
+
+        question = f"Resume all {len(stopped)} stopped runs? (n: only {view.run_id[:8]}, esc: none)"
+        self.app.push_screen(ConfirmScreen(question, cancel=True), answer)
 
     def action_launch(self) -> None:
         self.post_message(OpenLaunch())

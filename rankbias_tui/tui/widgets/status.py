@@ -8,7 +8,7 @@ from textual.widgets import Static
 from ..format import duration
 from ..model import Snapshot
 
-ORDER = ("done", "running", "queued", "failed", "diverged", "cancelled")
+ORDER = ("done", "running", "queued", "failed", "diverged", "cancelled", "stopped")
 
 
 def header_lines(snap: Snapshot) -> list[str]:
