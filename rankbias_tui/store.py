@@ -32,6 +32,7 @@ from .schema import MIGRATIONS, SCHEMA_VERSION
 DB_NAME = "rankbias.sqlite"
 SPECTRUM_COLUMNS = tuple(f.name for f in fields(SpectrumRow))  # the columns of ``spectra``
 REQUESTS = ("launch", "cancel", "resume", "stop")
+JSON_CACHE = 20_000  # decoded configs kept per open store
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ class Store:
         self.directory = Path(directory)
         self.paths = StorePaths.of(self.directory)
         self.path = path = self.paths.database
+        self._json: dict[str, Any] = {}
         if not create and not path.exists():
             raise StoreError(
                 f"no rankbias store at {self.directory} (run `rankbias run` first or pass --store)"
@@ -282,14 +284,28 @@ class Store:
                 " ORDER BY s.position"
             )
             args = [sweep]
-        rows = [_run_row(r) for r in self.conn.execute(sql, args)]
+        rows = [self._run_row(r) for r in self.conn.execute(sql, args)]
         wanted = set(status) if status is not None else None
         return [r for r in rows if wanted is None or r.status in wanted]
+
+    def _run_row(self, r: sqlite3.Row) -> RunRow:
+        return _run_row(r, self._decode)
+
+    def _decode(self, text: str) -> Any:
+        """JSON config and provenance, decoded once per distinct text: a run's never changes, and
+        a refresh of the terminal UI reads every run twice a second (most of its cost, decoded
+        each time). Callers treat the dicts as read-only."""
+        value = self._json.get(text)
+        if value is None:
+            if len(self._json) > JSON_CACHE:
+                self._json.clear()
+            value = self._json[text] = json.loads(text)
+        return value
 
     def run(self, run_id: str) -> RunRow | None:
         """One run by id or unique id prefix."""
         rows = self.conn.execute("SELECT * FROM runs WHERE run_id LIKE ?", (run_id + "%",)).fetchall()
-        return _run_row(rows[0]) if len(rows) == 1 else None
+        return self._run_row(rows[0]) if len(rows) == 1 else None
 
     def sweeps(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT sweep, COUNT(*) FROM sweep_runs GROUP BY sweep ORDER BY MIN(rowid)")
@@ -310,6 +326,27 @@ class Store:
             sql += " AND name=?"
             args.append(name)
         return [tuple(r) for r in self.conn.execute(sql + " ORDER BY step, name", args)]  # type: ignore[misc]
+
+    def latest_values(self, run_id: str, names: Iterable[str]) -> dict[str, float]:
+        """The latest value of each of ``names`` the run has: one index seek per name (cheap at
+        any number of rows, unlike ``last_metrics``)."""
+        out = {}
+        for name in names:
+            row = self.conn.execute(
+                "SELECT value FROM metrics WHERE run_id=? AND name=? ORDER BY step DESC LIMIT 1", (run_id, name)
+            ).fetchone()
+            if row is not None:
+                out[name] = row[0]
+        return out
+
+    def latest_ranks(self, run_id: str) -> list[int]:
+        """The rank of each layer at the run's latest measurement, without its singular values."""
+        rows = self.conn.execute(
+            "SELECT rank FROM spectra WHERE run_id=? AND step=(SELECT MAX(step) FROM spectra WHERE run_id=?)"
+            " ORDER BY layer_index",
+            (run_id, run_id),
+        )
+        return [r[0] for r in rows]
 
     def last_metrics(self, run_id: str) -> dict[str, float]:
         """The latest value of each metric of a run."""
@@ -450,13 +487,13 @@ class _Tx:
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
-def _run_row(r: sqlite3.Row) -> RunRow:
+def _run_row(r: sqlite3.Row, decode: Any = json.loads) -> RunRow:
     return RunRow(
-        run_id=r["run_id"], sweep=r["sweep"], config=json.loads(r["config"]), status=r["status"],
+        run_id=r["run_id"], sweep=r["sweep"], config=decode(r["config"]), status=r["status"],
         device=r["device"], created_at=r["created_at"], started_at=r["started_at"],
         finished_at=r["finished_at"], error=r["error"], step=r["step"], total_steps=r["total_steps"],
         epoch=r["epoch"], checkpoint_step=r["checkpoint_step"],
-        provenance=json.loads(r["provenance"] or "{}"), attempts=r["attempts"], pid=r["pid"],
+        provenance=decode(r["provenance"] or "{}"), attempts=r["attempts"], pid=r["pid"],
         protocol_version=r["protocol_version"],
         active_s=r["active_s"],
     )  # fmt: skip

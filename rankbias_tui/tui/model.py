@@ -26,6 +26,7 @@ from ..store import RunRow, SpectrumRow, Store
 from .usage import DeviceUse, UsageProbe, device_usage
 
 SHORT = {"batch_size": "B", "weight_decay": "wd", "momentum": "mom", "dataset": "data", "epochs": "ep"}
+SHOWN_METRICS = (measures.TRAIN_LOSS, measures.LOSS, measures.TEST_ACC)  # what a row shows
 MAX_POINTS = 400  # per plotted series; a terminal shows fewer columns than that
 FULL_READ_S = 5.0  # read the runs at least this often even when the files look unchanged
 
@@ -148,6 +149,7 @@ class StoreFeed:
         self._last: tuple[tuple[tuple[int, int], ...], float, Snapshot] | None = None
         self._ids: tuple[str, ...] = ()
         self.rates = RateTracker()
+        self._works: dict[str, tuple[RunView, Work]] = {}
         self._varied: tuple[str, ...] = ()
 
     def close(self) -> None:
@@ -201,9 +203,15 @@ class StoreFeed:
         }
 
     def _work(self, v: RunView, now: float) -> Work:
-        active, rate = v.active_at(now), None
-        if v.status == "running":
-            rate = self.rates.observe(v.run_id, v.started_at, v.step, now) or cumulative_rate(v.step, active)
+        if v.status != "running":  # nothing moves: the same Work while the view is the same object
+            cached = self._works.get(v.run_id)
+            if cached is not None and cached[0] is v:
+                return cached[1]
+            work = Work(v.run_id, v.sweep, v.status, v.step, v.total_steps, v.epochs, v.active_s)
+            self._works[v.run_id] = (v, work)
+            return work
+        active = v.active_at(now)
+        rate = self.rates.observe(v.run_id, v.started_at, v.step, now) or cumulative_rate(v.step, active)
         return Work(v.run_id, v.sweep, v.status, v.step, v.total_steps, v.epochs, active, rate)
 
     def _view(self, row: RunRow, now: float) -> RunView:
@@ -213,14 +221,13 @@ class StoreFeed:
         fresh = cached is not None and cached[0] == key
         if fresh and (row.status != "running" or now - cached[1] < self.live_every_s):
             return cached[2]  # type: ignore[index]
-        last = self.store.last_metrics(row.run_id)
-        steps = self.store.spectrum_steps(row.run_id)
-        final = self.store.spectra(row.run_id, steps[-1]) if steps else []
+        last = self.store.latest_values(row.run_id, SHOWN_METRICS)  # index seeks, not a scan
+        ranks = self.store.latest_ranks(row.run_id)  # no singular values
         view = RunView(
             run_id=row.run_id, sweep=row.sweep, status=row.status, device=row.device, config=row.config,
             step=row.step, total_steps=row.total_steps, epoch=row.epoch,
             train_loss=last.get(measures.shown_loss(last)), test_acc=last.get(measures.TEST_ACC),
-            avg_rank=measures.avg_rank(final),
+            avg_rank=measures.mean(ranks),  # the average rank: mean over layers (measures.avg_rank)
             error=row.error, started_at=row.started_at, finished_at=row.finished_at, active_s=row.active_s,
         )  # fmt: skip
         self._views[row.run_id] = (key, now, view)

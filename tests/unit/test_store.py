@@ -306,3 +306,15 @@ def test_active_time_adds_up_over_attempts(tmp_path: Path, monkeypatch: pytest.M
             row = store.run(run.run_id)
         assert row is not None and row.active_s == pytest.approx(40.0)
         assert row.active_seconds(now=1e9) == pytest.approx(40.0)  # finished: no running attempt
+
+
+def test_latest_values_and_ranks_read_only_the_latest(tmp_path: Path) -> None:
+    run = planned()
+    with Store(tmp_path) as store:
+        store.add_runs([run], {})
+        store.add_metrics(run.run_id, [(1, 0.1, "loss", 2.0), (5, 0.5, "loss", 1.0), (5, 0.5, "test_acc", 0.5)])
+        store.add_spectra([spectrum(run.run_id, 0, 0, [1.0, 0.5]), spectrum(run.run_id, 10, 0, [1.0, 1e-5]),
+                           spectrum(run.run_id, 10, 1, [0.9, 0.8])])  # fmt: skip
+        assert store.latest_values(run.run_id, ("loss", "test_acc", "train_loss")) == {"loss": 1.0, "test_acc": 0.5}
+        assert store.latest_ranks(run.run_id) == [1, 2]
+        assert store.run(run.run_id).config is store.run(run.run_id).config  # decoded once  # type: ignore[union-attr]
