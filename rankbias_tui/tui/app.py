@@ -97,6 +97,7 @@ class RankbiasApp(App[None]):
         self.state = AppState()  # what the screens read
         self.focus_run: str | None = None  # the run detail screen's run, read by the poller
         self.compare_ids: tuple[str, ...] | None = None  # the compare screen's runs
+        self.compare_measure = "rank"  # and what it compares
         self.spawned: subprocess.Popen[bytes] | None = None
         self.apply_ms: list[float] = []  # per refresh, for the benchmark
         self.poll_ms: list[float] = []
@@ -147,13 +148,14 @@ class RankbiasApp(App[None]):
     def _collect(self) -> StoreRefreshed:
         started = time.perf_counter()
         snapshot = self.feed.poll()
-        focus, compare = self.focus_run, self.compare_ids
+        focus, compare, measure = self.focus_run, self.compare_ids, self.compare_measure
         detail: RunDetail | None = self.feed.detail(focus) if focus else None
-        curves = None
+        curves, layers = None, ()
         if compare is not None:
             views = snapshot.by_id()
-            curves = self.feed.rank_curves(views[i] for i in compare if i in views)
-        return StoreRefreshed(snapshot, detail, curves, (time.perf_counter() - started) * 1000)
+            curves = self.feed.rank_curves((views[i] for i in compare if i in views), measure)
+            layers = next((found for i in compare if (found := self.feed.layers(i))), ())
+        return StoreRefreshed(snapshot, detail, curves, (time.perf_counter() - started) * 1000, layers)
 
     def refresh_data(self) -> None:
         """Read the store now, in this thread (used when ``live`` is off, and by tests)."""
@@ -224,7 +226,7 @@ class RankbiasApp(App[None]):
             self.focus_run = None
 
     def on_watch_compare(self, message: WatchCompare) -> None:
-        self.compare_ids = message.run_ids
+        self.compare_ids, self.compare_measure = message.run_ids, message.measure
         if message.run_ids is not None:
             self.wake()
 

@@ -27,6 +27,7 @@ from .usage import DeviceUse, UsageProbe, device_usage
 
 SHORT = {"batch_size": "B", "weight_decay": "wd", "momentum": "mom", "dataset": "data", "epochs": "ep"}
 SHOWN_METRICS = (measures.TRAIN_LOSS, measures.LOSS, measures.TEST_ACC)  # what a row shows
+AVG_RANK = "rank"  # the compare screen's default measure
 MAX_POINTS = 400  # per plotted series; a terminal shows fewer columns than that
 FULL_READ_S = 5.0  # read the runs at least this often even when the files look unchanged
 
@@ -150,6 +151,7 @@ class StoreFeed:
         self._ids: tuple[str, ...] = ()
         self.rates = RateTracker()
         self._works: dict[str, tuple[RunView, Work]] = {}
+        self._layers: dict[str, tuple[str, ...]] = {}
         self._varied: tuple[str, ...] = ()
 
     def close(self) -> None:
@@ -259,17 +261,34 @@ class StoreFeed:
         return self._detail
 
     # ----- compare ----------------------------------------------------------------------------
-    def rank_curves(self, runs: Iterable[RunView]) -> dict[str, tuple[tuple[float, float], ...]]:
-        """Average rank over epochs of each run: (epoch, rank) pairs; finished runs read once."""
+    def rank_curves(self, runs: Iterable[RunView], measure: str = AVG_RANK) -> dict[str, tuple[tuple[float, float], ...]]:
+        """One curve of (epoch, value) pairs per run: the average rank (``AVG_RANK``), one layer's
+        rank (``rank:fc2``) or a metric (``test_acc``); a finished run's is read once."""
         out = {}
         for view in runs:
-            key = (view.status, view.step, view.epoch)
+            key = (view.status, view.step, view.epoch, measure)
             cached = self._curves.get(view.run_id)
             if cached is None or cached[0] != key:
-                curve = tuple(zip(*measures.rank_curve(self.store.spectra(view.run_id)), strict=True))
-                cached = self._curves[view.run_id] = (key, curve)
+                cached = self._curves[view.run_id] = (key, self._curve(view.run_id, measure))
             out[view.run_id] = cached[1]
         return out
+
+    def _curve(self, run_id: str, measure: str) -> tuple[tuple[float, float], ...]:
+        if measure == AVG_RANK or measure.startswith("rank:"):
+            layer = measure.partition(":")[2] or None
+            return tuple(zip(*measures.rank_curve(self.store.spectra(run_id), layer=layer), strict=True))
+        rows = self.store.metrics(run_id, measure)
+        xs, ys = downsample([r[1] for r in rows], [r[3] for r in rows])
+        return tuple(zip(xs, ys, strict=True))
+
+    def layers(self, run_id: str) -> tuple[str, ...]:
+        """The measured layers of a run, in order (for the compare screen's choice of measure)."""
+        if run_id not in self._layers:
+            steps = self.store.spectrum_steps(run_id)
+            if not steps:
+                return ()
+            self._layers[run_id] = tuple(s.layer for s in self.store.spectra(run_id, steps[0]))
+        return self._layers[run_id]
 
 
 def group_curves(

@@ -223,7 +223,7 @@ async def test_compare_overlays_and_groups(store_dir: Path) -> None:
         await pilot.press("g")  # group by batch size
         await pilot.pause()
         legend = app.screen.query_one("#legend")
-        assert [str(legend.get_row_at(i)[0]) for i in range(legend.row_count)] == ["B=8", "B=16", "B=32"]
+        assert [str(legend.get_row_at(i)[1]) for i in range(legend.row_count)] == ["B=8", "B=16", "B=32"]
 
 
 @pilot_test
