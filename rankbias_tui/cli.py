@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -10,13 +9,12 @@ from typing import NamedTuple, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from . import export as export_mod
 from . import scheduler
-from .cli_common import fail, guarded
-from .measures import ACTIVE, is_vacuous
+from .cli_common import fail, guarded, open_store
+from .cli_output import Column, print_table, run_quietly
+from .measures import ACTIVE
 from .provenance import provenance
 from .scheduler import (
     BackendError,
@@ -29,7 +27,7 @@ from .scheduler import (
     signals_stop,
 )
 from .spec import Spec, SpecError, load_spec
-from .store import Store, StoreError
+from .store import Store
 from .sweep import PlannedRun, UnknownSweep, expand
 
 app = typer.Typer(
@@ -41,16 +39,27 @@ app = typer.Typer(
 )
 console = Console()
 
+
+def _version(value: bool) -> None:
+    if value:
+        record = provenance()
+        sha = record["git_sha"] or "unknown (not a git checkout)"
+        typer.echo(f"rankbias {record['rankbias']} (git {sha}, Python {record['python']})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True,
+        help="Print the version and git SHA (as recorded with every run) and exit.",
+    ),
+) -> None:  # fmt: skip
+    """Run sweeps of training runs and watch the rank of their weight matrices."""
+
 SPEC_ARG = typer.Argument(Path("experiments.toml"), help="The sweep spec (TOML).", show_default=True)
 STORE_OPT = typer.Option(Path("runs"), "--store", help="Results directory (holds rankbias.sqlite).")
 CONFIRM_ABOVE = 10_000  # runs; a bigger sweep is queued only when the user says so
-
-
-def open_store(directory: Path, create: bool = False) -> Store:
-    try:
-        return Store(directory, create=create)
-    except StoreError as e:
-        raise fail(str(e)) from None
 
 
 def load_or_exit(spec: Path) -> Spec:
@@ -235,104 +244,14 @@ def _print_outcomes(outcomes: dict[str, str]) -> None:
 def validate(spec: Path = SPEC_ARG) -> None:
     """Check a spec file and list its sweeps with their run counts."""
     parsed = load_or_exit(spec)
-    table = Table("sweep", "runs", "description", title=escape(f"{spec}: valid"))
-    for name in parsed.sweeps:
-        marker = " (default)" if name == parsed.default_sweep else ""
-        table.add_row(escape(name + marker), f"{parsed.sweeps[name].size:,}", escape(parsed.sweeps[name].description))
-    console.print(table)
-
-
-@app.command("list")
-def list_runs(
-    store_dir: Path = STORE_OPT,
-    sweep: Optional[str] = typer.Option(None, "--sweep", "-s", help="Only runs of this sweep."),
-    status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status."),
-) -> None:
-    """List runs in the store with status, device (and node, on a Ray cluster), progress and final average rank."""
-    with open_store(store_dir) as store:
-        runs = store.runs(sweep, [status] if status else None)
-        table = Table(
-            "run",
-            "sweep",
-            "status",
-            "device",
-            "model",
-            "data",
-            "B",
-            "lr",
-            "wd",
-            "seed",
-            "epoch",
-            "test acc",
-            "avg rank",
-        )
-        for r in runs:
-            row = export_mod.summary_row(store, r)
-            cells = (
-                r.run_id, r.sweep, r.status, r.device or "-", str(r.config["model"]), str(r.config["dataset"]),
-                str(r.config["batch_size"]), str(r.config["lr"]), str(r.config["weight_decay"]),
-                str(r.config["seed"]), f"{r.epoch:g}/{r.config['epochs']}", _fmt(row["final_test_acc"]),
-                _fmt(row["final_avg_rank"], ".1f"),
-            )  # fmt: skip
-            table.add_row(*map(escape, cells))  # values from the store are text, never markup
-    console.print(table)
-    console.print(f"{len(runs)} runs")
-
-
-def _fmt(value: Optional[float], spec: str = ".3f") -> str:
-    return "-" if value is None else format(value, spec)
-
-
-@app.command()
-def show(
-    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."), store_dir: Path = STORE_OPT
-) -> None:
-    """Show one run: config, status, error, final metrics and per-layer ranks."""
-    with open_store(store_dir) as store:
-        r = store.run(run_id)
-        if r is None:
-            raise fail(f"no single run matches {run_id!r} in {store_dir}")
-        row = export_mod.summary_row(store, r)
-        _, final = store.init_and_final_spectra(r.run_id)
-        segments = store.segments(r.run_id)
-    console.print(
-        f"[bold]{r.run_id}[/bold]  sweep {escape(r.sweep)}  status [bold]{r.status}[/bold]  device {escape(str(r.device))}"
-    )
-    console.print(
-        f"epoch {r.epoch:g}/{r.config['epochs']}  step {r.step}/{r.total_steps or '?'}  attempts {r.attempts}"
-    )
-    if r.error:
-        console.print(f"[red]error:[/red] {escape(r.error)}", highlight=False)
-    for warning in r.warnings:
-        console.print(f"warning: {warning}", markup=False, highlight=False)
-    for segment in segments:  # how each stretch of the run was trained (a resume starts one)
-        console.print(f"trained {segment.describe()}", markup=False, highlight=False)
-    console.print("config: " + json.dumps(r.config, sort_keys=True), markup=False)
-    console.print("provenance: " + json.dumps(r.provenance, sort_keys=True), markup=False)
-    console.print(f"training protocol: {r.protocol_version or 'not recorded'}")
-    for key in ("final_train_loss", "final_train_acc", "final_test_acc", "init_avg_rank", "final_avg_rank"):
-        console.print(f"{key}: {_fmt(row[key], '.4g')}")
-    if final:
-        table = Table(
-            "layer",
-            "shape",
-            "rank",
-            "stable rank",
-            "eff. rank",
-            "bound",
-            title=f"spectra at step {final[0].step if final else '-'}",
-        )
-        for s in final:
-            bound = "vacuous" if is_vacuous(s.bound, s.d_out, s.d_in) else f"{s.bound:.1f}"
-            table.add_row(
-                s.layer,
-                f"{s.d_out}x{s.d_in}",
-                str(s.rank),
-                f"{s.stable_rank:.2f}",
-                f"{s.effective_rank:.1f}",
-                bound,
-            )
-        console.print(table)
+    rows = [
+        {"sweep": name + (" (default)" if name == parsed.default_sweep else ""), "runs": f"{s.size:,}",
+         "description": s.description}
+        for name, s in parsed.sweeps.items()
+    ]  # fmt: skip
+    columns = (Column("sweep", "sweep"), Column("runs", "runs", right=True),
+               Column("description", "description", drop=1, wrap=True))  # fmt: skip
+    print_table(rows, columns, title=f"{spec}: valid")
 
 
 @app.command("export")
@@ -356,6 +275,8 @@ def export_cmd(
             )
         try:
             count = export_mod.export(store, what, output, sweep)
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): main() ends quietly
         except OSError as e:
             raise fail(f"cannot write {output}: {e.strerror or e}") from None
     if output is not None:
@@ -382,6 +303,10 @@ def cancel(
     console.print(f"cancel requested for {r.run_id}; the scheduler stops it within a second")
 
 
+from .cli_runs import register as _register_runs  # noqa: E402 - registered after the core commands
+
+_register_runs(app)
+
 from .cli_analysis import register as _register_analysis  # noqa: E402 - registered after the core commands
 
 _register_analysis(app)
@@ -393,5 +318,6 @@ _register_tui(app)
 
 def main() -> None:
     """The ``rankbias`` console script: ``--debug`` anywhere (or ``RANKBIAS_DEBUG=1``) shows the
-    traceback of an unexpected error instead of its one line (``cli_common.guarded``)."""
-    sys.exit(guarded(app, sys.argv))
+    traceback of an unexpected error instead of its one line (``cli_common.guarded``); a closed
+    pipe ends quietly (``cli_output.run_quietly``)."""
+    sys.exit(guarded(lambda: sys.exit(run_quietly(app)), sys.argv))

@@ -11,7 +11,6 @@ matplotlib is imported only when a figure is drawn, so ``rankbias --help`` stays
 from __future__ import annotations
 
 import json
-import math
 import sys
 from enum import Enum
 from pathlib import Path
@@ -19,10 +18,10 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from . import claims as claims_mod
 from .cli_common import fail
+from .cli_output import Column, check_format, jsonable, print_table
 from .spec import suggest
 from .store import Store, StoreError
 
@@ -149,47 +148,45 @@ def plot(
     console.print("wrote " + ", ".join(str(p) for p in written), markup=False)
 
 
-def _jsonable(value: Any) -> Any:
-    """NaN/inf -> None, recursively, so ``--json`` output is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
+EFFECT_COLUMNS = (
+    Column("field", "hyperparameter"),
+    Column("values", "values", drop=2),
+    Column("slices", "slices", drop=3, right=True),
+    Column("higher", "larger -> higher", right=True),
+    Column("lower", "larger -> lower", right=True),
+    Column("none", "no effect", right=True),
+    Column("moved", "mean change where it moved", drop=1, right=True),
+)
+CLAIM_COLUMNS = (
+    Column("claim", "claim"),
+    Column("verdict", "verdict"),
+    Column("text", "statement (PAPER.md)", drop=1),
+    Column("evidence", "evidence", wrap=True),
+)
 
 
-VERDICT_STYLE = {claims_mod.HOLDS: "green", claims_mod.FAILS: "red", claims_mod.NOT_SHOWN: "yellow",
-                 claims_mod.UNTESTED: "dim"}  # fmt: skip
+def _effect_row(e: dict[str, Any]) -> dict[str, Any]:
+    moved, counts = e["mean_change_where_moved"], e["counts"]
+    return {
+        "field": e["field"], "values": ", ".join(f"{v:g}" for v in e["values"]), "slices": len(e["slices"]),
+        "higher": counts[claims_mod.HIGHER], "lower": counts[claims_mod.LOWER],
+        "none": counts[claims_mod.NO_EFFECT], "moved": "-" if moved is None else f"{moved:+.1f}",
+    }  # fmt: skip
 
 
 def _print_report(report: dict[str, Any]) -> None:
     eps = "each run's rank_eps" if report["eps"] is None else f"eps = {report['eps']:g}"
-    effects = Table("hyperparameter", "values", "slices", "larger -> higher", "larger -> lower", "no effect",
-                    "mean change where it moved",
-                    title=f"{report['sweep']}: effects on the final average rank ({eps}; {report['seeds']} "
-                    "per setting)")  # fmt: skip
-    for e in report["effects"]:
-        moved = e["mean_change_where_moved"]
-        counts = e["counts"]
-        effects.add_row(
-            e["field"], ", ".join(f"{v:g}" for v in e["values"]), str(len(e["slices"])),
-            str(counts[claims_mod.HIGHER]), str(counts[claims_mod.LOWER]), str(counts[claims_mod.NO_EFFECT]),
-            "-" if moved is None else f"{moved:+.1f}",
-        )  # fmt: skip
-    console.print(effects)
-    table = Table("claim", "statement (PAPER.md)", "verdict", "evidence",
-                  title=f"{report['sweep']}: the paper's claims, {report['runs']} finished runs")  # fmt: skip
-    for c in report["claims"]:
-        style = VERDICT_STYLE[c["verdict"]]
-        table.add_row(c["claim"], c["text"], f"[{style}]{c['verdict']}[/{style}]", c["evidence"])
-    console.print(table)
+    # The titles say what was measured (eps, seeds): part of the report, so on stdout even piped.
+    sys.stdout.write(f"{report['sweep']}: effects on the final average rank ({eps}; {report['seeds']} per setting)\n")
+    print_table([_effect_row(e) for e in report["effects"]], EFFECT_COLUMNS)
+    sys.stdout.write(f"\n{report['sweep']}: the paper's claims, {report['runs']} finished runs\n")
+    print_table(report["claims"], CLAIM_COLUMNS)
     t = report["thresholds"]
     console.print(
         f"An effect: a change of >= {t['min_rank_change']:g} rank whose {t['interval_level']:.0%} bootstrap "
         f"interval over seeds excludes 0. Holds: >= {t['agreement']:.0%} of the slices with an effect agree. "
-        "Rules: README.md, \"What `rankbias claims` computes\"; numbers per slice: --json."
+        "Rules: README.md, \"What `rankbias claims` computes\"; numbers per slice: --format json.",
+        markup=False, highlight=False, soft_wrap=not console.is_terminal,
     )
 
 
@@ -197,7 +194,11 @@ def claims(
     sweep: Optional[str] = SWEEP_OPT,
     store_dir: Path = STORE_OPT,
     eps: Optional[float] = EPS_OPT,
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (for scripts)."),
+    fmt: str = typer.Option(
+        "table", "--format", "-f",
+        help="table (aligned columns), csv (one row per claim) or json (the whole report, per slice).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
 ) -> None:
     """Check the paper's claims on a sweep's finished runs, with a verdict per claim.
 
@@ -207,6 +208,7 @@ def claims(
     wd = 0 runs stay near maximal rank, and how test accuracy moves where the rank moved.
     Rules and thresholds: README.md, section "What `rankbias claims` computes".
     """
+    fmt = "json" if as_json else check_format(fmt)
     _check_eps(eps)
     with _open(store_dir) as store:
         name = resolve_sweep(store, sweep)
@@ -216,8 +218,10 @@ def claims(
             raise fail(f"no finished (done) runs with measurements in sweep {name!r} "
                         f"(statuses: {', '.join(statuses) or 'none'})", 1)  # fmt: skip
     report = claims_mod.report(records, name, eps)
-    if as_json:
-        sys.stdout.write(json.dumps(_jsonable(report), indent=2) + "\n")
+    if fmt == "json":
+        sys.stdout.write(json.dumps(jsonable(report), indent=2) + "\n")
+    elif fmt == "csv":
+        print_table(report["claims"], CLAIM_COLUMNS, "csv")
     else:
         _print_report(report)
 

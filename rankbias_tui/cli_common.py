@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from .store import DB_NAME, StoreError, damaged
+from .store import DB_NAME, Store, StoreError, damaged
 
 err = Console(stderr=True)
 DEBUG_ENV = "RANKBIAS_DEBUG"
@@ -28,6 +28,14 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     except OSError:
         pass  # no terminal left to tell (a hang-up): the exit status still says it
     return typer.Exit(code)
+
+
+def open_store(directory: Path, create: bool = False) -> Store:
+    """The store in ``directory``, or exit with its problem in one line."""
+    try:
+        return Store(directory, create=create)
+    except StoreError as e:
+        raise fail(str(e)) from None
 
 
 def guarded(main: Callable[[], object], argv: list[str]) -> int:

@@ -135,7 +135,7 @@ def stop(
     store_dir: Path = STORE_OPT,
     timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for the scheduler to end."),
 ) -> None:
-    """Stop the store's scheduler cleanly: runs in progress are requeued and resume later."""
+    """Stop the store's scheduler cleanly: runs in progress are marked stopped and resume later."""
     try:
         pid = scheduler.stop(store_dir, timeout)
     except TimeoutError as e:
@@ -143,7 +143,7 @@ def stop(
     if pid is None:
         console.print(f"no scheduler is running on {store_dir}", markup=False)
     else:
-        console.print(f"stopped the scheduler (pid {pid}); runs in progress were requeued")
+        console.print(f"stopped the scheduler (pid {pid}); runs in progress were marked stopped")
 
 
 def register(app: typer.Typer) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from .measures import TEST_ACC, TRAIN_ACC, TRAIN_LOSS, avg_rank, mean
+from .measures import TEST_ACC, TRAIN_ACC, TRAIN_LOSS, avg_rank, mean, reason
 from .protocol import SpectrumRow
 from .store import RunRow, Store
 
@@ -39,7 +39,7 @@ def summary_row(store: Store, run: RunRow, sweep: str | None = None) -> dict[str
     """One run's summary: config, final eval metrics, average and per-layer ranks."""
     last = store.last_metrics(run.run_id)
     init, final = store.init_and_final_spectra(run.run_id)
-    duration = (run.finished_at or 0) - run.started_at if run.started_at and run.finished_at else None
+    duration = run.active_s if run.finished_at and run.active_s else None  # over every attempt
     row: dict[str, Any] = {"run_id": run.run_id, "sweep": sweep or run.sweep, "status": run.status}
     row |= {key: run.config.get(key) for key in CONFIG_COLUMNS}
     row |= {
@@ -52,7 +52,7 @@ def summary_row(store: Store, run: RunRow, sweep: str | None = None) -> dict[str
         "final_avg_stable_rank": mean(s.stable_rank for s in final),
         "device": run.device,
         "duration_s": round(duration, 2) if duration is not None else None,
-        "error": (run.error or "").splitlines()[0] if run.error else None,
+        "error": reason(run.status, run.error),
     }
     row |= {f"rank_{s.layer}": s.rank for s in final}
     return row

@@ -52,7 +52,7 @@ class HeadlessView:
         try:
             self.progress.__exit__(*exc)  # type: ignore[arg-type]
         except OSError:
-            pass  # the terminal hung up (SIGHUP): nothing left to draw on, and the runs are requeued
+            pass  # the terminal hung up (SIGHUP): nothing left to draw on, and the runs are marked stopped
 
     def tick(self, scheduler: Scheduler) -> None:
         active = {live.run_id: live for live in scheduler.live()}

@@ -23,12 +23,23 @@ from typing import Any, Protocol
 import numpy as np
 
 # ----- statuses ----------------------------------------------------------------------------------
-STATUSES = ("queued", "running", "done", "failed", "diverged", "cancelled", "interrupted")
-# A running run whose scheduler is gone (killed, out of memory, rebooted): derived when the store is
-# read, never stored. Any scheduler that starts adopts it; it resumes from its last checkpoint.
+STATUSES = ("queued", "running", "done", "failed", "diverged", "cancelled", "stopped", "interrupted")
+# stopped: the scheduler stopped (``rankbias stop``, Ctrl-C, a signal) before the run ended, so no
+# scheduler will start it on its own; it resumes from its last checkpoint when resumed or relaunched.
+# interrupted: a running run whose scheduler is gone (killed, out of memory, rebooted): derived when
+# the store is read, never stored. Any scheduler that starts adopts it; it resumes from its last
+# checkpoint.
 INTERRUPTED = "interrupted"
 FINISHED = ("done", "diverged")  # ended by the training itself: never re-run, nothing to resume
 ACTIVE = ("queued", "running")  # waiting for or holding a device: what a cancel acts on
+NO_REASON = {"diverged": "diverged (no reason recorded)", "failed": "failed (no error recorded)"}
+
+
+def reason(status: str, error: str | None) -> str | None:
+    """Why a run ended badly, in one line: the first line of its error (the engine records why a run
+    diverged there too); a stand-in for a diverged or failed run without one; None for the rest."""
+    first = next((line.strip() for line in (error or "").splitlines() if line.strip()), None)
+    return first or NO_REASON.get(status)
 
 # ----- metric names ------------------------------------------------------------------------------
 LOSS, ACC, LR = "loss", "acc", "lr"

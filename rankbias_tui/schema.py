@@ -83,5 +83,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX segments_run ON segments(run_id)
     """,
+    # 6: the seconds a run has been training, summed over its attempts (``started_at`` is the start of
+    # the latest attempt): what ``duration_s`` and the ETA use. Older runs count their last attempt.
+    """
+    ALTER TABLE runs ADD COLUMN active_s REAL NOT NULL DEFAULT 0;
+    UPDATE runs SET active_s = finished_at - started_at
+        WHERE finished_at IS NOT NULL AND started_at IS NOT NULL AND finished_at > started_at
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -39,6 +39,7 @@ from .store_open import (
 )
 from .store_rows import (
     SPECTRUM_COLUMNS,
+    JsonCache,
     Owners,
     Request,
     RunRow,
@@ -90,6 +91,7 @@ class Store:
         self.directory = Path(directory)
         self.paths = StorePaths.of(self.directory)
         self.path = path = self.paths.database
+        self._decode = JsonCache()  # a refresh of the app reads every run twice a second
         if not create and not path.exists():
             raise StoreError(
                 f"no rankbias store at {self.directory} (run `rankbias run` first or pass --store)"
@@ -189,6 +191,8 @@ class Store:
         return out
 
     def set_status(self, run_id: str, status: str, *, error: str | None = None, **fields: Any) -> None:
+        """Set a run's status; an attempt that ends (running -> anything else) adds its time to
+        ``active_s``."""
         assert status in STATUSES, status
         now = time.time()
         extra = dict(fields)
@@ -196,8 +200,16 @@ class Store:
             extra.setdefault("started_at", now)
         elif status != "queued":
             extra.setdefault("finished_at", now)
+        ended, began = extra.get("finished_at", now), extra.get("started_at")
         sets = ", ".join(f"{k}=?" for k in ["status", "error", *extra])
-        self.conn.execute(f"UPDATE runs SET {sets} WHERE run_id=?", (status, error, *extra.values(), run_id))
+        with self.transaction():
+            if status != "running":
+                self.conn.execute(
+                    "UPDATE runs SET active_s = active_s + MAX(0, ? - COALESCE(?, started_at))"
+                    " WHERE run_id=? AND status='running' AND COALESCE(?, started_at) IS NOT NULL",
+                    (ended, began, run_id, began),
+                )
+            self.conn.execute(f"UPDATE runs SET {sets} WHERE run_id=?", (status, error, *extra.values(), run_id))
 
     def start_attempt(self, run_id: str, device: str, pid: int | None, owner: str | None = None) -> None:
         """The run starts on ``device`` in worker ``pid``, owned by the scheduler ``owner``
@@ -273,14 +285,14 @@ class Store:
             )
             args = [sweep]
         live = Owners()
-        rows = [run_row(r, live) for r in self.conn.execute(sql, args)]
+        rows = [run_row(r, live, self._decode) for r in self.conn.execute(sql, args)]
         wanted = set(status) if status is not None else None
         return [r for r in rows if wanted is None or r.status in wanted]
 
     def run(self, run_id: str) -> RunRow | None:
         """One run by id or unique id prefix."""
         rows = self.conn.execute("SELECT * FROM runs WHERE run_id LIKE ?", (run_id + "%",)).fetchall()
-        return run_row(rows[0], Owners()) if len(rows) == 1 else None
+        return run_row(rows[0], Owners(), self._decode) if len(rows) == 1 else None
 
     def sweeps(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT sweep, COUNT(*) FROM sweep_runs GROUP BY sweep ORDER BY MIN(rowid)")
@@ -301,6 +313,27 @@ class Store:
             sql += " AND name=?"
             args.append(name)
         return [tuple(r) for r in self.conn.execute(sql + " ORDER BY step, name", args)]  # type: ignore[misc]
+
+    def latest_values(self, run_id: str, names: Iterable[str]) -> dict[str, float]:
+        """The latest value of each of ``names`` the run has: one index seek per name (cheap at
+        any number of rows, unlike ``last_metrics``)."""
+        out = {}
+        for name in names:
+            row = self.conn.execute(
+                "SELECT value FROM metrics WHERE run_id=? AND name=? ORDER BY step DESC LIMIT 1", (run_id, name)
+            ).fetchone()
+            if row is not None:
+                out[name] = row[0]
+        return out
+
+    def latest_ranks(self, run_id: str) -> list[int]:
+        """The rank of each layer at the run's latest measurement, without its singular values."""
+        rows = self.conn.execute(
+            "SELECT rank FROM spectra WHERE run_id=? AND step=(SELECT MAX(step) FROM spectra WHERE run_id=?)"
+            " ORDER BY layer_index",
+            (run_id, run_id),
+        )
+        return [r[0] for r in rows]
 
     def last_metrics(self, run_id: str) -> dict[str, float]:
         """The latest value of each metric of a run."""
@@ -358,5 +391,3 @@ class Store:
                 "UPDATE requests SET done_at=? WHERE id=?", [(time.time(), r["id"]) for r in rows]
             )
         return [Request(r["kind"], r["run_id"], r["spec_path"], r["sweep"], r["created_at"]) for r in rows]
-
-

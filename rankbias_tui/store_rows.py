@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -57,6 +58,12 @@ class RunRow:
     protocol_version: int | None = None  # the training protocol it was trained under (None: not yet)
     owner: str | None = None  # the scheduler training it (``owner.token``), while running
     warnings: tuple[str, ...] = ()  # what went wrong without ending it (e.g. a damaged checkpoint)
+    active_s: float = 0.0  # seconds trained, over all attempts ended so far (not the running one)
+
+    def active_seconds(self, now: float) -> float:
+        """Seconds trained over all attempts, the running one up to ``now`` included."""
+        running = now - self.started_at if self.status == "running" and self.started_at else 0.0
+        return self.active_s + max(0.0, running)
 
     @property
     def progress(self) -> float:
@@ -105,19 +112,39 @@ class Owners:
         return stored if self.known[owner] else INTERRUPTED
 
 
-def run_row(r: sqlite3.Row, live: Owners) -> RunRow:
+class JsonCache:
+    """JSON config and provenance, decoded once per distinct text: a run's never changes, and a
+    refresh of the terminal UI reads every run twice a second (most of its cost, decoded each
+    time). Callers treat the dicts as read-only."""
+
+    LIMIT = 20_000  # decoded texts kept per open store
+
+    def __init__(self) -> None:
+        self.known: dict[str, Any] = {}
+
+    def __call__(self, text: str) -> Any:
+        value = self.known.get(text)
+        if value is None:
+            if len(self.known) > self.LIMIT:
+                self.known.clear()
+            value = self.known[text] = json.loads(text)
+        return value
+
+
+def run_row(r: sqlite3.Row, live: Owners, decode: Callable[[str], Any] = json.loads) -> RunRow:
+    """A ``runs`` row as read: ``decode`` parses its JSON (the store's cache: a run's never changes)."""
     keys = r.keys()
     owner = r["owner"] if "owner" in keys else None  # schema v5
     warnings = tuple((r["warnings"] or "").splitlines()) if "warnings" in keys else ()
     return RunRow(
-        run_id=r["run_id"], sweep=r["sweep"], config=json.loads(r["config"]),
+        run_id=r["run_id"], sweep=r["sweep"], config=decode(r["config"]),
         status=live.status(r["status"], owner),
         device=r["device"], created_at=r["created_at"], started_at=r["started_at"],
         finished_at=r["finished_at"], error=r["error"], step=r["step"], total_steps=r["total_steps"],
         epoch=r["epoch"], checkpoint_step=r["checkpoint_step"],
-        provenance=json.loads(r["provenance"] or "{}"), attempts=r["attempts"], pid=r["pid"],
+        provenance=decode(r["provenance"] or "{}"), attempts=r["attempts"], pid=r["pid"],
         protocol_version=r["protocol_version"] if "protocol_version" in keys else None, owner=owner,
-        warnings=warnings,
+        warnings=warnings, active_s=r["active_s"] if "active_s" in keys else 0.0,
     )  # fmt: skip
 
 

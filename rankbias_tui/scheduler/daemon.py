@@ -85,7 +85,7 @@ class Daemon(Scheduler):
             log.error("scheduler loop failed (%s); runs in progress were requeued", stop, exc_info=stop)
             return 1
         count, recorded = self.shutdown(f"stopped ({self.stopping}); resumable: resume it or run its sweep again")
-        log.info("stopping (%s): %s", self.stopping, faults.requeued_outcome(count, recorded))
+        log.info("stopping (%s): %s", self.stopping, faults.stopped_outcome(count, recorded))
         return self.exit_code
 
     def _check_idle(self) -> None:

@@ -92,15 +92,15 @@ def expired(request: Request, since: float) -> bool:
     return True
 
 
-def requeued_outcome(count: int, recorded: bool) -> str:
+def stopped_outcome(count: int, recorded: bool) -> str:
     """What became of the runs in progress, for ``Stopped.outcome``."""
     if count == 0:
         return "nothing recorded was lost"
     runs = f"{count} run{'s' if count != 1 else ''} in progress"
     if recorded:
-        return f"nothing recorded was lost: {runs} went back to the queue and resume from their last checkpoint"
+        return f"nothing recorded was lost: {runs} stopped and resume from their last checkpoint"
     return (
-        f"nothing recorded was lost: {runs} could not be marked queued, so they show as interrupted "
+        f"nothing recorded was lost: {runs} could not be marked stopped, so they show as interrupted "
         "and the next scheduler resumes them from their last checkpoint"
     )
 

@@ -155,7 +155,9 @@ def record(store: Store, worker: Worker, event: RunEvent, defer: Callable[[Calla
             if note:
                 log.warning("run %s: %s", run_id, note)
             store.truncate_after(run_id, resumed)  # -1: a fresh start keeps nothing
-            store.set_progress(run_id, max(0, resumed), 0.0, total)
+            # a resumed run is at its checkpoint's epoch, not at 0 (checkpoints are at epoch ends)
+            epoch = resumed * worker.run.config.epochs / total if resumed > 0 and total else 0.0
+            store.set_progress(run_id, max(0, resumed), epoch, total)
             store.set_protocol(run_id, version, note)
             pack = worker.host.pack if worker.host is not None else (run_id,)
             segment = Segment(run_id, 0.0, resumed, live.device, mode, pack)

@@ -12,9 +12,9 @@ is recorded at once while the rest of its pack goes on; a pack that runs out of 
 back to the front of the queue to be retried in packs of half the size. Starting worker processes
 and writing each event to the store live in ``scheduler.hosts``; this module owns the loop.
 
-Faults end the loop with a ``faults.Stopped``; ``shutdown`` requeues the runs in progress in one
-small transaction (if even that fails they read as interrupted, and the next scheduler adopts them:
-``recovery``). A run resuming from a checkpoint resumes in the pack it was trained in.
+Faults end the loop with a ``faults.Stopped``; ``shutdown`` marks the runs stopped in one small
+transaction (if that fails they read as interrupted and the next scheduler adopts them: ``recovery``).
+A run resuming from a checkpoint resumes in the pack it was trained in.
 """
 
 from __future__ import annotations
@@ -76,10 +76,9 @@ class Scheduler:
 
     # ----- public ------------------------------------------------------------------------------
     def run(self, on_tick: Callable[[Scheduler], None] | None = None) -> dict[str, str]:
-        """Run until the queue is empty and every worker has ended; return run_id -> status.
-
-        Ends early with a ``faults.Stopped`` (or KeyboardInterrupt) after requeueing the runs in
-        progress; the exception's ``outcome`` says what became of them."""
+        """Run until the queue is empty and every worker has ended; return run_id -> status. Ends
+        early with a ``faults.Stopped`` (or KeyboardInterrupt) after stopping the runs in progress;
+        the exception's ``outcome`` says what became of them."""
         try:
             while self.queue or self.workers:
                 self.turn()
@@ -116,7 +115,7 @@ class Scheduler:
         label = err.cause if isinstance(err, faults.Stopped) else "interrupted"
         count, recorded = self.shutdown(f"{label}: the scheduler stopped; run again to resume")
         if isinstance(err, faults.Stopped):
-            err.outcome = faults.requeued_outcome(count, recorded)
+            err.outcome = faults.stopped_outcome(count, recorded)
         return err
 
     def live(self) -> list[Live]:
@@ -145,9 +144,10 @@ class Scheduler:
         return True
 
     def shutdown(self, reason: str, write: bool = True) -> tuple[int, bool]:
-        """Stop every worker; their runs go back to the queue (one transaction; if it fails, they
-        read as interrupted and are adopted later), resumable from the last checkpoint. ``write``
-        False (the store is gone): write nothing. Return (runs in progress, marked queued?)."""
+        """Stop every worker; their runs, and the queued ones nobody will start now, are marked
+        ``stopped`` in one transaction (if it fails, they read as interrupted and the next scheduler
+        adopts them), resumable from the last checkpoint, together (resume or a launch). ``write``
+        False (the store is gone): write nothing. Return (runs in progress, marked stopped?)."""
         for host in self.hosts:
             host.proc.terminate()
         for host in self.hosts:
@@ -155,12 +155,12 @@ class Scheduler:
             if host.proc.is_alive():
                 host.proc.kill()
         stopped = sum(1 for w in self.workers.values() if w.finished is None or w.finished[0] not in FINISHED)
-        recorded = write and self._requeue_all(reason)
+        recorded = write and self._stop_all(reason)
         self.workers.clear()
         self.hosts.clear()
         return stopped, recorded
 
-    def _requeue_all(self, reason: str) -> bool:
+    def _stop_all(self, reason: str) -> bool:
         self._after_commit = []
         try:
             with self.store.transaction():
@@ -170,10 +170,13 @@ class Scheduler:
                         if worker.finished is not None and worker.finished[0] in FINISHED:
                             self._settle(worker)  # it ended before the stop: keep its real outcome
                         else:
-                            self.store.set_status(run_id, "queued", error=reason)
+                            self.store.set_status(run_id, "stopped", error=reason)
+                for run in self.queue:
+                    self.store.set_status(run.run_id, "stopped", error=reason)
         except sqlite3.Error as err:
-            log.info("could not requeue the runs in progress (%s): they show as interrupted", err)
+            log.info("could not mark the runs in progress stopped (%s): they show as interrupted", err)
             return False
+        self.queue.clear()
         for action in self._after_commit:
             action()
         self._after_commit = []

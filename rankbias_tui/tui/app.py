@@ -12,6 +12,9 @@ The app is the only module that imports the screens: it opens them with what the
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import subprocess
 import threading
 import time
@@ -54,6 +57,7 @@ from .screens.launch import LaunchScreen, SweepMenu
 from .usage import SystemProbe, UsageProbe
 
 Spawner = Callable[[Path, SchedulerOptions], Any]
+HANGUP_GRACE_S = 5.0
 
 
 class RankbiasApp(App[None]):
@@ -93,6 +97,7 @@ class RankbiasApp(App[None]):
         self.state = AppState()  # what the screens read
         self.focus_run: str | None = None  # the run detail screen's run, read by the poller
         self.compare_ids: tuple[str, ...] | None = None  # the compare screen's runs
+        self.compare_measure = "rank"  # and what it compares
         self.spawned: subprocess.Popen[bytes] | None = None
         self.apply_ms: list[float] = []  # per refresh, for the benchmark
         self.poll_ms: list[float] = []
@@ -110,11 +115,30 @@ class RankbiasApp(App[None]):
 
     # ----- lifecycle --------------------------------------------------------------------------
     def on_mount(self) -> None:
+        self._on_hangup()
         self.push_screen(DashboardScreen(self.state))
         if self.live:
             self._poll_loop()
         else:
             self.refresh_data()
+
+    def _on_hangup(self) -> None:
+        """On SIGHUP (the terminal or SSH session went away, ``kill -HUP``) leave as on ``q``, so the
+        terminal gets its normal screen, cursor and mouse back; the scheduler goes on either way.
+        Should restoring block on a terminal that is gone, the process ends after a few seconds."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # tests run the app off the main thread: no signal handlers there
+
+        def hangup() -> None:
+            last_resort = threading.Timer(HANGUP_GRACE_S, os._exit, (128 + signal.SIGHUP,))
+            last_resort.daemon = True  # a clean exit does not wait for it
+            last_resort.start()
+            self.exit(return_code=128 + signal.SIGHUP)
+
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hangup)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # no SIGHUP here (Windows) or no loop signals: the default applies
 
     def on_unmount(self) -> None:
         self._wake.set()
@@ -124,13 +148,14 @@ class RankbiasApp(App[None]):
     def _collect(self) -> StoreRefreshed:
         started = time.perf_counter()
         snapshot = self.feed.poll()
-        focus, compare = self.focus_run, self.compare_ids
+        focus, compare, measure = self.focus_run, self.compare_ids, self.compare_measure
         detail: RunDetail | None = self.feed.detail(focus) if focus else None
-        curves = None
+        curves, layers = None, ()
         if compare is not None:
             views = snapshot.by_id()
-            curves = self.feed.rank_curves(views[i] for i in compare if i in views)
-        return StoreRefreshed(snapshot, detail, curves, (time.perf_counter() - started) * 1000)
+            curves = self.feed.rank_curves((views[i] for i in compare if i in views), measure)
+            layers = next((found for i in compare if (found := self.feed.layers(i))), ())
+        return StoreRefreshed(snapshot, detail, curves, (time.perf_counter() - started) * 1000, layers)
 
     def refresh_data(self) -> None:
         """Read the store now, in this thread (used when ``live`` is off, and by tests)."""
@@ -201,7 +226,7 @@ class RankbiasApp(App[None]):
             self.focus_run = None
 
     def on_watch_compare(self, message: WatchCompare) -> None:
-        self.compare_ids = message.run_ids
+        self.compare_ids, self.compare_measure = message.run_ids, message.measure
         if message.run_ids is not None:
             self.wake()
 

@@ -26,9 +26,11 @@ class StoreRefreshed(Message):
         detail: RunDetail | None = None,
         curves: Mapping[str, tuple[tuple[float, float], ...]] | None = None,
         poll_ms: float = 0.0,
+        layers: tuple[str, ...] = (),
     ):
         super().__init__()
         self.snapshot, self.detail, self.curves, self.poll_ms = snapshot, detail, curves, poll_ms
+        self.layers = layers  # the compared runs' measured layers
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, StoreRefreshed)
@@ -81,9 +83,11 @@ class WatchRun(Message):
 
 @dataclass
 class WatchCompare(Message):
-    """The compare screen opened on these runs (None: it closed): read their rank curves."""
+    """The compare screen opened on these runs (None: it closed): read their curves of ``measure``
+    (``model.AVG_RANK``, ``rank:LAYER`` or a metric name)."""
 
     run_ids: tuple[str, ...] | None
+    measure: str = "rank"
 
 
 @dataclass

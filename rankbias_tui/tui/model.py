@@ -18,13 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from .. import measures
-from ..measures import FINISHED, HPARAMS, STATUSES
+from ..eta import RateTracker, Work, cumulative_rate, seconds_left, store_seconds_left
+from ..measures import HPARAMS, STATUSES
 from ..scheduler import SchedulerStatus
 from ..scheduler import status as scheduler_status
 from ..store import RunRow, SpectrumRow, Store
 from .usage import DeviceUse, UsageProbe, device_usage
 
 SHORT = {"batch_size": "B", "weight_decay": "wd", "momentum": "mom", "dataset": "data", "epochs": "ep"}
+SHOWN_METRICS = (measures.TRAIN_LOSS, measures.LOSS, measures.TEST_ACC)  # what a row shows
+AVG_RANK = "rank"  # the compare screen's default measure
 MAX_POINTS = 400  # per plotted series; a terminal shows fewer columns than that
 FULL_READ_S = 5.0  # read the runs at least this often even when the files look unchanged
 
@@ -47,6 +50,12 @@ class RunView:
     error: str | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    active_s: float = 0.0  # seconds trained in the attempts that ended
+
+    def active_at(self, now: float) -> float:
+        """Seconds trained over every attempt, the running one up to ``now`` included."""
+        running = now - self.started_at if self.status == "running" and self.started_at else 0.0
+        return self.active_s + max(0.0, running)
 
     @property
     def epochs(self) -> int:
@@ -54,8 +63,8 @@ class RunView:
 
     @property
     def progress(self) -> float:
-        if self.status in FINISHED:
-            return 1.0
+        if self.status == "done":
+            return 1.0  # a diverged run shows how far it got
         if self.total_steps:
             return min(1.0, self.step / self.total_steps)
         return min(1.0, self.epoch / self.epochs) if self.epochs else 0.0
@@ -77,6 +86,7 @@ class Snapshot:
     devices: tuple[DeviceUse, ...]
     scheduler: SchedulerStatus
     varied: tuple[str, ...]
+    run_eta: Mapping[str, float | None] = field(default_factory=dict)  # run_id -> seconds left
 
     def by_id(self) -> dict[str, RunView]:
         return {r.run_id: r for r in self.runs}
@@ -106,37 +116,6 @@ class RunDetail:
 def varied_fields(configs: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
     """The dashboard's hyperparameter columns: the fields that vary, else the paper's three."""
     return measures.varied_fields(configs) or HPARAMS
-
-
-def eta_seconds(runs: Iterable[RunView], now: float, capacity: int | None = None) -> float | None:
-    """Rough time until the queue is empty: remaining work divided by the runs going at once.
-
-    A running run's remaining time is extrapolated from its progress; a queued run is assumed to
-    take as long as the finished ones did (or the running ones will). None when there is no basis.
-    """
-    runs = list(runs)
-    running = [r for r in runs if r.status == "running" and r.started_at]
-    queued = sum(r.status == "queued" for r in runs)
-    if not running and not queued:
-        return 0.0
-    durations = [
-        r.finished_at - r.started_at for r in runs if r.status == "done" and r.started_at and r.finished_at
-    ]
-    remaining: list[float | None] = []
-    projected = []
-    for r in running:
-        elapsed = max(0.0, now - (r.started_at or now))
-        total = elapsed / r.progress if r.progress > 0.01 else None
-        remaining.append(None if total is None else total - elapsed)
-        if total is not None:
-            projected.append(total)
-    basis = durations or projected
-    if not basis:
-        return None
-    mean = sum(basis) / len(basis)
-    left = [mean if x is None else x for x in remaining]
-    work = sum(left) + queued * mean
-    return max(max(left, default=0.0), work / max(1, capacity or len(running)))
 
 
 def downsample(xs: list[float], ys: list[float], limit: int = MAX_POINTS) -> tuple[tuple[float, ...], ...]:
@@ -170,6 +149,9 @@ class StoreFeed:
         self._curves: dict[str, tuple[tuple[Any, ...], tuple[tuple[float, float], ...]]] = {}
         self._last: tuple[tuple[tuple[int, int], ...], float, Snapshot] | None = None
         self._ids: tuple[str, ...] = ()
+        self.rates = RateTracker()
+        self._works: dict[str, tuple[RunView, Work]] = {}
+        self._layers: dict[str, tuple[str, ...]] = {}
         self._varied: tuple[str, ...] = ()
 
     def close(self) -> None:
@@ -210,29 +192,45 @@ class StoreFeed:
         return tuple(out)
 
     def _live_parts(self, views: tuple[RunView, ...], now: float) -> dict[str, Any]:
-        """What changes without a write to the store: the scheduler, the devices, the ETA."""
+        """What changes without a write to the store: the scheduler, the devices, the ETAs."""
         info = scheduler_status(self.directory)
+        works = [self._work(v, now) for v in views]
+        live = info.pid is not None  # with no scheduler, nothing is training: no time left to show
+        run_eta = {w.run_id: seconds_left(w) for w in works if w.status == "running"} if live else {}
         return {
             "scheduler": info,
             "devices": tuple(device_usage(views, info.devices, self.probe, info.pci_bus_ids)),
-            "eta_s": eta_seconds(views, now, info.capacity) if info.pid is not None else None,
+            "eta_s": store_seconds_left(works, info.capacity) if live else None,
+            "run_eta": run_eta,
         }
 
+    def _work(self, v: RunView, now: float) -> Work:
+        if v.status != "running":  # nothing moves: the same Work while the view is the same object
+            cached = self._works.get(v.run_id)
+            if cached is not None and cached[0] is v:
+                return cached[1]
+            work = Work(v.run_id, v.sweep, v.status, v.step, v.total_steps, v.epochs, v.active_s)
+            self._works[v.run_id] = (v, work)
+            return work
+        active = v.active_at(now)
+        rate = self.rates.observe(v.run_id, v.started_at, v.step, now) or cumulative_rate(v.step, active)
+        return Work(v.run_id, v.sweep, v.status, v.step, v.total_steps, v.epochs, active, rate)
+
     def _view(self, row: RunRow, now: float) -> RunView:
-        key = (row.status, row.step, row.epoch, row.checkpoint_step, row.attempts, row.error, row.device)
+        key = (row.status, row.step, row.epoch, row.checkpoint_step, row.attempts, row.error, row.device,
+               row.started_at, row.active_s)  # fmt: skip
         cached = self._views.get(row.run_id)
         fresh = cached is not None and cached[0] == key
         if fresh and (row.status != "running" or now - cached[1] < self.live_every_s):
             return cached[2]  # type: ignore[index]
-        last = self.store.last_metrics(row.run_id)
-        steps = self.store.spectrum_steps(row.run_id)
-        final = self.store.spectra(row.run_id, steps[-1]) if steps else []
+        last = self.store.latest_values(row.run_id, SHOWN_METRICS)  # index seeks, not a scan
+        ranks = self.store.latest_ranks(row.run_id)  # no singular values
         view = RunView(
             run_id=row.run_id, sweep=row.sweep, status=row.status, device=row.device, config=row.config,
             step=row.step, total_steps=row.total_steps, epoch=row.epoch,
             train_loss=last.get(measures.shown_loss(last)), test_acc=last.get(measures.TEST_ACC),
-            avg_rank=measures.avg_rank(final),
-            error=row.error, started_at=row.started_at, finished_at=row.finished_at,
+            avg_rank=measures.mean(ranks),  # the average rank: mean over layers (measures.avg_rank)
+            error=row.error, started_at=row.started_at, finished_at=row.finished_at, active_s=row.active_s,
         )  # fmt: skip
         self._views[row.run_id] = (key, now, view)
         return view
@@ -263,17 +261,34 @@ class StoreFeed:
         return self._detail
 
     # ----- compare ----------------------------------------------------------------------------
-    def rank_curves(self, runs: Iterable[RunView]) -> dict[str, tuple[tuple[float, float], ...]]:
-        """Average rank over epochs of each run: (epoch, rank) pairs; finished runs read once."""
+    def rank_curves(self, runs: Iterable[RunView], measure: str = AVG_RANK) -> dict[str, tuple[tuple[float, float], ...]]:
+        """One curve of (epoch, value) pairs per run: the average rank (``AVG_RANK``), one layer's
+        rank (``rank:fc2``) or a metric (``test_acc``); a finished run's is read once."""
         out = {}
         for view in runs:
-            key = (view.status, view.step, view.epoch)
+            key = (view.status, view.step, view.epoch, measure)
             cached = self._curves.get(view.run_id)
             if cached is None or cached[0] != key:
-                curve = tuple(zip(*measures.rank_curve(self.store.spectra(view.run_id)), strict=True))
-                cached = self._curves[view.run_id] = (key, curve)
+                cached = self._curves[view.run_id] = (key, self._curve(view.run_id, measure))
             out[view.run_id] = cached[1]
         return out
+
+    def _curve(self, run_id: str, measure: str) -> tuple[tuple[float, float], ...]:
+        if measure == AVG_RANK or measure.startswith("rank:"):
+            layer = measure.partition(":")[2] or None
+            return tuple(zip(*measures.rank_curve(self.store.spectra(run_id), layer=layer), strict=True))
+        rows = self.store.metrics(run_id, measure)
+        xs, ys = downsample([r[1] for r in rows], [r[3] for r in rows])
+        return tuple(zip(xs, ys, strict=True))
+
+    def layers(self, run_id: str) -> tuple[str, ...]:
+        """The measured layers of a run, in order (for the compare screen's choice of measure)."""
+        if run_id not in self._layers:
+            steps = self.store.spectrum_steps(run_id)
+            if not steps:
+                return ()
+            self._layers[run_id] = tuple(s.layer for s in self.store.spectra(run_id, steps[0]))
+        return self._layers[run_id]
 
 
 def group_curves(

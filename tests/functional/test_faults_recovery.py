@@ -45,16 +45,16 @@ def interrupt(store: Path, how: signal.Signals) -> subprocess.CompletedProcess[s
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def test_sigterm_requeues_and_a_truncated_checkpoint_falls_back(reference: dict, tmp_path: Path) -> None:
+def test_sigterm_stops_and_a_truncated_checkpoint_falls_back(reference: dict, tmp_path: Path) -> None:
     store = tmp_path / "store"
     done = interrupt(store, signal.SIGTERM)
     assert done.returncode == 143
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "interrupted by SIGTERM" in lines[0] and "went back to the queue" in lines[0], done.stderr
+    assert len(lines) == 1 and "interrupted by SIGTERM" in lines[0] and "stopped and resume" in lines[0], done.stderr
     with Store(store) as s:
         rows = s.runs()
-        assert {r.status for r in rows} <= {"queued", "done"}
-        victim = next(r for r in rows if r.status == "queued")
+        assert {r.status for r in rows} <= {"stopped", "done"}
+        victim = next(r for r in rows if r.status == "stopped" and r.checkpoint_step is not None)
         damaged = checkpoints.path(checkpoints.run_directory(s.paths.checkpoints, victim.run_id), victim.checkpoint_step)
     damaged.write_bytes(damaged.read_bytes()[:200])  # a truncated file, as a crash mid-copy leaves
 
@@ -71,7 +71,7 @@ def test_sighup_is_ctrl_c_too(tmp_path: Path) -> None:
     done = interrupt(store, signal.SIGHUP)
     assert done.returncode == 129 and "interrupted by SIGHUP" in done.stderr
     with Store(store) as s:
-        assert {r.status for r in s.runs()} <= {"queued", "done"}
+        assert {r.status for r in s.runs()} <= {"stopped", "done"}
 
 
 def test_a_killed_scheduler_leaves_interrupted_runs_that_the_next_one_adopts(reference: dict, tmp_path: Path) -> None:
@@ -122,7 +122,7 @@ def test_a_killed_pack_resumes_as_the_same_pack(reference: dict, tmp_path: Path)
 def test_a_full_disk_is_one_line_and_the_next_start_resumes(reference: dict, tmp_path: Path) -> None:
     mount, out = tmp_path / "mnt", tmp_path / "out"
     mount.mkdir(), out.mkdir()
-    script = 'mount -t tmpfs -o size=16m tmpfs "$0" && exec "$1" "$2" "$0" "$3"'
+    script = 'mount -t tmpfs -o size=64m tmpfs "$0" && exec "$1" "$2" "$0" "$3"'
     done = subprocess.run(
         ["unshare", "-m", "sh", "-c", script, str(mount), sys.executable, str(DISK_FULL), str(out)],
         capture_output=True, text=True, timeout=900, env=os.environ | {"PYTHONPATH": ROOT},
@@ -133,7 +133,7 @@ def test_a_full_disk_is_one_line_and_the_next_start_resumes(reference: dict, tmp
     lines = first["stderr"].strip().splitlines()
     assert len(lines) == 1 and "the disk is full" in lines[0] and "nothing recorded was lost" in lines[0], lines
     assert "Traceback" not in first["stderr"] and first["partial_files"] == []
-    assert set(first["statuses"]) <= {"queued", "interrupted", "done"}
+    assert set(first["statuses"]) <= {"stopped", "interrupted", "done"}
     second = json.loads((out / "second.json").read_text())
     assert second["returncode"] == 0, second["stderr"]
     assert results(out / "store") == reference

@@ -140,5 +140,5 @@ def test_stop_request_requeues_and_leaves_other_requests(tmp_path: Path) -> None
         thread.join(60)
         assert raised, "the scheduler did not answer the stop request"
         run = store.run(long.run_id)
-        assert run is not None and run.status == "queued" and "stop requested" in (run.error or "")
+        assert run is not None and run.status == "stopped" and "stop requested" in (run.error or "")
         assert store.take_requests() == [launch]

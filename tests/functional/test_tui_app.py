@@ -47,10 +47,12 @@ async def test_dashboard_lists_runs_with_live_columns(store_dir: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         table = app.screen.query_one(RunsTable)
-        assert table.visible_ids() == list(runs_of(store_dir))
+        assert sorted(table.visible_ids()) == sorted(runs_of(store_dir))
         assert list(table.columns) == [
-            "run", "sweep", "batch_size", "lr", "weight_decay", "status", "epoch", "prog", "loss", "acc", "rank",
+            "run", "status", "epoch", "prog", "loss", "acc", "rank", "sweep", "batch_size", "lr", "weight_decay",
+            "why",
         ]  # fmt: skip
+        assert table.visible_ids()[0] == first_with(store_dir, "running")  # running runs first
         running = first_with(store_dir, "running")
         assert table.cell(running, "status") == "running"
         assert table.cell(running, "epoch") == "10/20"
@@ -70,9 +72,10 @@ async def test_selecting_a_run_shows_its_charts(store_dir: Path) -> None:
         assert screen.detail is not None and len(screen.detail.measurements) == 3  # epochs 0, 5, 10
         assert set(screen.detail.series) >= {"train_loss", "test_acc"}
         assert "average" in screen.detail.rank_series()
-        assert "loss and accuracy" in str(screen.query_one(CurvesChart).render())
+        curves = str(screen.query_one(CurvesChart).render())
+        assert "● train loss (left)" in curves and "+ test acc (right)" in curves  # a key with markers
         rank_chart = str(screen.query_one(RankChart).render())
-        assert "rank at eps=0.001" in rank_chart and "average" in rank_chart
+        assert "rank at eps=0.001" in rank_chart and "█ avg" in rank_chart
         await pilot.press("escape")
         assert app.focus_run is None
 
@@ -89,16 +92,16 @@ async def test_histogram_steps_through_measurements(store_dir: Path) -> None:
         screen = app.screen
         assert isinstance(screen, RunDetailScreen)
         hist = screen.query_one(SpectrumChart)
-        assert "measurement 5/5" in str(hist.render())
+        assert "(5/5)" in str(hist.render())
         await pilot.press("left", "left")
         assert screen.measurement == 2
-        assert "measurement 3/5 (epoch 10)" in str(hist.render())
+        assert "epoch 10 (3/5)" in str(hist.render())
         await pilot.press("home")
-        assert "measurement 1/5 (epoch 0)" in str(hist.render())
+        assert "epoch 0 (1/5)" in str(hist.render())
         await pilot.press("down")  # the next layer
         assert screen.layer_index == 1 and "fc2 32x32" in str(hist.render())
         await pilot.press("end")
-        assert screen.measurement is None and "measurement 5/5" in str(hist.render())
+        assert screen.measurement is None and "(5/5)" in str(hist.render())
 
 
 @pilot_test
@@ -115,8 +118,8 @@ async def test_filter_by_typing_and_sort(store_dir: Path) -> None:
         )
         await pilot.press("escape")  # clears the filter
         assert len(table.visible_ids()) == len(snap)
-        while table.sort_column != "rank":
-            await pilot.press("s")
+        await pilot.press(str(table.columns.index("rank") + 1))  # one key
+        assert table.sort_column == "rank"
         ranks = [snap[r].avg_rank for r in table.visible_ids()]
         known = [r for r in ranks if r is not None]
         assert known == sorted(known) and ranks[-1] is None  # runs without a rank last
@@ -135,6 +138,10 @@ async def test_launch_queues_a_sweep(store_dir: Path) -> None:
         assert isinstance(app.screen, LaunchScreen)
         assert list(app.screen.sweeps) == ["quick", "lr-wd"]
         await pilot.press("down", "enter")
+        await pilot.pause()
+        question = str(app.screen.query_one("Label").render())
+        assert "Queue sweep lr-wd: 0 new run(s), 1 to resume; 3 already finished (skipped), 0 queued" in question
+        await pilot.press("y")
         await pilot.pause()
         assert not isinstance(app.screen, LaunchScreen)
     with Store(store_dir) as store:
@@ -207,7 +214,7 @@ async def test_compare_overlays_and_groups(store_dir: Path) -> None:
         await pilot.press("space", "down", "space", "v")
         await pilot.pause()
         screen = app.screen
-        assert isinstance(screen, CompareScreen) and screen.run_ids == ids[:2]
+        assert isinstance(screen, CompareScreen) and sorted(screen.run_ids) == sorted(ids[:2])
         assert screen.curves is not None and set(screen.curves) == set(ids[:2])
         await pilot.press("escape", "space", "up", "space")  # unmark both: the whole sweep
         await pilot.press("v")
@@ -216,7 +223,7 @@ async def test_compare_overlays_and_groups(store_dir: Path) -> None:
         await pilot.press("g")  # group by batch size
         await pilot.pause()
         legend = app.screen.query_one("#legend")
-        assert [str(legend.get_row_at(i)[0]) for i in range(legend.row_count)] == ["B=8", "B=16", "B=32"]
+        assert [str(legend.get_row_at(i)[1]) for i in range(legend.row_count)] == ["B=8", "B=16", "B=32"]
 
 
 @pilot_test
@@ -236,7 +243,7 @@ async def test_mouse_sorts_by_a_header_and_opens_a_row(store_dir: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         table = app.screen.query_one(RunsTable)
-        x = 3 + sum(table._widths[c] + 2 for c in table.columns[: table.columns.index("status")])
+        x = table._frozen_width() + 3  # the first column after the frozen run id
         await pilot.click(RunsTable, offset=(x, 0))
         assert table.sort_column == "status" and table.column("status")[0] == "running"
         await pilot.click(RunsTable, offset=(x, 0))
@@ -257,7 +264,7 @@ async def test_no_color_keeps_the_cursor_and_statuses_readable(
         assert app.no_color
         table = app.screen.query_one(RunsTable)
         first = "".join(segment.text for segment in table.render_line(1))
-        assert first.startswith(">") and "done" in first  # the cursor is a character, not a colour
+        assert first.startswith(">") and "running" in first  # the cursor is a character, not a colour
 
 
 @pilot_test

@@ -7,6 +7,7 @@ import fcntl
 import os
 import pty
 import select
+import signal
 import struct
 import sys
 import termios
@@ -51,4 +52,42 @@ def test_run_opens_the_app_and_the_scheduler_survives_a_hangup(tmp_path: Path) -
     assert scheduler.stop(store_dir, timeout_s=30) == background.pid
     with Store(store_dir) as store:
         statuses = {r.status for r in store.runs()}
-    assert statuses <= {"queued", "done"}  # nothing left marked running: resumable later
+    assert statuses <= {"stopped", "done"}  # nothing left marked running or queued: resumable later
+
+
+def test_sighup_restores_the_terminal(tmp_path: Path) -> None:
+    """Issue 10, item 9: a hang-up signal used to leave the alternate screen, mouse tracking and a
+    hidden cursor behind (``reset`` needed); now the app leaves as on ``q``."""
+    from tests.support.tui_store import make_store
+
+    make_store(tmp_path / "runs").close()
+    argv = [sys.executable, "-c", "from rankbias_tui.cli import main; main()", "attach", "--store",
+            str(tmp_path / "runs"), "--spec", str(tmp_path / "runs" / "experiments.toml")]  # fmt: skip
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.execv(sys.executable, argv)
+    try:
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        read_until(fd, lambda out: b"Launch" in out)
+        os.kill(pid, signal.SIGHUP)
+        out, reaped = b"", False
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            elif os.waitpid(pid, os.WNOHANG)[0]:
+                reaped = True
+                break
+    finally:
+        os.close(fd)
+    if not reaped:
+        os.waitpid(pid, 0)
+    assert b"\x1b[?1049l" in out, out[-500:]  # back from the alternate screen
+    assert b"\x1b[?25h" in out  # the cursor shown again
+    assert b"\x1b[?1000l" in out or b"\x1b[?1003l" in out  # mouse tracking off

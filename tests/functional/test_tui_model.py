@@ -1,4 +1,4 @@
-"""The terminal UI's read model (plain data, no Textual): ETA, varied columns, grouping, caching."""
+"""The terminal UI's read model (plain data, no Textual): varied columns, grouping, caching, ETAs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rankbias_tui.tui.format import bar, bound, duration
-from rankbias_tui.tui.model import RunView, StoreFeed, downsample, eta_seconds, group_curves, varied_fields
+from rankbias_tui.tui.model import RunView, StoreFeed, downsample, group_curves, varied_fields
 from rankbias_tui.tui.usage import DeviceUse, device_usage
 from rankbias_tui.tui.widgets.status import header_lines
 from tests.support.tui_store import NOW, make_store
@@ -19,15 +19,6 @@ def view(run_id: str, status: str, progress: float = 0.0, started: float | None 
     finished = started + 100.0 if status == "done" and started is not None else None
     return RunView(run_id, "s", status, "cpu", config, int(progress * 100), 100, progress * 10,
                    started_at=started, finished_at=finished)  # fmt: skip
-
-
-def test_eta_from_finished_durations_and_running_progress() -> None:
-    runs = [view("a", "done", 1.0, 0.0), view("b", "running", 0.5, 950.0), view("c", "queued")]
-    # b: 50 s done of 100 s, 50 s left; c: 100 s like a; one at a time
-    assert eta_seconds(runs, now=1000.0, capacity=1) == pytest.approx(150.0)
-    assert eta_seconds(runs, now=1000.0, capacity=2) == pytest.approx(75.0)
-    assert eta_seconds([view("a", "done", 1.0, 0.0)], now=1.0) == 0.0
-    assert eta_seconds([view("q", "queued")], now=1.0) is None  # nothing to go by
 
 
 def test_varied_fields_and_grouping() -> None:
@@ -60,8 +51,8 @@ def test_feed_rereads_only_runs_that_changed(tmp_path: Path, monkeypatch: pytest
     make_store(tmp_path).close()
     feed = StoreFeed(tmp_path, clock=lambda: NOW, probe=None, live_every_s=1e9)
     calls: list[str] = []
-    original = feed.store.last_metrics
-    monkeypatch.setattr(feed.store, "last_metrics", lambda run_id: calls.append(run_id) or original(run_id))
+    original = feed.store.latest_ranks
+    monkeypatch.setattr(feed.store, "latest_ranks", lambda run_id: calls.append(run_id) or original(run_id))
     first = feed.poll()
     assert len(calls) == len(first.runs) == 9
     assert (

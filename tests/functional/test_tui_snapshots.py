@@ -40,8 +40,23 @@ def test_dashboard_80x24(app, snap_compare) -> None:  # noqa: ANN001
     assert snap_compare(app, terminal_size=(80, 24), run_before=settle)
 
 
-def test_dashboard_120x32_sorted_by_rank(app, snap_compare) -> None:  # noqa: ANN001
-    assert snap_compare(app, press=["s"] * 11, terminal_size=(120, 32), run_before=settle)
+def test_dashboard_120x34_sorted_by_rank(app, snap_compare) -> None:  # noqa: ANN001
+    assert snap_compare(app, press=["7"], terminal_size=(120, 34), run_before=settle)
+
+
+@pytest.fixture
+def big_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - RankbiasApp
+    monkeypatch.chdir(tmp_path)
+    make_store(Path("runs"), big=True).close()
+    return make_app(Path("runs"))
+
+
+def test_dashboard_three_sweeps_80x24(big_app, snap_compare) -> None:  # noqa: ANN001
+    assert snap_compare(big_app, terminal_size=(80, 24), run_before=settle)
+
+
+def test_dashboard_three_sweeps_120x34_at_the_end(big_app, snap_compare) -> None:  # noqa: ANN001
+    assert snap_compare(big_app, press=["end"], terminal_size=(120, 34), run_before=settle)
 
 
 def test_run_detail_curves(app, snap_compare) -> None:  # noqa: ANN001

@@ -112,7 +112,7 @@ def test_cancel_ends_the_task_and_stop_requeues_every_run(ray_cluster, tmp_path:
     assert isinstance(job.error, StopRequested)
     with Store(tmp_path) as store:
         assert store.run(runs[0].run_id).status == "cancelled"
-        assert store.run(runs[1].run_id).status == "queued"
+        assert store.run(runs[1].run_id).status == "stopped"  # resumable; no scheduler starts it on its own
     wait_for(lambda: _free_cpus() == 2, timeout=30)  # both tasks ended: their CPUs are back
 
 

@@ -71,9 +71,20 @@ LAYERS = [("fc1", 32, 64), ("fc2", 32, 32), ("fc3", 32, 32)]
 ERROR = "RuntimeError: CUDA error: an illegal memory access was encountered\n  File train.py, line 101"
 
 
-def write_spec(directory: Path) -> Path:
+BIG_SWEEPS = """
+[sweeps.deep]
+description = "depth x width x seed"
+batch_size = 32
+grid.depth = [2, 3, 4]
+grid.width = [16, 32]
+grid.epochs = [10, 20]
+seeds = [0, 1, 2]
+"""
+
+
+def write_spec(directory: Path, big: bool = False) -> Path:
     path = directory / "experiments.toml"
-    path.write_text(SPEC_TOML)
+    path.write_text(SPEC_TOML + (BIG_SWEEPS if big else ""))
     return path
 
 
@@ -83,11 +94,13 @@ def svals(k: int, decay: float) -> np.ndarray:
     return s / np.sqrt((s**2).sum())
 
 
-def make_store(directory: Path, *, runs: int | None = None) -> Store:
-    """Write the fixture store (and its spec, ``experiments.toml``) in ``directory``; return it open."""
+def make_store(directory: Path, *, runs: int | None = None, big: bool = False) -> Store:
+    """Write the fixture store (and its spec, ``experiments.toml``) in ``directory``; return it open.
+
+    ``big``: a third sweep, ``deep`` (36 runs varying depth, width, epochs and seed), as well."""
     directory.mkdir(parents=True, exist_ok=True)
-    spec = load_spec(write_spec(directory))
-    planned = expand(spec, ["quick", "lr-wd"])[:runs]
+    spec = load_spec(write_spec(directory, big))
+    planned = expand(spec, ["quick", "lr-wd", *(["deep"] if big else [])])[:runs]
     store = Store(directory)
     store.add_runs(planned, {"rankbias": "0.1.0", "git_sha": "fixture", "python": "3.11"})
     store.conn.execute("UPDATE runs SET created_at=?", (T0,))

@@ -13,21 +13,21 @@ from rankbias_tui.scheduler.faults import (
     Interrupted,
     StopRequested,
     StoreGone,
-    requeued_outcome,
+    stopped_outcome,
     signals_stop,
 )
 
 
 def test_each_stop_says_cause_outcome_and_advice_on_one_line() -> None:
     stop = Interrupted(signal.SIGTERM)
-    stop.outcome = requeued_outcome(2, recorded=True)
+    stop.outcome = stopped_outcome(2, recorded=True)
     text = str(stop)
     assert stop.exit_code == 143 and "\n" not in text
-    assert text.startswith("interrupted by SIGTERM; nothing recorded was lost: 2 runs in progress went back")
+    assert text.startswith("interrupted by SIGTERM; nothing recorded was lost: 2 runs in progress stopped and resume")
     assert text.endswith("run the same command again to resume")
     assert Interrupted(signal.SIGHUP).exit_code == 129 and StopRequested("stop requested").exit_code == 130
     full = DiskFull("/s/checkpoints/x/step-1.tmp", "No space left on device")
-    full.outcome = requeued_outcome(1, recorded=False)
+    full.outcome = stopped_outcome(1, recorded=False)
     assert "the disk is full: writing /s/checkpoints/x/step-1.tmp failed" in str(full)
     assert "show as interrupted" in str(full) and "free some space" in str(full)
     assert "was deleted" in str(StoreGone(Path("/s/rankbias.sqlite"), replaced=False))

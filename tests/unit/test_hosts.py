@@ -85,3 +85,14 @@ def test_a_resume_in_another_mode_and_a_run_warning_are_recorded(tmp_path: Path)
         warnings = store.run(run.run_id).warnings  # type: ignore[union-attr]
         assert len(warnings) == 2 and "was trained from the start on cpu: eager (pack of 2" in warnings[0]
         assert "may differ" in warnings[0] and warnings[1] == "checkpoint /x/step-1.pt is unreadable"
+
+
+def test_a_resumed_run_shows_its_checkpoint_epoch_not_zero(tmp_path: Path) -> None:
+    cfg = RunConfig(dataset="digits", epochs=10)
+    run = PlannedRun(run_id(cfg), "s", cfg)
+    with Store(tmp_path) as store:
+        store.add_runs([run], {})
+        worker = Worker(run, None, None, Live(run.run_id, "cpu"))  # type: ignore[arg-type]
+        record(store, worker, Started(run.run_id, 100, 40, "eager"), lambda f: None)  # resumed at step 40
+        stored = store.run(run.run_id)
+        assert stored is not None and (stored.step, stored.epoch) == (40, 4.0)

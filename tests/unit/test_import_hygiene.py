@@ -29,6 +29,8 @@ LIGHT = {
     "rankbias_tui.scheduler.ray_backend": ("torch", "textual", "ray"),
     "rankbias_tui.scheduler.ray_task": ("torch", "textual", "ray"),
     "rankbias_tui.cli": ("torch", "textual", "ray"),
+    "rankbias_tui.cli_output": ("torch", "textual", "matplotlib", "ray"),
+    "rankbias_tui.cli_runs": ("torch", "textual", "matplotlib", "ray"),
 }
 
 

@@ -146,3 +146,12 @@ def test_importing_measures_pulls_in_neither_torch_nor_textual() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_reason_is_the_first_line_of_the_error_or_a_stand_in() -> None:
+    from rankbias_tui.measures import reason
+
+    assert reason("failed", "\nRuntimeError: boom\n  File x.py") == "RuntimeError: boom"
+    assert reason("diverged", "train accuracy <= 0.15 for 3 epochs") == "train accuracy <= 0.15 for 3 epochs"
+    assert reason("diverged", None) == "diverged (no reason recorded)"
+    assert reason("done", None) is None and reason("queued", "") is None

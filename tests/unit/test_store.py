@@ -356,3 +356,35 @@ def test_a_read_only_reader_accepts_an_older_schema(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(StoreError, match="older"):
         open_read_only(tmp_path / DB_NAME)
+
+
+def test_active_time_adds_up_over_attempts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """duration_s and the ETA use the time trained over every attempt, not since the last resume."""
+    import rankbias_tui.store as store_mod
+
+    run = planned()
+    with Store(tmp_path) as store:
+        monkeypatch.setattr(store_mod.time, "time", lambda: 0.0)
+        store.add_runs([run], {})
+        # start, stopped after 30 s, resumed later, done after 10 s more
+        for when, action in ((100.0, "start"), (130.0, "queued"), (200.0, "start"), (210.0, "done")):
+            monkeypatch.setattr(store_mod.time, "time", lambda when=when: when)
+            if action == "start":
+                store.start_attempt(run.run_id, "cpu", 1)
+            else:
+                store.set_status(run.run_id, action)
+            row = store.run(run.run_id)
+        assert row is not None and row.active_s == pytest.approx(40.0)
+        assert row.active_seconds(now=1e9) == pytest.approx(40.0)  # finished: no running attempt
+
+
+def test_latest_values_and_ranks_read_only_the_latest(tmp_path: Path) -> None:
+    run = planned()
+    with Store(tmp_path) as store:
+        store.add_runs([run], {})
+        store.add_metrics(run.run_id, [(1, 0.1, "loss", 2.0), (5, 0.5, "loss", 1.0), (5, 0.5, "test_acc", 0.5)])
+        store.add_spectra([spectrum(run.run_id, 0, 0, [1.0, 0.5]), spectrum(run.run_id, 10, 0, [1.0, 1e-5]),
+                           spectrum(run.run_id, 10, 1, [0.9, 0.8])])  # fmt: skip
+        assert store.latest_values(run.run_id, ("loss", "test_acc", "train_loss")) == {"loss": 1.0, "test_acc": 0.5}
+        assert store.latest_ranks(run.run_id) == [1, 2]
+        assert store.run(run.run_id).config is store.run(run.run_id).config  # decoded once  # type: ignore[union-attr]

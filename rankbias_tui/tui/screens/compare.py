@@ -1,4 +1,6 @@
-"""Average-rank curves of several runs overlaid, or of a sweep grouped by one hyperparameter."""
+"""Curves of several runs overlaid, or of a sweep grouped by one hyperparameter: the average rank,
+one layer's rank, test accuracy or the training loss (``m`` cycles), with a key table that names
+every curve by its marker (any number of runs) and the highlighted row's curve drawn on top."""
 
 from __future__ import annotations
 
@@ -10,19 +12,25 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from ...measures import HPARAMS
+from ...measures import HPARAMS, TEST_ACC, TRAIN_LOSS
 from ..format import num
 from ..messages import AppState, ExportRequested, StoreRefreshed, WatchCompare
-from ..model import SHORT, group_curves
-from ..widgets.charts import CompareChart
+from ..model import AVG_RANK, SHORT, group_curves
+from ..widgets.charts import CompareChart, marked
 
 GROUPINGS: tuple[str | None, ...] = (None, *HPARAMS)
+NAMES = {AVG_RANK: "average rank", TEST_ACC: "test accuracy", TRAIN_LOSS: "train loss"}
+
+
+def measure_name(measure: str) -> str:
+    return f"rank of {measure.partition(':')[2]}" if measure.startswith("rank:") else NAMES.get(measure, measure)
 
 
 class CompareScreen(Screen[None]):
     BINDINGS = [
         Binding("escape,backspace", "back", "Back", key_display="esc"),
         Binding("g", "group", "Group by"),
+        Binding("m", "measure", "Measure"),
         Binding("e", "export", "Export"),
     ]
 
@@ -30,7 +38,9 @@ class CompareScreen(Screen[None]):
         super().__init__()
         self.run_ids, self.title_text, self.group_by = list(run_ids), title, group_by
         self.state = state
+        self.measure = AVG_RANK
         self.curves: Mapping[str, tuple[tuple[float, float], ...]] | None = None
+        self.highlight: int | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")
@@ -40,10 +50,11 @@ class CompareScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#legend", DataTable)
-        for column in ("curve", "runs", "first", "last", "measurements"):
+        for column in ("key", "curve", "runs", "first", "last", "points"):
             table.add_column(column, key=column)
-        self.post_message(WatchCompare(tuple(self.run_ids)))
+        self.post_message(WatchCompare(tuple(self.run_ids), self.measure))
         self._draw()
+        table.focus()
 
     def on_unmount(self) -> None:
         self.app.post_message(WatchCompare(None))  # this screen takes no more messages
@@ -53,33 +64,53 @@ class CompareScreen(Screen[None]):
             self.curves = message.curves
             self._draw()
 
+    def _measures(self) -> list[str]:
+        latest = self.state.latest
+        layers = latest.layers if latest is not None else ()
+        return [AVG_RANK, TEST_ACC, TRAIN_LOSS, *(f"rank:{layer}" for layer in layers)]
+
     def _draw(self) -> None:
-        grouping = (
-            "each run" if self.group_by is None else f"mean by {SHORT.get(self.group_by, self.group_by)}"
-        )
-        title = f"average rank: {self.title_text} ({len(self.run_ids)} runs), {grouping}"
-        self.query_one("#title", Static).update(
-            Text(title + "   g: group by", no_wrap=True, overflow="ellipsis")
-        )
+        grouping = "each run" if self.group_by is None else f"mean by {SHORT.get(self.group_by, self.group_by)}"
+        what = measure_name(self.measure)
+        title = f"{what}: {self.title_text} ({len(self.run_ids)} runs), {grouping}; █ the row under the cursor"
+        self.query_one("#title", Static).update(Text(title, no_wrap=True, overflow="ellipsis"))
         latest = self.state.latest
         if self.curves is None or latest is None:
             return
         views = latest.snapshot.by_id()
         runs = [views[i] for i in self.run_ids if i in views]
         lines = group_curves(runs, self.curves, self.group_by)
-        self.query_one(CompareChart).show(lines, "average rank over epochs")
+        self.query_one(CompareChart).show(lines, f"{what} over epochs", what, self.highlight)
         table = self.query_one("#legend", DataTable)
-        table.clear()
-        for label, count, curve in lines:
-            first = num(curve[0][1], ".1f") if curve else "-"
-            last = num(curve[-1][1], ".1f") if curve else "-"
-            table.add_row(label, str(count), first, last, str(len(curve)))
+        rows = []
+        for i, (label, count, curve) in enumerate(lines):
+            key = marked(i)[0]  # the highlighted row's curve is drawn █ (the rows do not change with it)
+            first, last = (num(curve[0][1], ".3g"), num(curve[-1][1], ".3g")) if curve else ("-", "-")
+            rows.append((key, label, str(count), first, last, str(len(curve))))
+        if rows != getattr(self, "_rows", None):
+            self._rows, cursor = rows, table.cursor_row
+            table.clear()
+            for row in rows:
+                table.add_row(*row)
+            table.move_cursor(row=min(cursor, max(0, len(rows) - 1)), animate=False)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.cursor_row != self.highlight:
+            self.highlight = event.cursor_row  # that curve drawn on top, as a solid line
+            self._draw()
 
     def action_back(self) -> None:
         self.app.pop_screen()
 
     def action_group(self) -> None:
         self.group_by = GROUPINGS[(GROUPINGS.index(self.group_by) + 1) % len(GROUPINGS)]
+        self._draw()
+
+    def action_measure(self) -> None:
+        options = self._measures()
+        self.measure = options[(options.index(self.measure) + 1) % len(options)] if self.measure in options else AVG_RANK
+        self.curves = None
+        self.post_message(WatchCompare(tuple(self.run_ids), self.measure))
         self._draw()
 
     def action_export(self) -> None:

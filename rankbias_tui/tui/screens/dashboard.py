@@ -24,6 +24,7 @@ from ..model import RunView
 from ..widgets.runs_table import RunsTable
 from ..widgets.status import StatusHeader
 from .confirm import ConfirmScreen
+from .sort import SortScreen
 
 
 class DashboardScreen(Screen[None]):
@@ -32,6 +33,7 @@ class DashboardScreen(Screen[None]):
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("s", "sort", "Sort"),
         Binding("S", "reverse", "Reverse sort", show=False),
+        *(Binding(str(n % 10), f"sort_number({n})", f"Sort by column {n}", show=False) for n in range(1, 11)),
         Binding("space", "mark", "Mark", key_display="␣", show=False),
         Binding("v", "compare", "Compare"),
         Binding("x", "cancel", "Cancel"),
@@ -47,7 +49,7 @@ class DashboardScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="status")
-        yield Input(placeholder="/ filter: words in id, sweep, status, B=8, wd=0.01 ...", id="filter")
+        yield Input(placeholder="/ filter: words of id, sweep, status, reason; B=8 wd=0.01 exact values", id="filter")
         yield RunsTable(id="runs")
         yield Footer(compact=True)
 
@@ -85,7 +87,17 @@ class DashboardScreen(Screen[None]):
 
     # ----- sort -------------------------------------------------------------------------------
     def action_sort(self) -> None:
-        self.table.cycle_sort()  # the sorted column's title shows ^ or v
+        """Show the columns with their numbers; a digit sorts (here or straight from the table)."""
+        table = self.table
+
+        def chosen(number: int | None) -> None:
+            if number is not None:
+                self.action_sort_number(number)
+
+        self.app.push_screen(SortScreen(table.columns, table.sort_column, table.sort_reverse), chosen)
+
+    def action_sort_number(self, number: int) -> None:
+        self.table.sort_by_number(number)  # the sorted column's title shows ^ or v
 
     def action_reverse(self) -> None:
         self.table.reverse_sort()
@@ -140,9 +152,21 @@ class DashboardScreen(Screen[None]):
         if view is None:
             return
         if view.status in (*FINISHED, "running"):
-            self.notify(f"{view.run_id[:8]} is {view.status}: nothing to resume", severity="warning")
+            why = "finished: nothing to resume" if view.status in FINISHED else "already running"
+            self.notify(f"{view.run_id[:8]} is {view.status}, {why}", severity="warning")
             return
-        self.post_message(ResumeRequested(view.run_id))
+        stopped = [v.run_id for v in self.table.snapshot.runs if v.status == "stopped"]  # type: ignore[union-attr]
+        if view.status != "stopped" or len(stopped) < 2:
+            self.post_message(ResumeRequested(view.run_id))
+            return
+
+        def answer(choice: bool | None) -> None:  # stopped together, resumed together
+            chosen = {True: stopped, False: [view.run_id], None: []}[choice]
+            for run_id in chosen:
+                self.post_message(ResumeRequested(run_id))
+
+        question = f"Resume all {len(stopped)} stopped runs? (n: only {view.run_id[:8]}, esc: none)"
+        self.app.push_screen(ConfirmScreen(question, cancel=True), answer)
 
     def action_launch(self) -> None:
         self.post_message(OpenLaunch())

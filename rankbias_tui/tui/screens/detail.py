@@ -4,6 +4,7 @@ paper's bound next to the measured rank, and the run's config and error."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timezone
 
 from rich.text import Text
@@ -13,12 +14,13 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
-from ...measures import ACTIVE, FINISHED
+from ...measures import ACTIVE, FINISHED, reason
 from ...store import SpectrumRow
 from ..format import bound, duration, num
 from ..messages import AppState, CancelRequested, ExportRequested, ResumeRequested, StoreRefreshed, WatchRun
 from ..model import RunDetail
 from ..widgets.charts import CurvesChart, RankChart, SpectrumChart
+from .confirm import ConfirmScreen
 
 
 class RunDetailScreen(Screen[None]):
@@ -31,8 +33,8 @@ class RunDetailScreen(Screen[None]):
         Binding("right", "step(1)", "Later", key_display="→", priority=True),
         Binding("home", "step_to(0)", "First", show=False, priority=True),
         Binding("end", "step_to(-1)", "Last", show=False, priority=True),
-        Binding("x", "cancel", "Cancel", show=False),
-        Binding("r", "resume", "Resume", show=False),
+        Binding("x", "cancel", "Cancel"),
+        Binding("r", "resume", "Resume"),
         Binding("e", "export", "Export"),
     ]
 
@@ -45,17 +47,23 @@ class RunDetailScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(self.run_id, id="title")
-        with TabbedContent(initial="curves"):
+        with TabbedContent(initial="config" if self._status() == "failed" else "curves"):  # opens on the error
             with TabPane("1 Curves", id="curves"):
+                yield Static(id="reason")
                 yield CurvesChart(id="curves-chart")
                 yield RankChart(id="rank-chart")
             with TabPane("2 Spectrum", id="spectrum"):
                 yield SpectrumChart(id="hist")
                 yield DataTable(id="layers", cursor_type="row")
-            with TabPane("3 Config", id="config"):
+            with TabPane("3 Config, error", id="config"):
                 with VerticalScroll(id="config-scroll"):
                     yield Static(id="config-text")
         yield Footer(compact=True)
+
+    def _status(self) -> str | None:
+        latest = self.state.latest
+        view = latest.snapshot.by_id().get(self.run_id) if latest is not None else None
+        return view.status if view is not None else None
 
     def on_mount(self) -> None:
         table = self.query_one("#layers", DataTable)
@@ -84,12 +92,19 @@ class RunDetailScreen(Screen[None]):
     def _title(self) -> None:
         assert self.detail is not None
         run, cfg = self.detail.run, self.detail.run.config
+        latest = self.state.latest
+        eta = latest.snapshot.run_eta.get(run.run_id) if latest is not None else None
+        speed = f" · {duration(eta)} left" if eta is not None else ""
         text = (
-            f"{run.run_id} {run.status} · epoch {run.epoch:g}/{cfg.get('epochs')} · B={cfg.get('batch_size')} "
+            f"{run.run_id} {run.status} · epoch {run.epoch:g}/{cfg.get('epochs')}{speed} · B={cfg.get('batch_size')} "
             f"lr={cfg.get('lr')} wd={cfg.get('weight_decay')} · {cfg.get('model')} on {cfg.get('dataset')} · "
             f"{run.sweep} · {run.device or '-'}"
         )
         self.query_one("#title", Static).update(Text(text, no_wrap=True, overflow="ellipsis"))
+        why = reason(run.status, run.error)
+        note = self.query_one("#reason", Static)
+        note.display = why is not None
+        note.update(Text(f"{run.status}: {why}" if why else "", no_wrap=True, overflow="ellipsis"))
 
     def _measurement(self) -> tuple[int, tuple[SpectrumRow, ...]] | None:
         rows = self.detail.measurements if self.detail else ()
@@ -107,7 +122,9 @@ class RunDetailScreen(Screen[None]):
             return
         index, layers = found
         self.layer_index = max(0, min(self.layer_index, len(layers) - 1))
-        chart.show(layers[self.layer_index], index, len(self.detail.measurements))  # type: ignore[union-attr]
+        shown = layers[self.layer_index]
+        first = next((f for f in self.detail.measurements[0] if f.layer == shown.layer), None)  # type: ignore[union-attr]
+        chart.show(shown, index, len(self.detail.measurements), first)  # type: ignore[union-attr]
         rows = [
             (s.layer, f"{s.d_out}x{s.d_in}", str(s.m), str(s.rank), bound(s.bound, s.d_out, s.d_in),
              f"{s.stable_rank:.2f}", f"{s.effective_rank:.1f}")
@@ -133,15 +150,23 @@ class RunDetailScreen(Screen[None]):
                 lines.append(
                     f"{name:<15} {datetime.fromtimestamp(stamp, timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
                 )
-        if run.started_at and run.finished_at:
-            lines.append(f"duration        {duration(run.finished_at - run.started_at)}")
+        if run.active_s or run.status == "running":
+            trained = run.active_seconds(self.app_clock())
+            lines.append(f"trained for     {duration(trained)} over {run.attempts} attempt(s)")
+            if run.step and trained > 0:
+                lines.append(f"speed           {run.step / trained:.1f} steps/s (average over the attempts)")
         if run.error:
-            lines += ["", "error:", run.error]
+            lines += ["", "error:" if run.status == "failed" else "reason:", run.error]
+        elif reason(run.status, run.error):
+            lines += ["", f"reason: {reason(run.status, run.error)}"]
         last = {name: ys[-1] for name, (_, ys) in self.detail.series.items() if ys}
         lines += ["", "last values:", *(f"  {k:<13} {num(v, '.4g')}" for k, v in sorted(last.items()))]
         lines += ["", "config:", *(f"  {k:<15} {json.dumps(v)}" for k, v in run.config.items())]
         lines += ["", "provenance:", *(f"  {k:<15} {v}" for k, v in sorted(run.provenance.items()))]
         self.query_one("#config-text", Static).update(Text("\n".join(lines)))
+
+    def app_clock(self) -> float:
+        return getattr(self.app, "clock", time.time)()
 
     # ----- keys -------------------------------------------------------------------------------
     def action_back(self) -> None:
@@ -175,12 +200,29 @@ class RunDetailScreen(Screen[None]):
             self._spectrum()
 
     def action_cancel(self) -> None:
-        if self.detail and self.detail.run.status in ACTIVE:
-            self.post_message(CancelRequested(self.run_id))
+        """Cancel after a yes, as on the dashboard; say why not on a run that is not active."""
+        if self.detail is None:
+            return
+        run = self.detail.run
+        if run.status not in ACTIVE:
+            self.notify(f"{run.run_id[:8]} is {run.status}: nothing to cancel", severity="warning")
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.post_message(CancelRequested(self.run_id))
+
+        self.app.push_screen(ConfirmScreen(f"Cancel run {run.run_id[:8]} ({run.status})?"), answer)
 
     def action_resume(self) -> None:
-        if self.detail and self.detail.run.status not in (*FINISHED, "running"):
-            self.post_message(ResumeRequested(self.run_id))
+        if self.detail is None:
+            return
+        run = self.detail.run
+        if run.status in (*FINISHED, "running"):
+            why = "finished: nothing to resume" if run.status in FINISHED else "already running"
+            self.notify(f"{run.run_id[:8]} is {run.status}, {why}", severity="warning")
+            return
+        self.post_message(ResumeRequested(self.run_id))
 
     def action_export(self) -> None:
         label, what = f"metrics-{self.run_id[:8]}", f"metrics of {self.run_id[:8]}"

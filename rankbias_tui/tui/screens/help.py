@@ -13,9 +13,11 @@ Runs go on in the background scheduler: quitting does not stop them.
 
 Dashboard
   up down pgup pgdn  move            enter  run detail
-  /        filter: every word must match the id, sweep, status, device
-           or a setting such as B=8 or wd=0.01 (esc: back, esc: clear)
-  s  S     sort by the next column / reverse (or click a header)
+  /        filter: key=value is exact (B=8, wd=0.01, status=failed);
+           other words match a part of the id, sweep, status, reason
+           (esc: back to the table, esc again: clear)
+  1-9 0    sort by that column (again: reverse; or click a header)
+  s  S     list the columns with their numbers / reverse the sort
   space    mark a run    v  compare the marked runs (none: the sweep)
   x        cancel a run  r  resume a cancelled, failed or stopped run
   l        launch a sweep            e  export the rows shown to CSV

@@ -15,10 +15,11 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from ...measures import ACTIVE, FINISHED
 from ...spec import Spec, SpecError, load_spec
-from ...store import FINISHED
 from ...sweep import expand_sweep
 from ..messages import AppState, LaunchRequested, StoreRefreshed
+from .confirm import ConfirmScreen
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,12 @@ class LaunchScreen(Screen[None]):
 
     def on_mount(self) -> None:
         title = f"launch a sweep of {self.menu.path}: Enter queues it (finished runs are skipped)"
-        self.query_one("#title", Static).update(Text(self.problem or title, overflow="ellipsis"))
+        if self.problem:  # every problem of a broken spec, one a line (the description area scrolls)
+            title = "cannot launch: " + self.problem.splitlines()[0]
+            box = self.query_one("#description", Static)
+            box.styles.max_height, box.styles.height = None, "1fr"
+            box.update(Text(self.problem))
+        self.query_one("#title", Static).update(Text(title, no_wrap=True, overflow="ellipsis"))
         table = self.query_one("#sweeps", DataTable)
         for column in ("sweep", "runs", "done", "running", "queued", "other"):
             table.add_column(column, key=column)
@@ -100,6 +106,8 @@ class LaunchScreen(Screen[None]):
         table.move_cursor(row=min(cursor, max(0, len(rows) - 1)), animate=False)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if self.problem:
+            return
         name = str(event.row_key.value)
         description = self.sweeps.get(name, ("", []))[0]
         self.query_one("#description", Static).update(Text(description or ""))
@@ -107,13 +115,38 @@ class LaunchScreen(Screen[None]):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_launch()
 
+    def counts(self, name: str) -> dict[str, int]:
+        """What queueing sweep ``name`` would do: new runs, finished ones (skipped), active ones
+        (left as they are) and ones to resume (failed, cancelled, stopped)."""
+        latest = self.state.latest
+        status = {v.run_id: v.status for v in latest.snapshot.runs} if latest else {}
+        states = [status.get(i) for i in self.sweeps[name][1]]
+        out = {"new": states.count(None), "done": sum(s in FINISHED for s in states),
+               "active": sum(s in ACTIVE for s in states)}  # fmt: skip
+        out["resume"] = len(states) - sum(out.values())
+        return out
+
     def action_launch(self) -> None:
         table = self.query_one("#sweeps", DataTable)
         if not self.sweeps or not 0 <= table.cursor_row < len(self.sweeps):
             return
         name = list(self.sweeps)[table.cursor_row]
-        self.post_message(LaunchRequested(name))
-        self.app.pop_screen()
+        n = self.counts(name)
+        if n["new"] + n["resume"] == 0:
+            self.notify(f"{name}: nothing to do ({n['done']} finished, {n['active']} queued or running)",
+                        severity="warning")  # fmt: skip
+            return
+        question = (
+            f"Queue sweep {name}: {n['new']} new run(s), {n['resume']} to resume; "
+            f"{n['done']} already finished (skipped), {n['active']} queued or running?"
+        )
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.post_message(LaunchRequested(name))
+                self.app.pop_screen()
+
+        self.app.push_screen(ConfirmScreen(question), answer)
 
     def action_back(self) -> None:
         self.app.pop_screen()

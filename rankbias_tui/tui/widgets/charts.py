@@ -1,4 +1,9 @@
-"""Charts drawn with textual-plotext; each one replots only when its data changed."""
+"""Charts drawn with textual-plotext; each one replots only when its data changed.
+
+Every series has a marker of its own as well as a colour (``theme.MARKERS``), so the curves differ
+without colour (``NO_COLOR``) too; epoch axes show whole epochs from 0 to the run's last, the same
+range on every chart of a run; keys are in the titles rather than legends over the first epochs.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,31 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 from textual_plotext import PlotextPlot
 
-from ...measures import shown_acc, shown_loss
+from ...measures import TEST_ACC, shown_acc, shown_loss
 from ...store import SpectrumRow
 from ..format import bound
 from ..model import RunDetail
+from ..theme import MARKERS
 
-MAX_LABELLED = 8  # more lines than this get no legend entries (a legend would hide the plot)
 LOG_FLOOR = 1e-12  # log10 of a zero singular value is drawn here
+COLORS = ("cyan+", "orange+", "green+", "magenta+", "yellow+", "red+", "blue+", "white")
+NAMES = {TEST_ACC: "test acc", "acc": "batch acc (running)", "train_loss": "train loss", "loss": "batch loss"}
+
+
+def epoch_ticks(last: float, most: int = 8) -> list[int]:
+    """Whole epochs from 0 to ``last`` at a round stride (1, 2, 5, 10, 20, 25, 50, ...), at most
+    ``most`` + 1 ticks."""
+    end = max(1, math.ceil(last))
+    stride = next((s for s in STRIDES if end / s <= most), math.ceil(end / most))
+    return list(range(0, end + 1, stride))
+
+
+STRIDES = (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000)
+
+
+def marked(index: int) -> tuple[str, str]:
+    """The marker and colour of the ``index``-th series."""
+    return MARKERS[index % len(MARKERS)], COLORS[index % len(COLORS)]
 
 
 class Chart(PlotextPlot):
@@ -35,9 +58,16 @@ class Chart(PlotextPlot):
         self.plt.title(title)
         self.refresh()
 
+    def epoch_axis(self, last: float) -> None:
+        """x from epoch 0 to ``last`` with whole-number ticks, labelled."""
+        ticks = epoch_ticks(last)
+        self.plt.xlim(0, max(1, math.ceil(last)))
+        self.plt.xticks(ticks, [str(t) for t in ticks])
+        self.plt.xlabel("epoch")
+
 
 class CurvesChart(Chart):
-    """Train loss (left axis) and test accuracy (right axis) over epochs."""
+    """The loss (left axis) and test accuracy (right axis) over epochs."""
 
     def show(self, detail: RunDetail) -> None:
         if not self.changed(("curves", detail.key, detail.series.keys())):
@@ -46,14 +76,17 @@ class CurvesChart(Chart):
         loss_name, acc_name = shown_loss(series), shown_acc(series)
         if loss_name not in series and acc_name not in series:
             return self.empty("loss / accuracy: no metrics yet")
-        if loss_name in series:
-            xs, ys = series[loss_name]
-            plt.plot(list(xs), [_finite(y) for y in ys], label=loss_name.replace("_", " "), yside="left")
-        if acc_name in series:
-            xs, ys = series[acc_name]
-            plt.plot(list(xs), list(ys), label=acc_name.replace("_", " ") + " (right)", yside="right")
-        plt.title("loss and accuracy")
-        plt.xlabel("epoch")
+        key = []
+        for index, (name, side) in enumerate(((loss_name, "left"), (acc_name, "right"))):
+            if name in series:
+                xs, ys = series[name]
+                marker, color = marked(index)
+                plt.plot(list(xs), [_finite(y) for y in ys], marker=marker, color=color, yside=side)
+                key.append(f"{marker} {NAMES.get(name, name)} ({side})")
+        plt.ylabel("loss", yside="left")
+        plt.ylabel("accuracy", yside="right")
+        plt.title("  ".join(key))
+        self.epoch_axis(float(detail.run.config.get("epochs", 1)))
         self.refresh()
 
 
@@ -61,61 +94,87 @@ class RankChart(Chart):
     """Rank at eps of each measured layer over epochs, and their average."""
 
     def show(self, detail: RunDetail) -> None:
-        if not self.changed(("ranks", detail.key, len(detail.measurements))):
+        if not self.changed(("ranks", detail.key, len(detail.measurements), self.size.width)):
             return
         series = detail.rank_series()
         if not series:
             return self.empty("rank: no measurements yet")
-        plt = self.plt
-        label_layers = len(series) - 1 <= MAX_LABELLED
-        for name, (xs, ys) in series.items():
-            average = name == "average"
-            label = name if (average or label_layers) else None
-            plt.plot(xs, ys, label=label, marker="hd" if average else "braille")
+        plt, key = self.plt, []
+        for index, (name, (xs, ys)) in enumerate(series.items()):
+            marker, color = ("█", "white") if name == "average" else marked(index)
+            plt.plot(xs, ys, marker=marker, color=color)
+            key.append(f"{marker} {'avg' if name == 'average' else name}")
         eps = detail.measurements[-1][0].rank_eps
-        plt.title(f"rank at eps={eps:g} per layer, and average")
-        plt.xlabel("epoch")
+        title = f"rank at eps={eps:g}: " + " ".join(key)
+        if len(title) > max(20, self.size.width - 2):  # many layers: the key would not fit
+            title = f"rank at eps={eps:g} per layer (markers), █ average"
+        plt.title(title)
+        plt.ylabel("rank")
+        self.epoch_axis(float(detail.run.config.get("epochs", 1)))
         self.refresh()
 
 
 class SpectrumChart(Chart):
-    """Histogram of log10(sigma/||W||_F) of one layer at one measurement, marker at eps."""
+    """Histograms of log10(sigma/||W||_F) of one layer at initialisation and at the measurement
+    shown, overlaid, with a marker at eps."""
 
-    def show(self, s: SpectrumRow, index: int, count: int) -> None:
-        if not self.changed(("hist", s.run_id, s.step, s.layer_index, index, count)):
+    def show(self, s: SpectrumRow, index: int, count: int, first: SpectrumRow | None = None) -> None:
+        if not self.changed(("hist", s.run_id, s.step, s.layer_index, index, count, first is not None)):
             return
         plt = self.plt
-        logs = np.log10(np.maximum(np.asarray(s.svals, dtype=float), LOG_FLOOR))
-        plt.hist(logs.tolist(), bins=min(40, max(10, len(logs) // 3)), label="layer " + s.layer)
+        logs = _logs(s)
         eps = math.log10(s.rank_eps)
-        plt.vline(eps)
-        plt.xlim(min(float(logs.min()), eps) - 0.25, max(float(logs.max()), eps) + 0.25)
+        low, high = min(float(logs.min()), eps), max(float(logs.max()), eps)
+        overlay = first is not None and first.step != s.step
+        if overlay:
+            init = _logs(first)  # type: ignore[arg-type]
+            low, high = min(low, float(init.min())), max(high, float(init.max()))
+            plt.hist(init.tolist(), bins=_bins(init), marker="░", color="blue+")
+        plt.hist(logs.tolist(), bins=_bins(logs), marker="█", color="orange+")
+        plt.vline(eps, color="red+")
+        plt.xlim(low - 0.25, high + 0.25)
         cap = min(s.d_out, s.d_in)
         plt.title(
-            f"{s.layer} {s.d_out}x{s.d_in} · measurement {index + 1}/{count} (epoch {s.epoch:g}) · "
-            f"rank {s.rank}/{cap} · bound {bound(s.bound, s.d_out, s.d_in)}"
+            f"{s.layer} {s.d_out}x{s.d_in} · epoch {s.epoch:g} ({index + 1}/{count}) · rank {s.rank}/{cap} · "
+            f"bound {bound(s.bound, s.d_out, s.d_in)}"
         )
-        plt.xlabel(f"log10 sigma/||W||_F  (| at eps={s.rank_eps:g}: {s.rank} values above)")
+        key = f"░ init █ epoch {s.epoch:g}" if overlay else f"█ epoch {s.epoch:g}"  # a key, not a legend on the bars
+        plt.xlabel(f"log10 sigma/||W||_F · | eps={s.rank_eps:g} · {key}")
+        plt.ylabel("count")
         self.refresh()
 
 
 class CompareChart(Chart):
-    """Average-rank curves of several runs or groups, overlaid."""
+    """Curves of several runs or groups overlaid, the highlighted one drawn last and bold."""
 
-    def show(self, lines: Sequence[tuple[str, int, tuple[tuple[float, float], ...]]], title: str) -> None:
-        if not self.changed(("compare", tuple(lines), title)):
+    def show(
+        self, lines: Sequence[tuple[str, int, tuple[tuple[float, float], ...]]], title: str, ylabel: str = "",
+        highlight: int | None = None,
+    ) -> None:  # fmt: skip
+        if not self.changed(("compare", tuple(lines), title, ylabel, highlight)):
             return
         plt = self.plt
-        drawn = [line for line in lines if line[2]]
+        drawn = [(i, line) for i, line in enumerate(lines) if line[2]]
         if not drawn:
             return self.empty(title + ": no measurements yet")
-        labelled = len(drawn) <= MAX_LABELLED
-        for label, count, curve in drawn:
-            name = f"{label} ({count} runs)" if count > 1 else label
-            plt.plot([e for e, _ in curve], [r for _, r in curve], label=name if labelled else None)
+        drawn.sort(key=lambda item: item[0] == highlight)  # the highlighted curve on top
+        last = 0.0
+        for i, (_, _, curve) in drawn:
+            marker, color = ("█", "white") if i == highlight else marked(i)
+            plt.plot([e for e, _ in curve], [r for _, r in curve], marker=marker, color=color)
+            last = max(last, max(e for e, _ in curve))
         plt.title(title)
-        plt.xlabel("epoch")
+        plt.ylabel(ylabel)
+        self.epoch_axis(last)
         self.refresh()
+
+
+def _logs(s: SpectrumRow) -> np.ndarray:
+    return np.log10(np.maximum(np.asarray(s.svals, dtype=float), LOG_FLOOR))
+
+
+def _bins(logs: np.ndarray) -> int:
+    return min(40, max(10, len(logs) // 3))
 
 
 def _finite(value: float) -> float:

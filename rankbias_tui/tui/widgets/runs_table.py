@@ -1,11 +1,12 @@
-"""The runs table: varied hyperparameters, status, progress, loss, accuracy and average rank.
+"""The runs table widget: a frozen run id, then status, progress, loss, accuracy, rank, then the
+hyperparameters that vary among the rows shown (what goes in which column: ``tui.rows``).
 
-Filtered by text (every word must appear in the run's id, sweep, status, device or ``key=value``
-settings) and sorted by any column. A Line API widget rather than a ``DataTable``: each row is one
-cached strip keyed by its texts, so a live update re-renders only the rows whose text changed
-(a ``DataTable`` re-renders every visible cell on any update - 40-80 ms for 40 rows on a slow
-CPU, several times a second with a busy scheduler). The cursor row is marked with ``>`` and bold
-as well as colour, so it shows without colours (NO_COLOR).
+A Line API widget rather than a ``DataTable``: each row is one cached strip keyed by its texts, so
+a live update re-renders only the rows whose text changed (a ``DataTable`` re-renders every visible
+cell on any update - 40-80 ms for 40 rows on a slow CPU, several times a second with a busy
+scheduler). The run id stays at the left when the other columns scroll sideways. The cursor row is
+marked with ``>`` and bold as well as colour, so it shows without colours (NO_COLOR). Digits sort
+by the column of that number (again: reversed), as does a click on a header.
 """
 
 from __future__ import annotations
@@ -24,32 +25,17 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ...measures import MAIN_FIELDS
-from ..format import bar, num
-from ..model import SHORT, RunView, Snapshot
+from .. import rows as R
+from ..model import RunView, Snapshot
+from ..theme import STATUS_STYLE
 
-STATUS_ORDER = {s: i for i, s in enumerate(("running", "queued", "failed", "diverged", "cancelled", "done"))}
-STATUS_STYLE = {
-    "running": "bold",
-    "failed": "bold red",
-    "diverged": "yellow",
-    "done": "green",
-    "cancelled": "dim",
-}
-NUMERIC = {"epoch", "prog", "loss", "acc", "rank"}
-PENDING = {"cancel": "cancelling", "resume": "resuming"}
 MARK = "●"
 GAP = 2  # spaces between columns
-
-
-def search_text(view: RunView) -> str:
-    settings = [f"{SHORT.get(k, k)}={view.config.get(k)}" for k in MAIN_FIELDS]
-    settings += [f"{k}={view.config.get(k)}" for k in MAIN_FIELDS if k in SHORT]
-    return " ".join([view.run_id, view.sweep, view.status, view.device or "", *settings]).lower()
+LEAD = 3  # cursor, mark, space: before the run id
 
 
 class RunsTable(ScrollView, can_focus=True):
-    """Rows keyed by run id; ``show`` a snapshot, ``set_filter``, ``cycle_sort``, ``toggle_mark``."""
+    """Rows keyed by run id; ``show`` a snapshot, ``set_filter``, ``sort_by``, ``toggle_mark``."""
 
     BINDINGS = [
         Binding("up", "cursor(-1)", "Up", show=False),
@@ -59,13 +45,14 @@ class RunsTable(ScrollView, can_focus=True):
         Binding("home", "cursor_to(0)", "First", show=False),
         Binding("end", "cursor_to(-1)", "Last", show=False),
         Binding("enter", "select", "Detail", show=False),
+        Binding("left", "scroll_left", "Scroll left", show=False),
+        Binding("right", "scroll_right", "Scroll right", show=False),
     ]
     COMPONENT_CLASSES = {"runs-table--header", "runs-table--cursor", "runs-table--odd"}
     DEFAULT_CSS = """
     RunsTable { background: $surface; }
     RunsTable > .runs-table--header { text-style: bold; background: $panel; }
-    RunsTable > .runs-table--cursor { background: $accent 40%; text-style: bold; }
-    RunsTable:focus > .runs-table--cursor { background: $accent; }
+    RunsTable > .runs-table--cursor { text-style: bold reverse; }
     RunsTable > .runs-table--odd { background: $boost; }
     """
     cursor_row: reactive[int] = reactive(0, always_update=True, init=False)
@@ -81,7 +68,7 @@ class RunsTable(ScrollView, can_focus=True):
         super().__init__(id=id)
         self.snapshot: Snapshot | None = None
         self.filter_text = ""
-        self.sort_column: str | None = None
+        self.sort_column: str | None = None  # None: running runs first, then store order
         self.sort_reverse = False
         self.marked: set[str] = set()
         self.pending: Mapping[str, str] = {}
@@ -90,7 +77,8 @@ class RunsTable(ScrollView, can_focus=True):
         self._order: list[str] = []
         self._cells: dict[str, tuple[str, ...]] = {}
         self._searches: dict[str, tuple[RunView, str]] = {}
-        self._memo: dict[str, tuple[RunView, bool, str, tuple[str, ...], tuple[str, ...]]] = {}
+        self._memo: dict[str, tuple[RunView, bool, str, tuple[str, ...], Any, tuple[str, ...]]] = {}
+        self._columns_memo: tuple[tuple[Any, ...], tuple[str, ...]] | None = None
         self._strips: LRUCache[tuple[Any, ...], Strip] = LRUCache(1024)
 
     # ----- what the dashboard calls -----------------------------------------------------------
@@ -102,16 +90,17 @@ class RunsTable(ScrollView, can_focus=True):
         self.filter_text = text
         self._render_rows()
 
-    def cycle_sort(self) -> str | None:
-        """Sort by the next column (store order after the last); return its title."""
-        columns = list(self.columns)
-        position = columns.index(self.sort_column) + 1 if self.sort_column in columns else 0
-        self.sort_by(columns[position] if position < len(columns) else None)
-        return self.sort_column
-
     def sort_by(self, column: str | None, reverse: bool = False) -> None:
         self.sort_column, self.sort_reverse = column, reverse
         self._render_rows()
+
+    def sort_by_number(self, number: int) -> str | None:
+        """Sort by the ``number``-th column (1 is the run id); the same one again reverses it."""
+        if not 1 <= number <= len(self.columns):
+            return None
+        column = self.columns[number - 1]
+        self.sort_by(column, reverse=column == self.sort_column and not self.sort_reverse)
+        return column
 
     def reverse_sort(self) -> None:
         self.sort_by(self.sort_column, not self.sort_reverse)
@@ -140,103 +129,97 @@ class RunsTable(ScrollView, can_focus=True):
         return [self._cells[r][index] for r in self._order]
 
     # ----- rows and cells ---------------------------------------------------------------------
-    def _column_keys(self, snap: Snapshot) -> tuple[str, ...]:
-        sweep = ("sweep",) if len(snap.sweeps) > 1 else ()
-        return ("run", *sweep, *snap.varied, "status", "epoch", "prog", "loss", "acc", "rank")
+    def _eta(self, run_id: str) -> float | None:
+        return self.snapshot.run_eta.get(run_id) if self.snapshot is not None else None
 
     def _cells_of(self, v: RunView, columns: tuple[str, ...]) -> tuple[str, ...]:
-        """The row's texts; recomputed only when the run's view (a new object), mark or request changed."""
-        marked, pending = v.run_id in self.marked, self.pending.get(v.run_id, "")
+        """The row's texts; recomputed only when the run's view (a new object), mark, request or
+        ETA changed."""
+        marked, pending, eta = v.run_id in self.marked, self.pending.get(v.run_id, ""), self._eta(v.run_id)
         memo = self._memo.get(v.run_id)
-        if memo is not None and memo[0] is v and memo[1:4] == (marked, pending, columns):
-            return memo[4]
-        values = {
-            "run": v.run_id[:8],
-            "sweep": v.sweep,
-            "status": PENDING.get(pending, v.status),
-            "epoch": f"{v.epoch:.1f}/{v.epochs}" if v.epoch % 1 else f"{v.epoch:.0f}/{v.epochs}",
-            "prog": bar(v.progress, 5),
-            "loss": num(v.train_loss, ".3f"),
-            "acc": num(v.test_acc, ".3f"),
-            "rank": num(v.avg_rank, ".1f"),
-        }
-        cells = (MARK if marked else "",) + tuple(values.get(c, str(v.config.get(c, ""))) for c in columns)
-        self._memo[v.run_id] = (v, marked, pending, columns, cells)
-        return cells
+        if memo is not None and memo[0] is v and memo[1:5] == (marked, pending, columns, eta):
+            return memo[5]
+        row = (MARK if marked else "",) + R.cells(v, columns, pending, eta)
+        self._memo[v.run_id] = (v, marked, pending, columns, eta, row)
+        return row
 
     def _search(self, v: RunView) -> str:
         hit = self._searches.get(v.run_id)
         if hit is None or hit[0] is not v:
-            hit = self._searches[v.run_id] = (v, search_text(v))
+            hit = self._searches[v.run_id] = (v, R.search_text(v))
         return hit[1]
 
-    def _sort_key(self, v: RunView) -> Any:
-        c = self.sort_column
-        if c == "status":
-            return STATUS_ORDER.get(v.status, 99)
-        if c in ("epoch", "prog"):
-            return v.progress
-        if c in ("loss", "acc", "rank"):
-            value = {"loss": v.train_loss, "acc": v.test_acc, "rank": v.avg_rank}[c]
-            return (value is None) != self.sort_reverse, value or 0.0  # missing values last
-        if c in ("run", "sweep"):
-            return v.run_id if c == "run" else v.sweep
-        value = v.config.get(c or "")
-        return (value is None, value if isinstance(value, (int, float)) else str(value))
+    def _columns(self, shown: list[RunView]) -> tuple[str, ...]:
+        """The columns for the rows shown; recomputed when those rows (or their reasons, ETAs) change."""
+        snap = self.snapshot
+        etas = snap.run_eta if snap is not None else {}
+        key = tuple((v.run_id, v.status, v.error, etas.get(v.run_id) is None) for v in shown)
+        if self._columns_memo is None or self._columns_memo[0] != key:
+            self._columns_memo = (key, R.columns_for(shown, etas))
+        return self._columns_memo[1]
 
     def _render_rows(self) -> None:
         snap = self.snapshot
         if snap is None:
             return
         keep = self.selected_run_id()
-        columns = self._column_keys(snap)
         words = self.filter_text.lower().split()
-        rows = [v for v in snap.runs if not words or all(w in self._search(v) for w in words)]
-        if self.sort_column in columns:
-            rows.sort(key=self._sort_key, reverse=self.sort_reverse)
-        self.columns, self._order = columns, [v.run_id for v in rows]
-        self._cells = {v.run_id: self._cells_of(v, columns) for v in rows}
+        shown = [v for v in snap.runs if not words or R.matches(v, words, self._search(v))]
+        columns = self._columns(shown)
+        if self.sort_column is not None and self.sort_column not in columns:
+            self.sort_column = None
+        position = {v.run_id: i for i, v in enumerate(shown)}
+        shown.sort(key=lambda v: R.sort_key(v, self.sort_column, self.sort_reverse, position[v.run_id],
+                                            self._eta(v.run_id)), reverse=self.sort_reverse)  # fmt: skip
+        self.columns, self._order = columns, [v.run_id for v in shown]
+        self._cells = {v.run_id: self._cells_of(v, columns) for v in shown}
         self._widths = {c: len(self._title(c)) for c in columns}
-        for cells in self._cells.values():
-            for c, text in zip(columns, cells[1:], strict=True):
+        for row in self._cells.values():
+            for c, text in zip(columns, row[1:], strict=True):
                 self._widths[c] = max(self._widths[c], len(text))
-        width = 3 + sum(self._widths.values()) + GAP * (len(columns) - 1)
-        self.virtual_size = Size(width, len(self._order) + 1)
+        self.virtual_size = Size(self._frozen_width() + self._rest_width(), len(self._order) + 1)
         index = self._order.index(keep) if keep in self._order else self.cursor_row
         self.cursor_row = max(0, min(index, len(self._order) - 1))
         self.refresh()  # unchanged rows come from the strip cache
 
     # ----- drawing ----------------------------------------------------------------------------
     def _title(self, column: str) -> str:
-        title = SHORT.get(column, column)
+        title = R.HEADER.get(column, R.TITLES.get(column, column))
         if column == self.sort_column:
             title += " v" if self.sort_reverse else " ^"
         return title
 
-    def _texts(self, cells: tuple[str, ...], cursor: bool) -> list[tuple[str, str]]:
-        """(text, column) pieces of one line, padded to the column widths."""
-        out = [((">" if cursor else " ") + (cells[0] or " "), "")]
-        for i, (c, text) in enumerate(zip(self.columns, cells[1:], strict=True)):
+    def _frozen_width(self) -> int:
+        return LEAD + self._widths.get(R.FROZEN, 0)
+
+    def _rest_width(self) -> int:
+        return sum(GAP + self._widths[c] for c in self.columns[1:])
+
+    def _texts(self, row: tuple[str, ...], cursor: bool) -> list[tuple[str, str]]:
+        """(text, column) pieces of one line, padded to the column widths; the first is frozen."""
+        lead = (">" if cursor else " ") + (row[0] or " ") + " "
+        out = [(lead + row[1].ljust(self._widths[R.FROZEN]), R.FROZEN)]
+        for c, text in zip(self.columns[1:], row[2:], strict=True):
             width = self._widths[c]
-            gap = " " * (GAP if i else 1)
-            out.append((gap + (text.rjust(width) if c in NUMERIC else text.ljust(width)), c))
+            out.append((" " * GAP + (text.rjust(width) if c in R.NUMERIC else text.ljust(width)), c))
         return out
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         width = self.size.width
+        widths = tuple(self._widths.values())
+        if not self.columns:
+            return Strip.blank(width, self.rich_style)
         if y == 0:
-            key: tuple[Any, ...] = ("header", self.columns, tuple(self._widths.values()), self.sort_column)
-            key += (self.sort_reverse, scroll_x, width)
+            key: tuple[Any, ...] = ("header", self.columns, widths, self.sort_column, self.sort_reverse)
             row = None
         else:
             index = scroll_y + y - 1
             if index >= len(self._order):
                 return Strip.blank(width, self.rich_style)
             row = self._order[index]
-            cursor = index == self.cursor_row
-            key = ("row", self._cells[row], tuple(self._widths.values()), cursor, index % 2, scroll_x, width)
-            key += (self.has_focus,)
+            key = ("row", self._cells[row], widths, index == self.cursor_row, index % 2, self.has_focus)
+        key += (scroll_x, width)
         strip = self._strips.get(key)
         if strip is None:
             strip = self._strip(row, key, scroll_x, width)
@@ -247,8 +230,7 @@ class RunsTable(ScrollView, can_focus=True):
         base = self.rich_style
         if row is None:
             style = base + self.get_component_rich_style("runs-table--header")
-            header = (" ", *(self._title(c) for c in self.columns))
-            texts = self._texts(header, cursor=False)
+            texts = self._texts(("", *(self._title(c) for c in self.columns)), cursor=False)
             segments = [Segment(text, style) for text, _ in texts]
         else:
             cursor, odd = key[3], key[4]
@@ -259,13 +241,16 @@ class RunsTable(ScrollView, can_focus=True):
                 style += self.get_component_rich_style("runs-table--cursor")
             segments = []
             for text, column in self._texts(self._cells[row], cursor):
-                extra = STATUS_STYLE.get(text.strip()) if column == "status" else None
+                extra = STATUS_STYLE.get(text.strip()) if column == "status" and not cursor else None
                 segments.append(Segment(text, style + Style.parse(extra) if extra else style))
-        return Strip(segments).crop_extend(scroll_x, scroll_x + width, style)
+        frozen = self._frozen_width()
+        left = Strip(segments[:1]).crop_extend(0, min(frozen, width), style)
+        rest = Strip(segments[1:]).crop_extend(scroll_x, scroll_x + max(0, width - frozen), style)
+        return Strip.join([left, rest])
 
     # ----- keys and mouse ---------------------------------------------------------------------
     def watch_cursor_row(self, row: int) -> None:
-        top, rows = int(self.scroll_y), max(1, self.size.height - 1)  # line 0 is the header
+        top, rows = int(self.scroll_y), max(1, self.scrollable_content_region.height - 1)  # line 0: header
         if row < top:
             self.scroll_to(y=row, animate=False)
         elif row >= top + rows:
@@ -280,7 +265,7 @@ class RunsTable(ScrollView, can_focus=True):
         self.move_cursor(self.cursor_row + delta)
 
     def action_page(self, delta: int) -> None:
-        self.move_cursor(self.cursor_row + delta * max(1, self.size.height - 2))
+        self.move_cursor(self.cursor_row + delta * max(1, self.scrollable_content_region.height - 2))
 
     def action_cursor_to(self, row: int) -> None:
         self.move_cursor(row if row >= 0 else len(self._order) - 1)
@@ -293,7 +278,7 @@ class RunsTable(ScrollView, can_focus=True):
     def on_click(self, event: events.Click) -> None:
         scroll_x, scroll_y = self.scroll_offset
         if event.y == 0:
-            column = self._column_at(event.x + scroll_x)
+            column = self._column_at(event.x, scroll_x)
             if column is not None:
                 same = column == self.sort_column
                 self.sort_by(column, reverse=same and not self.sort_reverse)
@@ -302,10 +287,12 @@ class RunsTable(ScrollView, can_focus=True):
         if event.chain >= 2:
             self.action_select()
 
-    def _column_at(self, x: int) -> str | None:
-        edge = 3 - GAP
-        for c in self.columns:
+    def _column_at(self, x: int, scroll_x: int) -> str | None:
+        if x < self._frozen_width():
+            return R.FROZEN if self.columns else None
+        edge = self._frozen_width()  # the scrolled columns start here, shifted left by scroll_x
+        for c in self.columns[1:]:
             edge += GAP + self._widths[c]
-            if x < edge:
+            if x + scroll_x < edge:
                 return c
         return None

@@ -8,7 +8,7 @@ from textual.widgets import Static
 from ..format import duration
 from ..model import Snapshot
 
-ORDER = ("done", "running", "queued", "failed", "diverged", "cancelled", "interrupted")
+ORDER = ("done", "running", "queued", "failed", "diverged", "cancelled", "stopped", "interrupted")
 
 
 def header_lines(snap: Snapshot) -> list[str]:

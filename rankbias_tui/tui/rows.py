@@ -1,0 +1,111 @@
+"""What the dashboard's runs table shows, as plain data (no Textual): its columns, the texts of a
+row, the filter and the sort order.
+
+Columns, left to right: the run id (frozen: it never scrolls away), then what a person watches
+(status, epoch, progress, loss, test accuracy, average rank: these fit in 80 columns beside the id),
+then the sweep when the rows shown come from several, the hyperparameters that vary among the rows
+shown (after the filter: ``measures.varied_fields``), the time left, and why a run failed or
+diverged. The filter's ``key=value`` words match values exactly (``wd=0.0`` is not ``wd=0.01``);
+other words match a part of the id, sweep, status, device or reason. The default order puts the
+running runs first and keeps the store's order otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ..measures import reason
+from .format import bar, duration, num
+from .model import SHORT, RunView, varied_fields
+
+FROZEN = "run"
+LIVE = ("status", "epoch", "prog", "loss", "acc", "rank")
+NUMERIC = {"epoch", "prog", "loss", "acc", "rank", "eta"}
+TITLES = {"prog": "progress", "acc": "test acc", "rank": "avg rank", "why": "reason"} | SHORT
+HEADER = {"prog": "prog", "acc": "acc", "rank": "rank", "why": "reason"}  # short titles in the header
+STATUS_ORDER = {s: i for i, s in enumerate(("running", "queued", "stopped", "failed", "diverged", "cancelled", "done"))}
+PENDING = {"cancel": "cancelling", "resume": "resuming"}
+REASON_WIDTH = 32
+LONG = {short.lower(): name for name, short in SHORT.items()} | {"bs": "batch_size"}  # filter words are lower case
+ATTRIBUTES = ("status", "sweep", "device")  # key=value words that match the run, not its config
+
+
+def columns_for(views: Sequence[RunView], etas: Mapping[str, float | None] | None = None) -> tuple[str, ...]:
+    """The table's columns for these rows (the ones shown, after the filter)."""
+    sweep = ("sweep",) if len({v.sweep for v in views}) > 1 else ()
+    eta = ("eta",) if etas and any(etas.get(v.run_id) is not None for v in views) else ()
+    why = ("why",) if any(reason(v.status, v.error) for v in views) else ()
+    return (FROZEN, *LIVE, *sweep, *varied_fields(v.config for v in views), *eta, *why)
+
+
+def cells(v: RunView, columns: Iterable[str], pending: str = "", eta: float | None = None) -> tuple[str, ...]:
+    """The texts of one row, in ``columns`` order."""
+    why = reason(v.status, v.error) or ""
+    values = {
+        "run": v.run_id[:8],
+        "sweep": v.sweep,
+        "status": PENDING.get(pending, v.status),
+        "epoch": f"{v.epoch:.1f}/{v.epochs}" if v.epoch % 1 else f"{v.epoch:.0f}/{v.epochs}",
+        "prog": bar(v.progress, 5),
+        "loss": num(v.train_loss, ".3f"),
+        "acc": num(v.test_acc, ".3f"),
+        "rank": num(v.avg_rank, ".1f"),
+        "eta": duration(eta) if eta is not None else "",
+        "why": why if len(why) <= REASON_WIDTH else why[: REASON_WIDTH - 1] + "…",
+    }
+    return tuple(values[c] if c in values else str(v.config.get(c, "")) for c in columns)
+
+
+# ----- filter ------------------------------------------------------------------------------------
+def search_text(view: RunView) -> str:
+    """What a plain filter word may be a part of."""
+    return " ".join([view.run_id, view.sweep, view.status, view.device or "", reason(view.status, view.error) or ""]).lower()
+
+
+def same_value(value: Any, text: str) -> bool:
+    """``text`` names exactly ``value``: as numbers when both are (``0`` is ``0.0``, ``1e-3`` is
+    ``0.001``), else as case-insensitive text."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value).lower() == text.lower()
+    try:
+        return float(text) == float(value)
+    except ValueError:
+        return False
+
+
+def matches(view: RunView, words: Sequence[str], search: str) -> bool:
+    """Every word holds: ``key=value`` exactly (config fields by name or short name, or the run's
+    status, sweep or device), any other word as a part of ``search``."""
+    for word in words:
+        key, eq, value = word.partition("=")
+        if not eq:
+            if word not in search:
+                return False
+        elif key in ATTRIBUTES:
+            if not same_value(getattr(view, key) or "", value):
+                return False
+        else:
+            field = LONG.get(key, key)
+            if field not in view.config or not same_value(view.config[field], value):
+                return False
+    return True
+
+
+# ----- sort --------------------------------------------------------------------------------------
+def sort_key(v: RunView, column: str | None, reverse: bool, position: int, eta: float | None = None) -> Any:
+    """The row's place when sorted by ``column``; None: running runs first, then store order."""
+    if column is None:
+        return (v.status != "running", position)
+    if column == "status":
+        return STATUS_ORDER.get(v.status, 99), position
+    if column in ("epoch", "prog"):
+        return v.progress, position
+    numbers = {"loss": v.train_loss, "acc": v.test_acc, "rank": v.avg_rank, "eta": eta}
+    if column in numbers:
+        value = numbers[column]
+        return (value is None) != reverse, value or 0.0, position  # missing values last
+    if column in ("run", "sweep", "why"):
+        return {"run": v.run_id, "sweep": v.sweep, "why": reason(v.status, v.error) or ""}[column], position
+    value = v.config.get(column)
+    return value is None, value if isinstance(value, (int, float)) else str(value), position
