@@ -16,6 +16,7 @@ STATUS_STYLE = {
     "running": "bold #5fd7ff",
     "queued": "",
     "stopped": "italic #afafaf",
+    "interrupted": "bold #ffaf5f",  # its scheduler died: the next one adopts it
     "failed": "bold #ff8787",
     "diverged": "#ffd75f",
     "done": "#87d787",

@@ -13,8 +13,8 @@ from rankbias_tui.scheduler.faults import (
     Interrupted,
     StopRequested,
     StoreGone,
-    stopped_outcome,
     signals_stop,
+    stopped_outcome,
 )
 
 
