@@ -82,7 +82,7 @@ class Daemon(Scheduler):
             if isinstance(stop, faults.Stopped):
                 log.error("%s", stop)
                 return stop.exit_code
-            log.error("scheduler loop failed (%s); runs in progress were requeued", stop, exc_info=stop)
+            log.error("scheduler loop failed (%s); runs in progress were marked stopped", stop, exc_info=stop)
             return 1
         count, recorded = self.shutdown(f"stopped ({self.stopping}); resumable: resume it or run its sweep again")
         log.info("stopping (%s): %s", self.stopping, faults.stopped_outcome(count, recorded))

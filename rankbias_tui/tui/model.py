@@ -22,7 +22,7 @@ from ..eta import RateTracker, Work, cumulative_rate, seconds_left, store_second
 from ..measures import HPARAMS, STATUSES
 from ..scheduler import SchedulerStatus
 from ..scheduler import status as scheduler_status
-from ..store import RunRow, SpectrumRow, Store
+from ..store import RunRow, Segment, SpectrumRow, Store
 from .usage import DeviceUse, UsageProbe, device_usage
 
 SHORT = {"batch_size": "B", "weight_decay": "wd", "momentum": "mom", "dataset": "data", "epochs": "ep"}
@@ -100,6 +100,8 @@ class RunDetail:
     series: Mapping[str, tuple[tuple[float, ...], tuple[float, ...]]]  # name -> (epochs, values)
     measurements: tuple[tuple[SpectrumRow, ...], ...]  # by step, then layer
     key: tuple[Any, ...] = field(compare=False, default=())
+    segments: tuple[Segment, ...] = ()  # how each stretch of the run was trained
+    log: tuple[str, ...] = ()  # the lines of scheduler.log about this run, latest last
 
     def rank_series(self) -> dict[str, tuple[list[float], list[float]]]:
         """Rank over epochs for each layer, plus ``average``."""
@@ -127,6 +129,18 @@ def downsample(xs: list[float], ys: list[float], limit: int = MAX_POINTS) -> tup
     if idx[-1] != len(xs) - 1:
         idx.append(len(xs) - 1)
     return tuple(xs[i] for i in idx), tuple(ys[i] for i in idx)
+
+
+def log_lines(path: Path, run_id: str, limit: int = 30, window: int = 256 * 1024) -> tuple[str, ...]:
+    """The last ``limit`` lines of a scheduler log (its last ``window`` bytes) that name ``run_id``
+    (in full or by its first 8 characters); none if there is no log."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, 2) - window))
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ()
+    return tuple([line for line in text.splitlines() if run_id[:8] in line][-limit:])
 
 
 class StoreFeed:
@@ -256,6 +270,8 @@ class StoreFeed:
             series={name: downsample(xs, ys) for name, (xs, ys) in series.items()},
             measurements=tuple(map(tuple, measures.by_measurement(self.store.spectra(row.run_id)))),
             key=key,
+            segments=tuple(self.store.segments(row.run_id)),
+            log=log_lines(self.store.paths.log, row.run_id),
         )
         self._detail_read = now
         return self._detail

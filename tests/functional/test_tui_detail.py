@@ -143,3 +143,23 @@ async def test_stopped_runs_resume_together(tui_store: Path) -> None:
             await pilot.pause()
     with Store(tui_store) as store:
         assert sorted(r.run_id for r in store.take_requests()) == sorted(stopped)
+
+
+@pilot_test
+async def test_the_log_tab_shows_warnings_segments_and_the_scheduler_lines(tui_store: Path) -> None:
+    run_id = first_with(tui_store, "done")
+    with Store(tui_store) as store:
+        store.add_warning(run_id, "checkpoint step-40.pt is unreadable; resumed from an earlier checkpoint")
+        store.add_segment(run_id, -1, "cpu", "eager", [run_id])
+        log = store.paths.log
+    log.write_text(f"10:00 run {run_id} on cpu: eager\n10:01 run 0123456789ab on cpu: eager\n10:02 run {run_id}: done\n")
+    app = make_app(tui_store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = await open_run(pilot, run_id)
+        await pilot.press("4")
+        await pilot.pause()
+        text = str(screen.query_one("#log-text").render())
+        assert "checkpoint step-40.pt is unreadable" in text and "from the start on cpu: eager" in text
+        assert f"10:00 run {run_id} on cpu: eager" in text and f"10:02 run {run_id}: done" in text
+        assert "0123456789ab" not in text  # another run's line

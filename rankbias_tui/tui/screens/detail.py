@@ -1,5 +1,6 @@
 """One run: loss and accuracy, rank per layer, singular-value histograms through time with the
-paper's bound next to the measured rank, and the run's config and error."""
+paper's bound next to the measured rank, the run's config and error, and its log (warnings, how
+each stretch was trained, the scheduler's lines about it)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ class RunDetailScreen(Screen[None]):
         Binding("1", "tab('curves')", "Curves"),
         Binding("2", "tab('spectrum')", "Spectrum"),
         Binding("3", "tab('config')", "Config"),
+        Binding("4", "tab('log')", "Log"),
         Binding("left", "step(-1)", "Earlier", key_display="←", priority=True),
         Binding("right", "step(1)", "Later", key_display="→", priority=True),
         Binding("home", "step_to(0)", "First", show=False, priority=True),
@@ -58,6 +60,9 @@ class RunDetailScreen(Screen[None]):
             with TabPane("3 Config, error", id="config"):
                 with VerticalScroll(id="config-scroll"):
                     yield Static(id="config-text")
+            with TabPane("4 Log", id="log"):
+                with VerticalScroll(id="log-scroll"):
+                    yield Static(id="log-text")
         yield Footer(compact=True)
 
     def _status(self) -> str | None:
@@ -87,6 +92,7 @@ class RunDetailScreen(Screen[None]):
         self.query_one(RankChart).show(detail)
         self._spectrum()
         self._config()
+        self._log()
 
     # ----- parts ------------------------------------------------------------------------------
     def _title(self) -> None:
@@ -165,6 +171,16 @@ class RunDetailScreen(Screen[None]):
         lines += ["", "provenance:", *(f"  {k:<15} {v}" for k, v in sorted(run.provenance.items()))]
         self.query_one("#config-text", Static).update(Text("\n".join(lines)))
 
+    def _log(self) -> None:
+        """The run's warnings, how each stretch of it was trained, and the scheduler's lines about it."""
+        assert self.detail is not None
+        run, detail = self.detail.run, self.detail
+        lines = ["warnings:", *(f"  {w}" for w in run.warnings)] if run.warnings else ["warnings: none"]
+        lines += ["", "trained:", *(f"  {s.describe()}" for s in detail.segments)] if detail.segments else []
+        lines += ["", f"scheduler.log, the lines about {run.run_id[:8]} (latest last):"]
+        lines += [f"  {line}" for line in detail.log] or ["  none"]
+        self.query_one("#log-text", Static).update(Text("\n".join(lines)))
+
     def app_clock(self) -> float:
         return getattr(self.app, "clock", time.time)()
 
@@ -177,7 +193,7 @@ class RunDetailScreen(Screen[None]):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         # up/down then move through the layers (spectrum) or scroll the text (config)
-        target = {"spectrum": "#layers", "config": "#config-scroll"}.get(event.pane.id or "")
+        target = {"spectrum": "#layers", "config": "#config-scroll", "log": "#log-scroll"}.get(event.pane.id or "")
         if target:
             self.query_one(target).focus()
 

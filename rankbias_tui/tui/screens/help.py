@@ -19,10 +19,10 @@ Dashboard
   1-9 0    sort by that column (again: reverse; or click a header)
   s  S     list the columns with their numbers / reverse the sort
   space    mark a run    v  compare the marked runs (none: the sweep)
-  x        cancel a run  r  resume a cancelled, failed or stopped run
+  x        cancel a run  r  resume a cancelled, failed, stopped or interrupted run
   l        launch a sweep            e  export the rows shown to CSV
 Run detail
-  1 2 3    curves / spectrum / config and error
+  1 2 3 4  curves / spectrum / config and error / log (warnings, scheduler lines)
   left right  earlier / later measurement (home, end: first, last)
   up down  layer of the histogram (spectrum tab)
   x r e    cancel / resume / export this run's metrics     esc  back
