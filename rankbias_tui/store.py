@@ -190,9 +190,11 @@ class Store:
                     out.append(run_id)
         return out
 
-    def set_status(self, run_id: str, status: str, *, error: str | None = None, **fields: Any) -> None:
+    def set_status(
+        self, run_id: str, status: str, *, error: str | None = None, active_until: float | None = None, **fields: Any
+    ) -> None:
         """Set a run's status; an attempt that ends (running -> anything else) adds its time to
-        ``active_s``."""
+        ``active_s``, up to ``active_until`` if given (an adopted run: its last checkpoint, not now)."""
         assert status in STATUSES, status
         now = time.time()
         extra = dict(fields)
@@ -200,7 +202,7 @@ class Store:
             extra.setdefault("started_at", now)
         elif status != "queued":
             extra.setdefault("finished_at", now)
-        ended, began = extra.get("finished_at", now), extra.get("started_at")
+        ended, began = active_until or extra.get("finished_at", now), extra.get("started_at")
         sets = ", ".join(f"{k}=?" for k in ["status", "error", *extra])
         with self.transaction():
             if status != "running":

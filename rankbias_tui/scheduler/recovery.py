@@ -54,12 +54,26 @@ def adopt(store: Store) -> list[PlannedRun]:
         who = f"pid {owner.pid_of(row.owner)}" if row.owner else "an older rankbias"
         since = f"step {row.checkpoint_step}" if row.checkpoint_step is not None else "the start"
         store.set_status(
-            row.run_id, "queued", error=f"interrupted: its scheduler ({who}) ended without stopping it; resumes from {since}"
-        )
+            row.run_id, "queued", error=f"interrupted: its scheduler ({who}) ended without stopping it; resumes from {since}",
+            active_until=last_progress(store, row),
+        )  # fmt: skip
         adopted.append(run)
     if adopted:
         log.info("adopted %d interrupted run(s): %s", len(adopted), " ".join(r.run_id for r in adopted))
     return adopted
+
+
+def last_progress(store: Store, row: RunRow) -> float | None:
+    """When an interrupted run last made progress that counts: its last acknowledged checkpoint was
+    written (what it trained after that is trained again), or it started (none). Its time trained
+    stops there, not at the adoption, which may come days after its scheduler died."""
+    if row.checkpoint_step is None:
+        return row.started_at
+    try:
+        directory = checkpoints.run_directory(store.paths.checkpoints, row.run_id)
+        return checkpoints.path(directory, row.checkpoint_step).stat().st_mtime
+    except (OSError, checkpoints.UnsafeRunId):
+        return row.started_at
 
 
 def same_pack(

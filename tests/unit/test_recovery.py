@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections import deque
 from pathlib import Path
+
+import pytest
 
 from rankbias_tui import checkpoints
 from rankbias_tui.scheduler.recovery import admit, adopt, same_pack
@@ -72,3 +76,22 @@ def test_same_pack_reassembles_the_members_in_their_order(tmp_path: Path) -> Non
         assert same_pack(store, b, deque([a]), lambda r: None) is None  # a fresh start: any mode
         assert same_pack(store, b, deque([a]), resume, limit=1) is None  # --pack-size 1
         assert same_pack(store, other, deque([a]), resume) is None  # never trained: no segment
+
+
+def test_an_adopted_run_counts_its_time_up_to_its_last_checkpoint_not_the_adoption(tmp_path: Path) -> None:
+    orphan, fresh = planned(lr=0.1), planned(lr=0.2)
+    with Store(tmp_path) as store:
+        store.add_runs([orphan, fresh], {})
+        for run in (orphan, fresh):
+            store.start_attempt(run.run_id, "cpu", 5, owner="999999999:1")
+        began = time.time() - 3 * 86400  # its scheduler died three days ago
+        store.conn.execute("UPDATE runs SET started_at=?", (began,))
+        store.set_checkpoint(orphan.run_id, 40)
+        run_dir = checkpoints.run_directory(store.paths.checkpoints, orphan.run_id)
+        run_dir.mkdir(parents=True)
+        written = checkpoints.path(run_dir, 40)
+        written.write_bytes(b"checkpoint")
+        os.utime(written, (began + 600, began + 600))  # acknowledged 10 minutes in
+        adopt(store)
+        assert store.run(orphan.run_id).active_s == pytest.approx(600, abs=1)  # type: ignore[union-attr]
+        assert store.run(fresh.run_id).active_s == 0  # type: ignore[union-attr]  # no checkpoint: nothing counts
