@@ -94,6 +94,8 @@ def show(
         console.print(why, markup=False, highlight=False)
         if r.error and r.error.strip() != why:
             console.print(r.error, markup=False, highlight=False)
+    elif r.error:  # e.g. why an adopted run was requeued
+        console.print(f"note: {r.error}", markup=False, highlight=False)
     for warning in r.warnings:
         console.print(f"warning: {warning}", markup=False, highlight=False)
     for segment in segments:  # how each stretch of the run was trained (a resume starts one)

@@ -32,14 +32,24 @@ STATUSES = ("queued", "running", "done", "failed", "diverged", "cancelled", "sto
 INTERRUPTED = "interrupted"
 FINISHED = ("done", "diverged")  # ended by the training itself: never re-run, nothing to resume
 ACTIVE = ("queued", "running")  # waiting for or holding a device: what a cancel acts on
-NO_REASON = {"diverged": "diverged (no reason recorded)", "failed": "failed (no error recorded)"}
+NO_REASON = {
+    "diverged": "diverged (no reason recorded)",
+    "failed": "failed (no error recorded)",
+    "interrupted": "its scheduler ended without stopping it; the next scheduler to start resumes it",
+}
+UNEXPLAINED = ("queued", "running", "done")  # their state needs no reason (an old one is stale)
 
 
 def reason(status: str, error: str | None) -> str | None:
-    """Why a run ended badly, in one line: the first line of its error (the engine records why a run
-    diverged there too); a stand-in for a diverged or failed run without one; None for the rest."""
+    """Why a run is where it is, in one line: the first line of its error (the engine records why a
+    run diverged there too) for a run that failed, diverged, was cancelled, stopped or interrupted;
+    a stand-in where none was recorded; None for queued, running and done runs (an error kept from
+    an earlier attempt does not explain them)."""
+    if status in UNEXPLAINED:
+        return None
     first = next((line.strip() for line in (error or "").splitlines() if line.strip()), None)
     return first or NO_REASON.get(status)
+
 
 # ----- metric names ------------------------------------------------------------------------------
 LOSS, ACC, LR = "loss", "acc", "lr"

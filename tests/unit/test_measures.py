@@ -155,3 +155,6 @@ def test_reason_is_the_first_line_of_the_error_or_a_stand_in() -> None:
     assert reason("diverged", "train accuracy <= 0.15 for 3 epochs") == "train accuracy <= 0.15 for 3 epochs"
     assert reason("diverged", None) == "diverged (no reason recorded)"
     assert reason("done", None) is None and reason("queued", "") is None
+    assert reason("queued", "stopped (stop requested); resumable") is None  # stale once requeued
+    assert reason("stopped", "stopped (stop requested)\nmore") == "stopped (stop requested)"
+    assert "next scheduler" in (reason("interrupted", None) or "")
