@@ -175,8 +175,8 @@ def _run_headless(parsed: Spec, sweeps: list[str], store_dir: Path, options: Sch
             )
             if todo.adopted:
                 console.print(
-                    f"also resuming {len(todo.adopted)} interrupted run(s) of other sweeps (their scheduler "
-                    "ended without stopping them)", markup=False,
+                    f"also running {len(todo.adopted)} interrupted or queued run(s) of other sweeps (their "
+                    "scheduler ended without stopping them)", markup=False,
                 )  # fmt: skip
             console.print(_engine_line(backend.slots.devices, options))
             runs = todo.mine + todo.adopted
@@ -210,7 +210,7 @@ def _dry_run(parsed: Spec, sweeps: list[str], store_dir: Path, options: Schedule
 
 class _Todo(NamedTuple):
     mine: list[PlannedRun]  # the sweeps' unfinished runs
-    adopted: list[PlannedRun]  # interrupted runs of other sweeps
+    adopted: list[PlannedRun]  # interrupted or queued runs of other sweeps (their scheduler is gone)
 
 
 def _queue(store: Store, planned: list[PlannedRun]) -> _Todo:

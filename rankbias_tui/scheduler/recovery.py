@@ -41,9 +41,9 @@ def admit(store: Store, row: RunRow) -> PlannedRun | None:
 
 
 def adopt(store: Store) -> list[PlannedRun]:
-    """Requeue and return the runs the store calls running: the caller holds the store's scheduler
-    lock and runs nothing yet, so whoever ran them is gone. Also removes the temporary files of
-    checkpoint writes that never finished."""
+    """Requeue and return the runs the store calls running, then the ones it calls queued: the caller
+    holds the store's scheduler lock and runs nothing yet, so whoever ran or queued them is gone.
+    Also removes the temporary files of checkpoint writes that never finished."""
     for tmp in checkpoints.clean_partial(store.paths.checkpoints):
         log.info("removed %s (a checkpoint write that never finished)", tmp)
     adopted = []
@@ -60,7 +60,13 @@ def adopt(store: Store) -> list[PlannedRun]:
         adopted.append(run)
     if adopted:
         log.info("adopted %d interrupted run(s): %s", len(adopted), " ".join(r.run_id for r in adopted))
-    return adopted
+    # Queued runs were in the queue of a scheduler that is gone too (only one holds the lock): a run
+    # that says queued is one a scheduler will start, so this one takes them, in the store's order.
+    orphans = [run for row in store.runs(status=("queued",)) if (run := admit(store, row)) is not None]
+    orphans = [run for run in orphans if run not in adopted]
+    if orphans:
+        log.info("took over %d queued run(s) no scheduler held: %s", len(orphans), " ".join(r.run_id for r in orphans))
+    return adopted + orphans
 
 
 def last_progress(store: Store, row: RunRow) -> float | None:

@@ -42,7 +42,7 @@ def test_adopt_requeues_every_running_run_and_cleans_partial_files(tmp_path: Pat
         tmp = checkpoints.partial(checkpoints.path(run_dir, 80))
         tmp.write_bytes(b"half")
         adopted = adopt(store)
-        assert adopted == [orphan, live]
+        assert adopted == [orphan, live, queued]  # the queued one had no scheduler either
         row = store.run(orphan.run_id)
         assert row is not None and row.status == "queued" and "interrupted" in (row.error or "")
         assert "pid 999999999" in (row.error or "") and "step 40" in (row.error or "")
