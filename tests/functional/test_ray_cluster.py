@@ -36,7 +36,7 @@ def test_ray_backend_in_a_loopback_namespace(tmp_path: Path) -> None:
     problem = _namespace_problem()
     if problem:
         pytest.skip(problem)
-    pytest_cmd = f"exec {sys.executable} -m pytest -q -x -p no:cacheprovider tests/ray"
+    pytest_cmd = f"exec {sys.executable} -m pytest -q -x -p no:cacheprovider --show-capture=no tests/ray"
     env = os.environ | {
         "RANKBIAS_RAY_NETNS": "1",
         "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
