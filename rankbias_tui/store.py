@@ -202,7 +202,8 @@ class Store:
             extra.setdefault("started_at", now)
         elif status != "queued":
             extra.setdefault("finished_at", now)
-        ended, began = active_until or extra.get("finished_at", now), extra.get("started_at")
+        ended = active_until if active_until is not None else extra.get("finished_at", now)
+        began = extra.get("started_at")
         sets = ", ".join(f"{k}=?" for k in ["status", "error", *extra])
         with self.transaction():
             if status != "running":
