@@ -16,7 +16,7 @@ import torch
 
 from rankbias_tui import checkpoints
 from rankbias_tui.engine.data import load_dataset
-from rankbias_tui.engine.train import train
+from rankbias_tui.engine.train import set_precision, train
 from rankbias_tui.protocol import Event, Metrics, Started
 from rankbias_tui.spec import RunConfig
 from tests.support.engine_runs import (
@@ -74,6 +74,7 @@ def test_bf16_channels_last_follows_fp32_loosely(device: str, model: str) -> Non
     direction of update and about the same losses (a graph that replayed nothing has cosine 0)."""
     cfg, data = small(model, device)
     fp32, fp32_events, init = train_epochs(cfg, device, data, graphed=False)
+    set_precision("bf16")  # as a worker sets it for a bf16 run (the fixture puts fp32 back)
     bf16, bf16_events, _ = train_epochs(
         cfg.model_copy(update={"precision": "bf16"}), device, data, graphed=True
     )
