@@ -30,8 +30,19 @@ from tests.support.engine_runs import (
     update_cosine,
 )
 
-BASE = dict(depth=2, width=64, epochs=2, batch_size=16, lr=0.002, momentum=0.9, weight_decay=5e-3,
-            lr_milestones=(1,), measure_every=1)  # fmt: skip
+# Two epochs, the milestone between them: the second epoch trains at 0.2 lr, so a graph that kept
+# the learning rate it was captured with ends elsewhere (milestone 1 would decay before epoch 1).
+BASE = dict(
+    depth=2,
+    width=64,
+    epochs=2,
+    batch_size=16,
+    lr=0.002,
+    momentum=0.9,
+    weight_decay=5e-3,
+    lr_milestones=(2,),
+    measure_every=1,
+)
 BOTH, GPU = ("cpu", "cuda:0"), ("cuda:0",)
 # lr 0.002: at 0.02 the conv nets' tiny-batch BatchNorm turns 1e-8 rounding differences between two
 # exact implementations into 10% after 4 steps; at 0.002 they stay near 1e-6.
@@ -57,8 +68,9 @@ def started(events: list[Event]) -> Started:
 )
 def test_graphed_run_follows_the_eager_loop(device: str, model: str, loss: str) -> None:
     """fp32, every model (and MSE under capture): weights, BatchNorm statistics and losses after
-    4 steps (two epochs, the second at the decayed learning rate). No CPU twin for the conv nets:
-    minutes on two shared cores (tests/unit/test_graphs.py trains vgg16 there)."""
+    4 steps (two epochs, the second at the learning rate decayed at the milestone of epoch 2, which
+    the graph must pick up). No CPU twin for the conv nets: minutes on two shared cores
+    (tests/unit/test_graphs.py trains vgg16 there)."""
     cfg, data = small(model, device, loss=loss)
     eager, eager_events, init = train_epochs(cfg, device, data, graphed=False)
     graphed, graphed_events, _ = train_epochs(cfg, device, data, graphed=True)
