@@ -64,9 +64,9 @@ def timed(step: Callable[[], int], device: str, budget: float, warm: int = 3) ->
             return done / elapsed
 
 
-def plain_rate(b: int, data: DataSet, device: str, budget: float) -> float:
-    """The loop most papers' code uses."""
-    cfg = config(b)
+def plain_rate(b: int, data: DataSet, device: str, budget: float, cfg: RunConfig | None = None) -> float:
+    """The loop most papers' code uses: steps/s of one run of ``cfg`` (default: ``config(b)``)."""
+    cfg = cfg or config(b)
     torch.manual_seed(0)
     model = build_model(cfg, data.in_shape, data.n_classes).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)

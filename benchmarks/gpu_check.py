@@ -3,6 +3,7 @@
     python benchmarks/gpu_check.py env      RES   # Python, torch, the GPU, the carried packages
     python benchmarks/gpu_check.py spectral RES   # the GPU spectral route (Gram + eigvalsh) vs the CPU one
     python benchmarks/gpu_check.py conv     RES   # conv nets: graphed vs eager steps/s at B = 32
+    python benchmarks/gpu_check.py grid     RES   # the paper's MLP-BN grid: projected wall time here
     python benchmarks/gpu_check.py sweep    RES STORE DEVICES  # the CLI sweep's runs: done, graphed
     python benchmarks/gpu_check.py summary  RES OUT    # summary.txt and summary.json from all steps
 
@@ -14,6 +15,7 @@ precision setting (``engine.train.set_precision``: fp32 with TF32 off), as a wor
 from __future__ import annotations
 
 import json
+import math
 import platform
 import re
 import sys
@@ -29,8 +31,11 @@ TARGETS = {
     "graphed_single_b32_x_plain": (">=", 5.0),
     "fused_k64_b32_x_plain": (">=", 150.0),
     **{f"conv_graphed_x_eager[{m}]": (">=", 3.0) for m in CONV_MODELS},
+    "mlp_bn_grid_hours": ("<=", 2.0),
 }
 PACKAGES = ("torch", "numpy", "pydantic", "typer", "rich", "textual", "pytest", "scikit-learn", "matplotlib")
+GRID_SWEEP = "mlp-bn-grid"  # experiments.toml: the paper's MLP-BN-10-100 grid on CIFAR-10
+CIFAR_TRAIN, CIFAR_TEST = 50_000, 10_000
 
 
 def write(res: Path, name: str, result: dict) -> None:
@@ -169,6 +174,168 @@ def _epochs_per_s(loop, budget: float) -> float:
     return done / (time.perf_counter() - start)
 
 
+# ----- the grid projection ------------------------------------------------------------------------
+def grid(res: Path) -> None:
+    """The projected wall time of the paper's MLP-BN grid (``mlp-bn-grid``: 180 runs, 6 batch sizes,
+    500 epochs of CIFAR-10) on this device, next to the plain PyTorch loop's.
+
+    For each batch size: a fused pack of that batch size's runs (as many as the scheduler would put
+    in one: its automatic size from the free memory, or all of them if fewer), with the grid's own
+    hyperparameters, trained for a fixed number of steps on CIFAR-shaped synthetic data (graphed on
+    CUDA); the plain loop (``engine_bench.plain_rate``: DataLoader, ``.item()`` every step) for one
+    run at that batch size. Packs run one after another (one worker per GPU); an epoch is
+    ceil(50,000 / B) steps; the engine's figure adds an evaluation of 60,000 images each epoch and
+    the spectra of each measurement point, both timed here. Without CUDA: a dry run of a few steps
+    on one CPU thread, which exercises the flow and projects nothing about a GPU."""
+    import engine_bench  # this script's directory: the benchmark's plain loop is the baseline
+    import torch
+
+    from rankbias_tui.engine.data import load_dataset
+    from rankbias_tui.engine.devices import free_memory
+    from rankbias_tui.engine.loop import Member, epoch_batches, is_eval_epoch, is_measure_epoch
+    from rankbias_tui.engine.pack import Pack
+    from rankbias_tui.engine.train import set_precision
+    from rankbias_tui.scheduler.packing import auto_pack_size
+    from rankbias_tui.spec import load_spec
+    from rankbias_tui.sweep import expand_sweep
+
+    cuda = torch.cuda.is_available()
+    device = "cuda" if cuda else "cpu"
+    warm, steps, plain_budget = (20, 300, 1.0) if cuda else (1, 3, 0.0)
+    if not cuda:
+        torch.set_num_threads(1)  # as the scheduler gives a CPU worker; the dry run stays light
+    runs = expand_sweep(load_spec(ROOT / "experiments.toml"), GRID_SWEEP)
+    by_b: dict[int, list] = {}
+    for planned in runs:
+        by_b.setdefault(planned.config.batch_size, []).append(planned)
+    data = load_dataset("synthetic", device=device)
+    first = runs[0].config
+    result = {
+        "sweep": GRID_SWEEP,
+        "device": torch.cuda.get_device_name(0) if cuda else "cpu (1 thread)",
+        "dry_run": not cuda,
+        "runs": len(runs),
+        "epochs": first.epochs,
+        "train_images": CIFAR_TRAIN,
+        "timed_steps": steps,
+        "batch_sizes": sorted(by_b),
+        "per_b": {},
+        "complete": False,
+    }
+    eval_cost: dict[
+        int, tuple[float, float]
+    ] = {}  # pack size -> (s per CIFAR-sized evaluation, s per measurement)
+    for b, planned in sorted(by_b.items()):
+        real = planned[0].config
+        assert real.precision == "fp32" and all(p.config.epochs == real.epochs for p in planned)
+        set_precision(real.precision)
+        k = min(len(planned), auto_pack_size(real, free_memory(device) if cuda else None))
+        members = [
+            Member(p.run_id, p.config.model_copy(update={"dataset": "synthetic"})) for p in planned[:k]
+        ]
+        start = time.perf_counter()
+        pack = Pack(members, device, data, graphs=cuda)
+        build_s = time.perf_counter() - start
+        pack_steps_s = _pack_steps_per_s(pack, warm, steps, device)
+        if k not in eval_cost:
+            eval_cost[k] = _eval_and_measure_s(pack, device)
+        eval_s, measure_s = eval_cost[k]
+        mode = pack.mode()
+        del pack
+        if cuda:
+            torch.cuda.empty_cache()
+        synthetic = real.model_copy(update={"dataset": "synthetic"})
+        plain = engine_bench.plain_rate(b, data, device, plain_budget, synthetic)
+        per_epoch = epoch_batches(CIFAR_TRAIN, real).steps
+        packs = math.ceil(len(planned) / k)
+        epochs = real.epochs
+        evals = 1 + sum(is_eval_epoch(real, e) for e in range(1, epochs + 1))  # and at initialisation
+        measures = sum(is_measure_epoch(real, e) for e in range(epochs + 1))
+        train_h = packs * epochs * per_epoch / pack_steps_s / 3600
+        eval_h = packs * evals * eval_s / 3600
+        measure_h = packs * measures * measure_s / 3600
+        result["per_b"][str(b)] = {
+            "runs": len(planned),
+            "k": k,
+            "packs": packs,
+            "mode": mode,
+            "build_s": round(build_s, 2),
+            "pack_steps_s": round(pack_steps_s, 1),
+            "model_steps_s": round(pack_steps_s * k),
+            "plain_steps_s": round(plain, 1),
+            "steps_per_epoch": per_epoch,
+            "engine_train_h": train_h,
+            "engine_eval_h": eval_h,
+            "engine_measure_h": measure_h,
+            "engine_h": train_h + eval_h + measure_h,
+            "plain_h": len(planned) * epochs * per_epoch / plain / 3600,
+        }
+        print(f"B={b}", json.dumps(result["per_b"][str(b)]), flush=True)
+        write(res, "grid", result)  # after each batch size: a killed step keeps what it measured
+    rows = result["per_b"].values()
+    model_steps = sum(
+        len(by_b[b]) * first.epochs * epoch_batches(CIFAR_TRAIN, by_b[b][0].config).steps for b in by_b
+    )
+    result |= {
+        "complete": True,
+        "eval_s_per_cifar_epoch": {str(k): v[0] for k, v in eval_cost.items()},
+        "measure_s": {str(k): v[1] for k, v in eval_cost.items()},
+        "model_steps": model_steps,
+        **{key: sum(r[key] for r in rows) for key in ("engine_train_h", "engine_eval_h", "engine_measure_h")},
+        "engine_h": sum(r["engine_h"] for r in rows),
+        "plain_h": sum(r["plain_h"] for r in rows),
+        "goal_h": TARGETS["mlp_bn_grid_hours"][1],
+        "goal_model_steps_s": round(model_steps / (TARGETS["mlp_bn_grid_hours"][1] * 3600)),
+    }
+    write(res, "grid", result)
+    print(json.dumps({k: v for k, v in result.items() if k != "per_b"}, indent=1))
+
+
+def _pack_steps_per_s(pack, warm: int, steps: int, device: str) -> float:
+    """Pack-steps per second over ``steps`` steps after ``warm`` (each epoch begun as the loop
+    begins it: its learning rates and every member's permutation)."""
+    import torch
+
+    done = 0
+
+    def one() -> None:
+        nonlocal done
+        if done % pack.steps_per_epoch == 0:
+            pack.begin_epoch()
+        pack()
+        done += 1
+
+    for _ in range(warm):
+        one()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        one()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return steps / (time.perf_counter() - start)
+
+
+def _eval_and_measure_s(pack, device: str) -> tuple[float, float]:
+    """Seconds of one evaluation of every member over CIFAR-10's 60,000 images (timed on the
+    synthetic set, scaled by the number of images) and of one spectral measurement."""
+    import torch
+
+    def seconds(fn) -> float:
+        fn()  # warm-up
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    images = len(pack.data.y_train) + len(pack.data.y_test)
+    return seconds(pack.eval_metrics) * (CIFAR_TRAIN + CIFAR_TEST) / images, seconds(pack.measure)
+
+
 # ----- the CLI sweep ------------------------------------------------------------------------------
 def sweep(res: Path, store_dir: Path, devices: str) -> None:
     """The sweep's runs all done, each with spectra, and (on a GPU) trained graphed in every segment:
@@ -230,10 +397,14 @@ def summary(res: Path, out: Path) -> None:
     results = {p.stem: json.loads(p.read_text()) for p in sorted(res.glob("*.json"))}
     bench = _bench_figures(out / "bench.out")
     conv_ = results.get("conv", {})
+    grid_ = results.get("grid", {})
     figures = {
         "graphed_single_b32_x_plain": bench.get(("graphed", 32)),
         "fused_k64_b32_x_plain": bench.get(("pack 64", 32)),
         **{f"conv_graphed_x_eager[{m}]": conv_.get(m, {}).get("graphed_x_eager") for m in CONV_MODELS},
+        "mlp_bn_grid_hours": grid_.get("engine_h")
+        if grid_.get("complete") and not grid_.get("dry_run")
+        else None,
     }
     targets = {}
     for key, (op, target) in TARGETS.items():
@@ -319,6 +490,7 @@ def _summary_text(doc: dict) -> str:
     for model in CONV_MODELS:
         if model in conv_:
             lines.append(f"conv {model}: " + json.dumps(conv_[model]))
+    lines += _grid_text(doc["results"].get("grid"))
     lines.append("")
     why = "" if env_.get("cuda") else " (no CUDA: dry run)"
     for key, t in doc["targets"].items():
@@ -327,6 +499,41 @@ def _summary_text(doc: dict) -> str:
         verdict = "" if t["met"] is None else ("  met" if t["met"] else "  NOT met")
         lines.append(f"{key:<32} target {t['op']} {t['target']:g}{unit}: {got}{verdict}")
     return "\n".join(lines) + "\n"
+
+
+def _grid_text(g: dict | None) -> list[str]:
+    if not g:
+        return ["", "grid projection: no result"]
+    dry = (
+        " -- DRY RUN on the CPU, a few steps per B: exercises the flow, projects nothing"
+        if g["dry_run"]
+        else ""
+    )
+    head = (
+        f"grid projection: {g['sweep']}, {g['runs']} runs x {g['epochs']} epochs of "
+        f"{g['train_images']:,} images, on {g['device']} ({g['timed_steps']} timed steps per B){dry}"
+    )
+    lines = [
+        "",
+        head,
+        f"  {'B':>4}{'K':>5}{'packs':>7}{'model-steps/s':>15}{'plain steps/s':>15}{'engine h':>10}{'plain h':>10}",
+    ]
+    for b, r in g["per_b"].items():
+        lines.append(
+            f"  {b:>4}{r['k']:>5}{r['packs']:>7}{r['model_steps_s']:>15,}{r['plain_steps_s']:>15,.0f}"
+            f"{r['engine_h']:>10.1f}{r['plain_h']:>10.1f}"
+        )
+    if not g.get("complete"):
+        lines.append(f"  incomplete: measured B = {', '.join(g['per_b']) or 'none'} of {g['batch_sizes']}")
+        return lines
+    lines += [
+        f"  engine, packs one after another: {g['engine_h']:,.1f} h (training {g['engine_train_h']:,.1f} h, "
+        f"evaluation every epoch {g['engine_eval_h']:,.1f} h, spectra {g['engine_measure_h']:,.2f} h)",
+        f"  plain PyTorch loop, one run at a time (training steps only): {g['plain_h']:,.1f} h",
+        f"  goal: the whole grid in < {g['goal_h']:g} h, about {g['goal_model_steps_s']:,} model-steps/s "
+        f"over {g['model_steps']:,} model-steps",
+    ]
+    return lines
 
 
 def main(argv: list[str]) -> None:
@@ -338,6 +545,8 @@ def main(argv: list[str]) -> None:
         spectral_check(res)
     elif command == "conv":
         conv(res)
+    elif command == "grid":
+        grid(res)
     elif command == "sweep":
         sweep(res, Path(argv[2]), argv[3] if len(argv) > 3 else "cpu")
     elif command == "summary":

@@ -15,13 +15,16 @@
 #   bench       benchmarks/engine_bench.py --device cuda --quick
 #   conv        resnet18 and vgg16 graphed vs eager, B = 32 (the result file written after each model)
 #   spectral    the GPU spectral route (Gram + eigvalsh) against the CPU one
+#   grid        the projected wall time of the paper's 180-run MLP-BN grid (mlp-bn-grid) on this card,
+#               engine packs against the plain PyTorch loop
 #   sweep       `rankbias run ... --devices cuda --headless`: the synthetic-smoke sweep of experiments.toml
 #   sweep-check its runs all done, with spectra, and trained graphed (on a GPU)
 # Everything goes to $OUT when set, else to bench-out/, as it is produced, so a machine taken away
 # mid-check still leaves what was done: STEP.out (each step's output, written as the step runs),
 # gpu_check.log (all of it), results/ (each step's JSON result and steps.jsonl), and at the end
 # summary.txt and summary.json. Without CUDA it is a dry run: the same flow, on the CPU where that
-# is cheap (the bench and conv steps are skipped, the sweep is a tiny one on digits).
+# is cheap (the bench and conv steps are skipped, the grid takes a few steps per batch size, the
+# sweep is a tiny one on digits).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -31,8 +34,8 @@ PY=${PYTHON:-python3}
 BUDGET=${GPU_CHECK_BUDGET_S:-470}
 RESERVE=15 # seconds each step leaves for the summary
 START=$(date +%s)
-STEPS=(probe env pytest bench conv spectral sweep sweep-check)
-declare -A LIMIT=([probe]=20 [env]=20 [pytest]=130 [bench]=60 [conv]=40 [spectral]=20
+STEPS=(probe env pytest bench conv spectral grid sweep sweep-check)
+declare -A LIMIT=([probe]=20 [env]=20 [pytest]=130 [bench]=60 [conv]=40 [spectral]=20 [grid]=45
     [sweep]=60 [sweep-check]=15)
 SUMMARY_LIMIT=15
 RES=$DEST/results
@@ -132,6 +135,7 @@ else
     skip conv "no CUDA"
 fi
 step spectral "$PY" benchmarks/gpu_check.py spectral "$RES"
+step grid "$PY" benchmarks/gpu_check.py grid "$RES"
 
 # A real sweep through the CLI: experiments.toml's synthetic-smoke on the GPU; a tiny digits one on a CPU.
 if ((CUDA)); then
