@@ -1,7 +1,8 @@
 """Fast engine benchmark: plain loop vs standard engine vs CUDA graphs vs fused packs, one process.
 
 Trains MLP-BN-10-100 on CIFAR-shaped synthetic data (3x32x32, 10 classes; SGD lr 0.05, momentum
-0.9, wd 5e-4, as bench/README.md) and prints, as a ratio to the plain loop at the same batch size:
+0.9, wd 5e-4, as bench/README.md; fp32 with TF32 off, as a worker trains fp32 runs:
+``engine.train.set_precision``) and prints, as a ratio to the plain loop at the same batch size:
   plain     DataLoader over a CPU TensorDataset, shuffling, ``loss.item()`` every step
   engine    ``engine.loop.Loop.epoch`` with ``engine.train.EagerStep``: data on the device, batches
             by index, no host sync
@@ -32,7 +33,7 @@ from rankbias_tui.engine.graphs import GraphedStep
 from rankbias_tui.engine.loop import Loop, Member
 from rankbias_tui.engine.models import build_model
 from rankbias_tui.engine.pack import Pack
-from rankbias_tui.engine.train import EagerStep, Run
+from rankbias_tui.engine.train import EagerStep, Run, set_precision
 from rankbias_tui.spec import RunConfig
 
 CIFAR_TRAIN = 50_000
@@ -63,9 +64,9 @@ def timed(step: Callable[[], int], device: str, budget: float, warm: int = 3) ->
             return done / elapsed
 
 
-def plain_rate(b: int, data: DataSet, device: str, budget: float) -> float:
-    """The loop most papers' code uses."""
-    cfg = config(b)
+def plain_rate(b: int, data: DataSet, device: str, budget: float, cfg: RunConfig | None = None) -> float:
+    """The loop most papers' code uses: steps/s of one run of ``cfg`` (default: ``config(b)``)."""
+    cfg = cfg or config(b)
     torch.manual_seed(0)
     model = build_model(cfg, data.in_shape, data.n_classes).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -169,6 +170,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (the scheduler gives a worker 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    set_precision("fp32")  # as a worker sets it for these fp32 runs: no TF32 in matmuls or convolutions
     device, cuda = args.device, args.device.startswith("cuda")
     budget = 1.5 if args.quick else 4.0
     sizes = (16, 64) if args.quick else (16, 64, 256)

@@ -20,6 +20,7 @@ WHEELS=(
     typer==0.29.2 annotated-doc==0.0.7 shellingham==1.5.4 rich==15.0.0
     markdown-it-py==4.3.0 mdurl==0.1.2 pygments==2.21.0
     textual==8.2.8 textual-plotext==1.0.1 plotext==5.3.2 platformdirs==4.14.9 mdit-py-plugins==0.7.0
+    pytest-timeout==2.4.0 # not a project dependency: gpu_check.sh's per-test timeout, used when importable
 )
 rm -rf "$DEST"
 mkdir -p "$DEST"

@@ -16,11 +16,12 @@ import torch
 
 from rankbias_tui import checkpoints
 from rankbias_tui.engine.data import load_dataset
-from rankbias_tui.engine.train import train
+from rankbias_tui.engine.train import set_precision, train
 from rankbias_tui.protocol import Event, Metrics, Started
 from rankbias_tui.spec import RunConfig
 from tests.support.engine_runs import (
     assert_follows,
+    assert_state_follows,
     needs_cuda,
     needs_two_gpus,
     on,
@@ -30,8 +31,19 @@ from tests.support.engine_runs import (
     update_cosine,
 )
 
-BASE = dict(depth=2, width=64, epochs=2, batch_size=16, lr=0.002, momentum=0.9, weight_decay=5e-3,
-            lr_milestones=(1,), measure_every=1)  # fmt: skip
+# Two epochs, the milestone between them: the second epoch trains at 0.2 lr, so a graph that kept
+# the learning rate it was captured with ends elsewhere (milestone 1 would decay before epoch 1).
+BASE = dict(
+    depth=2,
+    width=64,
+    epochs=2,
+    batch_size=16,
+    lr=0.002,
+    momentum=0.9,
+    weight_decay=5e-3,
+    lr_milestones=(2,),
+    measure_every=1,
+)
 BOTH, GPU = ("cpu", "cuda:0"), ("cuda:0",)
 # lr 0.002: at 0.02 the conv nets' tiny-batch BatchNorm turns 1e-8 rounding differences between two
 # exact implementations into 10% after 4 steps; at 0.002 they stay near 1e-6.
@@ -57,8 +69,9 @@ def started(events: list[Event]) -> Started:
 )
 def test_graphed_run_follows_the_eager_loop(device: str, model: str, loss: str) -> None:
     """fp32, every model (and MSE under capture): weights, BatchNorm statistics and losses after
-    4 steps (two epochs, the second at the decayed learning rate). No CPU twin for the conv nets:
-    minutes on two shared cores (tests/unit/test_graphs.py trains vgg16 there)."""
+    4 steps (two epochs, the second at the learning rate decayed at the milestone of epoch 2, which
+    the graph must pick up). No CPU twin for the conv nets: minutes on two shared cores
+    (tests/unit/test_graphs.py trains vgg16 there)."""
     cfg, data = small(model, device, loss=loss)
     eager, eager_events, init = train_epochs(cfg, device, data, graphed=False)
     graphed, graphed_events, _ = train_epochs(cfg, device, data, graphed=True)
@@ -74,6 +87,7 @@ def test_bf16_channels_last_follows_fp32_loosely(device: str, model: str) -> Non
     direction of update and about the same losses (a graph that replayed nothing has cosine 0)."""
     cfg, data = small(model, device)
     fp32, fp32_events, init = train_epochs(cfg, device, data, graphed=False)
+    set_precision("bf16")  # as a worker sets it for a bf16 run (the fixture puts fp32 back)
     bf16, bf16_events, _ = train_epochs(
         cfg.model_copy(update={"precision": "bf16"}), device, data, graphed=True
     )
@@ -88,17 +102,42 @@ def test_bf16_channels_last_follows_fp32_loosely(device: str, model: str) -> Non
     ("batch_size", "train_size", "drop_last"), [(480, None, True), (720, None, False), (16, 20, False)]
 )
 def test_fewer_steps_per_epoch_than_warm_up_steps(
-    batch_size: int, train_size: int | None, drop_last: bool
+    batch_size: int, train_size: int | None, drop_last: bool, tmp_path: Path
 ) -> None:
     """The warm-up once read past the batch table here (a device-side assert that poisoned the
-    context); the CPU twin is tests/unit/test_graphs.py."""
+    context). Through ``train`` as a worker runs it, graphed against eager: weights and BatchNorm
+    statistics of the last checkpoint (relative to how far the eager run moved) and losses; the
+    CPU twin is tests/unit/test_graphs.py."""
     cfg = MLP.model_copy(update={"batch_size": batch_size, "train_size": train_size, "drop_last": drop_last})
     events: list[Event] = []
-    assert train(cfg, "cuda:0", events.append, run_id="r") == "done"
+    assert train(cfg, "cuda:0", events.append, run_id="r", ckpt_dir=tmp_path / "graphed") == "done"
     assert started(events).mode == "graphed"
     eager: list[Event] = []
-    train(cfg, "cuda:0", eager.append, run_id="r", graphs=False)
+    train(cfg, "cuda:0", eager.append, run_id="r", ckpt_dir=tmp_path / "eager", graphs=False)
+    assert started(eager).mode == "eager (graphs off)"
+    init, want = checkpointed_states(tmp_path / "eager")
+    got_init, got = checkpointed_states(tmp_path / "graphed")
+    assert_states_equal(got_init, init)  # the same start
+    assert_state_follows(got, want, init, 1e-2)
     assert running_losses(events) == pytest.approx(running_losses(eager), rel=1e-3)
+
+
+def checkpointed_states(ckpt_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The model's state_dict at initialisation and at the end, from a run's checkpoints (one at
+    every measurement point: ``measure_every = 1``)."""
+    paths = sorted(ckpt_dir.glob("step-*.pt"))
+    assert len(paths) >= 2, paths
+    first, last = (
+        torch.load(p, map_location="cpu", weights_only=True)["model"] for p in (paths[0], paths[-1])
+    )
+    assert int(paths[0].stem.removeprefix("step-")) == 0
+    return first, last
+
+
+def assert_states_equal(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> None:
+    assert got.keys() == want.keys()
+    for name, w in want.items():
+        assert torch.equal(got[name], w), name
 
 
 def test_graphed_resume_with_momentum_buffers(device: str, tmp_path: Path) -> None:

@@ -22,8 +22,20 @@ from rankbias_tui.spec import RunConfig
 from tests.support.engine_runs import captures, needs_cuda, on, running_losses, train_to_end
 
 BOTH, GPU = ("cpu", "cuda:0"), ("cuda:0",)
-MLP = RunConfig(model="mlp-bn", depth=3, width=32, dataset="digits", epochs=2, batch_size=16, lr=0.05,
-                momentum=0.9, weight_decay=5e-3, lr_milestones=(1,), measure_every=1)  # fmt: skip
+# The milestone between the two epochs: the second trains at 0.2 lr, which the graph must pick up.
+MLP = RunConfig(
+    model="mlp-bn",
+    depth=3,
+    width=32,
+    dataset="digits",
+    epochs=2,
+    batch_size=16,
+    lr=0.05,
+    momentum=0.9,
+    weight_decay=5e-3,
+    lr_milestones=(2,),
+    measure_every=1,
+)
 
 
 def pack_of(cfgs: list[RunConfig], device: str) -> Pack:

@@ -76,9 +76,16 @@ def assert_follows(got: nn.Module, want: nn.Module, init: dict[str, Tensor], tol
     """``got`` ended where ``want`` did: each floating tensor (weights and BatchNorm statistics)
     within ``tol`` of how far ``want`` moved from ``init``, counters equal. Relative to the
     movement, so a step that trained nothing (a graph replaying nothing) cannot pass."""
+    assert_state_follows(got.state_dict(), want.state_dict(), init, tol)
+
+
+def assert_state_follows(
+    got: dict[str, Tensor], want: dict[str, Tensor], init: dict[str, Tensor], tol: float
+) -> None:
+    """``assert_follows`` on state_dicts (a checkpoint's ``model``, say)."""
     moved_total = 0.0
-    for name, w in want.state_dict().items():
-        g, w, w0 = got.state_dict()[name].cpu(), w.cpu(), init[name]
+    for name, w in want.items():
+        g, w, w0 = got[name].cpu(), w.cpu(), init[name].cpu()
         if not w.is_floating_point():
             assert torch.equal(g, w), name  # num_batches_tracked
             continue
