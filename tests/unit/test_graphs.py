@@ -34,8 +34,20 @@ from rankbias_tui.engine.train import EagerStep, Run, graphed_or_eager
 from rankbias_tui.protocol import Event, Metrics
 from rankbias_tui.spec import RunConfig
 
-CFG = RunConfig(model="mlp-bn", depth=2, width=24, dataset="digits", epochs=2, batch_size=16, lr=0.05,
-                momentum=0.9, weight_decay=5e-3, lr_milestones=(1,))  # fmt: skip
+# The milestone is inside the run (epoch 2 of 2 trains at the decayed lr): milestone 1 would decay
+# before the first epoch, and a step that never took a new lr would pass.
+CFG = RunConfig(
+    model="mlp-bn",
+    depth=2,
+    width=24,
+    dataset="digits",
+    epochs=2,
+    batch_size=16,
+    lr=0.05,
+    momentum=0.9,
+    weight_decay=5e-3,
+    lr_milestones=(2,),
+)
 SMALL = CFG.model_copy(update={"width": 8, "batch_size": 480})
 
 
