@@ -5,9 +5,9 @@ them and the store keeps them); the run fields that tell runs apart and ``varied
 rank rules: rank at eps (the count of singular values of W/||W||_F strictly above eps), the average
 rank over layers, the largest possible average rank, a run's rank curve, when the paper's bound
 is vacuous, and the spread over seeds (a seeded bootstrap interval of a mean or of a difference of
-means, shared by the claims and the figures). Does not own: computing singular values (``spectral.py``, torch), reading the store
-(``store.py``), how numbers are printed (``tui/format.py``, the CLI) or the claims' rules
-(``claims.py``).
+means, shared by the claims and the figures). Does not own: computing singular values (``engine/spectral.py``, torch), reading the store
+(``store/``), how numbers are printed (``tui/format.py``, the CLI) or the claims' rules
+(``claims/``).
 
 Imports numpy only (no torch, no textual, nothing else of this package), so every process may use
 it: the engine, the scheduler, the CLI and the terminal UI.
@@ -83,11 +83,34 @@ HPARAMS = ("batch_size", "lr", "weight_decay")  # the three the paper's bound de
 # what a sweep usually varies (what is trained, on what, the paper's hyperparameters, how long, the
 # seed: also what the dashboard's filter searches), then the rest. tests/unit/test_measures.py
 # checks that this covers spec.RUN_FIELDS but pack_size, an execution detail and not an identity.
-MAIN_FIELDS = ("model", "dataset", "depth", "width", "batch_size", "lr", "weight_decay", "momentum", "epochs", "seed")
+MAIN_FIELDS = (
+    "model",
+    "dataset",
+    "depth",
+    "width",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "momentum",
+    "epochs",
+    "seed",
+)
 FIELDS = MAIN_FIELDS + (
-    "activation", "train_size", "drop_last", "lr_milestones", "lr_gamma", "loss", "rank_eps", "measure_every",
-    "measured_layers", "eval_every", "diverge_after", "diverge_acc", "precision", "deterministic",
-)  # fmt: skip
+    "activation",
+    "train_size",
+    "drop_last",
+    "lr_milestones",
+    "lr_gamma",
+    "loss",
+    "rank_eps",
+    "measure_every",
+    "measured_layers",
+    "eval_every",
+    "diverge_after",
+    "diverge_acc",
+    "precision",
+    "deterministic",
+)
 
 
 def varied_fields(configs: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:

@@ -27,9 +27,14 @@ PACKABLE_MODELS = ("mlp", "mlp-bn")  # models the fused-pack engine can stack
 # torchvision's splits, the 80% stratified split of scikit-learn's 1,797 digits, and the synthetic
 # set of engine.data (a test checks these against the loaded data).
 TRAIN_SIZES = {
-    "cifar10": 50_000, "cifar100": 50_000, "mnist": 60_000, "fashion-mnist": 60_000, "svhn": 73_257,
-    "digits": 1_437, "synthetic": 4_096,
-}  # fmt: skip
+    "cifar10": 50_000,
+    "cifar100": 50_000,
+    "mnist": 60_000,
+    "fashion-mnist": 60_000,
+    "svhn": 73_257,
+    "digits": 1_437,
+    "synthetic": 4_096,
+}
 DATASETS = tuple(TRAIN_SIZES)
 SWEEP_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 MAX_INT = 1_000_000  # epochs, widths, batch sizes, ...: far beyond any real run, far below SQLite's
@@ -215,19 +220,25 @@ def _batch_problems(
 
     sizes = [
         min(TRAIN_SIZES[d], t if type(t) is int else math.inf)
-        for d in values("dataset") if d in TRAIN_SIZES
+        for d in values("dataset")
+        if d in TRAIN_SIZES
         for t in values("train_size")
-    ]  # fmt: skip
+    ]
     if not sizes:
         return []
     smallest, out = min(sizes), []
     for i, b in enumerate(values("batch_size")):
         if type(b) is int and b > smallest:
             where = (
-                f"{prefix}.grid.batch_size[{i}]" if "batch_size" in axes
-                else f"{prefix}.batch_size" if "batch_size" in base else "defaults.batch_size"
-            )  # fmt: skip
-            out.append(SpecProblem(where, f"batch size {b} is larger than the training set ({smallest} examples)"))
+                f"{prefix}.grid.batch_size[{i}]"
+                if "batch_size" in axes
+                else f"{prefix}.batch_size"
+                if "batch_size" in base
+                else "defaults.batch_size"
+            )
+            out.append(
+                SpecProblem(where, f"batch size {b} is larger than the training set ({smallest} examples)")
+            )
     return out
 
 
@@ -244,8 +255,12 @@ def _check_sweep(
 ) -> tuple[SweepSpec | None, list[SpecProblem]]:
     prefix = f"sweeps.{name}"
     if not SWEEP_NAME.fullmatch(name):
-        return None, [SpecProblem(prefix, "sweep names may hold only letters, digits, '_', '-' and "
-                                  "'.', and may not start with '.'")]  # fmt: skip
+        return None, [
+            SpecProblem(
+                prefix,
+                "sweep names may hold only letters, digits, '_', '-' and '.', and may not start with '.'",
+            )
+        ]
     if not isinstance(table, dict):
         return None, [SpecProblem(prefix, "must be a table")]
     problems = _unknown_keys(table, RUN_FIELDS + SWEEP_KEYS, prefix)
@@ -263,8 +278,14 @@ def _check_sweep(
             problems.append(SpecProblem(where, "must be a non-empty list"))
         else:
             axes[axis] = tuple(tuple(v) if isinstance(v, list) else v for v in values)
-    if not isinstance(seeds, list) or not seeds or not all(type(s) is int and 0 <= s <= MAX_SEED for s in seeds):
-        problems.append(SpecProblem(f"{prefix}.seeds", f"must be a non-empty list of integers from 0 to {MAX_SEED}"))
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(type(s) is int and 0 <= s <= MAX_SEED for s in seeds)
+    ):
+        problems.append(
+            SpecProblem(f"{prefix}.seeds", f"must be a non-empty list of integers from 0 to {MAX_SEED}")
+        )
         seeds = [0]
     merged = {k: v for k, v in defaults.items() if k in RUN_FIELDS} | base
     # Errors of values set in this table are reported here; inherited ones under [defaults].

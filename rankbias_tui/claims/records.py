@@ -149,11 +149,21 @@ def effect(records: Sequence[Record], field: str, only_wd_positive: bool = False
         values = sorted({r[field] for r in group})
         if len(values) < 2:
             continue
-        ch = change(final_ranks([r for r in group if r[field] == values[0]]),
-                    final_ranks([r for r in group if r[field] == values[-1]]))  # fmt: skip
+        ch = change(
+            final_ranks([r for r in group if r[field] == values[0]]),
+            final_ranks([r for r in group if r[field] == values[-1]]),
+        )
         fixed = dict(zip(others, key[1:], strict=True)) | ({"context": key[0]} if key[0] else {})
-        per_slice.append({"slice": fixed, "from": values[0], "to": values[-1], "runs": len(group),
-                          **ch, "direction": direction(ch)})  # fmt: skip
+        per_slice.append(
+            {
+                "slice": fixed,
+                "from": values[0],
+                "to": values[-1],
+                "runs": len(group),
+                **ch,
+                "direction": direction(ch),
+            }
+        )
     if not per_slice:
         return None
     moved = [s["change"] for s in per_slice if s["direction"] != NO_EFFECT]

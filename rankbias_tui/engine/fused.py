@@ -114,9 +114,15 @@ class PackModel:
         gamma, beta = self.leaves[f"bn{i + 1}.weight"], self.leaves[f"bn{i + 1}.bias"]
         k, width, n = h.shape
         out = F.batch_norm(
-            h.reshape(1, k * width, n), self.running_mean[i].view(-1), self.running_var[i].view(-1),
-            gamma.reshape(-1), beta.reshape(-1), training=train, momentum=self.bn_momentum, eps=self.bn_eps,
-        )  # fmt: skip
+            h.reshape(1, k * width, n),
+            self.running_mean[i].view(-1),
+            self.running_var[i].view(-1),
+            gamma.reshape(-1),
+            beta.reshape(-1),
+            training=train,
+            momentum=self.bn_momentum,
+            eps=self.bn_eps,
+        )
         return out.view(k, width, n)
 
     # ----- optimiser -----------------------------------------------------------------------------

@@ -167,9 +167,7 @@ class Loop:
     """Trains ``trainer``'s members with ``step``, reporting through ``emit``; ``poll_cancel``
     returns the run ids asked to stop since it was last called (checked at every log point)."""
 
-    def __init__(
-        self, trainer: Trainer, step: Step, emit: Emit, poll_cancel: Callable[[], list[str]] = list
-    ):
+    def __init__(self, trainer: Trainer, step: Step, emit: Emit, poll_cancel: Callable[[], list[str]] = list):
         self.trainer, self.step, self.emit, self.poll_cancel = trainer, step, emit, poll_cancel
         self.statuses = {m.run_id: "running" for m in trainer.members}
         self.notes: dict[str, str] = {}

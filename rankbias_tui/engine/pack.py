@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .. import spectral
 from ..protocol import SpectrumRow
+from . import spectral
 from .data import DataSet, load_dataset, subset_rows
 from .fused import PackModel, buffers_from_state, sgd_state
 from .graphs import StepGraph
@@ -73,7 +73,9 @@ class Pack:
             raise
         except Exception as err:  # noqa: BLE001 - any other capture problem: train eagerly
             self.capture_failed = (str(err).splitlines() or [type(err).__name__])[0][:120]
-            return StepGraph(full, [], capture=False), StepGraph(tail, [], capture=False) if has_tail else None
+            return StepGraph(full, [], capture=False), StepGraph(
+                tail, [], capture=False
+            ) if has_tail else None
 
     def _static_buffers(self) -> None:
         k, dev, batches = self.k, self.device, self.batches
@@ -225,9 +227,14 @@ class Pack:
         cfg = self.cfgs[k]
         d_out, d_in = self.model.weight(name).shape[1:]
         ctx = spectral.Context(
-            self.members[k].run_id, self.step, float(self.epoch), cfg.rank_eps, last_lr(cfg, self.epoch),
-            cfg.batch_size, cfg.weight_decay,
-        )  # fmt: skip
+            self.members[k].run_id,
+            self.step,
+            float(self.epoch),
+            cfg.rank_eps,
+            last_lr(cfg, self.epoch),
+            cfg.batch_size,
+            cfg.weight_decay,
+        )
         return spectral.layer_row(i, name, (int(d_out), int(d_in)), s, fro, m, ctx)
 
     def measure_metrics(self) -> dict[str, float]:

@@ -17,9 +17,10 @@ from typing import Any
 
 import torch
 
-from .. import checkpoints, spectral
+from .. import checkpoints
 from ..protocol import SpectrumRow
 from ..spec import RunConfig
+from . import spectral
 from .data import DataSet, load_dataset
 from .graphs import GraphedStep, running_means
 from .loop import PROTOCOL_VERSION, Emit, Loop, Member, epoch_batches, last_lr, lr_at
@@ -100,9 +101,14 @@ class Run:
         cfg = self.cfg
         named = [(layer.name, weight_matrix(layer), layer.m) for layer in self.layers]
         ctx = spectral.Context(
-            self.members[0].run_id, self.step, float(self.epoch), cfg.rank_eps, last_lr(cfg, self.epoch),
-            cfg.batch_size, cfg.weight_decay,
-        )  # fmt: skip
+            self.members[0].run_id,
+            self.step,
+            float(self.epoch),
+            cfg.rank_eps,
+            last_lr(cfg, self.epoch),
+            cfg.batch_size,
+            cfg.weight_decay,
+        )
         return {0: spectral.measure(named, ctx)}
 
     def measure_metrics(self) -> dict[str, float]:
@@ -247,4 +253,3 @@ def set_precision(precision: str) -> None:
     torch.backends.cuda.matmul.allow_tf32 = not fp32
     torch.backends.cudnn.allow_tf32 = not fp32
     torch.set_float32_matmul_precision("highest" if fp32 else "high")
-

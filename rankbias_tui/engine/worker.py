@@ -48,10 +48,15 @@ def worker_main(
         from .train import train
 
         return train(
-            RunConfig.model_validate_json(config_json), device, conn.send, run_id=run_id,
-            data_dir=Path(data_dir) if data_dir else None, ckpt_dir=Path(ckpt_dir),
-            resume_step=resume_step, graphs=graphs,
-        )  # fmt: skip
+            RunConfig.model_validate_json(config_json),
+            device,
+            conn.send,
+            run_id=run_id,
+            data_dir=Path(data_dir) if data_dir else None,
+            ckpt_dir=Path(ckpt_dir),
+            resume_step=resume_step,
+            graphs=graphs,
+        )
 
     _guarded(conn, device, threads, body, deterministic=_deterministic([config_json]))
 
@@ -85,15 +90,24 @@ def pack_worker_main(
             for run_id, cfg, ckpt, resume in members
         ]
         train_pack(
-            pack, device, conn.send, data_dir=Path(data_dir) if data_dir else None, graphs=graphs,
+            pack,
+            device,
+            conn.send,
+            data_dir=Path(data_dir) if data_dir else None,
+            graphs=graphs,
             poll_cancel=lambda: _cancelled(control),
-        )  # fmt: skip
+        )
         return "done"
 
     _guarded(
-        conn, device, threads, body, oom_context=f" in a pack of {len(members)}", report_oom=True,
+        conn,
+        device,
+        threads,
+        body,
+        oom_context=f" in a pack of {len(members)}",
+        report_oom=True,
         deterministic=_deterministic([cfg for _, cfg, _, _ in members]),
-    )  # fmt: skip
+    )
 
 
 def _guarded(

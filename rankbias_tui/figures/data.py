@@ -146,9 +146,14 @@ def rank_curve_data(
         first = next(iter(by_value.values()))[0].run_id
         ceiling = measures.max_avg_rank(store.spectra(first, store.spectrum_steps(first)[0]), layer)
         panels.append(Panel(title, tuple(series), ceiling=ceiling))
-    return CurveData("rank-curves", tuple(panels), "epoch", rank_label(eps, layer, configs),
-                     f"{sweep or 'all runs'}: rank against epoch by {by} (mean of {seeds_note(counts, 'line')})",
-                     legend=by)  # fmt: skip
+    return CurveData(
+        "rank-curves",
+        tuple(panels),
+        "epoch",
+        rank_label(eps, layer, configs),
+        f"{sweep or 'all runs'}: rank against epoch by {by} (mean of {seeds_note(counts, 'line')})",
+        legend=by,
+    )
 
 
 # ----- final rank over two hyperparameters (Figure 1 of the paper) -------------------------------
@@ -199,8 +204,15 @@ def contour_data(
         panels.append(GridPanel(title, z, lo, hi, n))
     label = "final " + rank_label(eps, layer, [r["config"] for r in records])
     counts = [len(v) for cell in cells.values() for v in cell.values()]
-    return GridData(tuple(panels), x, y, xs, ys, label,
-                    f"{sweep or 'all runs'}: {label}, mean of {seeds_note(counts, 'cell')}")  # fmt: skip
+    return GridData(
+        tuple(panels),
+        x,
+        y,
+        xs,
+        ys,
+        label,
+        f"{sweep or 'all runs'}: {label}, mean of {seeds_note(counts, 'cell')}",
+    )
 
 
 # ----- singular-value histograms of one run ------------------------------------------------------
@@ -225,8 +237,10 @@ def spectrum_data(
     if epochs:
         for e in epochs:
             if not any(math.isclose(e, s) for s in stored):
-                raise FigureError(f"run {run.run_id} has no measurement at epoch {e:g} (measured at: "
-                                  f"{', '.join(f'{s:g}' for s in stored)})")  # fmt: skip
+                raise FigureError(
+                    f"run {run.run_id} has no measurement at epoch {e:g} (measured at: "
+                    f"{', '.join(f'{s:g}' for s in stored)})"
+                )
         chosen = [s for s in stored if any(math.isclose(e, s) for e in epochs)]
     else:
         chosen = sorted({stored[0], stored[-1]})
@@ -248,10 +262,21 @@ def spectrum_data(
             label = f"epoch {epoch:g}: rank {measures.layer_rank(s, eps)}"
             series.append(Series(label, tuple(edges), (*map(float, counts), float(counts[-1]))))
         shape = next(r for r in rows if r.layer == name)
-        panels.append(Panel(f"{name} ({shape.d_out}x{shape.d_in})", tuple(series),
-                            threshold=eps if eps is not None else shape.rank_eps))  # fmt: skip
-    return CurveData("spectrum", tuple(panels), "singular value of W/||W||_F", "count",
-                     f"run {run.run_id}: singular values", legend="measurement")  # fmt: skip
+        panels.append(
+            Panel(
+                f"{name} ({shape.d_out}x{shape.d_in})",
+                tuple(series),
+                threshold=eps if eps is not None else shape.rank_eps,
+            )
+        )
+    return CurveData(
+        "spectrum",
+        tuple(panels),
+        "singular value of W/||W||_F",
+        "count",
+        f"run {run.run_id}: singular values",
+        legend="measurement",
+    )
 
 
 # ----- test accuracy against rank ----------------------------------------------------------------
@@ -297,5 +322,12 @@ def _points(label: str, settings: Sequence[Sequence[dict[str, Any]]]) -> Series:
         return Series(label, x, y)
     xb = [measures.mean_interval(v) for v in ranks]
     yb = [measures.mean_interval(v) for v in accs]
-    return Series(label, x, y, tuple(b[0] for b in yb), tuple(b[1] for b in yb),
-                  tuple(b[0] for b in xb), tuple(b[1] for b in xb))  # fmt: skip
+    return Series(
+        label,
+        x,
+        y,
+        tuple(b[0] for b in yb),
+        tuple(b[1] for b in yb),
+        tuple(b[0] for b in xb),
+        tuple(b[1] for b in xb),
+    )

@@ -53,8 +53,16 @@ def curves_figure(data: CurveData) -> Figure:
             if data.kind == "accuracy-vs-rank":
                 ax.plot(s.x, s.y, ls="none", marker="o", color=color, label=s.label)
                 if s.lo is not None and s.hi is not None and s.xlo is not None and s.xhi is not None:
-                    ax.errorbar(s.x, s.y, yerr=_spread(s.y, s.lo, s.hi), xerr=_spread(s.x, s.xlo, s.xhi),
-                                ls="none", color=color, alpha=0.6, label="_interval")  # fmt: skip
+                    ax.errorbar(
+                        s.x,
+                        s.y,
+                        yerr=_spread(s.y, s.lo, s.hi),
+                        xerr=_spread(s.x, s.xlo, s.xhi),
+                        ls="none",
+                        color=color,
+                        alpha=0.6,
+                        label="_interval",
+                    )
             elif data.kind == "spectrum":
                 ax.plot(s.x, s.y, drawstyle="steps-post", color=color, label=s.label)
             else:
@@ -124,8 +132,15 @@ def contour_figure(data: GridData) -> Figure:
         for (i, j), value in np.ndenumerate(panel.z):
             if np.isfinite(value):
                 dark = value < vmin + 0.5 * (vmax - vmin)
-                ax.text(px[j], py[i], _cell_text(panel, i, j), ha="center", va="center", fontsize=8,
-                        color="white" if dark else "black")  # fmt: skip
+                ax.text(
+                    px[j],
+                    py[i],
+                    _cell_text(panel, i, j),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if dark else "black",
+                )
         ax.set_xticks(px, [fmt(v) for v in data.xs])
         ax.set_yticks(py, [fmt(v) for v in data.ys])
         ax.set(title=panel.title, xlabel=xlabel, ylabel=ylabel)

@@ -104,7 +104,9 @@ def _first_varied(runs: list[RunRow], preferred: tuple[str, ...]) -> str:
     return next((f for f in preferred if f in varied), preferred[0])
 
 
-def figure_images(store: Store, sweep: str, eps: float | None, records: list[dict[str, Any]]) -> list[FigureImage]:
+def figure_images(
+    store: Store, sweep: str, eps: float | None, records: list[dict[str, Any]]
+) -> list[FigureImage]:
     """The four figures: rank curves, the Figure-1 contour, one run's spectra, accuracy vs rank."""
     runs = store.runs(sweep)
     done = [r for r in runs if r.status == "done"]
@@ -112,15 +114,27 @@ def figure_images(store: Store, sweep: str, eps: float | None, records: list[dic
     by_curves = _first_varied(runs, HPARAMS)
     by_points = _first_varied(done or runs, ("weight_decay", "lr", "batch_size"))
     wanted = [
-        ("rank-curves", f"Average rank against epoch, one line per {by_curves}.",
-         {"sweep": sweep, "by": by_curves, "eps": eps}),
-        ("contour", "Final average rank over two hyperparameters (the paper's Figure 1).",
-         {"sweep": sweep, "eps": eps}),
-        ("spectrum", f"Singular values of W/||W||_F of run {lowest}, the lowest final average rank.",
-         {"run_id": lowest or "", "eps": eps}),
-        ("accuracy-vs-rank", f"Final test accuracy against final average rank, one colour per {by_points}.",
-         {"sweep": sweep, "by": by_points, "eps": eps}),
-    ]  # fmt: skip
+        (
+            "rank-curves",
+            f"Average rank against epoch, one line per {by_curves}.",
+            {"sweep": sweep, "by": by_curves, "eps": eps},
+        ),
+        (
+            "contour",
+            "Final average rank over two hyperparameters (the paper's Figure 1).",
+            {"sweep": sweep, "eps": eps},
+        ),
+        (
+            "spectrum",
+            f"Singular values of W/||W||_F of run {lowest}, the lowest final average rank.",
+            {"run_id": lowest or "", "eps": eps},
+        ),
+        (
+            "accuracy-vs-rank",
+            f"Final test accuracy against final average rank, one colour per {by_points}.",
+            {"sweep": sweep, "by": by_points, "eps": eps},
+        ),
+    ]
     out = []
     for kind, caption, options in wanted:
         try:
@@ -132,8 +146,18 @@ def figure_images(store: Store, sweep: str, eps: float | None, records: list[dic
     return out
 
 
-SUMMARY_FIELDS = ("run_id", "status", "final_epoch", "final_train_acc", "final_test_acc", "init_avg_rank",
-                  "final_avg_rank", "device", "duration_s", "error")  # fmt: skip
+SUMMARY_FIELDS = (
+    "run_id",
+    "status",
+    "final_epoch",
+    "final_train_acc",
+    "final_test_acc",
+    "init_avg_rank",
+    "final_avg_rank",
+    "device",
+    "duration_s",
+    "error",
+)
 
 
 def _summary(store: Store, run: RunRow, eps: float | None) -> dict[str, Any]:
@@ -141,11 +165,16 @@ def _summary(store: Store, run: RunRow, eps: float | None) -> dict[str, Any]:
     row = export.summary_row(store, run) | run.config
     if eps is not None:
         init, final = store.init_and_final_spectra(run.run_id)
-        row |= {"init_avg_rank": measures.avg_rank(init, eps), "final_avg_rank": measures.avg_rank(final, eps)}
+        row |= {
+            "init_avg_rank": measures.avg_rank(init, eps),
+            "final_avg_rank": measures.avg_rank(final, eps),
+        }
     return row
 
 
-def gather(store: Store, sweep: str, eps: float | None = None, declared: SweepSpec | None = None) -> ReportData:
+def gather(
+    store: Store, sweep: str, eps: float | None = None, declared: SweepSpec | None = None
+) -> ReportData:
     """Everything the report shows about ``sweep``; ranks recounted at ``eps`` in claims and figures."""
     runs = store.runs(sweep)
     records = claims.records_from_store(store, sweep, eps)

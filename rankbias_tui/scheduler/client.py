@@ -83,14 +83,20 @@ def spawn(directory: str | Path, options: SchedulerOptions) -> subprocess.Popen[
     fd = os.open(paths.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "rankbias_tui.scheduler.daemon", "--store", str(paths.directory),
-             *options.argv()],
+            [
+                sys.executable,
+                "-m",
+                "rankbias_tui.scheduler.daemon",
+                "--store",
+                str(paths.directory),
+                *options.argv(),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=fd,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # no controlling terminal: a hang-up does not reach it
             close_fds=True,
-        )  # fmt: skip
+        )
     finally:
         os.close(fd)
 

@@ -84,7 +84,9 @@ class Daemon(Scheduler):
                 return stop.exit_code
             log.error("scheduler loop failed (%s); runs in progress were marked stopped", stop, exc_info=stop)
             return 1
-        count, recorded = self.shutdown(f"stopped ({self.stopping}); resumable: resume it or run its sweep again")
+        count, recorded = self.shutdown(
+            f"stopped ({self.stopping}); resumable: resume it or run its sweep again"
+        )
         log.info("stopping (%s): %s", self.stopping, faults.stopped_outcome(count, recorded))
         return self.exit_code
 

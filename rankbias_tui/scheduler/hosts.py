@@ -93,7 +93,9 @@ class ProcessLauncher:
     def start_run(self, run: PlannedRun, resume: int | None, device: str, launch: Launch) -> Host:
         return start_run(self.ctx, run, resume, device, launch)
 
-    def start_pack(self, runs: list[PlannedRun], resumes: list[int | None], device: str, launch: Launch) -> Host:
+    def start_pack(
+        self, runs: list[PlannedRun], resumes: list[int | None], device: str, launch: Launch
+    ) -> Host:
         return start_pack(self.ctx, runs, resumes, device, launch)
 
 
@@ -104,12 +106,20 @@ def start_run(ctx: Any, run: PlannedRun, resume: int | None, device: str, launch
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(
         target=worker_main,
-        args=(child, run.run_id, run.config.model_dump_json(), device, _str(launch.data_dir),
-              str(checkpoints.run_directory(launch.checkpoint_root, run.run_id)), resume, launch.threads,
-              launch.graphs),
+        args=(
+            child,
+            run.run_id,
+            run.config.model_dump_json(),
+            device,
+            _str(launch.data_dir),
+            str(checkpoints.run_directory(launch.checkpoint_root, run.run_id)),
+            resume,
+            launch.threads,
+            launch.graphs,
+        ),
         name=f"rankbias-{run.run_id}",
         daemon=True,
-    )  # fmt: skip
+    )
     proc.start()
     child.close()
     return Host(proc, parent, device)
@@ -122,10 +132,14 @@ def start_pack(
     from ..engine.worker import pack_worker_main  # noqa: PLC0415 - imported in the child, not here
 
     members = [
-        (r.run_id, r.config.model_dump_json(), str(checkpoints.run_directory(launch.checkpoint_root, r.run_id)),
-         resume)
+        (
+            r.run_id,
+            r.config.model_dump_json(),
+            str(checkpoints.run_directory(launch.checkpoint_root, r.run_id)),
+            resume,
+        )
         for r, resume in zip(runs, resumes, strict=True)
-    ]  # fmt: skip
+    ]
     parent, child = ctx.Pipe(duplex=False)
     control_in, control_out = ctx.Pipe(duplex=False)
     proc = ctx.Process(
@@ -144,7 +158,9 @@ def _str(path: Path | None) -> str | None:
     return str(path) if path else None
 
 
-def record(store: Store, worker: Worker, event: RunEvent, defer: Callable[[Callable[[], None]], None]) -> None:
+def record(
+    store: Store, worker: Worker, event: RunEvent, defer: Callable[[Callable[[], None]], None]
+) -> None:
     """Write one event of ``worker``'s run to the store (in the caller's transaction) and to its live
     view. ``defer`` runs file deletions once the transaction that allows them has committed."""
     run_id, live = worker.run.run_id, worker.live

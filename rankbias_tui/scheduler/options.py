@@ -61,9 +61,16 @@ class SchedulerOptions:
     def parse(cls, args: argparse.Namespace) -> SchedulerOptions:
         """The options ``argv`` wrote, from a parser that ``add_arguments`` set up."""
         return cls(
-            args.devices, args.per_device, args.data_dir, args.keep_checkpoints, args.pack_size,
-            not args.no_graphs, args.idle_exit, args.backend, args.ray_address,
-        )  # fmt: skip
+            args.devices,
+            args.per_device,
+            args.data_dir,
+            args.keep_checkpoints,
+            args.pack_size,
+            not args.no_graphs,
+            args.idle_exit,
+            args.backend,
+            args.ray_address,
+        )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -23,12 +23,29 @@ CPU_PACK_SIZE = 16
 MEMORY_SHARE = 0.4  # of a GPU's free memory that one pack may plan to use
 # Fields each member of a pack carries on its own; every other run field must be equal.
 PER_MEMBER_FIELDS = frozenset(
-    {"seed", "lr", "momentum", "weight_decay", "lr_milestones", "lr_gamma", "rank_eps",
-     "diverge_after", "diverge_acc", "pack_size"}
-)  # fmt: skip
+    {
+        "seed",
+        "lr",
+        "momentum",
+        "weight_decay",
+        "lr_milestones",
+        "lr_gamma",
+        "rank_eps",
+        "diverge_after",
+        "diverge_acc",
+        "pack_size",
+    }
+)
 # (C*H*W, classes) of each data set, for the memory estimate only.
-INPUTS = {"cifar10": (3072, 10), "cifar100": (3072, 100), "svhn": (3072, 10), "synthetic": (3072, 10),
-          "mnist": (1024, 10), "fashion-mnist": (1024, 10), "digits": (64, 10)}  # fmt: skip
+INPUTS = {
+    "cifar10": (3072, 10),
+    "cifar100": (3072, 100),
+    "svhn": (3072, 10),
+    "synthetic": (3072, 10),
+    "mnist": (1024, 10),
+    "fashion-mnist": (1024, 10),
+    "digits": (64, 10),
+}
 
 
 def pack_key(cfg: RunConfig) -> Hashable | None:

@@ -217,8 +217,9 @@ class RayLauncher:
     ) -> Host:
         return self._start(runs, resumes, device, launch, pack=True)
 
-    def _start(self, runs: list[PlannedRun], resumes: list[int | None], device: str, launch: Launch,
-               pack: bool) -> Host:  # fmt: skip
+    def _start(
+        self, runs: list[PlannedRun], resumes: list[int | None], device: str, launch: Launch, pack: bool
+    ) -> Host:
         reader, writer = mp.get_context("spawn").Pipe(duplex=False)
         refused = self._unfit()
         if refused:  # a node that fitted has left: say so rather than wait for ever
@@ -227,13 +228,23 @@ class RayLauncher:
             )
         job = Job(
             tuple(_job_run(launch.checkpoint_root, r, step) for r, step in zip(runs, resumes, strict=True)),
-            pack, self.resources.gpu, str(launch.data_dir) if launch.data_dir else None, 1, launch.graphs,
-        )  # fmt: skip
+            pack,
+            self.resources.gpu,
+            str(launch.data_dir) if launch.data_dir else None,
+            1,
+            launch.graphs,
+        )
         key = uuid.uuid4().hex
-        stream = self._task().options(
-            num_cpus=self.resources.num_cpus, num_gpus=self.resources.num_gpus, max_retries=0,
-            name=f"rankbias-{runs[0].run_id}" + (f"+{len(runs) - 1}" if pack else ""),
-        ).remote(job, self._mail() if pack else None, key)  # fmt: skip
+        stream = (
+            self._task()
+            .options(
+                num_cpus=self.resources.num_cpus,
+                num_gpus=self.resources.num_gpus,
+                max_retries=0,
+                name=f"rankbias-{runs[0].run_id}" + (f"+{len(runs) - 1}" if pack else ""),
+            )
+            .remote(job, self._mail() if pack else None, key)
+        )
         task = RayTask(stream, writer, launch.checkpoint_root, runs[0].run_id)
         control = _Control(self._mailbox, key) if pack else None
         return Host(task, reader, device, control=control, size=len(runs))

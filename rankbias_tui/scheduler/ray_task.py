@@ -115,8 +115,17 @@ def _spawn(job: Job, device: str, root: Path) -> tuple[Any, Any, Any]:
     else:
         (r,) = job.runs
         target = worker_main
-        args = (child, r.run_id, r.config_json, device, data_dir, ckpt[r.run_id], resume[r.run_id],
-                job.threads, job.graphs)  # fmt: skip
+        args = (
+            child,
+            r.run_id,
+            r.config_json,
+            device,
+            data_dir,
+            ckpt[r.run_id],
+            resume[r.run_id],
+            job.threads,
+            job.graphs,
+        )
     proc = ctx.Process(target=target, args=args, name=f"rankbias-{job.runs[0].run_id}", daemon=True)
     proc.start()
     child.close()

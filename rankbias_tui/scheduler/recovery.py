@@ -18,10 +18,10 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
-from .. import checkpoints, owner
+from .. import checkpoints
 from ..measures import INTERRUPTED
 from ..spec import RunConfig
-from ..store import RunRow, Store
+from ..store import RunRow, Store, owner
 from ..sweep import PlannedRun, is_run_id
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,9 @@ def admit(store: Store, row: RunRow) -> PlannedRun | None:
     try:
         return PlannedRun(row.run_id, row.sweep, RunConfig.model_validate(row.config))
     except ValidationError as err:
-        store.set_status(row.run_id, "failed", error=f"its stored config is not valid: {err.errors()[0]['msg']}")
+        store.set_status(
+            row.run_id, "failed", error=f"its stored config is not valid: {err.errors()[0]['msg']}"
+        )
         return None
 
 
@@ -54,9 +56,11 @@ def adopt(store: Store) -> list[PlannedRun]:
         who = f"pid {owner.pid_of(row.owner)}" if row.owner else "an older rankbias"
         since = f"step {row.checkpoint_step}" if row.checkpoint_step is not None else "the start"
         store.set_status(
-            row.run_id, "queued", error=f"interrupted: its scheduler ({who}) ended without stopping it; resumes from {since}",
+            row.run_id,
+            "queued",
+            error=f"interrupted: its scheduler ({who}) ended without stopping it; resumes from {since}",
             active_until=last_progress(store, row),
-        )  # fmt: skip
+        )
         adopted.append(run)
     if adopted:
         log.info("adopted %d interrupted run(s): %s", len(adopted), " ".join(r.run_id for r in adopted))
@@ -65,7 +69,11 @@ def adopt(store: Store) -> list[PlannedRun]:
     orphans = [run for row in store.runs(status=("queued",)) if (run := admit(store, row)) is not None]
     orphans = [run for run in orphans if run not in adopted]
     if orphans:
-        log.info("took over %d queued run(s) no scheduler held: %s", len(orphans), " ".join(r.run_id for r in orphans))
+        log.info(
+            "took over %d queued run(s) no scheduler held: %s",
+            len(orphans),
+            " ".join(r.run_id for r in orphans),
+        )
     return adopted + orphans
 
 

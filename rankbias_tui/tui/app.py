@@ -283,8 +283,12 @@ class RankbiasApp(App[None]):
         if scheduler.scheduler_pid(self.store_dir) is not None:
             return  # another scheduler won the race to the lock; it answers the requests
         tail = _tail(self.paths.log)
-        self.notify(tail or f"exit code {proc.returncode}", title="the scheduler exited", severity="error",
-                    markup=False)  # fmt: skip  # user text (paths, spec values) is never markup
+        self.notify(
+            tail or f"exit code {proc.returncode}",
+            title="the scheduler exited",
+            severity="error",
+            markup=False,
+        )  # user text (paths, spec values) is never markup
 
     # ----- export -----------------------------------------------------------------------------
     def export_csv(self, kind: str, run_ids: list[str], label: str) -> Path:

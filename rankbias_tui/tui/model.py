@@ -188,9 +188,13 @@ class StoreFeed:
         if ids != self._ids:  # the set of runs changed: the varied columns may have too
             self._ids, self._varied = ids, varied_fields(v.config for v in views)
         snapshot = Snapshot(
-            store=str(self.directory), runs=views, sweeps=self.store.sweeps(), counts=counts, varied=self._varied,
+            store=str(self.directory),
+            runs=views,
+            sweeps=self.store.sweeps(),
+            counts=counts,
+            varied=self._varied,
             **self._live_parts(views, now),
-        )  # fmt: skip
+        )
         self._last = (stamp, now, snapshot)
         return snapshot
 
@@ -231,8 +235,17 @@ class StoreFeed:
         return Work(v.run_id, v.sweep, v.status, v.step, v.total_steps, v.epochs, active, rate)
 
     def _view(self, row: RunRow, now: float) -> RunView:
-        key = (row.status, row.step, row.epoch, row.checkpoint_step, row.attempts, row.error, row.device,
-               row.started_at, row.active_s)  # fmt: skip
+        key = (
+            row.status,
+            row.step,
+            row.epoch,
+            row.checkpoint_step,
+            row.attempts,
+            row.error,
+            row.device,
+            row.started_at,
+            row.active_s,
+        )
         cached = self._views.get(row.run_id)
         fresh = cached is not None and cached[0] == key
         if fresh and (row.status != "running" or now - cached[1] < self.live_every_s):
@@ -240,12 +253,22 @@ class StoreFeed:
         last = self.store.latest_values(row.run_id, SHOWN_METRICS)  # index seeks, not a scan
         ranks = self.store.latest_ranks(row.run_id)  # no singular values
         view = RunView(
-            run_id=row.run_id, sweep=row.sweep, status=row.status, device=row.device, config=row.config,
-            step=row.step, total_steps=row.total_steps, epoch=row.epoch,
-            train_loss=last.get(measures.shown_loss(last)), test_acc=last.get(measures.TEST_ACC),
+            run_id=row.run_id,
+            sweep=row.sweep,
+            status=row.status,
+            device=row.device,
+            config=row.config,
+            step=row.step,
+            total_steps=row.total_steps,
+            epoch=row.epoch,
+            train_loss=last.get(measures.shown_loss(last)),
+            test_acc=last.get(measures.TEST_ACC),
             avg_rank=measures.mean(ranks),  # the average rank: mean over layers (measures.avg_rank)
-            error=row.error, started_at=row.started_at, finished_at=row.finished_at, active_s=row.active_s,
-        )  # fmt: skip
+            error=row.error,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            active_s=row.active_s,
+        )
         self._views[row.run_id] = (key, now, view)
         return view
 
@@ -277,7 +300,9 @@ class StoreFeed:
         return self._detail
 
     # ----- compare ----------------------------------------------------------------------------
-    def rank_curves(self, runs: Iterable[RunView], measure: str = AVG_RANK) -> dict[str, tuple[tuple[float, float], ...]]:
+    def rank_curves(
+        self, runs: Iterable[RunView], measure: str = AVG_RANK
+    ) -> dict[str, tuple[tuple[float, float], ...]]:
         """One curve of (epoch, value) pairs per run: the average rank (``AVG_RANK``), one layer's
         rank (``rank:fc2``) or a metric (``test_acc``); a finished run's is read once."""
         out = {}

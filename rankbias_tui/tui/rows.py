@@ -24,10 +24,17 @@ LIVE = ("status", "epoch", "prog", "loss", "acc", "rank")
 NUMERIC = {"epoch", "prog", "loss", "acc", "rank", "eta"}
 TITLES = {"prog": "progress", "acc": "test acc", "rank": "avg rank", "why": "reason"} | SHORT
 HEADER = {"prog": "prog", "acc": "acc", "rank": "rank", "why": "reason"}  # short titles in the header
-STATUS_ORDER = {s: i for i, s in enumerate(("running", "interrupted", "queued", "stopped", "failed", "diverged", "cancelled", "done"))}
+STATUS_ORDER = {
+    s: i
+    for i, s in enumerate(
+        ("running", "interrupted", "queued", "stopped", "failed", "diverged", "cancelled", "done")
+    )
+}
 PENDING = {"cancel": "cancelling", "resume": "resuming"}
 REASON_WIDTH = 32
-LONG = {short.lower(): name for name, short in SHORT.items()} | {"bs": "batch_size"}  # filter words are lower case
+LONG = {short.lower(): name for name, short in SHORT.items()} | {
+    "bs": "batch_size"
+}  # filter words are lower case
 ATTRIBUTES = ("status", "sweep", "device")  # key=value words that match the run, not its config
 
 
@@ -60,7 +67,9 @@ def cells(v: RunView, columns: Iterable[str], pending: str = "", eta: float | No
 # ----- filter ------------------------------------------------------------------------------------
 def search_text(view: RunView) -> str:
     """What a plain filter word may be a part of."""
-    return " ".join([view.run_id, view.sweep, view.status, view.device or "", reason(view.status, view.error) or ""]).lower()
+    return " ".join(
+        [view.run_id, view.sweep, view.status, view.device or "", reason(view.status, view.error) or ""]
+    ).lower()
 
 
 def same_value(value: Any, text: str) -> bool:

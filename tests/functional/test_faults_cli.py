@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rankbias_tui.cli import app
-from rankbias_tui.cli_common import guarded
+from rankbias_tui.cli.common import guarded
 from rankbias_tui.spec import parse_spec
 from rankbias_tui.store import DB_NAME, Store
 from rankbias_tui.sweep import expand_sweep
@@ -118,6 +118,6 @@ def test_a_huge_grid_asks_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     done = runner.invoke(app, ["run", str(spec), "--store", str(store), "--headless"])
     assert done.exit_code == 2 and "refusing to queue 10,001 runs" in done.output and "--yes" in done.output
     assert not store.exists()  # nothing queued, no store made
-    monkeypatch.setattr("rankbias_tui.cli._interactive", lambda: True)  # as at a terminal
+    monkeypatch.setattr("rankbias_tui.cli.launch._interactive", lambda: True)  # as at a terminal
     asked = runner.invoke(app, ["run", str(spec), "--store", str(store), "--headless"], input="n\n")
     assert "Queue 10,001 runs?" in asked.output and asked.exit_code == 1 and not store.exists()

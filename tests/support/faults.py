@@ -16,8 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rankbias_tui import owner
-from rankbias_tui.store import Store
+from rankbias_tui.store import Store, owner
 
 RANKBIAS = str(Path(sys.executable).with_name("rankbias"))
 SPEC = Path(__file__).resolve().parents[1] / "data" / "faults" / "spec.toml"

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from rankbias_tui import cli_output
-from rankbias_tui.cli_output import Column, fit, print_table, run_quietly, table_lines
+from rankbias_tui.cli import output as cli_output
+from rankbias_tui.cli.output import Column, fit, print_table, run_quietly, table_lines
 
 COLUMNS = (
     Column("id", "run"),

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from rankbias_tui import owner
+from rankbias_tui.store import owner
 
 
 def test_this_process_is_alive_and_its_token_names_it() -> None:

@@ -1,4 +1,4 @@
-"""Singular values (both routes), rank measures and the bound of ``rankbias_tui.spectral``."""
+"""Singular values (both routes), rank measures and the bound of ``rankbias_tui.engine.spectral``."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from rankbias_tui.measures import is_vacuous, rank_at_eps
-from rankbias_tui.protocol import SpectrumRow
-from rankbias_tui.spectral import (
+from rankbias_tui.engine.spectral import (
     Context,
     effective_rank,
     gram_route,
@@ -20,6 +18,8 @@ from rankbias_tui.spectral import (
     stable_rank,
     svdvals_route,
 )
+from rankbias_tui.measures import is_vacuous, rank_at_eps
+from rankbias_tui.protocol import SpectrumRow
 
 SHAPES = [(10, 40), (40, 10), (30, 30), (100, 3072), (64, 27)]
 

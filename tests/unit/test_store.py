@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from rankbias_tui import export
-from rankbias_tui.schema import MIGRATIONS
 from rankbias_tui.spec import RunConfig
 from rankbias_tui.store import (
     DB_NAME,
@@ -25,8 +24,9 @@ from rankbias_tui.store import (
     StorePaths,
     migrate,
 )
-from rankbias_tui.store_open import open_read_only
-from rankbias_tui.store_rows import Owners, run_row
+from rankbias_tui.store.connection import open_read_only
+from rankbias_tui.store.rows import Owners, run_row
+from rankbias_tui.store.schema import MIGRATIONS
 from rankbias_tui.sweep import PlannedRun, run_id
 
 
@@ -360,7 +360,7 @@ def test_a_read_only_reader_accepts_an_older_schema(tmp_path: Path) -> None:
 
 def test_active_time_adds_up_over_attempts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """duration_s and the ETA use the time trained over every attempt, not since the last resume."""
-    import rankbias_tui.store as store_mod
+    import rankbias_tui.store.database as store_mod
 
     run = planned()
     with Store(tmp_path) as store:

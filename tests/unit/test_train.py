@@ -167,7 +167,7 @@ def at(event: Checkpoint | Spectra) -> int:
 def test_bound_uses_the_lr_that_trained_the_weights() -> None:
     import math
 
-    from rankbias_tui import spectral
+    from rankbias_tui.engine import spectral
 
     cfg = TINY.model_copy(
         update={"lr_milestones": (2,), "lr_gamma": 0.5, "measure_every": 1, "weight_decay": 1e-3}

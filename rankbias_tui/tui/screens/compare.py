@@ -23,7 +23,9 @@ NAMES = {AVG_RANK: "average rank", TEST_ACC: "test accuracy", TRAIN_LOSS: "train
 
 
 def measure_name(measure: str) -> str:
-    return f"rank of {measure.partition(':')[2]}" if measure.startswith("rank:") else NAMES.get(measure, measure)
+    return (
+        f"rank of {measure.partition(':')[2]}" if measure.startswith("rank:") else NAMES.get(measure, measure)
+    )
 
 
 class CompareScreen(Screen[None]):
@@ -70,9 +72,13 @@ class CompareScreen(Screen[None]):
         return [AVG_RANK, TEST_ACC, TRAIN_LOSS, *(f"rank:{layer}" for layer in layers)]
 
     def _draw(self) -> None:
-        grouping = "each run" if self.group_by is None else f"mean by {SHORT.get(self.group_by, self.group_by)}"
+        grouping = (
+            "each run" if self.group_by is None else f"mean by {SHORT.get(self.group_by, self.group_by)}"
+        )
         what = measure_name(self.measure)
-        title = f"{what}: {self.title_text} ({len(self.run_ids)} runs), {grouping}; █ the row under the cursor"
+        title = (
+            f"{what}: {self.title_text} ({len(self.run_ids)} runs), {grouping}; █ the row under the cursor"
+        )
         self.query_one("#title", Static).update(Text(title, no_wrap=True, overflow="ellipsis"))
         latest = self.state.latest
         if self.curves is None or latest is None:
@@ -108,7 +114,9 @@ class CompareScreen(Screen[None]):
 
     def action_measure(self) -> None:
         options = self._measures()
-        self.measure = options[(options.index(self.measure) + 1) % len(options)] if self.measure in options else AVG_RANK
+        self.measure = (
+            options[(options.index(self.measure) + 1) % len(options)] if self.measure in options else AVG_RANK
+        )
         self.curves = None
         self.post_message(WatchCompare(tuple(self.run_ids), self.measure))
         self._draw()

@@ -49,7 +49,9 @@ class DashboardScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="status")
-        yield Input(placeholder="/ filter: words of id, sweep, status, reason; B=8 wd=0.01 exact values", id="filter")
+        yield Input(
+            placeholder="/ filter: words of id, sweep, status, reason; B=8 wd=0.01 exact values", id="filter"
+        )
         yield RunsTable(id="runs")
         yield Footer(compact=True)
 

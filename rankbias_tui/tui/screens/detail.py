@@ -49,7 +49,9 @@ class RunDetailScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(self.run_id, id="title")
-        with TabbedContent(initial="config" if self._status() == "failed" else "curves"):  # opens on the error
+        with TabbedContent(
+            initial="config" if self._status() == "failed" else "curves"
+        ):  # opens on the error
             with TabPane("1 Curves", id="curves"):
                 yield Static(id="reason")
                 yield CurvesChart(id="curves-chart")
@@ -132,10 +134,17 @@ class RunDetailScreen(Screen[None]):
         first = next((f for f in self.detail.measurements[0] if f.layer == shown.layer), None)  # type: ignore[union-attr]
         chart.show(shown, index, len(self.detail.measurements), first)  # type: ignore[union-attr]
         rows = [
-            (s.layer, f"{s.d_out}x{s.d_in}", str(s.m), str(s.rank), bound(s.bound, s.d_out, s.d_in),
-             f"{s.stable_rank:.2f}", f"{s.effective_rank:.1f}")
+            (
+                s.layer,
+                f"{s.d_out}x{s.d_in}",
+                str(s.m),
+                str(s.rank),
+                bound(s.bound, s.d_out, s.d_in),
+                f"{s.stable_rank:.2f}",
+                f"{s.effective_rank:.1f}",
+            )
             for s in layers
-        ]  # fmt: skip
+        ]
         if rows != getattr(self, "_layer_rows", None):
             self._layer_rows = rows
             table.clear()
@@ -193,7 +202,9 @@ class RunDetailScreen(Screen[None]):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         # up/down then move through the layers (spectrum) or scroll the text (config)
-        target = {"spectrum": "#layers", "config": "#config-scroll", "log": "#log-scroll"}.get(event.pane.id or "")
+        target = {"spectrum": "#layers", "config": "#config-scroll", "log": "#log-scroll"}.get(
+            event.pane.id or ""
+        )
         if target:
             self.query_one(target).focus()
 

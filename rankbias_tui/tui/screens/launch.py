@@ -121,8 +121,11 @@ class LaunchScreen(Screen[None]):
         latest = self.state.latest
         status = {v.run_id: v.status for v in latest.snapshot.runs} if latest else {}
         states = [status.get(i) for i in self.sweeps[name][1]]
-        out = {"new": states.count(None), "done": sum(s in FINISHED for s in states),
-               "active": sum(s in ACTIVE for s in states)}  # fmt: skip
+        out = {
+            "new": states.count(None),
+            "done": sum(s in FINISHED for s in states),
+            "active": sum(s in ACTIVE for s in states),
+        }
         out["resume"] = len(states) - sum(out.values())
         return out
 
@@ -133,8 +136,10 @@ class LaunchScreen(Screen[None]):
         name = list(self.sweeps)[table.cursor_row]
         n = self.counts(name)
         if n["new"] + n["resume"] == 0:
-            self.notify(f"{name}: nothing to do ({n['done']} finished, {n['active']} queued or running)",
-                        severity="warning")  # fmt: skip
+            self.notify(
+                f"{name}: nothing to do ({n['done']} finished, {n['active']} queued or running)",
+                severity="warning",
+            )
             return
         question = (
             f"Queue sweep {name}: {n['new']} new run(s), {n['resume']} to resume; "

@@ -138,7 +138,9 @@ class SpectrumChart(Chart):
             f"{s.layer} {s.d_out}x{s.d_in} · epoch {s.epoch:g} ({index + 1}/{count}) · rank {s.rank}/{cap} · "
             f"bound {bound(s.bound, s.d_out, s.d_in)}"
         )
-        key = f"░ init █ epoch {s.epoch:g}" if overlay else f"█ epoch {s.epoch:g}"  # a key, not a legend on the bars
+        key = (
+            f"░ init █ epoch {s.epoch:g}" if overlay else f"█ epoch {s.epoch:g}"
+        )  # a key, not a legend on the bars
         plt.xlabel(f"log10 sigma/||W||_F · | eps={s.rank_eps:g} · {key}")
         plt.ylabel("count")
         self.refresh()
@@ -148,9 +150,12 @@ class CompareChart(Chart):
     """Curves of several runs or groups overlaid, the highlighted one drawn last and bold."""
 
     def show(
-        self, lines: Sequence[tuple[str, int, tuple[tuple[float, float], ...]]], title: str, ylabel: str = "",
+        self,
+        lines: Sequence[tuple[str, int, tuple[tuple[float, float], ...]]],
+        title: str,
+        ylabel: str = "",
         highlight: int | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         if not self.changed(("compare", tuple(lines), title, ylabel, highlight)):
             return
         plt = self.plt

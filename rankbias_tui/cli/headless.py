@@ -6,9 +6,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from . import measures
-from .scheduler import Scheduler
-from .sweep import PlannedRun
+from .. import measures
+from ..scheduler import Scheduler
+from ..sweep import PlannedRun
 
 
 def run_label(run: PlannedRun, varied: tuple[str, ...]) -> str:

@@ -1,8 +1,8 @@
-"""``rankbias list`` and ``show``: the runs of a store, and one run in full.
+"""``rankbias export``, ``cancel``, ``list`` and ``show``: the runs of a store, one run in full.
 
-Tables go through ``cli_output.print_table`` (whole values in aligned columns when piped, columns
+Tables go through ``output.print_table`` (whole values in aligned columns when piped, columns
 dropped rather than cut in a narrow terminal); text from the store is printed literally, never as
-markup. Registered on the main app by ``register`` (called at the end of ``cli.py``).
+markup. Registered on the main app by ``register`` (called by ``app.py``).
 """
 
 from __future__ import annotations
@@ -15,14 +15,15 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from . import export as export_mod
-from .cli_common import fail, open_store
-from .cli_output import Column, check_format, number, print_table
-from .measures import is_vacuous, reason
-from .store import RunRow, SpectrumRow, Store
+from .. import export as export_mod
+from .. import scheduler
+from ..measures import ACTIVE, is_vacuous, reason
+from ..store import RunRow, SpectrumRow, Store
+from .common import fail, open_store
+from .options import DEFAULT_STORE, Format, StoreDir, SweepFilter
+from .output import Column, check_format, number, print_table
 
 console = Console()
-STORE_OPT = typer.Option(Path("runs"), "--store", help="Results directory (holds rankbias.sqlite).")
 
 
 LIST_COLUMNS = (
@@ -41,24 +42,30 @@ LIST_COLUMNS = (
     Column("final_avg_rank", "avg rank", drop=1, right=True, cell=number(".1f")),
     Column("reason", "reason", drop=7, wrap=True),
 )
-FORMAT_OPT = typer.Option("table", "--format", "-f", help="table (aligned columns), csv or json.")
 
 
 def list_row(store: Store, run: RunRow) -> dict[str, Any]:
     """One run as ``rankbias list`` prints it: config, progress, final accuracy and rank, reason."""
     summary = export_mod.summary_row(store, run)
-    return {key: run.config.get(key) for key in ("model", "dataset", "batch_size", "lr", "weight_decay", "seed")} | {
-        "run_id": run.run_id, "sweep": run.sweep, "status": run.status, "device": run.device,
-        "epoch": f"{run.epoch:g}/{run.config['epochs']}", "final_test_acc": summary["final_test_acc"],
-        "final_avg_rank": summary["final_avg_rank"], "reason": reason(run.status, run.error),
-    }  # fmt: skip
+    return {
+        key: run.config.get(key) for key in ("model", "dataset", "batch_size", "lr", "weight_decay", "seed")
+    } | {
+        "run_id": run.run_id,
+        "sweep": run.sweep,
+        "status": run.status,
+        "device": run.device,
+        "epoch": f"{run.epoch:g}/{run.config['epochs']}",
+        "final_test_acc": summary["final_test_acc"],
+        "final_avg_rank": summary["final_avg_rank"],
+        "reason": reason(run.status, run.error),
+    }
 
 
 def list_runs(
-    store_dir: Path = STORE_OPT,
-    sweep: Optional[str] = typer.Option(None, "--sweep", "-s", help="Only runs of this sweep."),
+    store_dir: StoreDir = DEFAULT_STORE,
+    sweep: SweepFilter = None,
     status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status."),
-    fmt: str = FORMAT_OPT,
+    fmt: Format = "table",
 ) -> None:
     """List runs: status, device (and node, on a Ray cluster), progress, final accuracy and rank.
 
@@ -72,7 +79,8 @@ def list_runs(
 
 
 def show(
-    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."), store_dir: Path = STORE_OPT
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    store_dir: StoreDir = DEFAULT_STORE,
 ) -> None:
     """Show one run: config, status, error, final metrics and per-layer ranks."""
     with open_store(store_dir) as store:
@@ -122,11 +130,67 @@ LAYER_COLUMNS = (
 
 def _layer_row(s: SpectrumRow) -> dict[str, Any]:
     bound = "vacuous" if is_vacuous(s.bound, s.d_out, s.d_in) else f"{s.bound:.1f}"
-    return {"layer": s.layer, "shape": f"{s.d_out}x{s.d_in}", "rank": s.rank, "stable_rank": s.stable_rank,
-            "effective_rank": s.effective_rank, "bound": bound}  # fmt: skip
+    return {
+        "layer": s.layer,
+        "shape": f"{s.d_out}x{s.d_in}",
+        "rank": s.rank,
+        "stable_rank": s.stable_rank,
+        "effective_rank": s.effective_rank,
+        "bound": bound,
+    }
+
+
+def export_cmd(
+    store_dir: StoreDir = DEFAULT_STORE,
+    sweep: SweepFilter = None,
+    output: Optional[Path] = typer.Option(
+        None, "-o", "--output", help="CSV file to write (default: stdout)."
+    ),
+    what: str = typer.Option(
+        "summary", "--what", help="summary (one row per run), metrics or spectra (long format)."
+    ),
+) -> None:
+    """Export runs to CSV."""
+    if what not in export_mod.KINDS:
+        raise fail(f"--what must be one of {', '.join(export_mod.KINDS)}", 2)
+    with open_store(store_dir) as store:
+        if sweep is not None and sweep not in store.sweeps():
+            raise fail(
+                f"no sweep {sweep!r} in {store_dir} (sweeps: {', '.join(store.sweeps()) or 'none'})", 2
+            )
+        try:
+            count = export_mod.export(store, what, output, sweep)
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): main() ends quietly
+        except OSError as e:
+            raise fail(f"cannot write {output}: {e.strerror or e}") from None
+    if output is not None:
+        console.print(f"wrote {count} rows to {output}", markup=False)
+
+
+def cancel(
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    store_dir: StoreDir = DEFAULT_STORE,
+) -> None:
+    """Cancel a run: the running scheduler stops it; with none running it is marked at once.
+
+    A cancelled run keeps its last checkpoint and resumes when its sweep is run again.
+    """
+    with open_store(store_dir) as store:
+        r = store.run(run_id)
+        if r is None:
+            raise fail(f"no single run matches {run_id!r}")
+        if r.status not in ACTIVE:
+            raise fail(f"run {r.run_id} already ended ({r.status})")
+        if scheduler.cancel(store, r.run_id):
+            console.print(f"cancelled {r.run_id}")
+            return
+    console.print(f"cancel requested for {r.run_id}; the scheduler stops it within a second")
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``list`` and ``show`` to the ``rankbias`` app."""
+    """Add ``export``, ``cancel``, ``list`` and ``show`` to the ``rankbias`` app."""
+    app.command("export")(export_cmd)
+    app.command()(cancel)
     app.command("list")(list_runs)
     app.command("show")(show)

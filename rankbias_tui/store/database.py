@@ -1,15 +1,8 @@
-"""The SQLite store: the only code that reads or writes a results database, and the owner of the
-names of every file in a results directory (``StorePaths``).
+"""``Store``: one results database, opened (read-only or writable, migrated) and its runs table:
+queueing, statuses, attempts, placements, warnings, execution-mode segments and progress.
 
-One database per results directory (``DIR/rankbias.sqlite``), WAL mode with a busy timeout so
-readers (CLI, terminal UI) never block the writer. The scheduler is the one writer of runs,
-metrics and spectra; other processes add ``Request`` rows (launch, cancel, resume, stop), which the
-scheduler takes (and, holding the scheduler lock when none runs, mark a run cancelled). The schema
-is the numbered migrations of ``rankbias_tui.schema``, applied on open (``PRAGMA user_version``).
-What a request means and who answers it is ``rankbias_tui.scheduler``'s business, not this module's.
-Spectra are written and read as ``protocol.SpectrumRow`` (re-exported here). The row types are
-``store_rows``; opening the file (read-only or writable, migrations, transactions) is ``store_open``.
-A stored "running" whose scheduler process is gone reads as ``interrupted`` (``RunRow.status``).
+The result tables (metrics, spectra, requests) are ``results.Results``, mixed in. A stored
+"running" whose scheduler process is gone reads as ``interrupted`` (``RunRow.status``).
 """
 
 from __future__ import annotations
@@ -18,67 +11,27 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..measures import FINISHED, STATUSES
 from . import owner as owners
-from .measures import FINISHED, STATUSES
-from .protocol import SpectrumRow
-from .schema import SCHEMA_VERSION
-from .store_open import (
+from .connection import (
     StoreError,
-    Tx,
     damaged,
     identity,
     make_private_directory,
-    migrate,
     open_read_only,
     open_writable,
     writable,
 )
-from .store_rows import (
-    SPECTRUM_COLUMNS,
-    JsonCache,
-    Owners,
-    Request,
-    RunRow,
-    Segment,
-    run_row,
-    spectrum_row,
-    spectrum_values,
-)
-
-__all__ = [
-    "DB_NAME", "FINISHED", "REQUESTS", "SCHEMA_VERSION", "Request", "RunRow", "Segment", "SpectrumRow",
-    "Store", "StoreError", "StorePaths", "damaged", "migrate",
-]  # fmt: skip
-
-DB_NAME = "rankbias.sqlite"
-REQUESTS = ("launch", "cancel", "resume", "stop")
+from .paths import StorePaths
+from .results import Results
+from .rows import JsonCache, Owners, RunRow, Segment, run_row
+from .schema import SCHEMA_VERSION
 
 
-@dataclass(frozen=True)
-class StorePaths:
-    """Every file of a results directory, named in this one place: the CLI, the app, the background
-    scheduler and its clients all ask here."""
-
-    directory: Path
-    database: Path
-    lock: Path  # held by the store's one scheduler; holds its pid
-    state: Path  # a background scheduler's pid and devices, while it runs
-    log: Path  # a background scheduler's output
-    checkpoints: Path  # one folder per run
-    exports: Path  # the CSV files the terminal UI writes
-
-    @classmethod
-    def of(cls, directory: str | Path) -> StorePaths:
-        d = Path(directory)
-        names = ("scheduler.lock", "scheduler.json", "scheduler.log", "checkpoints", "exports")
-        return cls(d, d / DB_NAME, *(d / name for name in names))
-
-
-class Store:
+class Store(Results):
     """A results directory's database. Cheap to open; safe to open from several processes."""
 
     def __init__(self, directory: str | Path, *, create: bool = True):
@@ -145,10 +98,6 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def transaction(self) -> sqlite3.Connection:
-        """``with store.transaction():`` groups writes into one commit."""
-        return Tx(self.conn)  # type: ignore[return-value]
-
     # ----- runs -------------------------------------------------------------------------------
     def add_runs(self, planned: Iterable[Any], provenance: dict[str, Any]) -> int:
         """Register planned runs (``sweep.PlannedRun``); existing ids keep their state. Return new."""
@@ -191,7 +140,13 @@ class Store:
         return out
 
     def set_status(
-        self, run_id: str, status: str, *, error: str | None = None, active_until: float | None = None, **fields: Any
+        self,
+        run_id: str,
+        status: str,
+        *,
+        error: str | None = None,
+        active_until: float | None = None,
+        **fields: Any,
     ) -> None:
         """Set a run's status; an attempt that ends (running -> anything else) adds its time to
         ``active_s``, up to ``active_until`` if given (an adopted run: its last checkpoint, not now)."""
@@ -212,7 +167,9 @@ class Store:
                     " WHERE run_id=? AND status='running' AND COALESCE(?, started_at) IS NOT NULL",
                     (ended, began, run_id, began),
                 )
-            self.conn.execute(f"UPDATE runs SET {sets} WHERE run_id=?", (status, error, *extra.values(), run_id))
+            self.conn.execute(
+                f"UPDATE runs SET {sets} WHERE run_id=?", (status, error, *extra.values(), run_id)
+            )
 
     def start_attempt(self, run_id: str, device: str, pid: int | None, owner: str | None = None) -> None:
         """The run starts on ``device`` in worker ``pid``, owned by the scheduler ``owner``
@@ -235,7 +192,9 @@ class Store:
         )
 
     # ----- execution modes ---------------------------------------------------------------------
-    def add_segment(self, run_id: str, from_step: int, device: str, mode: str, pack: Iterable[str]) -> Segment | None:
+    def add_segment(
+        self, run_id: str, from_step: int, device: str, mode: str, pack: Iterable[str]
+    ) -> Segment | None:
         """Record that ``run_id`` (re)starts at ``from_step`` in ``mode``; return its previous segment."""
         previous = self.segments(run_id)
         self.conn.execute(
@@ -300,97 +259,3 @@ class Store:
     def sweeps(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT sweep, COUNT(*) FROM sweep_runs GROUP BY sweep ORDER BY MIN(rowid)")
         return {name: n for name, n in rows}
-
-    # ----- metrics and spectra ----------------------------------------------------------------
-    def add_metrics(self, run_id: str, rows: Iterable[tuple[int, float, str, float]]) -> None:
-        """rows: (step, epoch, name, value). Replaces a row written before for the same step."""
-        self.conn.executemany(
-            "INSERT OR REPLACE INTO metrics (run_id, step, epoch, name, value) VALUES (?,?,?,?,?)",
-            [(run_id, *row) for row in rows],
-        )
-
-    def metrics(self, run_id: str, name: str | None = None) -> list[tuple[int, float, str, float]]:
-        sql = "SELECT step, epoch, name, value FROM metrics WHERE run_id=?"
-        args: list[Any] = [run_id]
-        if name is not None:
-            sql += " AND name=?"
-            args.append(name)
-        return [tuple(r) for r in self.conn.execute(sql + " ORDER BY step, name", args)]  # type: ignore[misc]
-
-    def latest_values(self, run_id: str, names: Iterable[str]) -> dict[str, float]:
-        """The latest value of each of ``names`` the run has: one index seek per name (cheap at
-        any number of rows, unlike ``last_metrics``)."""
-        out = {}
-        for name in names:
-            row = self.conn.execute(
-                "SELECT value FROM metrics WHERE run_id=? AND name=? ORDER BY step DESC LIMIT 1", (run_id, name)
-            ).fetchone()
-            if row is not None:
-                out[name] = row[0]
-        return out
-
-    def latest_ranks(self, run_id: str) -> list[int]:
-        """The rank of each layer at the run's latest measurement, without its singular values."""
-        rows = self.conn.execute(
-            "SELECT rank FROM spectra WHERE run_id=? AND step=(SELECT MAX(step) FROM spectra WHERE run_id=?)"
-            " ORDER BY layer_index",
-            (run_id, run_id),
-        )
-        return [r[0] for r in rows]
-
-    def last_metrics(self, run_id: str) -> dict[str, float]:
-        """The latest value of each metric of a run."""
-        rows = self.conn.execute(
-            "SELECT name, value FROM metrics m WHERE run_id=? AND step="
-            "(SELECT MAX(step) FROM metrics WHERE run_id=m.run_id AND name=m.name)",
-            (run_id,),
-        )
-        return {name: value for name, value in rows}
-
-    def add_spectra(self, rows: Iterable[SpectrumRow]) -> None:
-        self.conn.executemany(
-            f"INSERT OR REPLACE INTO spectra ({', '.join(SPECTRUM_COLUMNS)})"
-            f" VALUES ({','.join('?' * len(SPECTRUM_COLUMNS))})",
-            [spectrum_values(r) for r in rows],
-        )
-
-    def spectra(self, run_id: str, step: int | None = None) -> list[SpectrumRow]:
-        sql = "SELECT * FROM spectra WHERE run_id=?"
-        args: list[Any] = [run_id]
-        if step is not None:
-            sql += " AND step=?"
-            args.append(step)
-        return [spectrum_row(r) for r in self.conn.execute(sql + " ORDER BY step, layer_index", args)]
-
-    def init_and_final_spectra(self, run_id: str) -> tuple[list[SpectrumRow], list[SpectrumRow]]:
-        """A run's first and latest measurements (both empty before the first one)."""
-        steps = self.spectrum_steps(run_id)
-        if not steps:
-            return [], []
-        return self.spectra(run_id, steps[0]), self.spectra(run_id, steps[-1])
-
-    def spectrum_steps(self, run_id: str) -> list[int]:
-        rows = self.conn.execute("SELECT DISTINCT step FROM spectra WHERE run_id=? ORDER BY step", (run_id,))
-        return [r[0] for r in rows]
-
-    # ----- requests from other processes ------------------------------------------------------
-    def request(self, request: Request) -> None:
-        assert request.kind in REQUESTS, request.kind
-        self.conn.execute(
-            "INSERT INTO requests (kind, run_id, spec_path, sweep, created_at) VALUES (?,?,?,?,?)",
-            (request.kind, request.run_id, request.spec_path, request.sweep, time.time()),
-        )
-
-    def take_requests(self, kinds: Iterable[str] | None = None) -> list[Request]:
-        """Pending requests (of ``kinds``, default all), oldest first, marked as taken."""
-        sql, args = "SELECT id, kind, run_id, spec_path, sweep, created_at FROM requests WHERE done_at IS NULL", []
-        if kinds is not None:
-            kinds = list(kinds)
-            sql += f" AND kind IN ({','.join('?' * len(kinds))})"
-            args = kinds
-        with self.transaction():
-            rows = self.conn.execute(sql + " ORDER BY id", args).fetchall()
-            self.conn.executemany(
-                "UPDATE requests SET done_at=? WHERE id=?", [(time.time(), r["id"]) for r in rows]
-            )
-        return [Request(r["kind"], r["run_id"], r["spec_path"], r["sweep"], r["created_at"]) for r in rows]

@@ -13,21 +13,34 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
 
-from . import scheduler
-from .cli_common import fail
-from .scheduler import BackendError, DeviceError, SchedulerOptions, check_backend, check_syntax
-from .spec import Spec, SpecError, load_spec
-from .store import Store, StoreError, StorePaths
-from .sweep import UnknownSweep, expand
+from .. import scheduler
+from ..scheduler import BackendError, DeviceError, SchedulerOptions, check_backend, check_syntax
+from ..spec import Spec, SpecError, load_spec
+from ..store import Store, StoreError, StorePaths
+from ..sweep import UnknownSweep, expand
+from .common import fail
+from .options import (
+    DEFAULT,
+    DEFAULT_SPEC,
+    DEFAULT_STORE,
+    Backend,
+    DataDir,
+    Devices,
+    KeepCheckpoints,
+    NoGraphs,
+    PackSize,
+    PerDevice,
+    RayAddress,
+    StoreDir,
+    scheduler_options,
+)
 
 console = Console()
-
-STORE_OPT = typer.Option(Path("runs"), "--store", help="Results directory (holds rankbias.sqlite).")
 
 
 def terminal_attached() -> bool:
@@ -61,19 +74,24 @@ def run_with_tui(
         raise fail(str(e)) from None
     running, spawned = scheduler.ensure(store_dir, options)
     if running is not None:
-        console.print(f"queued with the scheduler already running on {store_dir} (pid {running})", markup=False)
+        console.print(
+            f"queued with the scheduler already running on {store_dir} (pid {running})", markup=False
+        )
     console.print(f"{len(planned)} runs in {', '.join(names)}: opening the terminal UI", markup=False)
     _open(store_dir, spec_path, spec, options, spawned)
 
 
 def _open(
-    store_dir: Path, spec_path: Path | None, spec: Spec | SpecError | None, options: SchedulerOptions,
+    store_dir: Path,
+    spec_path: Path | None,
+    spec: Spec | SpecError | None,
+    options: SchedulerOptions,
     spawned: Any = None,
-) -> None:  # fmt: skip
+) -> None:
     """Run the app; ``spec``: the spec read from ``spec_path`` (or why it could not be) for the
     launch screen; ``spawned``: a scheduler process just started, whose early exit (bad devices,
     say) the app reports with the tail of its log."""
-    from .tui import create_app
+    from ..tui import create_app
 
     app = create_app(store_dir, spec_path, options, spec=spec)
     app.spawned = spawned
@@ -99,31 +117,35 @@ def _read_spec(spec_path: Path) -> Spec | SpecError | None:
 
 
 def attach(
-    store_dir: Path = STORE_OPT,
-    spec: Path = typer.Option(
-        Path("experiments.toml"), "--spec", help="Spec whose sweeps the launch screen offers."
-    ),
-    devices: str = typer.Option(
-        "auto", "--devices", help="Devices for a scheduler the app starts (auto, cpu, cuda, cuda:0,1)."
-    ),
-    per_device: Optional[int] = typer.Option(
-        None, "--per-device", min=1, help="Concurrent runs per device for a scheduler the app starts."
-    ),
-    data_dir: Optional[Path] = typer.Option(
-        None, "--data-dir", envvar="RANKBIAS_DATA_DIR", help="Data set cache for a scheduler the app starts."
-    ),
-    backend: str = typer.Option("local", "--backend", help="local or ray, for a scheduler the app starts."),
-    ray_address: Optional[str] = typer.Option(
-        None, "--ray-address", help="With --backend ray: auto or ray://host:10001 (default: a private instance)."
-    ),
+    store_dir: StoreDir = DEFAULT_STORE,
+    spec: Path = typer.Option(DEFAULT_SPEC, "--spec", help="Spec whose sweeps the launch screen offers."),
+    devices: Devices = DEFAULT.devices,
+    per_device: PerDevice = DEFAULT.per_device,
+    data_dir: DataDir = DEFAULT.data_dir,
+    keep_checkpoints: KeepCheckpoints = DEFAULT.keep_checkpoints,
+    pack_size: PackSize = DEFAULT.pack_size,
+    no_graphs: NoGraphs = not DEFAULT.graphs,
+    backend: Backend = DEFAULT.backend,
+    ray_address: RayAddress = DEFAULT.ray_address,
 ) -> None:
-    """Open the terminal UI on a store: watch the runs, launch sweeps, cancel and resume runs."""
+    """Open the terminal UI on a store: watch the runs, launch sweeps, cancel and resume runs.
+
+    The scheduler options apply to a scheduler the app starts (one already running keeps its own)."""
     if not terminal_attached():
         raise fail("attach needs a terminal (use `rankbias list` or `rankbias export` in scripts)")
     if not StorePaths.of(store_dir).database.exists():
         raise fail(f"no rankbias store at {store_dir} (run `rankbias run` first or pass --store)")
     loaded = _read_spec(spec)
-    options = SchedulerOptions(devices, per_device, data_dir, backend=backend, ray_address=ray_address)
+    options = scheduler_options(
+        devices=devices,
+        per_device=per_device,
+        data_dir=data_dir,
+        keep_checkpoints=keep_checkpoints,
+        pack_size=pack_size,
+        no_graphs=no_graphs,
+        backend=backend,
+        ray_address=ray_address,
+    )
     try:
         check_backend(options)
     except BackendError as e:
@@ -132,7 +154,7 @@ def attach(
 
 
 def stop(
-    store_dir: Path = STORE_OPT,
+    store_dir: StoreDir = DEFAULT_STORE,
     timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for the scheduler to end."),
 ) -> None:
     """Stop the store's scheduler cleanly: runs in progress are marked stopped and resume later."""

@@ -5,7 +5,7 @@ output formats (``table``: whole values in aligned plain columns, as ``docker ps
 print them; ``csv``; ``json``: raw values, NaN as null), fitting a table into a terminal by dropping
 low-priority columns (ids and statuses are never cut), and ``run_quietly``, which makes every
 command end quietly with exit code 141 when its reader closes the pipe (``rankbias list | head -1``).
-Does not own: what the rows hold (the commands in ``cli``/``cli_analysis``) nor the CSV exports of
+Does not own: what the rows hold (the command modules of ``cli``) nor the CSV exports of
 ``export.py``. Imports no textual and no torch.
 """
 
@@ -36,7 +36,9 @@ def text(value: Any) -> str:
 
 def number(spec: str) -> Callable[[Any], str]:
     """A cell formatter for numbers (``-`` for nothing)."""
-    return lambda value: "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+    return lambda value: (
+        "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+    )
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,9 @@ def fit(columns: Sequence[Column], widths: dict[str, int], limit: int | None) ->
     return shown
 
 
-def table_lines(rows: Sequence[dict[str, Any]], columns: Sequence[Column], limit: int | None) -> tuple[list[str], list[Column]]:
+def table_lines(
+    rows: Sequence[dict[str, Any]], columns: Sequence[Column], limit: int | None
+) -> tuple[list[str], list[Column]]:
     """The table as lines (header first) within ``limit`` characters where it can, and the columns
     dropped to get there."""
     cells = [{c.key: c.cell(row.get(c.key)) for c in columns} for row in rows]
@@ -99,7 +103,9 @@ def table_lines(rows: Sequence[dict[str, Any]], columns: Sequence[Column], limit
     return lines, [c for c in columns if c not in shown]
 
 
-def _line(cells: dict[str, str], shown: Sequence[Column], widths: dict[str, int], wrap: int | None) -> list[str]:
+def _line(
+    cells: dict[str, str], shown: Sequence[Column], widths: dict[str, int], wrap: int | None
+) -> list[str]:
     parts = []
     for i, c in enumerate(shown):
         value = cells[c.key]
@@ -124,9 +130,14 @@ def jsonable(value: Any) -> Any:
 
 
 def print_table(
-    rows: Iterable[dict[str, Any]], columns: Sequence[Column], fmt: str = "table", *,
-    title: str | None = None, footer: str | None = None, out: TextIO | None = None,
-) -> None:  # fmt: skip
+    rows: Iterable[dict[str, Any]],
+    columns: Sequence[Column],
+    fmt: str = "table",
+    *,
+    title: str | None = None,
+    footer: str | None = None,
+    out: TextIO | None = None,
+) -> None:
     """Print ``rows`` in ``fmt`` to ``out`` (stdout). ``title`` and ``footer`` go with a table in a
     terminal; piped, they go to stderr so that stdout holds only the header and the rows."""
     out = out or sys.stdout
@@ -137,7 +148,9 @@ def print_table(
         writer.writerows([["" if r.get(c.key) is None else r.get(c.key) for c in columns] for r in rows])
         return
     if fmt == "json":
-        out.write(json.dumps([jsonable({c.key: r.get(c.key) for c in columns}) for r in rows], indent=2) + "\n")
+        out.write(
+            json.dumps([jsonable({c.key: r.get(c.key) for c in columns}) for r in rows], indent=2) + "\n"
+        )
         return
     limit = terminal_width(out)
     notes = sys.stderr if limit is None else out
@@ -154,7 +167,7 @@ def print_table(
 
 def check_format(fmt: str) -> str:
     if fmt not in FORMATS:
-        from .cli_common import fail
+        from .common import fail
 
         raise fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}", 2)
     return fmt

@@ -3,7 +3,7 @@
 Owns: a writable connection (WAL, busy timeout, owner-only new file, migrated to the current
 schema), a read-only one (``mode=ro``, or ``immutable=1`` on a read-only mount; never migrated, so
 it accepts every schema from ``OLDEST_READABLE`` on), ``migrate`` (the numbered migrations of
-``rankbias_tui.schema``), ``Tx`` (one write transaction), the identity of the database file
+``store.schema``), ``Tx`` (one write transaction), the identity of the database file
 (``identity``: its device and inode, so a scheduler notices a deleted or replaced store) and the
 one-line wording of SQLite errors (``damaged``). Does not own: what is stored (``store``).
 """
@@ -45,8 +45,9 @@ def open_read_only(path: Path) -> tuple[sqlite3.Connection, int]:
     mount of a cleanly closed store)."""
     uri = "file:" + urllib.parse.quote(str(path.resolve()))
     for options in ("mode=ro", "mode=ro&immutable=1"):
-        conn = sqlite3.connect(f"{uri}?{options}", uri=True, timeout=30.0, isolation_level=None,
-                               check_same_thread=False)  # fmt: skip
+        conn = sqlite3.connect(
+            f"{uri}?{options}", uri=True, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
         conn.row_factory = sqlite3.Row
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]

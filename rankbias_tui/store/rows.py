@@ -4,7 +4,7 @@ Owns: ``Request`` (what another process asks the scheduler), ``RunRow`` (one run
 decoded and its status as a reader should see it: a stored "running" whose scheduler is gone reads
 as ``interrupted``), ``Segment`` (one execution mode a run was trained in), and the one place a
 spectrum's singular values change shape (a float64 array <-> the little-endian ``svals`` BLOB).
-Does not own: the SQL (``store``) or opening the database (``store_open``).
+Does not own: the SQL (``database``, ``results``) or opening the database (``connection``).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from ..measures import INTERRUPTED
+from ..protocol import SpectrumRow
 from . import owner as owners
-from .measures import INTERRUPTED
-from .protocol import SpectrumRow
 
 SPECTRUM_COLUMNS = tuple(f.name for f in fields(SpectrumRow))  # the columns of ``spectra``
 
@@ -89,7 +89,9 @@ class Segment:
 
     def describe(self) -> str:
         where = f"from step {self.from_step}" if self.from_step >= 0 else "from the start"
-        with_ = f" (pack of {len(self.pack)}: {' '.join(r[:8] for r in self.pack)})" if len(self.pack) > 1 else ""
+        with_ = (
+            f" (pack of {len(self.pack)}: {' '.join(r[:8] for r in self.pack)})" if len(self.pack) > 1 else ""
+        )
         return f"{where} on {self.device}: {self.mode}{with_}"
 
 
@@ -137,15 +139,27 @@ def run_row(r: sqlite3.Row, live: Owners, decode: Callable[[str], Any] = json.lo
     owner = r["owner"] if "owner" in keys else None  # schema v5
     warnings = tuple((r["warnings"] or "").splitlines()) if "warnings" in keys else ()
     return RunRow(
-        run_id=r["run_id"], sweep=r["sweep"], config=decode(r["config"]),
+        run_id=r["run_id"],
+        sweep=r["sweep"],
+        config=decode(r["config"]),
         status=live.status(r["status"], owner),
-        device=r["device"], created_at=r["created_at"], started_at=r["started_at"],
-        finished_at=r["finished_at"], error=r["error"], step=r["step"], total_steps=r["total_steps"],
-        epoch=r["epoch"], checkpoint_step=r["checkpoint_step"],
-        provenance=decode(r["provenance"] or "{}"), attempts=r["attempts"], pid=r["pid"],
-        protocol_version=r["protocol_version"] if "protocol_version" in keys else None, owner=owner,
-        warnings=warnings, active_s=r["active_s"] if "active_s" in keys else 0.0,
-    )  # fmt: skip
+        device=r["device"],
+        created_at=r["created_at"],
+        started_at=r["started_at"],
+        finished_at=r["finished_at"],
+        error=r["error"],
+        step=r["step"],
+        total_steps=r["total_steps"],
+        epoch=r["epoch"],
+        checkpoint_step=r["checkpoint_step"],
+        provenance=decode(r["provenance"] or "{}"),
+        attempts=r["attempts"],
+        pid=r["pid"],
+        protocol_version=r["protocol_version"] if "protocol_version" in keys else None,
+        owner=owner,
+        warnings=warnings,
+        active_s=r["active_s"] if "active_s" in keys else 0.0,
+    )
 
 
 def spectrum_values(row: SpectrumRow) -> tuple[Any, ...]:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .measures import rank_at_eps
-from .protocol import SpectrumRow
+from ..measures import rank_at_eps
+from ..protocol import SpectrumRow
 
 Route = Callable[[torch.Tensor], torch.Tensor]  # (G, d_out, d_in) float64 -> (G, min(d)) descending
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from .store import DB_NAME, Store, StoreError, damaged
+from ..store import DB_NAME, Store, StoreError, damaged
 
 err = Console(stderr=True)
 DEBUG_ENV = "RANKBIAS_DEBUG"

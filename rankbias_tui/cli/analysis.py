@@ -3,7 +3,7 @@
 Thin Typer commands: each checks its options, opens the store and hands the work to
 ``figures.make_figure``, ``claims.report`` or ``report.gather``/``report.write``. Bad options (unknown sweep, field, layer, run, kind)
 exit with code 2; a store without usable runs exits with code 1; both with one message on stderr
-and no traceback. Registered on the main app by ``register`` (called at the end of ``cli.py``).
+and no traceback. Registered on the main app by ``register`` (called by ``app.py``).
 This module does not import ``cli`` (nothing may), so it keeps its own small console helpers;
 matplotlib is imported only when a figure is drawn, so ``rankbias --help`` stays fast.
 """
@@ -19,15 +19,15 @@ from typing import Any, Optional
 import typer
 from rich.console import Console
 
-from . import claims as claims_mod
-from .cli_common import fail
-from .cli_output import Column, check_format, jsonable, print_table
-from .spec import suggest
-from .store import Store, StoreError
+from .. import claims as claims_mod
+from ..spec import suggest
+from ..store import Store, StoreError
+from .common import fail
+from .options import DEFAULT_STORE, StoreDir
+from .output import Column, check_format, jsonable, print_table
 
 console = Console()
 
-STORE_OPT = typer.Option(Path("runs"), "--store", help="Results directory (holds rankbias.sqlite).")
 SWEEP_OPT = typer.Option(None, "--sweep", "-s", help="Sweep to analyse (default: the store's only sweep).")
 EPS_OPT = typer.Option(
     None,
@@ -63,10 +63,11 @@ def resolve_sweep(store: Store, sweep: Optional[str]) -> str:
         if sweep not in names:
             hint = suggest(sweep, names)
             raise fail(
-                f"no sweep {sweep!r} in {store.directory}" + (f"; {hint}" if hint else "")
+                f"no sweep {sweep!r} in {store.directory}"
+                + (f"; {hint}" if hint else "")
                 + f" (sweeps: {', '.join(names) or 'none'})",
                 2,
-            )  # fmt: skip
+            )
         return sweep
     if not names:
         raise fail(f"no runs in {store.directory} yet (run `rankbias run` first)", 1)
@@ -76,7 +77,7 @@ def resolve_sweep(store: Store, sweep: Optional[str]) -> str:
 
 
 def plot(
-    store_dir: Path = STORE_OPT,
+    store_dir: StoreDir = DEFAULT_STORE,
     sweep: Optional[str] = SWEEP_OPT,
     kind: Kind = typer.Option(Kind.rank_curves, "--kind", "-k", help="Which figure to draw."),
     by: Optional[str] = typer.Option(
@@ -116,7 +117,7 @@ def plot(
     spectrum: singular-value histograms of one run (--run) at chosen epochs.
     accuracy-vs-rank: final test accuracy against final rank of each finished run.
     """
-    from . import figures
+    from .. import figures
 
     _check_eps(eps)
     with _open(store_dir) as store:
@@ -125,8 +126,12 @@ def plot(
             if kind is Kind.spectrum:
                 if run_id is None:
                     raise fail("--kind spectrum needs --run RUN_ID (see `rankbias list`)", 2)
-                options: dict[str, Any] = {"run_id": run_id, "epochs": epoch, "eps": eps,
-                                           "layers": [layer] if layer else None}  # fmt: skip
+                options: dict[str, Any] = {
+                    "run_id": run_id,
+                    "epochs": epoch,
+                    "eps": eps,
+                    "layers": [layer] if layer else None,
+                }
                 name = run_id
             else:
                 name = resolve_sweep(store, sweep)
@@ -168,16 +173,22 @@ CLAIM_COLUMNS = (
 def _effect_row(e: dict[str, Any]) -> dict[str, Any]:
     moved, counts = e["mean_change_where_moved"], e["counts"]
     return {
-        "field": e["field"], "values": ", ".join(f"{v:g}" for v in e["values"]), "slices": len(e["slices"]),
-        "higher": counts[claims_mod.HIGHER], "lower": counts[claims_mod.LOWER],
-        "none": counts[claims_mod.NO_EFFECT], "moved": "-" if moved is None else f"{moved:+.1f}",
-    }  # fmt: skip
+        "field": e["field"],
+        "values": ", ".join(f"{v:g}" for v in e["values"]),
+        "slices": len(e["slices"]),
+        "higher": counts[claims_mod.HIGHER],
+        "lower": counts[claims_mod.LOWER],
+        "none": counts[claims_mod.NO_EFFECT],
+        "moved": "-" if moved is None else f"{moved:+.1f}",
+    }
 
 
 def _print_report(report: dict[str, Any]) -> None:
     eps = "each run's rank_eps" if report["eps"] is None else f"eps = {report['eps']:g}"
     # The titles say what was measured (eps, seeds): part of the report, so on stdout even piped.
-    sys.stdout.write(f"{report['sweep']}: effects on the final average rank ({eps}; {report['seeds']} per setting)\n")
+    sys.stdout.write(
+        f"{report['sweep']}: effects on the final average rank ({eps}; {report['seeds']} per setting)\n"
+    )
     print_table([_effect_row(e) for e in report["effects"]], EFFECT_COLUMNS)
     sys.stdout.write(f"\n{report['sweep']}: the paper's claims, {report['runs']} finished runs\n")
     print_table(report["claims"], CLAIM_COLUMNS)
@@ -185,17 +196,21 @@ def _print_report(report: dict[str, Any]) -> None:
     console.print(
         f"An effect: a change of >= {t['min_rank_change']:g} rank whose {t['interval_level']:.0%} bootstrap "
         f"interval over seeds excludes 0. Holds: >= {t['agreement']:.0%} of the slices with an effect agree. "
-        "Rules: README.md, \"What `rankbias claims` computes\"; numbers per slice: --format json.",
-        markup=False, highlight=False, soft_wrap=not console.is_terminal,
+        'Rules: README.md, "What `rankbias claims` computes"; numbers per slice: --format json.',
+        markup=False,
+        highlight=False,
+        soft_wrap=not console.is_terminal,
     )
 
 
 def claims(
     sweep: Optional[str] = SWEEP_OPT,
-    store_dir: Path = STORE_OPT,
+    store_dir: StoreDir = DEFAULT_STORE,
     eps: Optional[float] = EPS_OPT,
     fmt: str = typer.Option(
-        "table", "--format", "-f",
+        "table",
+        "--format",
+        "-f",
         help="table (aligned columns), csv (one row per claim) or json (the whole report, per slice).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
@@ -215,8 +230,11 @@ def claims(
         records = claims_mod.records_from_store(store, name, eps)
         if not records:
             statuses = sorted({r.status for r in store.runs(name)})
-            raise fail(f"no finished (done) runs with measurements in sweep {name!r} "
-                        f"(statuses: {', '.join(statuses) or 'none'})", 1)  # fmt: skip
+            raise fail(
+                f"no finished (done) runs with measurements in sweep {name!r} "
+                f"(statuses: {', '.join(statuses) or 'none'})",
+                1,
+            )
     report = claims_mod.report(records, name, eps)
     if fmt == "json":
         sys.stdout.write(json.dumps(jsonable(report), indent=2) + "\n")
@@ -229,7 +247,7 @@ def claims(
 def _declared(spec_file: Optional[Path], sweep: str) -> Any:
     """The sweep's declaration (for its description): from ``--spec`` (which must declare it), else
     from ./experiments.toml when that file declares it; None otherwise."""
-    from .spec import SpecError, load_spec
+    from ..spec import SpecError, load_spec
 
     path = spec_file or Path("experiments.toml")
     if spec_file is None and not path.is_file():
@@ -246,14 +264,20 @@ def _declared(spec_file: Optional[Path], sweep: str) -> Any:
 
 
 def report(
-    output: Path = typer.Option(..., "-o", "--output", help="File to write: .html (one self-contained page) or .md."),
-    store_dir: Path = STORE_OPT,
+    output: Path = typer.Option(
+        ..., "-o", "--output", help="File to write: .html (one self-contained page) or .md."
+    ),
+    store_dir: StoreDir = DEFAULT_STORE,
     sweep: Optional[str] = SWEEP_OPT,
     eps: Optional[float] = EPS_OPT,
     spec_file: Optional[Path] = typer.Option(
-        None, "--spec", help="Spec declaring the sweep, for its description (default: ./experiments.toml if it does)."
+        None,
+        "--spec",
+        help="Spec declaring the sweep, for its description (default: ./experiments.toml if it does).",
     ),
-    embed: bool = typer.Option(False, "--embed", help=".md: embed the figures instead of writing PNGs beside it."),
+    embed: bool = typer.Option(
+        False, "--embed", help=".md: embed the figures instead of writing PNGs beside it."
+    ),
 ) -> None:
     """Write a reproduction report of one sweep: spec, provenance, figures, claims, runs.
 
@@ -263,7 +287,7 @@ def report(
     _check_eps(eps)
     if output.suffix.lower() not in (".html", ".htm", ".md"):
         raise fail(f"-o {output}: the report is .html or .md", 2)
-    from . import report as report_mod
+    from .. import report as report_mod
 
     with _open(store_dir) as store:
         name = resolve_sweep(store, sweep)
