@@ -74,7 +74,7 @@ def summary_row(store: Store, run: RunRow, sweep: str | None = None) -> dict[str
     init, final = store.init_and_final_spectra(run.run_id)
     duration = run.active_s if run.finished_at and run.active_s else None  # over every attempt
     row: dict[str, Any] = {"run_id": run.run_id, "sweep": sweep or run.sweep, "status": run.status}
-    row |= {key: run.config.get(key) for key in CONFIG_COLUMNS}
+    row |= {key: run.config.value(key) for key in CONFIG_COLUMNS}
     row |= {
         "final_epoch": run.epoch,
         "final_train_loss": last.get(TRAIN_LOSS),

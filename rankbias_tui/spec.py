@@ -12,6 +12,7 @@ import math
 import re
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -112,6 +113,16 @@ class RunConfig(BaseModel):
         if any(m < 1 or m > MAX_INT for m in value) or list(value) != sorted(set(value)):
             raise ValueError(f"milestones must be strictly increasing epochs from 1 to {MAX_INT}")
         return value
+
+    @cached_property
+    def stored(self) -> dict[str, Any]:
+        """The config as the store keeps it (JSON values: lists for tuples), made once per config;
+        for code that handles fields by name (columns, facets, what varies). Read-only."""
+        return self.model_dump(mode="json")
+
+    def value(self, name: str) -> Any:
+        """A field's stored value by name; None for a name that is not a field."""
+        return self.stored.get(name)
 
 
 RUN_FIELDS = tuple(RunConfig.model_fields)

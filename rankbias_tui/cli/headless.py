@@ -7,21 +7,20 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .. import measures
+from ..measures import Status
 from ..scheduler import Scheduler
 from ..sweep import PlannedRun
 
 
 def run_label(run: PlannedRun, varied: tuple[str, ...]) -> str:
     """Short label naming what distinguishes this run inside its sweep."""
-    cfg = run.config
-    short = {"batch_size": "B", "weight_decay": "wd", "momentum": "mom"}
-    parts = [f"{short.get(k, k)}={getattr(cfg, k)}" for k in varied]
-    return escape(f"{run.run_id[:8]} " + " ".join(parts))  # shown as rich markup: values stay literal
+    # shown as rich markup: values stay literal
+    return escape(measures.run_label(run.run_id, run.config.stored, varied))
 
 
 def varied_fields(runs: list[PlannedRun]) -> tuple[str, ...]:
     """The config fields whose values differ between runs (model and dataset if none do)."""
-    return measures.varied_fields(dict(r.config) for r in runs) or ("model", "dataset")
+    return measures.varied_fields(r.config.stored for r in runs) or ("model", "dataset")
 
 
 class HeadlessView:
@@ -69,13 +68,13 @@ class HeadlessView:
             info += f" rank {live.avg_rank:.1f}" if live.avg_rank is not None else ""
             self.progress.update(self.tasks[run_id], completed=frac, info=info)
         for run_id in [r for r in self.tasks if r not in active]:
-            status = scheduler.outcomes.get(run_id, "stopped")
+            status = scheduler.outcomes.get(run_id, Status.STOPPED)
             self.progress.console.print(f"  {run_label(self.runs[run_id], self.varied)}: {status}")
             self.progress.remove_task(self.tasks.pop(run_id))
             self.fraction[run_id] = 1.0
         for run_id in scheduler.outcomes:
             self.fraction[run_id] = 1.0
-        ended = sum(1 for r in scheduler.outcomes.values() if r != "running")
+        ended = sum(1 for r in scheduler.outcomes.values() if r != Status.RUNNING)
         self.progress.update(
             self.total, completed=sum(self.fraction.values()), info=f"{ended} ended, {len(active)} running"
         )

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from .. import scheduler
+from ..measures import Status
 from ..provenance import provenance
 from ..scheduler import (
     BackendError,
@@ -160,7 +161,7 @@ def _run_headless(parsed: Spec, sweeps: list[str], store_dir: Path, options: Sch
     finally:
         store.close()
     _print_outcomes(outcomes)
-    if any(status == "failed" for status in outcomes.values()):
+    if any(status == Status.FAILED for status in outcomes.values()):
         raise typer.Exit(1)
 
 

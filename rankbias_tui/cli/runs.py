@@ -48,13 +48,13 @@ def list_row(store: Store, run: RunRow) -> dict[str, Any]:
     """One run as ``rankbias list`` prints it: config, progress, final accuracy and rank, reason."""
     summary = export_mod.summary_row(store, run)
     return {
-        key: run.config.get(key) for key in ("model", "dataset", "batch_size", "lr", "weight_decay", "seed")
+        key: run.config.value(key) for key in ("model", "dataset", "batch_size", "lr", "weight_decay", "seed")
     } | {
         "run_id": run.run_id,
         "sweep": run.sweep,
         "status": run.status,
         "device": run.device,
-        "epoch": f"{run.epoch:g}/{run.config['epochs']}",
+        "epoch": f"{run.epoch:g}/{run.config.epochs}",
         "final_test_acc": summary["final_test_acc"],
         "final_avg_rank": summary["final_avg_rank"],
         "reason": reason(run.status, run.error),
@@ -94,7 +94,7 @@ def show(
         f"[bold]{r.run_id}[/bold]  sweep {escape(r.sweep)}  status [bold]{r.status}[/bold]  device {escape(str(r.device))}"
     )
     console.print(
-        f"epoch {r.epoch:g}/{r.config['epochs']}  step {r.step}/{r.total_steps or '?'}  attempts {r.attempts}"
+        f"epoch {r.epoch:g}/{r.config.epochs}  step {r.step}/{r.total_steps or '?'}  attempts {r.attempts}"
     )
     why = reason(r.status, r.error)
     if why is not None:
@@ -108,7 +108,7 @@ def show(
         console.print(f"warning: {warning}", markup=False, highlight=False)
     for segment in segments:  # how each stretch of the run was trained (a resume starts one)
         console.print(f"trained {segment.describe()}", markup=False, highlight=False)
-    console.print("config: " + json.dumps(r.config, sort_keys=True), soft_wrap=True, markup=False)
+    console.print("config: " + json.dumps(r.config.stored, sort_keys=True), soft_wrap=True, markup=False)
     console.print("provenance: " + json.dumps(r.provenance, sort_keys=True), soft_wrap=True, markup=False)
     console.print(f"training protocol: {r.protocol_version or 'not recorded'}")
     for key in ("final_train_loss", "final_train_acc", "final_test_acc", "init_avg_rank", "final_avg_rank"):

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..measures import MEASURE_SHARE, TEST_ACC, TEST_LOSS, TRAIN_ACC, TRAIN_LOSS
 from ..protocol import SpectrumRow
 from . import spectral
 from .data import DataSet, load_dataset, subset_rows
@@ -195,7 +196,7 @@ class Pack:
         test_loss, test_acc = self.evaluate(d.x_test.reshape(len(d.y_test), -1), d.y_test, None)
         out = []
         for k in range(self.k):
-            names = ("train_loss", "train_acc", "test_loss", "test_acc")
+            names = (TRAIN_LOSS, TRAIN_ACC, TEST_LOSS, TEST_ACC)
             out.append(
                 dict(zip(names, (train_loss[k], train_acc[k], test_loss[k], test_acc[k]), strict=True))
             )
@@ -239,7 +240,7 @@ class Pack:
 
     def measure_metrics(self) -> dict[str, float]:
         """The fraction of the pack's wall time so far spent measuring spectra."""
-        return {"measure_share": self.measure_s / max(1e-9, time.monotonic() - self.started)}
+        return {MEASURE_SHARE: self.measure_s / max(1e-9, time.monotonic() - self.started)}
 
     # ----- checkpoints: one file per member, in the single run's format ---------------------------
     def save(self, k: int, path: Path) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from .. import checkpoints
+from ..measures import TEST_ACC, TEST_LOSS, TRAIN_ACC, TRAIN_LOSS
 from ..protocol import SpectrumRow
 from ..spec import RunConfig
 from . import spectral
@@ -91,9 +92,7 @@ class Run:
     def eval_metrics(self) -> list[dict[str, float]]:
         train_loss, train_acc = self.evaluate(self.data.x_train, self.data.y_train)
         test_loss, test_acc = self.evaluate(self.data.x_test, self.data.y_test)
-        return [
-            {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc}
-        ]
+        return [{TRAIN_LOSS: train_loss, TRAIN_ACC: train_acc, TEST_LOSS: test_loss, TEST_ACC: test_acc}]
 
     def measure(self) -> dict[int, list[SpectrumRow] | None]:
         """Spectra of the measured layers at the current step. NaN/inf weights raise ValueError

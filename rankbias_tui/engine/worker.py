@@ -23,6 +23,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from ..measures import Status
 from ..protocol import Cancel, DiskFull, OutOfMemory, WorkerEnded
 
 FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -97,7 +98,7 @@ def pack_worker_main(
             graphs=graphs,
             poll_cancel=lambda: _cancelled(control),
         )
-        return "done"
+        return Status.DONE
 
     _guarded(
         conn,
@@ -127,7 +128,7 @@ def _guarded(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scheduler's to handle
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a hang-up too (it reaches the whole group)
     _die_with_parent()
-    status, error = "failed", None
+    status, error = Status.FAILED, None
     try:
         import torch
 
@@ -156,7 +157,7 @@ def _guarded(
     except Exception as err:  # noqa: BLE001 - every failure must reach the store with its reason
         error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=-6)}"
     try:
-        conn.send(WorkerEnded(status if error is None else "failed", error))
+        conn.send(WorkerEnded(status if error is None else Status.FAILED, error))
         conn.close()
     except (BrokenPipeError, OSError):
         os._exit(1)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import claims, measures
+from ..measures import Status
 from ..spec import suggest
 from ..store import RunRow, Store
 from .selection import (
@@ -129,13 +130,13 @@ def rank_curve_data(
     runs = [r for r in select_runs(store, sweep, fixed) if store.spectrum_steps(r.run_id)]
     if not runs:
         raise NoData(f"no measured runs in {sweep or 'the store'} yet")
-    configs = [r.config for r in runs]
+    configs = [r.config.stored for r in runs]
     require_varies(configs, by, "--by")
     check_layer(store, runs, layer)
     facets = facets_of(configs, [by])
     groups: dict[str, dict[Any, list[RunRow]]] = defaultdict(lambda: defaultdict(list))
-    for r in sorted(runs, key=lambda r: [sort_key(r.config.get(f)) for f in facets]):
-        groups[facet_title(r.config, facets)][r.config.get(by)].append(r)
+    for r in sorted(runs, key=lambda r: [sort_key(r.config.value(f)) for f in facets]):
+        groups[facet_title(r.config.stored, facets)][r.config.value(by)].append(r)
     panels, counts = [], []
     for title, by_value in groups.items():
         series = [
@@ -170,8 +171,8 @@ def contour_data(
     """Final average rank of finished (done) runs on an x-by-y grid, mean over seeds; one panel per
     combination of the other fields that vary (the paper fixes the third hyperparameter).
     ``x``/``y`` left None: the first two of lr, weight_decay, batch_size that vary (as Figure 1)."""
-    runs = select_runs(store, sweep, fixed, statuses=("done",))
-    configs = [r.config for r in runs]
+    runs = select_runs(store, sweep, fixed, statuses=(Status.DONE,))
+    configs = [r.config.stored for r in runs]
     if x is None or y is None:
         varying = measures.varied_fields(configs)
         auto = [h for h in ("lr", "weight_decay", "batch_size") if h in varying and h not in (x, y)]
@@ -291,9 +292,9 @@ def accuracy_data(
 ) -> CurveData:
     """Final test accuracy against final average rank of finished runs, one marker set per ``by``."""
     check_field(by)
-    runs = select_runs(store, sweep, fixed, statuses=("done",))
+    runs = select_runs(store, sweep, fixed, statuses=(Status.DONE,))
     check_layer(store, runs, layer)
-    require_varies([r.config for r in runs], by, "--by")
+    require_varies([r.config.stored for r in runs], by, "--by")
     ids = {r.run_id for r in runs}
     records = [
         r

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..measures import ACTIVE, INTERRUPTED
+from ..measures import ACTIVE, INTERRUPTED, Status
 from ..store import Request, Store, StorePaths
 from .lock import SchedulerLock, StoreBusy
 from .options import SchedulerOptions
@@ -140,7 +140,7 @@ def mark_cancelled(store: Store, run_id: str, error: str) -> bool:
     row = store.run(run_id)
     if row is None or row.status not in (*ACTIVE, INTERRUPTED):
         return False
-    store.set_status(row.run_id, "cancelled", error=error)
+    store.set_status(row.run_id, Status.CANCELLED, error=error)
     return True
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..measures import FINISHED
+from ..measures import FINISHED, Status
 from ..store import Store
 from ..sweep import PlannedRun
 from . import packing
@@ -53,7 +53,7 @@ class Endings:
             for worker in workers:
                 if worker.finished is None or worker.finished[0] not in FINISHED:
                     worker.finished = (
-                        "queued",
+                        Status.QUEUED,
                         "stopped: the disk is full; resumes from its last checkpoint",
                     )
         if host.oom and host.size > 1:
@@ -67,7 +67,9 @@ class Endings:
         """Requeue (at the front) the members of a pack that ran out of memory, for packs of half
         its size; return the members that are settled as usual instead (cancelled or ended)."""
         retry = [
-            w for w in workers if not w.cancelled and w.finished is not None and w.finished[0] == "failed"
+            w
+            for w in workers
+            if not w.cancelled and w.finished is not None and w.finished[0] == Status.FAILED
         ]
         cap = max(1, host.size // 2)
         for worker in reversed(retry):
@@ -75,7 +77,9 @@ class Endings:
             self.pack_caps[packing.pack_key(worker.run.config)] = cap
             del self.workers[run_id]
             self.store.set_status(
-                run_id, "queued", error=f"out of memory in a pack of {host.size}; retrying in packs of {cap}"
+                run_id,
+                Status.QUEUED,
+                error=f"out of memory in a pack of {host.size}; retrying in packs of {cap}",
             )
             self.queue.appendleft(worker.run)
         log.warning(
@@ -94,12 +98,12 @@ class Endings:
                 continue
             self.lost[run_id] = self.lost.get(run_id, 0) + 1
             if self.lost[run_id] > MAX_LOST:
-                worker.finished = ("failed", f"{host.lost} (lost {self.lost[run_id]} times: giving up)")
+                worker.finished = (Status.FAILED, f"{host.lost} (lost {self.lost[run_id]} times: giving up)")
             else:
                 back.append(worker)
         for worker in reversed(back):
             del self.workers[worker.run.run_id]
-            self.store.set_status(worker.run.run_id, "queued", error=host.lost)
+            self.store.set_status(worker.run.run_id, Status.QUEUED, error=host.lost)
             self.queue.appendleft(worker.run)
         if back:
             log.warning("%s: %d run(s) requeued", host.lost, len(back))
@@ -114,11 +118,11 @@ class Endings:
         if worker.finished is not None and worker.finished[0] in FINISHED:
             status, error = worker.finished  # it ended before a cancel could take effect
         elif worker.cancelled:
-            status, error = "cancelled", "cancelled by request"
+            status, error = Status.CANCELLED, "cancelled by request"
         elif worker.finished is not None:
             status, error = worker.finished
         else:
-            status, error = "failed", death_reason(worker.proc.exitcode)
+            status, error = Status.FAILED, death_reason(worker.proc.exitcode)
         self.store.set_status(run_id, status, error=error)
         self.outcomes[run_id] = status
         if status in FINISHED and not self.options.keep_checkpoints:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import checkpoints
+from ..measures import Status
 from ..protocol import Placed, WorkerEnded, WorkerLost
 from ..sweep import PlannedRun
 from .devices import Backend, BackendError, DeviceError, Slots, check_syntax, cuda_count
@@ -324,7 +325,7 @@ def _relay(task: RayTask, writer: Any, checkpoint_root: Path) -> None:
     ray = import_ray()
     try:
         if task.refused:
-            writer.send(WorkerEnded("failed", task.refused))
+            writer.send(WorkerEnded(Status.FAILED, task.refused))
             task.exitcode = 1
             return
         for ref in task.stream:
@@ -343,7 +344,7 @@ def _relay(task: RayTask, writer: Any, checkpoint_root: Path) -> None:
     except ray.exceptions.TaskCancelledError:
         task.exitcode = -signal.SIGTERM
     except (ray.exceptions.RayTaskError, ray.exceptions.RuntimeEnvSetupError) as err:
-        writer.send(WorkerEnded("failed", f"the Ray task failed: {err}"[:2000]))
+        writer.send(WorkerEnded(Status.FAILED, f"the Ray task failed: {err}"[:2000]))
         task.exitcode = 1
     except ray.exceptions.RayError as err:  # node died, worker crashed, object lost: not the run's fault
         where = f" on {task.placed.node}" if task.placed else ""
@@ -353,7 +354,9 @@ def _relay(task: RayTask, writer: Any, checkpoint_root: Path) -> None:
         task.exitcode = 1
     except Exception as err:  # noqa: BLE001 - e.g. a checkpoint that cannot be written here
         with contextlib.suppress(OSError):
-            writer.send(WorkerEnded("failed", f"relaying the Ray task failed: {type(err).__name__}: {err}"))
+            writer.send(
+                WorkerEnded(Status.FAILED, f"relaying the Ray task failed: {type(err).__name__}: {err}")
+            )
         task.exitcode = 1
     finally:
         writer.close()

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import checkpoints
+from ..measures import Status
 from ..protocol import Cancel, Checkpoint, Event, Placed, WorkerEnded
 
 POLL_S = 0.2
@@ -81,7 +82,7 @@ def run_job(job: Job, node: tuple[str, str], poll_cancels: Callable[[], list[str
         if not ended:
             from .hosts import death_reason
 
-            yield WorkerEnded("failed", death_reason(proc.exitcode))
+            yield WorkerEnded(Status.FAILED, death_reason(proc.exitcode))
     finally:
         _end(proc)
         shutil.rmtree(root, ignore_errors=True)

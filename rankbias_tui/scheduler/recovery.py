@@ -16,11 +16,8 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
-from pydantic import ValidationError
-
 from .. import checkpoints
-from ..measures import INTERRUPTED
-from ..spec import RunConfig
+from ..measures import INTERRUPTED, Status
 from ..store import RunRow, Store, owner
 from ..sweep import PlannedRun, is_run_id
 
@@ -33,13 +30,12 @@ def admit(store: Store, row: RunRow) -> PlannedRun | None:
     if not is_run_id(row.run_id):
         log.warning("refusing run id %r from the database: not a rankbias run id (12 hex digits)", row.run_id)
         return None
-    try:
-        return PlannedRun(row.run_id, row.sweep, RunConfig.model_validate(row.config))
-    except ValidationError as err:
+    if row.config_error is not None:
         store.set_status(
-            row.run_id, "failed", error=f"its stored config is not valid: {err.errors()[0]['msg']}"
+            row.run_id, Status.FAILED, error=f"its stored config is not valid: {row.config_error}"
         )
         return None
+    return PlannedRun(row.run_id, row.sweep, row.config)
 
 
 def adopt(store: Store) -> list[PlannedRun]:
@@ -49,7 +45,7 @@ def adopt(store: Store) -> list[PlannedRun]:
     for tmp in checkpoints.clean_partial(store.paths.checkpoints):
         log.info("removed %s (a checkpoint write that never finished)", tmp)
     adopted = []
-    for row in store.runs(status=("running", INTERRUPTED)):
+    for row in store.runs(status=(Status.RUNNING, INTERRUPTED)):
         run = admit(store, row)
         if run is None:
             continue
@@ -57,7 +53,7 @@ def adopt(store: Store) -> list[PlannedRun]:
         since = f"step {row.checkpoint_step}" if row.checkpoint_step is not None else "the start"
         store.set_status(
             row.run_id,
-            "queued",
+            Status.QUEUED,
             error=f"interrupted: its scheduler ({who}) ended without stopping it; resumes from {since}",
             active_until=last_progress(store, row),
         )
@@ -66,7 +62,7 @@ def adopt(store: Store) -> list[PlannedRun]:
         log.info("adopted %d interrupted run(s): %s", len(adopted), " ".join(r.run_id for r in adopted))
     # Queued runs were in the queue of a scheduler that is gone too (only one holds the lock): a run
     # that says queued is one a scheduler will start, so this one takes them, in the store's order.
-    orphans = [run for row in store.runs(status=("queued",)) if (run := admit(store, row)) is not None]
+    orphans = [run for row in store.runs(status=(Status.QUEUED,)) if (run := admit(store, row)) is not None]
     orphans = [run for run in orphans if run not in adopted]
     if orphans:
         log.info(

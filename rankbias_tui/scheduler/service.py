@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import checkpoints
-from ..measures import FINISHED
+from ..measures import FINISHED, Status
 from ..protocol import Cancel, DiskFull, Event, OutOfMemory, Placed, WorkerEnded, WorkerLost
 from ..store import Store
 from ..sweep import PlannedRun
@@ -126,8 +126,8 @@ class Scheduler(Endings):
         for run in list(self.queue):
             if run.run_id == run_id:
                 self.queue.remove(run)
-                self.store.set_status(run_id, "cancelled", error="cancelled before it started")
-                self.outcomes[run_id] = "cancelled"
+                self.store.set_status(run_id, Status.CANCELLED, error="cancelled before it started")
+                self.outcomes[run_id] = Status.CANCELLED
                 return True
         worker = self.workers.get(run_id)
         if worker is None:
@@ -170,9 +170,9 @@ class Scheduler(Endings):
                         if worker.finished is not None and worker.finished[0] in FINISHED:
                             self._settle(worker)  # it ended before the stop: keep its real outcome
                         else:
-                            self.store.set_status(run_id, "stopped", error=reason)
+                            self.store.set_status(run_id, Status.STOPPED, error=reason)
                 for run in self.queue:
-                    self.store.set_status(run.run_id, "stopped", error=reason)
+                    self.store.set_status(run.run_id, Status.STOPPED, error=reason)
         except sqlite3.Error as err:
             log.info("could not mark the runs in progress stopped (%s): they show as interrupted", err)
             return False

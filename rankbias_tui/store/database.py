@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..measures import FINISHED, STATUSES
+from ..measures import FINISHED, Status
 from . import owner as owners
 from .connection import (
     StoreError,
@@ -27,7 +27,7 @@ from .connection import (
 )
 from .paths import StorePaths
 from .results import Results
-from .rows import JsonCache, Owners, RunRow, Segment, run_row
+from .rows import JsonCache, Owners, RunRow, Segment, read_config, run_row
 from .schema import SCHEMA_VERSION
 
 
@@ -45,6 +45,7 @@ class Store(Results):
         self.paths = StorePaths.of(self.directory)
         self.path = path = self.paths.database
         self._decode = JsonCache()  # a refresh of the app reads every run twice a second
+        self._config = JsonCache(read_config)
         if not create and not path.exists():
             raise StoreError(
                 f"no rankbias store at {self.directory} (run `rankbias run` first or pass --store)"
@@ -133,7 +134,8 @@ class Store(Results):
         with self.transaction():
             for run_id in ids:
                 cur = self.conn.execute(
-                    f"UPDATE runs SET status='queued' WHERE run_id=? AND status NOT IN {FINISHED}", (run_id,)
+                    "UPDATE runs SET status=? WHERE run_id=? AND status NOT IN (?, ?)",
+                    (Status.QUEUED, run_id, *FINISHED),
                 )
                 if cur.rowcount:
                     out.append(run_id)
@@ -142,7 +144,7 @@ class Store(Results):
     def set_status(
         self,
         run_id: str,
-        status: str,
+        status: Status | str,
         *,
         error: str | None = None,
         active_until: float | None = None,
@@ -150,18 +152,18 @@ class Store(Results):
     ) -> None:
         """Set a run's status; an attempt that ends (running -> anything else) adds its time to
         ``active_s``, up to ``active_until`` if given (an adopted run: its last checkpoint, not now)."""
-        assert status in STATUSES, status
+        status = Status(status)  # ValueError for a word that is not a status
         now = time.time()
         extra = dict(fields)
-        if status == "running":
+        if status == Status.RUNNING:
             extra.setdefault("started_at", now)
-        elif status != "queued":
+        elif status != Status.QUEUED:
             extra.setdefault("finished_at", now)
         ended = active_until if active_until is not None else extra.get("finished_at", now)
         began = extra.get("started_at")
         sets = ", ".join(f"{k}=?" for k in ["status", "error", *extra])
         with self.transaction():
-            if status != "running":
+            if status != Status.RUNNING:
                 self.conn.execute(
                     "UPDATE runs SET active_s = active_s + MAX(0, ? - COALESCE(?, started_at))"
                     " WHERE run_id=? AND status='running' AND COALESCE(?, started_at) IS NOT NULL",
@@ -247,14 +249,14 @@ class Store(Results):
             )
             args = [sweep]
         live = Owners()
-        rows = [run_row(r, live, self._decode) for r in self.conn.execute(sql, args)]
+        rows = [run_row(r, live, self._decode, self._config) for r in self.conn.execute(sql, args)]
         wanted = set(status) if status is not None else None
         return [r for r in rows if wanted is None or r.status in wanted]
 
     def run(self, run_id: str) -> RunRow | None:
         """One run by id or unique id prefix."""
         rows = self.conn.execute("SELECT * FROM runs WHERE run_id LIKE ?", (run_id + "%",)).fetchall()
-        return run_row(rows[0], Owners(), self._decode) if len(rows) == 1 else None
+        return run_row(rows[0], Owners(), self._decode, self._config) if len(rows) == 1 else None
 
     def sweeps(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT sweep, COUNT(*) FROM sweep_runs GROUP BY sweep ORDER BY MIN(rowid)")

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
-from ..measures import INTERRUPTED
+from ..measures import INTERRUPTED, Status
 from ..protocol import SpectrumRow
+from ..spec import RunConfig
 from . import owner as owners
 
 SPECTRUM_COLUMNS = tuple(f.name for f in fields(SpectrumRow))  # the columns of ``spectra``
@@ -37,12 +39,12 @@ class Request:
 
 @dataclass(frozen=True)
 class RunRow:
-    """One row of ``runs``, with its config decoded."""
+    """One row of ``runs``, with its config read back as the frozen ``RunConfig``."""
 
     run_id: str
     sweep: str
-    config: dict[str, Any]
-    status: str
+    config: RunConfig
+    status: Status
     device: str | None
     created_at: float
     started_at: float | None
@@ -59,10 +61,11 @@ class RunRow:
     owner: str | None = None  # the scheduler training it (``owner.token``), while running
     warnings: tuple[str, ...] = ()  # what went wrong without ending it (e.g. a damaged checkpoint)
     active_s: float = 0.0  # seconds trained, over all attempts ended so far (not the running one)
+    config_error: str | None = None  # why its stored config is not one this version would write
 
     def active_seconds(self, now: float) -> float:
         """Seconds trained over all attempts, the running one up to ``now`` included."""
-        running = now - self.started_at if self.status == "running" and self.started_at else 0.0
+        running = now - self.started_at if self.status == Status.RUNNING and self.started_at else 0.0
         return self.active_s + max(0.0, running)
 
     @property
@@ -107,7 +110,7 @@ class Owners:
 
     def status(self, stored: str, owner: str | None) -> str:
         """A stored 'running' whose scheduler is gone reads as interrupted (never stored as such)."""
-        if stored != "running" or not owner:
+        if stored != Status.RUNNING or not owner:
             return stored
         if owner not in self.known:
             self.known[owner] = owners.alive(owner)
@@ -115,13 +118,14 @@ class Owners:
 
 
 class JsonCache:
-    """JSON config and provenance, decoded once per distinct text: a run's never changes, and a
-    refresh of the terminal UI reads every run twice a second (most of its cost, decoded each
-    time). Callers treat the dicts as read-only."""
+    """A run's JSON config or provenance, decoded (by ``parse``) once per distinct text: a run's
+    never changes, and a refresh of the terminal UI reads every run twice a second (most of its
+    cost, decoded each time). Callers treat what it returns as read-only."""
 
     LIMIT = 20_000  # decoded texts kept per open store
 
-    def __init__(self) -> None:
+    def __init__(self, parse: Callable[[str], Any] = json.loads) -> None:
+        self.parse = parse
         self.known: dict[str, Any] = {}
 
     def __call__(self, text: str) -> Any:
@@ -129,20 +133,39 @@ class JsonCache:
         if value is None:
             if len(self.known) > self.LIMIT:
                 self.known.clear()
-            value = self.known[text] = json.loads(text)
+            value = self.known[text] = self.parse(text)
         return value
 
 
-def run_row(r: sqlite3.Row, live: Owners, decode: Callable[[str], Any] = json.loads) -> RunRow:
-    """A ``runs`` row as read: ``decode`` parses its JSON (the store's cache: a run's never changes)."""
+def read_config(text: str) -> tuple[RunConfig, str | None]:
+    """A stored config as the frozen ``RunConfig``, with None; or, for one this version would not
+    have written (a field it lacks, a value out of range), the fields it knows, unvalidated, with
+    the first problem (the scheduler then refuses to train it: ``scheduler.recovery``)."""
+    try:
+        return RunConfig.model_validate_json(text), None
+    except ValidationError as err:
+        raw = json.loads(text)
+        known = {k: v for k, v in raw.items() if k in RunConfig.model_fields} if isinstance(raw, dict) else {}
+        return RunConfig.model_construct(**known), str(err.errors()[0]["msg"])
+
+
+def run_row(
+    r: sqlite3.Row,
+    live: Owners,
+    decode: Callable[[str], Any] = json.loads,
+    config: Callable[[str], tuple[RunConfig, str | None]] = read_config,
+) -> RunRow:
+    """A ``runs`` row as read: ``decode`` parses its provenance JSON and ``config`` its config (the
+    store's caches: a run's never changes)."""
     keys = r.keys()
+    cfg, config_error = config(r["config"])
     owner = r["owner"] if "owner" in keys else None  # schema v5
     warnings = tuple((r["warnings"] or "").splitlines()) if "warnings" in keys else ()
     return RunRow(
         run_id=r["run_id"],
         sweep=r["sweep"],
-        config=decode(r["config"]),
-        status=live.status(r["status"], owner),
+        config=cfg,
+        status=Status(live.status(r["status"], owner)),
         device=r["device"],
         created_at=r["created_at"],
         started_at=r["started_at"],
@@ -159,6 +182,7 @@ def run_row(r: sqlite3.Row, live: Owners, decode: Callable[[str], Any] = json.lo
         owner=owner,
         warnings=warnings,
         active_s=r["active_s"] if "active_s" in keys else 0.0,
+        config_error=config_error,
     )
 
 

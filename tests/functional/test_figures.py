@@ -159,7 +159,7 @@ def direct_avg_rank(store: Store, run_id: str, step: int, eps: float) -> float:
 @pytest.mark.parametrize("eps", [1e-3, 1e-2, 5e-2])
 def test_eps_recomputation_matches_direct_ranks(store: Store, eps: float) -> None:
     run = store.runs("trend")[-1]  # B = 128, lr = 0.1, wd = 5e-3
-    c = run.config
+    c = run.config.stored
     fixed = {k: c[k] for k in ("lr", "weight_decay")}
     data = figures.rank_curve_data(store, "trend", by="batch_size", eps=eps, fixed=fixed)
     line = next(s for s in data.panels[0].series if s.label == str(c["batch_size"]))

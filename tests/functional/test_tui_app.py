@@ -114,7 +114,7 @@ async def test_filter_by_typing_and_sort(store_dir: Path) -> None:
         snap = app.latest.snapshot.by_id()
         shown = table.visible_ids()
         assert shown and all(
-            snap[r].config["weight_decay"] == 0.01 and snap[r].status == "done" for r in shown
+            snap[r].config.weight_decay == 0.01 and snap[r].status == "done" for r in shown
         )
         await pilot.press("escape")  # clears the filter
         assert len(table.visible_ids()) == len(snap)

@@ -17,6 +17,7 @@ from rankbias_tui.engine import train as train_mod
 from rankbias_tui.engine.data import load_dataset, subset_rows
 from rankbias_tui.engine.loop import Member
 from rankbias_tui.engine.pack import train_pack
+from rankbias_tui.measures import MEASURE_SHARE, METRICS
 from rankbias_tui.protocol import Checkpoint, Event, Finished, Metrics, Progress, Spectra, Started
 from rankbias_tui.spec import RunConfig
 
@@ -59,7 +60,7 @@ def step_of(e: Event) -> int:
 
 def compare(single: list[Event], member: list[Event]) -> None:
     """Same events in the same order; values equal to float32 tolerance, ranks exactly."""
-    member = [e for e in member if not (isinstance(e, Metrics) and "measure_share" in e.values)]
+    member = [e for e in member if not (isinstance(e, Metrics) and MEASURE_SHARE in e.values)]
     a = [e for e in single if isinstance(e, Metrics | Spectra | Checkpoint | Progress)]
     b = [e for e in member if isinstance(e, Metrics | Spectra | Checkpoint | Progress)]
     assert [(type(e), step_of(e)) for e in a] == [(type(e), step_of(e)) for e in b]
@@ -177,3 +178,15 @@ def test_a_pack_never_resumes_a_checkpoint_of_another_protocol(tmp_path: Path) -
     assert all(isinstance(s, Started) and s.resumed_from == -1 for s in starts)  # both from scratch
     assert starts[0].note is None and "under training protocol 1" in str(starts[1].note)  # type: ignore[union-attr]
     assert events["r1"][-1] == Finished("r1", "done", starts[1].note)  # type: ignore[union-attr]
+
+
+def test_every_metric_the_engine_emits_is_in_the_one_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``measures.METRICS`` is the one table of metric names: a single run and a pack, logging every
+    step, emit no name it lacks (the pack's ``measure_share`` was missing from it once)."""
+    monkeypatch.setattr(loop_mod, "LOG_INTERVAL_S", 0.0)
+    cfg = RunConfig(**(BASE | HYPER[0] | {"epochs": 1}))
+    _, single = alone(cfg)
+    _, members = packed(configs(epochs=1)[:2])
+    emitted = {name for e in single + members["r0"] if isinstance(e, Metrics) for name in e.values}
+    assert {"loss", "train_loss", "test_acc", MEASURE_SHARE} <= emitted  # both loops were heard
+    assert emitted <= set(METRICS), emitted - set(METRICS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rankbias_tui.scheduler import SchedulerStatus  # noqa: F401 - the model imports it too
+from rankbias_tui.spec import RunConfig
 from rankbias_tui.tui import rows
 from rankbias_tui.tui.model import RunView
 
@@ -10,7 +11,7 @@ from rankbias_tui.tui.model import RunView
 def view(run_id: str, status: str = "done", error: str | None = None, **config: object) -> RunView:
     cfg = {"model": "mlp", "dataset": "digits", "batch_size": 8, "lr": 0.1, "weight_decay": 0.0, "epochs": 10}
     return RunView(run_id=run_id, sweep=str(config.pop("sweep", "s")), status=status, device=None,
-                   config=cfg | config, step=0, total_steps=None, epoch=0.0, error=error)  # fmt: skip
+                   config=RunConfig(**(cfg | config)), step=0, total_steps=None, epoch=0.0, error=error)  # fmt: skip
 
 
 def test_live_columns_come_right_after_the_id_and_only_varied_hyperparameters_follow() -> None:

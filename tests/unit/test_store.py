@@ -126,7 +126,7 @@ def test_round_trip_runs_metrics_spectra(tmp_path: Path) -> None:
         assert [r.run_id for r in runs] == [a.run_id, b.run_id]
         row = store.run(a.run_id[:6])
         assert row is not None and row.status == "done" and row.device == "cpu" and row.attempts == 1
-        assert RunConfig(**row.config) == a.config
+        assert row.config == a.config and row.config_error is None
         assert row.provenance == {"git_sha": "abc"}
         assert store.metrics(a.run_id, "loss") == [(0, 0.0, "loss", 2.3), (10, 1.0, "loss", 1.1)]
         assert store.last_metrics(a.run_id) == {"loss": 1.1, "test_acc": 0.5}

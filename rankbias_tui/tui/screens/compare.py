@@ -13,9 +13,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from ...measures import HPARAMS, TEST_ACC, TRAIN_LOSS
+from ...measures import SHORT_NAMES as SHORT
 from ..format import num
 from ..messages import AppState, ExportRequested, StoreRefreshed, WatchCompare
-from ..model import AVG_RANK, SHORT, group_curves
+from ..model import AVG_RANK, group_curves
 from ..widgets.charts import CompareChart, marked
 
 GROUPINGS: tuple[str | None, ...] = (None, *HPARAMS)

@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
-from ...measures import ACTIVE, FINISHED
+from ...measures import ACTIVE, FINISHED, Status
 from ..messages import (
     AppState,
     CancelRequested,
@@ -153,12 +153,12 @@ class DashboardScreen(Screen[None]):
         view = self._selected_view()
         if view is None:
             return
-        if view.status in (*FINISHED, "running"):
+        if view.status in (*FINISHED, Status.RUNNING):
             why = "finished: nothing to resume" if view.status in FINISHED else "already running"
             self.notify(f"{view.run_id[:8]} is {view.status}, {why}", severity="warning")
             return
-        stopped = [v.run_id for v in self.table.snapshot.runs if v.status == "stopped"]  # type: ignore[union-attr]
-        if view.status != "stopped" or len(stopped) < 2:
+        stopped = [v.run_id for v in self.table.snapshot.runs if v.status == Status.STOPPED]  # type: ignore[union-attr]
+        if view.status != Status.STOPPED or len(stopped) < 2:
             self.post_message(ResumeRequested(view.run_id))
             return
 

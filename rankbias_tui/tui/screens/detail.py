@@ -15,7 +15,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
-from ...measures import ACTIVE, FINISHED, reason
+from ...measures import ACTIVE, FINISHED, Status, reason
 from ...store import SpectrumRow
 from ..format import bound, duration, num
 from ..messages import AppState, CancelRequested, ExportRequested, ResumeRequested, StoreRefreshed, WatchRun
@@ -50,7 +50,7 @@ class RunDetailScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(self.run_id, id="title")
         with TabbedContent(
-            initial="config" if self._status() == "failed" else "curves"
+            initial="config" if self._status() == Status.FAILED else "curves"
         ):  # opens on the error
             with TabPane("1 Curves", id="curves"):
                 yield Static(id="reason")
@@ -104,8 +104,8 @@ class RunDetailScreen(Screen[None]):
         eta = latest.snapshot.run_eta.get(run.run_id) if latest is not None else None
         speed = f" · {duration(eta)} left" if eta is not None else ""
         text = (
-            f"{run.run_id} {run.status} · epoch {run.epoch:g}/{cfg.get('epochs')}{speed} · B={cfg.get('batch_size')} "
-            f"lr={cfg.get('lr')} wd={cfg.get('weight_decay')} · {cfg.get('model')} on {cfg.get('dataset')} · "
+            f"{run.run_id} {run.status} · epoch {run.epoch:g}/{cfg.epochs}{speed} · B={cfg.batch_size} "
+            f"lr={cfg.lr} wd={cfg.weight_decay} · {cfg.model} on {cfg.dataset} · "
             f"{run.sweep} · {run.device or '-'}"
         )
         self.query_one("#title", Static).update(Text(text, no_wrap=True, overflow="ellipsis"))
@@ -165,18 +165,18 @@ class RunDetailScreen(Screen[None]):
                 lines.append(
                     f"{name:<15} {datetime.fromtimestamp(stamp, timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
                 )
-        if run.active_s or run.status == "running":
+        if run.active_s or run.status == Status.RUNNING:
             trained = run.active_seconds(self.app_clock())
             lines.append(f"trained for     {duration(trained)} over {run.attempts} attempt(s)")
             if run.step and trained > 0:
                 lines.append(f"speed           {run.step / trained:.1f} steps/s (average over the attempts)")
         if run.error:
-            lines += ["", "error:" if run.status == "failed" else "reason:", run.error]
+            lines += ["", "error:" if run.status == Status.FAILED else "reason:", run.error]
         elif reason(run.status, run.error):
             lines += ["", f"reason: {reason(run.status, run.error)}"]
         last = {name: ys[-1] for name, (_, ys) in self.detail.series.items() if ys}
         lines += ["", "last values:", *(f"  {k:<13} {num(v, '.4g')}" for k, v in sorted(last.items()))]
-        lines += ["", "config:", *(f"  {k:<15} {json.dumps(v)}" for k, v in run.config.items())]
+        lines += ["", "config:", *(f"  {k:<15} {json.dumps(v)}" for k, v in run.config.stored.items())]
         lines += ["", "provenance:", *(f"  {k:<15} {v}" for k, v in sorted(run.provenance.items()))]
         self.query_one("#config-text", Static).update(Text("\n".join(lines)))
 
@@ -245,7 +245,7 @@ class RunDetailScreen(Screen[None]):
         if self.detail is None:
             return
         run = self.detail.run
-        if run.status in (*FINISHED, "running"):
+        if run.status in (*FINISHED, Status.RUNNING):
             why = "finished: nothing to resume" if run.status in FINISHED else "already running"
             self.notify(f"{run.run_id[:8]} is {run.status}, {why}", severity="warning")
             return

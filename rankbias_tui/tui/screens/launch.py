@@ -15,7 +15,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from ...measures import ACTIVE, FINISHED
+from ...measures import ACTIVE, FINISHED, Status
 from ...spec import Spec, SpecError, load_spec
 from ...sweep import expand_sweep
 from ..messages import AppState, LaunchRequested, StoreRefreshed
@@ -92,8 +92,8 @@ class LaunchScreen(Screen[None]):
         for name, (_, ids) in self.sweeps.items():
             states = [status.get(i) for i in ids]
             done = sum(s in FINISHED for s in states)
-            running = states.count("running")
-            queued = states.count("queued")
+            running = states.count(Status.RUNNING)
+            queued = states.count(Status.QUEUED)
             other = sum(s is not None for s in states) - done - running - queued
             rows.append((name, str(len(ids)), str(done), str(running), str(queued), str(other)))
         if rows == getattr(self, "_rows", None):
@@ -123,7 +123,7 @@ class LaunchScreen(Screen[None]):
         states = [status.get(i) for i in self.sweeps[name][1]]
         out = {
             "new": states.count(None),
-            "done": sum(s in FINISHED for s in states),
+            Status.DONE: sum(s in FINISHED for s in states),
             "active": sum(s in ACTIVE for s in states),
         }
         out["resume"] = len(states) - sum(out.values())
