@@ -3,7 +3,6 @@ Rich markup in user text, and a grid too big to queue without asking."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -16,14 +15,13 @@ from rankbias_tui.cli.common import guarded
 from rankbias_tui.spec import parse_spec
 from rankbias_tui.store import DB_NAME, Store
 from rankbias_tui.sweep import expand_sweep
-from tests.support.faults import RANKBIAS
+from tests.support import runs
 
 MARKUP = "[/red]oops [bold]"
 
 
 def rankbias(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([RANKBIAS, *args], capture_output=True, text=True, timeout=300,
-                          env=os.environ | (env or {}))  # fmt: skip
+    return runs.rankbias(*args, env=env, timeout=300)
 
 
 def spec_file(tmp_path: Path, **sweep: object) -> Path:

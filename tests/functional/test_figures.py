@@ -8,7 +8,6 @@ counted directly from the stored singular values. One slow test trains a real 2-
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -23,6 +22,7 @@ from rankbias_tui import figures
 from rankbias_tui.cli import app
 from rankbias_tui.measures import rank_at_eps
 from rankbias_tui.store import Store
+from tests.support import runs
 from tests.support.trend_store import EPOCHS, GRID, LAYERS, build_store
 
 runner = CliRunner()
@@ -288,8 +288,7 @@ grid.batch_size = [16, 128]
 
 
 def rankbias(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("rankbias", path=str(Path(sys.executable).parent)) or "rankbias"
-    return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return runs.rankbias(*args, cwd=cwd, timeout=120)
 
 
 @pytest.mark.slow

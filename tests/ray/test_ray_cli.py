@@ -7,7 +7,6 @@ and the packs."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ import pytest
 from rankbias_tui import scheduler
 from rankbias_tui.scheduler import SchedulerOptions
 from rankbias_tui.store import Store, StorePaths
-from tests.support import golden
+from tests.support import golden, runs
 
 GOLDEN = golden.GOLDEN
 
@@ -36,8 +35,7 @@ def test_the_golden_sweep_on_ray_gives_the_local_backend_s_exports(
 
 
 def rankbias(*args: str) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).with_name("rankbias")
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=120)
+    return runs.rankbias(*args, timeout=120)
 
 
 def test_a_run_no_node_can_take_is_refused_not_left_waiting(ray_cluster, tmp_path: Path) -> None:

@@ -15,13 +15,13 @@ from rankbias_tui.scheduler.hosts import Host, Live, Worker
 from rankbias_tui.spec import RunConfig
 from rankbias_tui.store import Request, Store
 from rankbias_tui.sweep import PlannedRun, run_id
+from tests.support import runs
 
-TINY = dict(model="mlp", depth=2, width=16, dataset="digits", lr_milestones=(), measure_every=2, epochs=2)
+TINY = dict(runs.TINY, epochs=2)
 
 
-def planned(**fields) -> PlannedRun:
-    cfg = RunConfig(**(TINY | fields))
-    return PlannedRun(run_id(cfg), "t", cfg)
+def planned(**fields: object) -> PlannedRun:
+    return runs.planned(base=TINY, **fields)
 
 
 def test_pack_key_ignores_what_members_carry_on_their_own() -> None:

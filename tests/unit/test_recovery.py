@@ -11,14 +11,13 @@ import pytest
 
 from rankbias_tui import checkpoints
 from rankbias_tui.scheduler.recovery import admit, adopt, same_pack
-from rankbias_tui.spec import RunConfig
 from rankbias_tui.store import Store
-from rankbias_tui.sweep import PlannedRun, run_id
+from rankbias_tui.sweep import PlannedRun
+from tests.support import runs
 
 
 def planned(**fields: object) -> PlannedRun:
-    cfg = RunConfig(dataset="digits", **fields)
-    return PlannedRun(run_id(cfg), "s", cfg)
+    return runs.planned("s", base=runs.DIGITS, **fields)
 
 
 def insert_raw(store: Store, rid: str, status: str, config: str = "{}") -> None:

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from rankbias_tui import export
-from rankbias_tui.spec import RunConfig
 from rankbias_tui.store import (
     DB_NAME,
     SCHEMA_VERSION,
@@ -27,12 +26,12 @@ from rankbias_tui.store import (
 from rankbias_tui.store.connection import open_read_only
 from rankbias_tui.store.rows import Owners, run_row
 from rankbias_tui.store.schema import MIGRATIONS
-from rankbias_tui.sweep import PlannedRun, run_id
+from rankbias_tui.sweep import PlannedRun
+from tests.support import runs
 
 
 def planned(sweep: str = "s", **fields: object) -> PlannedRun:
-    cfg = RunConfig(dataset="digits", **fields)
-    return PlannedRun(run_id(cfg), sweep, cfg)
+    return runs.planned(sweep, base=runs.DIGITS, **fields)
 
 
 def spectrum(rid: str, step: int, index: int, svals: list[float], eps: float = 1e-3) -> SpectrumRow:
