@@ -1,7 +1,8 @@
 """``rankbias plot``, ``claims`` and ``report``: figures, the paper's claims and a reproduction report.
 
 Thin Typer commands: each checks its options, opens the store and hands the work to
-``figures.make_figure``, ``claims.report`` or ``report.gather``/``report.write``. Bad options (unknown sweep, field, layer, run, kind)
+``figures.make_figure``, ``claims.report`` or ``report.gather``/``report.write``. Bad options (unknown
+sweep, field, layer, run, kind)
 exit with code 2; a store without usable runs exits with code 1; both with one message on stderr
 and no traceback. Registered on the main app by ``register`` (called by ``app.py``).
 This module does not import ``cli`` (nothing may), so it keeps its own small console helpers;

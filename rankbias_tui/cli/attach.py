@@ -100,7 +100,8 @@ def _open(
     if pid is not None:
         console.print(
             f"The scheduler goes on in the background (pid {pid}, log {StorePaths.of(store_dir).log}).\n"
-            f"Reopen with `rankbias attach --store {store_dir}`; stop it with `rankbias stop --store {store_dir}`.",
+            f"Reopen with `rankbias attach --store {store_dir}`; "
+            f"stop it with `rankbias stop --store {store_dir}`.",
             markup=False,
         )
 

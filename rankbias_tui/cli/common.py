@@ -66,7 +66,8 @@ def _one_line(error: Exception, argv: list[str]) -> str:
     command = " ".join(a for a in argv[1:2] if not a.startswith("-")) or "rankbias"
     where = f"traceback in {log}" if log else "no log could be written"
     return (
-        f"unexpected {type(error).__name__} in `rankbias {command}`: {str(error).splitlines()[0] if str(error) else ''} "
+        f"unexpected {type(error).__name__} in `rankbias {command}`: "
+        f"{str(error).splitlines()[0] if str(error) else ''} "
         f"({where}; run again with --debug to see it)"
     )
 

@@ -112,7 +112,8 @@ def _confirm_size(parsed: Spec, names: list[str], yes: bool) -> None:
         return
     if not _interactive():
         raise fail(
-            f"refusing to queue {count:,} runs (more than {CONFIRM_ABOVE:,}) without confirmation: pass --yes",
+            f"refusing to queue {count:,} runs (more than {CONFIRM_ABOVE:,}) without confirmation: "
+            "pass --yes",
             2,
         )
     if not typer.confirm(f"Queue {count:,} runs?", default=False):
@@ -139,7 +140,8 @@ def _run_headless(parsed: Spec, sweeps: list[str], store_dir: Path, options: Sch
             todo = _queue(store, planned)
             console.print(
                 f"{len(planned)} runs in {', '.join(sweeps or [parsed.default_sweep])}: "
-                f"{len(planned) - len(todo.mine)} already finished, {len(todo.mine)} to run on {backend.where}. "
+                f"{len(planned) - len(todo.mine)} already finished, "
+                f"{len(todo.mine)} to run on {backend.where}. "
                 f"Store: {store_dir}/",
                 markup=False,
             )

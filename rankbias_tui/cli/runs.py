@@ -91,7 +91,8 @@ def show(
         _, final = store.init_and_final_spectra(r.run_id)
         segments = store.segments(r.run_id)
     console.print(
-        f"[bold]{r.run_id}[/bold]  sweep {escape(r.sweep)}  status [bold]{r.status}[/bold]  device {escape(str(r.device))}"
+        f"[bold]{r.run_id}[/bold]  sweep {escape(r.sweep)}  status [bold]{r.status}[/bold]  "
+        f"device {escape(str(r.device))}"
     )
     console.print(
         f"epoch {r.epoch:g}/{r.config.epochs}  step {r.step}/{r.total_steps or '?'}  attempts {r.attempts}"

@@ -6,7 +6,8 @@ how an epoch splits into batches (the last one kept short unless ``drop_last``);
 ``eval_every`` epochs and at measurement points; spectra every ``measure_every`` epochs, each
 followed by the members' checkpoints); the divergence rules (a non-finite running loss, NaN/inf
 weights at a measurement, the guard of PAPER.md on measurement points), each stopping a run with
-its reason; cancellation; and every event that reports them (``rankbias_tui.protocol``). It drives two objects passed in: a
+its reason; cancellation; and every event that reports them (``rankbias_tui.protocol``). It drives two
+objects passed in: a
 ``Trainer`` (the members being trained, and what happens between epochs: evaluate, measure, save)
 and a ``Step`` (one training step of every live member, its per-epoch set-up and running sums).
 Does not own: how a step is computed (``engine.train``: eager; ``engine.graphs``: one CUDA graph;

@@ -3,7 +3,8 @@
 Owns: building each architecture of PAPER.md (``mlp``, ``mlp-bn``, CIFAR ``resnet18``, ``vgg16``
 with BatchNorm, a small ``vit``) with stable, CSV-safe module names, and the training loss of a
 single run; choosing the measured layers (the paper's set or every weight matrix) with ``m``, the
-number of times each is applied per example; and viewing a weight as a (d_out, d_in) matrix. Does not own: seeding (the caller seeds before
+number of times each is applied per example; and viewing a weight as a (d_out, d_in) matrix. Does not
+own: seeding (the caller seeds before
 ``build_model``), training, or any spectral computation (``rankbias_tui.spectral``).
 """
 

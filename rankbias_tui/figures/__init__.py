@@ -7,8 +7,8 @@ Three modules, in the order a figure is made:
   recounted at another eps from the stored singular values when asked (``measures``);
 - ``draw``: matplotlib drawing (``*_figure``, ``make_figure``) and ``save`` (PNG and/or SVG).
 ``selection`` and ``data`` import neither matplotlib nor torch; ``draw`` imports matplotlib, and
-this package loads it only when one of its names is first used. Does not own: the database (``store/``), the claims (``claims/``) or the command line
-(``cli/analysis.py``).
+this package loads it only when one of its names is first used. Does not own: the database (``store/``),
+the claims (``claims/``) or the command line (``cli/analysis.py``).
 """
 
 from __future__ import annotations

@@ -74,7 +74,8 @@ def slice_text(item: dict[str, Any]) -> str:
     if "against" in item:  # claim 1
         return (
             f"{_setting(item)}: {item['change']:+.2f} {_interval(item)} ranks against "
-            f"{'the wd = 0 run' if item['against'] == 'wd = 0' else 'its initial rank'} ({seeds}): {item['outcome']}"
+            f"{'the wd = 0 run' if item['against'] == 'wd = 0' else 'its initial rank'} ({seeds}): "
+            f"{item['outcome']}"
         )
     return (
         f"{_setting(item)}: {fmt(item['from'])} -> {fmt(item['to'])}: {item['change']:+.2f} "

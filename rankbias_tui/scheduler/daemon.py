@@ -5,8 +5,8 @@ is asked to run.
 arguments of ``SchedulerOptions.argv``) in a session of its own, so closing the terminal or losing
 the SSH connection does not stop it; its output goes to the store's log (``StorePaths.log``). It
 holds ``SchedulerLock`` (one scheduler per store), writes the state file (``StorePaths.state``: pid,
-devices and their PCI bus ids, owner-only) while it runs, and takes its orders from the store's requests - nothing
-listens on a network port:
+devices and their PCI bus ids, owner-only) while it runs, and takes its orders from the store's requests
+- nothing listens on a network port:
 
 - ``launch``: the request names a spec file and a sweep; the sweep's runs are added to the store and
   its unfinished runs queued;
@@ -16,7 +16,8 @@ listens on a network port:
 
 When it starts, it adopts the runs a killed scheduler left running (``scheduler.recovery``). It
 exits on its own after ``idle_exit_s`` seconds with nothing to do (status 0, as after a stop
-request); a signal, a deleted store or a full disk end it with a non-zero status and one log line. Asking (the client half) is
+request); a signal, a deleted store or a full disk end it with a non-zero status and one log line. Asking
+(the client half) is
 ``scheduler.client``, which the CLI and the terminal UI use; this module is for this process only.
 """
 

@@ -204,7 +204,8 @@ def mode_change(before: Segment, now: Segment) -> str:
     """The warning recorded when a run resumes in another execution mode than it was trained in."""
     return (
         f"continues {now.describe()}, but was trained {before.describe()}: its numbers from step "
-        f"{now.from_step} on may differ from an uninterrupted run's (README: What happens when things go wrong)"
+        f"{now.from_step} on may differ from an uninterrupted run's "
+        "(README: What happens when things go wrong)"
     )
 
 

@@ -255,7 +255,10 @@ class RayLauncher:
         nodes = alive_nodes()
         if any(self.resources.fits(n) for n in nodes):
             return None
-        return f"no live node of the Ray cluster has the {self.resources.describe()} a run asks for ({len(nodes)} nodes)"
+        return (
+            f"no live node of the Ray cluster has the {self.resources.describe()} a run asks for "
+            f"({len(nodes)} nodes)"
+        )
 
     def _task(self) -> Any:
         if self._remote is None:

@@ -2,7 +2,8 @@
 
 Owns: ``Job`` (what a task is given: its runs, each with the checkpoint it resumes from as bytes,
 and how to train them), the one message only this transport adds (``CheckpointFile``: a
-``protocol.Checkpoint`` with the file's bytes) and ``run_job``, the generator a Ray task wraps. ``run_job`` writes the resume checkpoints into a private temporary
+``protocol.Checkpoint`` with the file's bytes) and ``run_job``, the generator a Ray task wraps.
+``run_job`` writes the resume checkpoints into a private temporary
 directory, starts the very worker process the local backend starts (``engine.worker``, spawned,
 the same torch thread count), yields its ``protocol`` events as they come, swaps each checkpoint
 for its bytes, passes pack cancels on, and always ends its worker process and deletes the

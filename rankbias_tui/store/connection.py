@@ -157,7 +157,10 @@ def damaged(err: sqlite3.DatabaseError) -> str:
     """What an SQLite error on opening or reading says about the file, in one line."""
     text = str(err)
     if "not a database" in text or "malformed" in text:
-        return f"{text} (not a rankbias database, or a damaged one; restore it from a backup or use another --store)"
+        return (
+            f"{text} (not a rankbias database, or a damaged one; "
+            "restore it from a backup or use another --store)"
+        )
     if is_full(err):
         return f"{text}: the file system holding the store is full; free some space and run the command again"
     return text

@@ -210,7 +210,8 @@ class Store(Results):
         if self.version < 5:
             return []
         rows = self.conn.execute(
-            "SELECT run_id, started_at, from_step, device, mode, pack FROM segments WHERE run_id=? ORDER BY rowid",
+            "SELECT run_id, started_at, from_step, device, mode, pack FROM segments"
+            " WHERE run_id=? ORDER BY rowid",
             (run_id,),
         )
         return [Segment(*r[:5], tuple(json.loads(r[5]))) for r in rows]

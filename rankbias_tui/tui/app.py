@@ -267,7 +267,10 @@ class RankbiasApp(App[None]):
     def _ensure_scheduler(self, kind: str) -> str:
         now = scheduler.status(self.store_dir)
         if now.foreground and kind != "cancel":
-            return f"; but a foreground `rankbias run` (pid {now.pid}) holds this store and only answers cancel and stop"
+            return (
+                f"; but a foreground `rankbias run` (pid {now.pid}) holds this store "
+                "and only answers cancel and stop"
+            )
         if now.pid is not None or self.spawn is None:
             return ""
         if self.spawned is not None and self.spawned.poll() is None:

@@ -157,7 +157,8 @@ class DashboardScreen(Screen[None]):
             why = "finished: nothing to resume" if view.status in FINISHED else "already running"
             self.notify(f"{view.run_id[:8]} is {view.status}, {why}", severity="warning")
             return
-        stopped = [v.run_id for v in self.table.snapshot.runs if v.status == Status.STOPPED]  # type: ignore[union-attr]
+        shown = self.table.snapshot.runs  # type: ignore[union-attr]
+        stopped = [v.run_id for v in shown if v.status == Status.STOPPED]
         if view.status != Status.STOPPED or len(stopped) < 2:
             self.post_message(ResumeRequested(view.run_id))
             return

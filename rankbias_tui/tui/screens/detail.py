@@ -131,7 +131,8 @@ class RunDetailScreen(Screen[None]):
         index, layers = found
         self.layer_index = max(0, min(self.layer_index, len(layers) - 1))
         shown = layers[self.layer_index]
-        first = next((f for f in self.detail.measurements[0] if f.layer == shown.layer), None)  # type: ignore[union-attr]
+        initial = self.detail.measurements[0]  # type: ignore[union-attr]
+        first = next((f for f in initial if f.layer == shown.layer), None)
         chart.show(shown, index, len(self.detail.measurements), first)  # type: ignore[union-attr]
         rows = [
             (
@@ -158,7 +159,8 @@ class RunDetailScreen(Screen[None]):
         run = self.detail.run
         lines = [f"status          {run.status} (attempt {run.attempts}) on {run.device or '-'}"]
         lines += [
-            f"step            {run.step}/{run.total_steps or '?'}, checkpoint {run.checkpoint_step if run.checkpoint_step is not None else '-'}"
+            f"step            {run.step}/{run.total_steps or '?'}, "
+            f"checkpoint {run.checkpoint_step if run.checkpoint_step is not None else '-'}"
         ]
         for name, stamp in (("started", run.started_at), ("finished", run.finished_at)):
             if stamp:

@@ -135,7 +135,8 @@ class SpectrumChart(Chart):
         plt.xlim(low - 0.25, high + 0.25)
         cap = min(s.d_out, s.d_in)
         plt.title(
-            f"{s.layer} {s.d_out}x{s.d_in} · epoch {s.epoch:g} ({index + 1}/{count}) · rank {s.rank}/{cap} · "
+            f"{s.layer} {s.d_out}x{s.d_in} · epoch {s.epoch:g} ({index + 1}/{count}) · "
+            f"rank {s.rank}/{cap} · "
             f"bound {bound(s.bound, s.d_out, s.d_in)}"
         )
         key = (
