@@ -42,7 +42,7 @@ class PackModel:
 
     def __init__(self, cfgs: Sequence[RunConfig], in_shape: tuple[int, int, int], n_classes: int, device):
         self.cfgs, self.k, self.device = list(cfgs), len(cfgs), torch.device(device)
-        self.depth, self.bn = cfgs[0].depth, cfgs[0].model == "mlp-bn"
+        self.depth, self.bn = cfgs[0].depth, MODELS[cfgs[0].model].batch_norm_1d
         self.act = nn.LeakyReLU(0.01) if cfgs[0].activation == "leaky-relu" else nn.ReLU()
         members = [_seeded_model(c, in_shape, n_classes) for c in cfgs]
         self.template = template = members[0]  # member 0's module, for names and measured layers
