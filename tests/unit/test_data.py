@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from rankbias_tui.catalog import DATASETS
 from rankbias_tui.engine import data as D
 from rankbias_tui.engine.data import DataSet, DatasetUnavailable, default_data_dir, load_dataset
 
@@ -113,6 +114,7 @@ def test_mnist_read_from_raw_idx_files(tmp_path: Path) -> None:
     ds = load_dataset("mnist", data_dir=tmp_path)
     assert ds.x_train.shape == (20, 1, 32, 32) and ds.x_test.shape == (10, 1, 32, 32)
     assert ds.in_shape == (1, 32, 32) and ds.n_classes == 10
+    assert (ds.in_shape, ds.n_classes) == (DATASETS["mnist"].in_shape, DATASETS["mnist"].classes)
     assert ds.y_train.tolist() == arrays["train-labels-idx1-ubyte"].tolist()
     assert ds.y_test.tolist() == arrays["t10k-labels-idx1-ubyte"].tolist()
     expected = (torch.from_numpy(arrays["train-images-idx3-ubyte"]).float() / 255 - 0.1307) / 0.3081
@@ -155,6 +157,7 @@ def test_cifar10_read_from_python_pickles(tmp_path: Path, monkeypatch: pytest.Mo
     ds = load_dataset("cifar10", data_dir=tmp_path)
     assert ds.x_train.shape == (20, 3, 32, 32) and ds.x_test.shape == (10, 3, 32, 32)
     assert ds.in_shape == (3, 32, 32) and ds.n_classes == 10
+    assert (ds.in_shape, ds.n_classes) == (DATASETS["cifar10"].in_shape, DATASETS["cifar10"].classes)
     assert ds.y_train.tolist() == labels and ds.y_test.tolist() == list(range(10))
     mean = torch.tensor((0.5071, 0.4865, 0.4409)).view(1, 3, 1, 1)
     std = torch.tensor((0.2673, 0.2564, 0.2762)).view(1, 3, 1, 1)
@@ -176,6 +179,7 @@ def test_svhn_read_from_mat_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         scipy.io.savemat(tmp_path / f"{split}_32x32.mat", {"X": images, "y": digits})
     ds = load_dataset("svhn", data_dir=tmp_path)
     assert ds.x_train.shape == (6, 3, 32, 32) and ds.in_shape == (3, 32, 32)
+    assert (ds.in_shape, ds.n_classes) == (DATASETS["svhn"].in_shape, DATASETS["svhn"].classes)
     assert ds.y_train.tolist() == [0, 1, 2, 3, 0, 9]
     expected = (torch.from_numpy(images).permute(3, 2, 0, 1).float() / 255 - 0.5) / 0.5
     assert torch.allclose(ds.x_test, expected, atol=1e-6)
@@ -217,5 +221,6 @@ def test_import_does_not_load_torchvision_or_sklearn() -> None:
     assert out.stdout.split() == ["False", "False"]
 
 
-def test_dataset_names_match_module_table() -> None:
-    assert set(D._TORCHVISION) | {"digits", "synthetic"} == set(D.DATASET_NAMES)
+def test_the_torchvision_table_holds_exactly_the_catalog_s_torchvision_rows() -> None:
+    torchvision = {e.name for e in DATASETS.values() if e.loader.endswith(":load_torchvision")}
+    assert set(D._TORCHVISION) == torchvision

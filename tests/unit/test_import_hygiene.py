@@ -12,6 +12,7 @@ import pytest
 # module -> heavy packages it must not import (the CLI imports Textual only to open the app).
 LIGHT = {
     "rankbias_tui.spec": ("torch", "textual"),
+    "rankbias_tui.catalog": ("torch", "textual"),
     "rankbias_tui.sweep": ("torch", "textual"),
     "rankbias_tui.store": ("torch", "textual"),
     "rankbias_tui.store.schema": ("torch", "textual"),

@@ -147,7 +147,8 @@ LAYERS: list[set[str]] = [
     {"engine", "store"},  # the engine trains and never writes results: the scheduler does
     {"checkpoints", "eta"},
     {"sweep"},
-    {"spec", "protocol", "measures", "provenance", "catalog"},
+    {"spec", "protocol", "measures", "provenance"},
+    {"catalog"},  # the models and data sets: the spec reads it, so it sits below the spec
 ]
 
 
@@ -169,7 +170,7 @@ def layer_violations(edges: dict[str, set[str]]) -> set[str]:
 
 def test_every_top_level_module_and_package_has_a_layer() -> None:
     names = {layer_of(m) for m in graph() if m != "rankbias_tui"}
-    assert names == set().union(*LAYERS) - ({"catalog"} - names), names ^ set().union(*LAYERS)
+    assert names == set().union(*LAYERS), names ^ set().union(*LAYERS)
 
 
 def test_no_layer_imports_one_above_it_or_beside_it() -> None:

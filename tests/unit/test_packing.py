@@ -154,13 +154,12 @@ def test_cancelling_a_pack_member_through_the_store(tmp_path: Path) -> None:
         assert store.run(other.run_id).epoch == 12  # type: ignore[union-attr]
 
 
-def test_memory_estimate_knows_every_data_set() -> None:
-    from rankbias_tui.engine.data import DATASET_NAMES, load_dataset
-
-    assert set(packing.INPUTS) == set(DATASET_NAMES)
-    for name in ("digits", "synthetic"):
-        data = load_dataset(name)
-        assert packing.INPUTS[name] == (data.x_train[0].numel(), data.n_classes)
+def test_the_memory_estimate_reads_the_data_set_s_catalog_row() -> None:
+    """digits (64 inputs) against synthetic (3,072): the same MLP differs by its first layer."""
+    small, large = RunConfig(**TINY), RunConfig(**(TINY | dict(dataset="synthetic")))
+    first_layer = (3072 - 64) * small.width  # params, each ~6 floats of 4 bytes
+    inputs = (3072 - 64) * small.batch_size
+    assert packing.member_bytes(large) - packing.member_bytes(small) == 4 * (6 * first_layer + inputs)
 
 
 def test_packs_are_sized_from_free_memory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
