@@ -6,7 +6,7 @@ scheduler, the foreground ``Scheduler`` that ``rankbias run --headless`` drives,
 scheduler does about faults (``adopt`` interrupted runs; ``Stopped`` and ``signals_stop``).
 """
 
-from .backends import check_backend, prepare
+from .backends import BACKENDS, check_backend, describe_backends, prepare
 from .client import (
     SchedulerStatus,
     cancel,
@@ -22,16 +22,20 @@ from .devices import Backend, BackendError, DeviceError, Slots, check_syntax, pl
 from .dryrun import dry_run
 from .faults import Interrupted, Stopped, signals_stop
 from .hosts import Live
+from .launcher import Launch, Launcher
 from .lock import SchedulerLock, StoreBusy
 from .options import SchedulerOptions
 from .recovery import adopt
 from .service import Scheduler, StopRequested
 
 __all__ = [
+    "BACKENDS",
     "Backend",
     "BackendError",
     "DeviceError",
     "Interrupted",
+    "Launch",
+    "Launcher",
     "Live",
     "Scheduler",
     "SchedulerLock",
@@ -45,6 +49,7 @@ __all__ = [
     "cancel",
     "check_backend",
     "check_syntax",
+    "describe_backends",
     "dry_run",
     "ensure",
     "launch",

@@ -31,7 +31,6 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from ..measures import FINISHED
 from ..provenance import provenance
@@ -42,6 +41,7 @@ from . import faults, recovery
 from .backends import prepare
 from .client import mark_cancelled
 from .devices import BackendError, DeviceError, Slots, pci_bus_ids
+from .launcher import Launcher
 from .lock import SchedulerLock, StoreBusy
 from .options import SchedulerOptions, add_arguments
 from .service import POLL_S, Scheduler
@@ -52,7 +52,9 @@ log = logging.getLogger("rankbias.daemon")
 class Daemon(Scheduler):
     """A ``Scheduler`` that keeps serving while idle and takes launch/cancel/resume/stop requests."""
 
-    def __init__(self, store: Store, slots: Slots, options: SchedulerOptions, launcher: Any = None):
+    def __init__(
+        self, store: Store, slots: Slots, options: SchedulerOptions, launcher: Launcher | None = None
+    ):
         super().__init__(store, [], slots, options, launcher=launcher)
         self.idle_exit_s = options.idle_exit_s
         self.stopping: str | None = None
