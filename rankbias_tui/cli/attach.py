@@ -5,8 +5,9 @@ not given: the sweep is queued with the background scheduler (started if none ru
 and the app opens on the store. Quitting the app, closing the terminal or losing the SSH
 connection leaves the scheduler running; ``rankbias attach`` reopens the app and ``rankbias stop``
 ends the scheduler cleanly (runs in progress resume later). The spec file is read once per command
-(by ``cli.run`` or ``attach``) and handed to the app for its launch screen; the scheduler is asked
-through its client API only. Textual is imported only when the app opens; torch never is.
+(by ``cli.run`` or ``attach``) and handed to the app for its launch screen; what is queued is the
+runs expanded from that one reading (the scheduler never reads the file), so the count shown is
+the count queued. The scheduler is asked through its client API only. Textual is imported only when the app opens; torch never is.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def run_with_tui(
     spec_path: Path, spec: Spec, sweeps: list[str], store_dir: Path, options: SchedulerOptions
 ) -> None:
     """Queue ``sweeps`` of ``spec`` (read from ``spec_path``) with the background scheduler and open
-    the app on the store."""
+    the app on the store. The runs counted are the runs asked for: the spec is not read again."""
     names = sweeps or [spec.default_sweep]
     try:
         planned = expand(spec, names)
@@ -68,8 +69,7 @@ def run_with_tui(
         )
     try:
         with Store(store_dir, create=True) as store:
-            for name in names:
-                scheduler.launch(store, spec_path, name)
+            scheduler.launch(store, planned)
     except StoreError as e:
         raise fail(str(e)) from None
     running, spawned = scheduler.ensure(store_dir, options)

@@ -17,11 +17,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..measures import ACTIVE, INTERRUPTED
+from ..provenance import provenance
 from ..store import Request, Store, StorePaths
+from ..sweep import PlannedRun
 from .lock import SchedulerLock, StoreBusy
 from .options import SchedulerOptions
 
@@ -109,9 +112,18 @@ def ensure(
     return (pid, None) if pid is not None else (None, spawn(directory, options))
 
 
-def launch(store: Store, spec_path: str | Path, sweep: str) -> None:
-    """Ask the background scheduler to add ``sweep`` of the spec file and queue what is unfinished."""
-    store.request(Request("launch", spec_path=str(Path(spec_path).resolve()), sweep=sweep))
+def launch(store: Store, runs: Sequence[PlannedRun]) -> None:
+    """Ask the background scheduler to queue ``runs`` (the sweeps the caller expanded, and counted
+    for the user), in this order: they are added to the store now (a run it holds keeps its state)
+    and the scheduler queues each that is neither finished nor queued or running there already.
+
+    The spec is read once, by the caller: the scheduler never reads the file, so what it queues is
+    what the caller showed, even if the file changes in between. One transaction: a scheduler
+    takes all of the requests or none."""
+    with store.transaction():
+        store.add_runs(runs, provenance())
+        for run in runs:
+            store.request(Request("launch", run.run_id, sweep=run.sweep))
 
 
 def resume(store: Store, run_id: str) -> None:

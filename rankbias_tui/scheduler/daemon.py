@@ -8,8 +8,9 @@ holds ``SchedulerLock`` (one scheduler per store), writes the state file (``Stor
 devices and their PCI bus ids, owner-only) while it runs, and takes its orders from the store's requests - nothing
 listens on a network port:
 
-- ``launch``: the request names a spec file and a sweep; the sweep's runs are added to the store and
-  its unfinished runs queued;
+- ``launch``: one request per run, which the client added to the store (``client.launch``: the
+  client read the spec, so what is queued is what it counted); each is queued unless it is
+  finished or queued or running here already (this process never reads a spec file);
 - ``cancel`` / ``resume``: one run by id (resume requeues a cancelled, failed or interrupted run);
 - ``stop``: end cleanly, as SIGTERM, SIGHUP or SIGINT do: runs in progress go back to ``queued`` and
   resume from their last checkpoint later (a stop request made before it started has expired).
@@ -33,10 +34,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..measures import FINISHED
-from ..provenance import provenance
-from ..spec import SpecError, load_spec
 from ..store import Request, Store, StoreError, StorePaths
-from ..sweep import UnknownSweep, expand_sweep
+from ..sweep import PlannedRun
 from . import faults, recovery
 from .backends import prepare
 from .client import mark_cancelled
@@ -105,18 +104,24 @@ class Daemon(Scheduler):
                 log.info("run %s: %s", run_id, status)
 
     def _handle_requests(self) -> None:
+        launched: dict[str, list[int]] = {}  # sweep -> [runs asked for, runs queued], for the log
         for request in self.store.take_requests():
             try:
-                self._answer(request)
+                if request.kind == "launch" and request.run_id:
+                    counts = launched.setdefault(request.sweep or "?", [0, 0])
+                    counts[0] += 1
+                    counts[1] += self._requeue(request.run_id) is not None
+                else:
+                    self._answer(request)
             except Exception:  # noqa: BLE001 - a bad request must not end the scheduler
                 log.exception("request %s failed", request)
+        for sweep, (asked, queued) in launched.items():
+            log.info("launch %s: %d runs, %d queued", sweep, asked, queued)
 
     def _answer(self, request: Request) -> None:
         if request.kind == "stop":
             if not faults.expired(request, self.since):
                 self.stopping = "stop requested"
-        elif request.kind == "launch" and request.spec_path and request.sweep:
-            self._launch(request.spec_path, request.sweep)
         elif request.kind == "cancel" and request.run_id:
             self._cancel(request.run_id)
         elif request.kind == "resume" and request.run_id:
@@ -134,31 +139,23 @@ class Daemon(Scheduler):
         return {r.run_id for r in self.queue} | set(self.workers)
 
     def _resume(self, run_id: str) -> None:
+        if self._requeue(run_id) is None:
+            log.info("resume %s: nothing to do", run_id)
+        else:
+            log.info("resume %s", run_id)
+
+    def _requeue(self, run_id: str) -> PlannedRun | None:
+        """Queue a run of the store (launched or resumed) unless it is finished, unknown or queued or
+        running here already; the run queued, or None."""
         row = self.store.run(run_id)
         if row is None or row.status in FINISHED or row.run_id in self._known():
-            log.info("resume %s: nothing to do", run_id)
-            return
+            return None
         planned = recovery.admit(self.store, row)
         if planned is None:
-            return  # admit said why
+            return None  # admit said why
         self.store.requeue([row.run_id])
         self.queue.append(planned)
-        log.info("resume %s", row.run_id)
-
-    def _launch(self, spec_path: str, sweep: str) -> None:
-        try:
-            spec = load_spec(spec_path)
-        except SpecError as err:
-            log.error("launch %s of %s: %s", sweep, spec_path, err.report())
-            return
-        if sweep not in spec.sweeps:
-            log.error("launch %s of %s: %s", sweep, spec_path, UnknownSweep(sweep, spec.sweeps))
-            return
-        planned = expand_sweep(spec, sweep)
-        known = self._known()
-        todo = [p for p in self.store.queue(planned, provenance(), active=known) if p.run_id not in known]
-        self.queue.extend(todo)
-        log.info("launch %s: %d runs, %d queued", sweep, len(planned), len(todo))
+        return planned
 
 
 def _acquire(directory: Path, attempts: int = 20) -> SchedulerLock:

@@ -259,8 +259,8 @@ class RankbiasApp(App[None]):
         self.wake()
 
     def launch(self, sweep: str) -> None:
-        assert self.menu.path is not None
-        scheduler.launch(self.requests, self.menu.path, sweep)
+        """Queue the runs of ``sweep`` the launch screen counted (the spec is not read again)."""
+        scheduler.launch(self.requests, self.menu.sweeps[sweep][1])
         self.notify(f"launch requested: {sweep}" + self._ensure_scheduler("launch"), markup=False)
         self.wake()
 

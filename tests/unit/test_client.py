@@ -67,13 +67,21 @@ def test_only_queued_or_running_runs_are_marked_cancelled(store: Store) -> None:
     assert {r.status for r in store.runs()} == {"done", "failed"}
 
 
-def test_launch_and_resume_are_structured_requests(store: Store, tmp_path: Path) -> None:
-    scheduler.launch(store, tmp_path / "spec.toml", "quick")
+def test_launch_and_resume_are_structured_requests(store: Store) -> None:
+    done = add_run(store, "done")
+    runs = [PlannedRun(run_id(cfg), "quick", cfg) for cfg in (RunConfig(dataset="digits", lr=lr) for lr in (0.1, 0.2))]
+    scheduler.launch(store, runs)
     scheduler.resume(store, "abc")
+    assert runs[0].run_id == done
     assert store.take_requests() == [
-        Request("launch", spec_path=str((tmp_path / "spec.toml").resolve()), sweep="quick"),
+        Request("launch", runs[0].run_id, sweep="quick"),
+        Request("launch", runs[1].run_id, sweep="quick"),
         Request("resume", "abc"),
     ]
+    # the runs are in the store with their config, so the scheduler needs no spec file; a run the
+    # store had keeps its state (the scheduler decides what to queue)
+    assert {r.run_id: r.status for r in store.runs()} == {done: "done", runs[1].run_id: "queued"}
+    assert RunConfig.model_validate(store.run(runs[1].run_id).config) == runs[1].config  # type: ignore[union-attr]
 
 
 def test_stop_without_a_scheduler_returns_none(tmp_path: Path) -> None:
