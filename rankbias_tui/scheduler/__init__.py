@@ -9,6 +9,7 @@ scheduler does about faults (``adopt`` interrupted runs; ``Stopped`` and ``signa
 from .backends import BACKENDS, check_backend, describe_backends, prepare
 from .client import (
     SchedulerStatus,
+    Spawner,
     cancel,
     ensure,
     launch,
@@ -41,6 +42,7 @@ __all__ = [
     "SchedulerLock",
     "SchedulerOptions",
     "SchedulerStatus",
+    "Spawner",
     "Slots",
     "StopRequested",
     "Stopped",

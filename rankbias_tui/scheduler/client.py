@@ -17,9 +17,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..measures import ACTIVE, INTERRUPTED
 from ..provenance import provenance
@@ -104,12 +105,26 @@ def spawn(directory: str | Path, options: SchedulerOptions) -> subprocess.Popen[
         os.close(fd)
 
 
+Spawner = Callable[[Path, SchedulerOptions], Any]  # ``spawn``, or a stand-in for it (tests)
+
+
 def ensure(
-    directory: str | Path, options: SchedulerOptions
-) -> tuple[int | None, subprocess.Popen[bytes] | None]:
-    """The running scheduler's pid, or a freshly spawned one's process."""
+    directory: str | Path,
+    options: SchedulerOptions,
+    spawner: Spawner | None = None,
+    starting: Any = None,
+) -> tuple[int | None, Any]:
+    """Make sure a scheduler runs on the store (the one rule, for the CLI and the app).
+
+    (pid, None): one holds the store's lock. (None, ``starting``): ``starting``, a scheduler this
+    caller started before, has not exited yet - it takes the lock in a moment, so no second one is
+    started. Else (None, the process ``spawner`` starts now; default ``spawn``)."""
     pid = scheduler_pid(directory)
-    return (pid, None) if pid is not None else (None, spawn(directory, options))
+    if pid is not None:
+        return pid, None
+    if starting is not None and getattr(starting, "poll", lambda: 0)() is None:
+        return None, starting
+    return None, (spawner or spawn)(Path(directory), options)
 
 
 def launch(store: Store, runs: Sequence[PlannedRun]) -> None:
