@@ -2,10 +2,10 @@
 
 Thin Typer commands: each checks its options, opens the store and hands the work to
 ``figures.make_figure``, ``claims.report`` or ``report.gather``/``report.write``. Bad options (unknown sweep, field, layer, run, kind)
-exit with code 2; a store without usable runs exits with code 1; both with one message on stderr
-and no traceback. Registered on the main app by ``register`` (called by ``app.py``).
-This module does not import ``cli`` (nothing may), so it keeps its own small console helpers;
-matplotlib is imported only when a figure is drawn, so ``rankbias --help`` stays fast.
+exit with code 2, as a ``--store`` without a store does; a store without usable runs, or one that
+cannot be opened, exits with code 1 (``common.open_store``); each with one message on stderr and
+no traceback. Registered on the main app by ``register`` (called by ``app.py``). Matplotlib is
+imported only when a figure is drawn, so ``rankbias --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from rich.console import Console
 
 from .. import claims as claims_mod
 from ..spec import suggest
-from ..store import Store, StoreError
-from .common import fail
+from ..store import Store
+from .common import fail, open_store
 from .options import DEFAULT_STORE, StoreDir
 from .output import Column, check_format, jsonable, print_table
 
@@ -42,13 +42,6 @@ class Kind(str, Enum):
     contour = "contour"
     spectrum = "spectrum"
     accuracy_vs_rank = "accuracy-vs-rank"
-
-
-def _open(directory: Path) -> Store:
-    try:
-        return Store(directory, create=False)
-    except StoreError as e:
-        raise fail(str(e), 2) from None
 
 
 def _check_eps(eps: Optional[float]) -> None:
@@ -120,7 +113,7 @@ def plot(
     from .. import figures
 
     _check_eps(eps)
-    with _open(store_dir) as store:
+    with open_store(store_dir) as store:
         try:
             fixed = figures.parse_fixed(fix or [])
             if kind is Kind.spectrum:
@@ -225,7 +218,7 @@ def claims(
     """
     fmt = "json" if as_json else check_format(fmt)
     _check_eps(eps)
-    with _open(store_dir) as store:
+    with open_store(store_dir) as store:
         name = resolve_sweep(store, sweep)
         records = claims_mod.records_from_store(store, name, eps)
         if not records:
@@ -289,7 +282,7 @@ def report(
         raise fail(f"-o {output}: the report is .html or .md", 2)
     from .. import report as report_mod
 
-    with _open(store_dir) as store:
+    with open_store(store_dir) as store:
         name = resolve_sweep(store, sweep)
         data = report_mod.gather(store, name, eps, _declared(spec_file, name))
     try:

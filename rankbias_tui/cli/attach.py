@@ -22,9 +22,9 @@ from rich.console import Console
 from .. import scheduler
 from ..scheduler import BackendError, DeviceError, SchedulerOptions, check_backend, check_syntax
 from ..spec import Spec, SpecError, load_spec
-from ..store import Store, StoreError, StorePaths
+from ..store import StorePaths
 from ..sweep import UnknownSweep, expand
-from .common import fail
+from .common import fail, open_store
 from .options import (
     DEFAULT,
     DEFAULT_SPEC,
@@ -67,11 +67,8 @@ def run_with_tui(
             f"a foreground `rankbias run` (pid {now.pid}) is running on {store_dir}; wait for it or stop "
             f"it with `rankbias stop --store {store_dir}`"
         )
-    try:
-        with Store(store_dir, create=True) as store:
-            scheduler.launch(store, planned)
-    except StoreError as e:
-        raise fail(str(e)) from None
+    with open_store(store_dir, create=True) as store:
+        scheduler.launch(store, planned)
     running, spawned = scheduler.ensure(store_dir, options)
     if running is not None:
         console.print(
@@ -133,8 +130,7 @@ def attach(
     The scheduler options apply to a scheduler the app starts (one already running keeps its own)."""
     if not terminal_attached():
         raise fail("attach needs a terminal (use `rankbias list` or `rankbias export` in scripts)")
-    if not StorePaths.of(store_dir).database.exists():
-        raise fail(f"no rankbias store at {store_dir} (run `rankbias run` first or pass --store)")
+    open_store(store_dir).close()  # there is one, and it opens: else exit as every command does
     loaded = _read_spec(spec)
     options = scheduler_options(
         devices=devices,

@@ -126,3 +126,9 @@ def test_cli_stop_without_scheduler_and_attach_without_terminal(tmp_path: Path) 
     assert result.exit_code == 0 and "no scheduler is running" in result.output
     result = runner.invoke(cli_app, ["attach", "--store", str(tmp_path)])
     assert result.exit_code == 1 and "needs a terminal" in result.output
+
+
+def test_attach_opens_its_store_by_the_commands_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(attach, "terminal_attached", lambda: True)
+    result = CliRunner().invoke(cli_app, ["attach", "--store", str(tmp_path / "nothing")])
+    assert result.exit_code == 2 and "no rankbias store at" in result.output
