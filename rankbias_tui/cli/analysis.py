@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 
 from .. import claims as claims_mod
+from ..display import shown
 from ..spec import suggest
 from ..store import Store
 from .common import fail, open_store
@@ -172,7 +173,7 @@ def _effect_row(e: dict[str, Any]) -> dict[str, Any]:
         "higher": counts[claims_mod.HIGHER],
         "lower": counts[claims_mod.LOWER],
         "none": counts[claims_mod.NO_EFFECT],
-        "moved": "-" if moved is None else f"{moved:+.1f}",
+        "moved": shown(moved, "+.1f"),
     }
 
 

@@ -147,7 +147,7 @@ LAYERS: list[set[str]] = [
     {"engine", "store"},  # the engine trains and never writes results: the scheduler does
     {"checkpoints", "eta"},
     {"sweep"},
-    {"spec", "protocol", "measures", "provenance", "catalog"},
+    {"spec", "protocol", "measures", "provenance", "catalog", "display"},
 ]
 
 

@@ -15,6 +15,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
+from ...display import MISSING, shown
 from ...measures import ACTIVE, FINISHED, reason
 from ...store import SpectrumRow
 from ..format import bound, duration, num
@@ -106,7 +107,7 @@ class RunDetailScreen(Screen[None]):
         text = (
             f"{run.run_id} {run.status} · epoch {run.epoch:g}/{cfg.get('epochs')}{speed} · B={cfg.get('batch_size')} "
             f"lr={cfg.get('lr')} wd={cfg.get('weight_decay')} · {cfg.get('model')} on {cfg.get('dataset')} · "
-            f"{run.sweep} · {run.device or '-'}"
+            f"{run.sweep} · {run.device or MISSING}"
         )
         self.query_one("#title", Static).update(Text(text, no_wrap=True, overflow="ellipsis"))
         why = reason(run.status, run.error)
@@ -156,9 +157,9 @@ class RunDetailScreen(Screen[None]):
     def _config(self) -> None:
         assert self.detail is not None
         run = self.detail.run
-        lines = [f"status          {run.status} (attempt {run.attempts}) on {run.device or '-'}"]
+        lines = [f"status          {run.status} (attempt {run.attempts}) on {run.device or MISSING}"]
         lines += [
-            f"step            {run.step}/{run.total_steps or '?'}, checkpoint {run.checkpoint_step if run.checkpoint_step is not None else '-'}"
+            f"step            {run.step}/{run.total_steps or '?'}, checkpoint {shown(run.checkpoint_step)}"
         ]
         for name, stamp in (("started", run.started_at), ("finished", run.finished_at)):
             if stamp:
