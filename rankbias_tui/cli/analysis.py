@@ -21,6 +21,7 @@ from rich.console import Console
 
 from .. import claims as claims_mod
 from ..display import shown
+from ..figures import KINDS
 from ..spec import suggest
 from ..store import Store
 from .common import fail, open_store
@@ -38,11 +39,13 @@ EPS_OPT = typer.Option(
 )
 
 
-class Kind(str, Enum):
-    rank_curves = "rank-curves"
-    contour = "contour"
-    spectrum = "spectrum"
-    accuracy_vs_rank = "accuracy-vs-rank"
+# --kind's choices: the rows of ``figures.KINDS`` (the first is the default)
+Kind = Enum("Kind", {name.replace("-", "_"): name for name in KINDS}, type=str)  # type: ignore[misc]
+BY_HELP = (
+    "Run field giving "
+    + " or ".join(f"{k.by_role} ({k.name}, default {k.default_by})" for k in KINDS.values() if k.by_role)
+    + " per value."
+)
 
 
 def _check_eps(eps: Optional[float]) -> None:
@@ -73,13 +76,8 @@ def resolve_sweep(store: Store, sweep: Optional[str]) -> str:
 def plot(
     store_dir: StoreDir = DEFAULT_STORE,
     sweep: Optional[str] = SWEEP_OPT,
-    kind: Kind = typer.Option(Kind.rank_curves, "--kind", "-k", help="Which figure to draw."),
-    by: Optional[str] = typer.Option(
-        None,
-        "--by",
-        help="Run field giving one line (rank-curves, default batch_size) or one marker colour "
-        "(accuracy-vs-rank, default weight_decay) per value.",
-    ),
+    kind: Kind = typer.Option(next(iter(Kind)), "--kind", "-k", help="Which figure to draw."),
+    by: Optional[str] = typer.Option(None, "--by", help=BY_HELP),
     x: Optional[str] = typer.Option(None, "--x", help="contour: field on the x axis (default: auto)."),
     y: Optional[str] = typer.Option(None, "--y", help="contour: field on the y axis (default: auto)."),
     fix: Optional[list[str]] = typer.Option(
@@ -117,7 +115,7 @@ def plot(
     with open_store(store_dir) as store:
         try:
             fixed = figures.parse_fixed(fix or [])
-            if kind is Kind.spectrum:
+            if kind.value == "spectrum":
                 if run_id is None:
                     raise fail("--kind spectrum needs --run RUN_ID (see `rankbias list`)", 2)
                 options: dict[str, Any] = {
@@ -130,10 +128,10 @@ def plot(
             else:
                 name = resolve_sweep(store, sweep)
                 options = {"sweep": name, "layer": layer, "eps": eps, "fixed": fixed}
-                if kind is Kind.contour:
+                if kind.value == "contour":
                     options |= {"x": x, "y": y}
-                else:
-                    options["by"] = by or ("batch_size" if kind is Kind.rank_curves else "weight_decay")
+                elif by is not None:  # else the kind's own default (figures.FigureKind.default_by)
+                    options["by"] = by
             fig = figures.make_figure(kind.value, store, **options)
         except figures.NoData as e:
             raise fail(str(e), 1) from None
