@@ -16,13 +16,13 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from ...display import MISSING, shown
-from ...measures import ACTIVE, FINISHED, reason
+from ...measures import reason
 from ...store import SpectrumRow
 from ..format import bound, duration, num
-from ..messages import AppState, CancelRequested, ExportRequested, ResumeRequested, StoreRefreshed, WatchRun
+from ..messages import AppState, ExportRequested, ResumeRequested, StoreRefreshed, WatchRun
 from ..model import RunDetail
 from ..widgets.charts import CurvesChart, RankChart, SpectrumChart
-from .confirm import ConfirmScreen
+from .run_actions import ask_to_cancel, cannot_resume
 
 
 class RunDetailScreen(Screen[None]):
@@ -229,26 +229,16 @@ class RunDetailScreen(Screen[None]):
 
     def action_cancel(self) -> None:
         """Cancel after a yes, as on the dashboard; say why not on a run that is not active."""
-        if self.detail is None:
-            return
-        run = self.detail.run
-        if run.status not in ACTIVE:
-            self.notify(f"{run.run_id[:8]} is {run.status}: nothing to cancel", severity="warning")
-            return
-
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self.post_message(CancelRequested(self.run_id))
-
-        self.app.push_screen(ConfirmScreen(f"Cancel run {run.run_id[:8]} ({run.status})?"), answer)
+        if self.detail is not None:
+            run = self.detail.run
+            ask_to_cancel(self, run.run_id, run.status, run.run_id[:8])
 
     def action_resume(self) -> None:
         if self.detail is None:
             return
-        run = self.detail.run
-        if run.status in (*FINISHED, "running"):
-            why = "finished: nothing to resume" if run.status in FINISHED else "already running"
-            self.notify(f"{run.run_id[:8]} is {run.status}, {why}", severity="warning")
+        refused = cannot_resume(self.run_id, self.detail.run.status)
+        if refused is not None:
+            self.notify(refused, severity="warning")
             return
         self.post_message(ResumeRequested(self.run_id))
 
