@@ -2,8 +2,10 @@
 
 What other packages use is exported here and nowhere else: the client API (``client``: status,
 spawn/ensure, launch, cancel, resume, stop), the options object carried from the CLI to the
-scheduler, the foreground ``Scheduler`` that ``rankbias run --headless`` drives, and what a
-scheduler does about faults (``adopt`` interrupted runs; ``Stopped`` and ``signals_stop``).
+scheduler, the foreground ``Scheduler`` that ``rankbias run --headless`` drives, the backends
+(``BACKENDS``, the table from a backend's name to how it is checked and prepared; ``Launcher``,
+the protocol its launcher meets), and what a scheduler does about faults (``adopt`` interrupted
+runs; ``Stopped`` and ``signals_stop``).
 """
 
 from .backends import BACKENDS, check_backend, describe_backends, prepare
