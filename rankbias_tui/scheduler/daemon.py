@@ -30,8 +30,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from ..measures import FINISHED
 from ..store import Request, Store, StoreError, StorePaths
@@ -104,18 +106,45 @@ class Daemon(Scheduler):
                 log.info("run %s: %s", run_id, status)
 
     def _handle_requests(self) -> None:
-        launched: dict[str, list[int]] = {}  # sweep -> [runs asked for, runs queued], for the log
+        """Answer the requests in the order they were made; the launches of a sweep (one request
+        per run) are answered together, with one read of the store and one transaction."""
+        launches: list[Request] = []
         for request in self.store.take_requests():
-            try:
-                if request.kind == "launch" and request.run_id:
-                    counts = launched.setdefault(request.sweep or "?", [0, 0])
-                    counts[0] += 1
-                    counts[1] += self._requeue(request.run_id) is not None
-                else:
-                    self._answer(request)
-            except Exception:  # noqa: BLE001 - a bad request must not end the scheduler
-                log.exception("request %s failed", request)
-        for sweep, (asked, queued) in launched.items():
+            if request.kind == "launch" and request.run_id:
+                launches.append(request)
+                continue
+            self._guarded(self._launch, launches)
+            launches = []
+            self._guarded(self._answer, request)
+        self._guarded(self._launch, launches)
+
+    def _guarded(self, answer: Callable[[Any], None], request: Any) -> None:
+        try:
+            answer(request)
+        except Exception:  # noqa: BLE001 - a bad request must not end the scheduler
+            log.exception("request %s failed", request)
+
+    def _launch(self, requests: list[Request]) -> None:
+        """Queue the runs these launch requests name, in order, unless finished, unknown to the store
+        or queued or running here already (``client.launch`` added them to the store)."""
+        if not requests:
+            return
+        rows = {row.run_id: row for row in self.store.runs()}
+        known = self._known()
+        todo: list[tuple[str | None, PlannedRun]] = []  # (the sweep launched, the run)
+        for request in requests:
+            row = rows.get(request.run_id or "")
+            if row is None or row.status in FINISHED or row.run_id in known:
+                continue
+            planned = recovery.admit(self.store, row)
+            if planned is not None:
+                todo.append((request.sweep, planned))
+                known.add(planned.run_id)
+        requeued = set(self.store.requeue([run.run_id for _, run in todo]))
+        self.queue.extend(run for _, run in todo if run.run_id in requeued)
+        for sweep in dict.fromkeys(r.sweep for r in requests):
+            asked = sum(r.sweep == sweep for r in requests)
+            queued = sum(s == sweep and run.run_id in requeued for s, run in todo)
             log.info("launch %s: %d runs, %d queued", sweep, asked, queued)
 
     def _answer(self, request: Request) -> None:
@@ -139,23 +168,16 @@ class Daemon(Scheduler):
         return {r.run_id for r in self.queue} | set(self.workers)
 
     def _resume(self, run_id: str) -> None:
-        if self._requeue(run_id) is None:
-            log.info("resume %s: nothing to do", run_id)
-        else:
-            log.info("resume %s", run_id)
-
-    def _requeue(self, run_id: str) -> PlannedRun | None:
-        """Queue a run of the store (launched or resumed) unless it is finished, unknown or queued or
-        running here already; the run queued, or None."""
         row = self.store.run(run_id)
         if row is None or row.status in FINISHED or row.run_id in self._known():
-            return None
+            log.info("resume %s: nothing to do", run_id)
+            return
         planned = recovery.admit(self.store, row)
         if planned is None:
-            return None  # admit said why
+            return  # admit said why
         self.store.requeue([row.run_id])
         self.queue.append(planned)
-        return planned
+        log.info("resume %s", row.run_id)
 
 
 def _acquire(directory: Path, attempts: int = 20) -> SchedulerLock:

@@ -47,6 +47,18 @@ def test_launch_adds_the_sweep_and_queues_what_is_not_finished(tmp_path: Path, c
         assert "launch quick: 12 runs, 6 queued" in caplog.text
 
 
+def test_requests_are_answered_in_the_order_they_were_made(tmp_path: Path) -> None:
+    planned = expand_sweep(load_spec(write_spec(tmp_path)), "quick")
+    with Store(tmp_path / "runs") as store:
+        daemon = Daemon(store, CPU, NO_IDLE_EXIT)
+        launch(store, planned)
+        store.request(Request("cancel", planned[0].run_id))
+        launch(store, planned[:1])  # launched again after the cancel: queued again, at the end
+        daemon._handle_requests()
+        assert list(daemon.queue) == [*planned[1:], planned[0]]
+        assert store.run(planned[0].run_id).status == "queued"  # type: ignore[union-attr]
+
+
 def test_the_runs_counted_are_the_runs_queued_though_the_spec_changes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
