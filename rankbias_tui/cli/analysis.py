@@ -1,12 +1,12 @@
 """``rankbias plot``, ``claims`` and ``report``: figures, the paper's claims and a reproduction report.
 
 Thin Typer commands: each checks its options, opens the store and hands the work to
-``figures.make_figure``, ``claims.report`` or ``report.gather``/``report.write``. Bad options (unknown
-sweep, field, layer, run, kind)
-exit with code 2; a store without usable runs exits with code 1; both with one message on stderr
-and no traceback. Registered on the main app by ``register`` (called by ``app.py``).
-This module does not import ``cli`` (nothing may), so it keeps its own small console helpers;
-matplotlib is imported only when a figure is drawn, so ``rankbias --help`` stays fast.
+``figures.make_figure``, ``claims.report`` or ``report.gather``/``report.write``. Bad options
+(unknown sweep, field, layer, run, kind) exit with code 2, as a ``--store`` without a store does; a
+store without usable runs, or one that cannot be opened, exits with code 1 (``common.open_store``);
+each with one message on stderr and no traceback. Registered on the main app by ``register``
+(called by ``app.py``). Matplotlib is imported only when a figure is drawn, so ``rankbias --help``
+stays fast.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ import typer
 from rich.console import Console
 
 from .. import claims as claims_mod
+from ..display import shown
+from ..figures import KINDS
 from ..spec import suggest
-from ..store import Store, StoreError
-from .common import fail
+from ..store import Store
+from .common import fail, open_store
 from .options import DEFAULT_STORE, StoreDir
 from .output import Column, check_format, jsonable, print_table
 
@@ -38,18 +40,13 @@ EPS_OPT = typer.Option(
 )
 
 
-class Kind(str, Enum):
-    rank_curves = "rank-curves"
-    contour = "contour"
-    spectrum = "spectrum"
-    accuracy_vs_rank = "accuracy-vs-rank"
-
-
-def _open(directory: Path) -> Store:
-    try:
-        return Store(directory, create=False)
-    except StoreError as e:
-        raise fail(str(e), 2) from None
+# --kind's choices: the rows of ``figures.KINDS`` (the first is the default)
+Kind = Enum("Kind", {name.replace("-", "_"): name for name in KINDS}, type=str)  # type: ignore[misc]
+BY_HELP = (
+    "Run field giving "
+    + " or ".join(f"{k.by_role} ({k.name}, default {k.default_by})" for k in KINDS.values() if k.by_role)
+    + " per value."
+)
 
 
 def _check_eps(eps: Optional[float]) -> None:
@@ -80,13 +77,8 @@ def resolve_sweep(store: Store, sweep: Optional[str]) -> str:
 def plot(
     store_dir: StoreDir = DEFAULT_STORE,
     sweep: Optional[str] = SWEEP_OPT,
-    kind: Kind = typer.Option(Kind.rank_curves, "--kind", "-k", help="Which figure to draw."),
-    by: Optional[str] = typer.Option(
-        None,
-        "--by",
-        help="Run field giving one line (rank-curves, default batch_size) or one marker colour "
-        "(accuracy-vs-rank, default weight_decay) per value.",
-    ),
+    kind: Kind = typer.Option(next(iter(Kind)), "--kind", "-k", help="Which figure to draw."),
+    by: Optional[str] = typer.Option(None, "--by", help=BY_HELP),
     x: Optional[str] = typer.Option(None, "--x", help="contour: field on the x axis (default: auto)."),
     y: Optional[str] = typer.Option(None, "--y", help="contour: field on the y axis (default: auto)."),
     fix: Optional[list[str]] = typer.Option(
@@ -121,10 +113,10 @@ def plot(
     from .. import figures
 
     _check_eps(eps)
-    with _open(store_dir) as store:
+    with open_store(store_dir) as store:
         try:
             fixed = figures.parse_fixed(fix or [])
-            if kind is Kind.spectrum:
+            if kind.value == "spectrum":
                 if run_id is None:
                     raise fail("--kind spectrum needs --run RUN_ID (see `rankbias list`)", 2)
                 options: dict[str, Any] = {
@@ -137,10 +129,10 @@ def plot(
             else:
                 name = resolve_sweep(store, sweep)
                 options = {"sweep": name, "layer": layer, "eps": eps, "fixed": fixed}
-                if kind is Kind.contour:
+                if kind.value == "contour":
                     options |= {"x": x, "y": y}
-                else:
-                    options["by"] = by or ("batch_size" if kind is Kind.rank_curves else "weight_decay")
+                elif by is not None:  # else the kind's own default (figures.FigureKind.default_by)
+                    options["by"] = by
             fig = figures.make_figure(kind.value, store, **options)
         except figures.NoData as e:
             raise fail(str(e), 1) from None
@@ -180,7 +172,7 @@ def _effect_row(e: dict[str, Any]) -> dict[str, Any]:
         "higher": counts[claims_mod.HIGHER],
         "lower": counts[claims_mod.LOWER],
         "none": counts[claims_mod.NO_EFFECT],
-        "moved": "-" if moved is None else f"{moved:+.1f}",
+        "moved": shown(moved, "+.1f"),
     }
 
 
@@ -226,7 +218,7 @@ def claims(
     """
     fmt = "json" if as_json else check_format(fmt)
     _check_eps(eps)
-    with _open(store_dir) as store:
+    with open_store(store_dir) as store:
         name = resolve_sweep(store, sweep)
         records = claims_mod.records_from_store(store, name, eps)
         if not records:
@@ -290,7 +282,7 @@ def report(
         raise fail(f"-o {output}: the report is .html or .md", 2)
     from .. import report as report_mod
 
-    with _open(store_dir) as store:
+    with open_store(store_dir) as store:
         name = resolve_sweep(store, sweep)
         data = report_mod.gather(store, name, eps, _declared(spec_file, name))
     try:

@@ -5,8 +5,10 @@ not given: the sweep is queued with the background scheduler (started if none ru
 and the app opens on the store. Quitting the app, closing the terminal or losing the SSH
 connection leaves the scheduler running; ``rankbias attach`` reopens the app and ``rankbias stop``
 ends the scheduler cleanly (runs in progress resume later). The spec file is read once per command
-(by ``cli.run`` or ``attach``) and handed to the app for its launch screen; the scheduler is asked
-through its client API only. Textual is imported only when the app opens; torch never is.
+(by ``cli.run`` or ``attach``) and handed to the app for its launch screen; what is queued is the
+runs expanded from that one reading (the scheduler never reads the file), so the count shown is
+the count queued. The scheduler is asked through its client API only. Textual is imported only
+when the app opens; torch never is.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from rich.console import Console
 from .. import scheduler
 from ..scheduler import BackendError, DeviceError, SchedulerOptions, check_backend, check_syntax
 from ..spec import Spec, SpecError, load_spec
-from ..store import Store, StoreError, StorePaths
+from ..store import StorePaths
 from ..sweep import UnknownSweep, expand
-from .common import fail
+from .common import fail, open_store
 from .options import (
     DEFAULT,
     DEFAULT_SPEC,
@@ -52,7 +54,7 @@ def run_with_tui(
     spec_path: Path, spec: Spec, sweeps: list[str], store_dir: Path, options: SchedulerOptions
 ) -> None:
     """Queue ``sweeps`` of ``spec`` (read from ``spec_path``) with the background scheduler and open
-    the app on the store."""
+    the app on the store. The runs counted are the runs asked for: the spec is not read again."""
     names = sweeps or [spec.default_sweep]
     try:
         planned = expand(spec, names)
@@ -66,12 +68,8 @@ def run_with_tui(
             f"a foreground `rankbias run` (pid {now.pid}) is running on {store_dir}; wait for it or stop "
             f"it with `rankbias stop --store {store_dir}`"
         )
-    try:
-        with Store(store_dir, create=True) as store:
-            for name in names:
-                scheduler.launch(store, spec_path, name)
-    except StoreError as e:
-        raise fail(str(e)) from None
+    with open_store(store_dir, create=True) as store:
+        scheduler.launch(store, planned)
     running, spawned = scheduler.ensure(store_dir, options)
     if running is not None:
         console.print(
@@ -134,8 +132,7 @@ def attach(
     The scheduler options apply to a scheduler the app starts (one already running keeps its own)."""
     if not terminal_attached():
         raise fail("attach needs a terminal (use `rankbias list` or `rankbias export` in scripts)")
-    if not StorePaths.of(store_dir).database.exists():
-        raise fail(f"no rankbias store at {store_dir} (run `rankbias run` first or pass --store)")
+    open_store(store_dir).close()  # there is one, and it opens: else exit as every command does
     loaded = _read_spec(spec)
     options = scheduler_options(
         devices=devices,

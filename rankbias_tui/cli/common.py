@@ -1,5 +1,6 @@
-"""What every group of CLI commands shares: the error console, a clean, traceback-free exit, and
-the one top-level handler for what no command expected (``guarded``)."""
+"""What every group of CLI commands shares: the error console, a clean, traceback-free exit, opening
+the store (``open_store``, the one rule for its exit status), and the one top-level handler for
+what no command expected (``guarded``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from ..store import DB_NAME, Store, StoreError, damaged
+from ..store import DB_NAME, NoStore, Store, StoreError, damaged
 
 err = Console(stderr=True)
 DEBUG_ENV = "RANKBIAS_DEBUG"
@@ -30,12 +31,19 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+NO_STORE_EXIT = 2  # ``--store`` names no store: a bad option, as an unknown sweep or field is
+UNUSABLE_STORE_EXIT = 1  # the store is there but cannot be used: damaged, read-only for a run, too new
+
+
 def open_store(directory: Path, create: bool = False) -> Store:
-    """The store in ``directory``, or exit with its problem in one line."""
+    """The store in ``directory``, or exit with its problem in one line: status 2 when there is no
+    store there, 1 when there is one that cannot be opened (every command opens its store here)."""
     try:
         return Store(directory, create=create)
+    except NoStore as e:
+        raise fail(str(e), NO_STORE_EXIT) from None
     except StoreError as e:
-        raise fail(str(e)) from None
+        raise fail(str(e), UNUSABLE_STORE_EXIT) from None
 
 
 def guarded(main: Callable[[], object], argv: list[str]) -> int:

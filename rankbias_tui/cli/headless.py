@@ -61,7 +61,9 @@ class HeadlessView:
                 self.tasks[run_id] = self.progress.add_task(label, total=1.0, info="starting")
             frac = live.step / live.total_steps if live.total_steps else 0.0
             self.fraction[run_id] = frac
-            loss, acc = live.values.get(measures.LOSS), live.values.get(measures.TEST_ACC)
+            # the loss the app shows too: the eval-mode training loss once there is one
+            loss = live.values.get(measures.shown_loss(live.values))
+            acc = live.values.get(measures.TEST_ACC)
             info = f"ep {live.epoch:5.1f} {live.device} {live.mode}"
             info += f" loss {loss:.3f}" if loss is not None else ""
             info += f" test {acc:.3f}" if acc is not None else ""

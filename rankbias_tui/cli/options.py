@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..scheduler import SchedulerOptions
+from ..scheduler import SchedulerOptions, describe_backends
 
 DEFAULT = SchedulerOptions()
 DEFAULT_STORE = Path("runs")
@@ -55,10 +55,7 @@ NoGraphs = Annotated[
     bool,
     typer.Option("--no-graphs", help="On GPUs, train with the eager loop instead of replaying CUDA graphs."),
 ]
-Backend = Annotated[
-    str,
-    typer.Option("--backend", help="local: worker processes on this machine; ray: tasks on a Ray cluster."),
-]
+Backend = Annotated[str, typer.Option("--backend", help=f"{describe_backends()}.")]
 RayAddress = Annotated[
     Optional[str],
     typer.Option(

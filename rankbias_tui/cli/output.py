@@ -22,23 +22,21 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from ..display import shown
+
 FORMATS = ("table", "csv", "json")
 GAP = "  "  # between columns
 SIGPIPE_EXIT = 141  # what a shell reports for a process ended by SIGPIPE (128 + 13)
 
 
 def text(value: Any) -> str:
-    """The default cell text: ``-`` for nothing (None, NaN), else ``str``."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return str(value)
+    """The default cell text: ``-`` for nothing (None, NaN: ``display.shown``), else ``str``."""
+    return shown(value)
 
 
 def number(spec: str) -> Callable[[Any], str]:
     """A cell formatter for numbers (``-`` for nothing)."""
-    return lambda value: (
-        "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
-    )
+    return lambda value: shown(value, spec)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Matplotlib figures from the store, shared by the CLI and the terminal UI.
 
-Three modules, in the order a figure is made:
+``kinds`` is the table of figure kinds (one row each: name, title, data function, drawing). Three
+modules, in the order a figure is made:
 - ``selection``: which runs a figure shows and the options that choose them (fields, ``--fix``,
   statuses, layers, facets); raises ``FigureError`` / ``NoData`` for requests that do not fit;
 - ``data``: what each kind shows (``*_data`` functions returning plain dataclasses), with ranks
@@ -27,9 +28,10 @@ from .data import (
     rank_curve_data,
     spectrum_data,
 )
+from .kinds import KINDS, FigureKind
 from .selection import FigureError, NoData, check_field, matches, parse_fixed, select_runs
 
-_DRAWING = ("FIGURES", "KINDS", "contour_figure", "curves_figure", "make_figure", "save")
+_DRAWING = ("DRAWINGS", "contour_figure", "curves_figure", "make_figure", "save")
 
 
 def __getattr__(name: str) -> Any:
@@ -42,11 +44,12 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "FIGURES",
+    "DRAWINGS",
     "KINDS",
     "SIGMA_FLOOR",
     "CurveData",
     "FigureError",
+    "FigureKind",
     "GridData",
     "GridPanel",
     "NoData",

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..figures import KINDS
 from .gather import ReportData
 
 CSS = """
@@ -29,12 +30,11 @@ img { max-width: 100%; border: 1px solid #ddd; }
 code { background: #f6f6f6; padding: 0 0.2em; }
 """
 VERDICT_CLASS = {"holds": "holds", "does not hold": "fails", "not shown by this sweep": "shown"}
-KIND_TITLES = {
-    "rank-curves": "Rank curves",
-    "contour": "Final rank over two hyperparameters",
-    "spectrum": "Singular values",
-    "accuracy-vs-rank": "Test accuracy against rank",
-}
+
+
+def _title(kind: str) -> str:
+    row = KINDS.get(kind)
+    return row.title if row is not None else kind
 
 
 def fmt(value: Any) -> str:
@@ -142,9 +142,7 @@ def render_html(data: ReportData) -> str:
         "<h2>Figures</h2>",
     ]
     for f in data.figures:
-        parts.append(
-            f"<h3>{html.escape(KIND_TITLES.get(f.kind, f.kind))}</h3><p>{html.escape(f.caption)}</p>"
-        )
+        parts.append(f"<h3>{html.escape(_title(f.kind))}</h3><p>{html.escape(f.caption)}</p>")
         if f.png is None:
             parts.append(f"<p><em>Not drawn: {html.escape(f.note)}</em></p>")
         else:
@@ -194,7 +192,7 @@ def render_markdown(data: ReportData, image: Callable[[str, bytes], str]) -> str
             )
     out += ["## Figures", ""]
     for f in data.figures:
-        out += [f"### {KIND_TITLES.get(f.kind, f.kind)}", "", md_escape(f.caption), ""]
+        out += [f"### {_title(f.kind)}", "", md_escape(f.caption), ""]
         out += [
             f"_Not drawn: {md_escape(f.note)}_" if f.png is None else f"![{f.kind}]({image(f.kind, f.png)})",
             "",

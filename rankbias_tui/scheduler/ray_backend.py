@@ -37,7 +37,9 @@ from ..measures import Status
 from ..protocol import Placed, WorkerEnded, WorkerLost
 from ..sweep import PlannedRun
 from .devices import Backend, BackendError, DeviceError, Slots, check_syntax, cuda_count
-from .hosts import Host, Launch
+from .hosts import Host
+from .launcher import Launch
+from .options import SchedulerOptions
 from .ray_task import CheckpointFile, Job, JobRun, run_job
 
 INSTALL = "pip install 'rankbias-tui[ray]'"
@@ -70,7 +72,7 @@ def import_ray() -> Any:
     return ray
 
 
-def prepare(options: Any, connect_now: bool = True) -> Backend:
+def prepare(options: SchedulerOptions, connect_now: bool = True) -> Backend:
     """The Ray backend for ``options`` (``backends.prepare``): connect, then plan on the live nodes.
 
     ``connect_now`` False and no address (``--dry-run``): plan for a private instance on this
@@ -203,7 +205,8 @@ class RayTask:
 
 
 class RayLauncher:
-    """Starts runs and packs as Ray tasks asking for ``resources`` (the local ``ProcessLauncher``'s twin)."""
+    """Starts runs and packs as Ray tasks asking for ``resources``: a ``launcher.Launcher``, the
+    twin of the local backend's ``local.ProcessLauncher``."""
 
     def __init__(self, resources: Resources):
         self.resources = resources

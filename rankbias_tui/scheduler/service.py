@@ -9,9 +9,9 @@ Compatible small-MLP runs are started together as a fused pack (scheduler.packin
 one worker process trains them all, and every event carries its run's id (``rankbias_tui.protocol``);
 every member is still an ordinary run in the store. A member that ends early (diverged, cancelled)
 is recorded at once while the rest of its pack goes on; a pack that runs out of GPU memory goes
-back to the front of the queue to be retried in packs of half the size. Starting worker processes
-and writing each event to the store live in ``scheduler.hosts``, settling a worker that ended in
-``scheduler.endings``; this module owns the loop.
+back to the front of the queue to be retried in packs of half the size. Starting workers is the
+backend's launcher's (``scheduler.launcher``), writing each event to the store is
+``scheduler.hosts``'s, settling a worker that ended ``scheduler.endings``'s; this module owns the loop.
 
 Faults end the loop with a ``faults.Stopped``; ``shutdown`` marks the runs stopped in one small
 transaction (if that fails they read as interrupted and the next scheduler adopts them: ``recovery``).
@@ -38,7 +38,9 @@ from . import faults, packing, recovery
 from .devices import Slots
 from .endings import Endings
 from .faults import StopRequested
-from .hosts import Host, Launch, Live, ProcessLauncher, Worker, record
+from .hosts import Host, Live, Worker, record
+from .launcher import Launch, Launcher
+from .local import ProcessLauncher
 from .options import SchedulerOptions
 
 POLL_S = 0.25
@@ -54,14 +56,14 @@ class Scheduler(Endings):
         runs: list[PlannedRun],
         slots: Slots,
         options: SchedulerOptions = SchedulerOptions(),
-        launcher: Any = None,
+        launcher: Launcher | None = None,
         since: float | None = None,
     ):
         """``options.pack_size`` overrides every run's ``pack_size`` (1: no packs); ``graphs`` False
         trains with the eager loop on GPUs too (the CPU always does). ``launcher`` starts the
-        workers (``backends.prepare``'s; None: processes on this machine). ``since``: when this
-        scheduler took the store's lock (default now); stop requests made before then were meant
-        for another scheduler and expire unanswered."""
+        workers (``backends.prepare``'s; None: processes on this machine, ``local.ProcessLauncher``).
+        ``since``: when this scheduler took the store's lock (default now); stop requests made
+        before then were meant for another scheduler and expire unanswered."""
         self.store, self.slots, self.options = store, slots, options
         self.since = time.time() if since is None else since
         self.queue: deque[PlannedRun] = deque(runs)
@@ -71,7 +73,7 @@ class Scheduler(Endings):
         self.outcomes: dict[str, str] = {}
         self.disk_full: DiskFull | None = None  # a worker's write failed for lack of space
         self._after_commit: list[Callable[[], None]] = []
-        self.launcher = launcher or ProcessLauncher()
+        self.launcher: Launcher = launcher or ProcessLauncher()
         self.lost: dict[str, int] = {}  # run_id -> times a remote backend lost it
 
     # ----- public ------------------------------------------------------------------------------

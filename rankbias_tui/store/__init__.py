@@ -18,7 +18,7 @@ request means and who answers it is ``rankbias_tui.scheduler``'s business, not t
 
 from ..measures import FINISHED
 from ..protocol import SpectrumRow
-from .connection import StoreError, damaged, is_full, migrate
+from .connection import NoStore, StoreError, damaged, is_full, migrate
 from .database import Store
 from .paths import DB_NAME, StorePaths
 from .results import REQUESTS
@@ -28,6 +28,7 @@ from .schema import SCHEMA_VERSION
 __all__ = [
     "DB_NAME",
     "FINISHED",
+    "NoStore",
     "REQUESTS",
     "SCHEMA_VERSION",
     "Request",

@@ -25,6 +25,10 @@ class StoreError(Exception):
     """The store cannot be opened or used (e.g. written by a newer rankbias)."""
 
 
+class NoStore(StoreError):
+    """There is no store where one was to be read (no database file in the directory)."""
+
+
 def open_writable(path: Path) -> sqlite3.Connection:
     """A connection that may write, the database created owner-only and migrated if needed."""
     new = not path.exists()

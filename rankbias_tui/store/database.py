@@ -17,6 +17,7 @@ from typing import Any
 from ..measures import FINISHED, Status
 from . import owner as owners
 from .connection import (
+    NoStore,
     StoreError,
     damaged,
     identity,
@@ -47,9 +48,7 @@ class Store(Results):
         self._decode = JsonCache()  # a refresh of the app reads every run twice a second
         self._config = JsonCache(read_config)
         if not create and not path.exists():
-            raise StoreError(
-                f"no rankbias store at {self.directory} (run `rankbias run` first or pass --store)"
-            )
+            raise NoStore(f"no rankbias store at {self.directory} (run `rankbias run` first or pass --store)")
         if create:
             make_private_directory(self.directory)
         self.read_only = not writable(self.directory, path)

@@ -31,9 +31,9 @@ class Request:
     """One row of ``requests``: what another process asks the store's scheduler to do."""
 
     kind: str  # one of REQUESTS
-    run_id: str | None = None  # the run to cancel or resume
-    spec_path: str | None = None  # a launch's spec file (absolute)
-    sweep: str | None = None  # a launch's sweep
+    run_id: str | None = None  # the run to launch, cancel or resume
+    spec_path: str | None = None  # a launch's spec file (absolute): older rankbias, no longer answered
+    sweep: str | None = None  # a launch's sweep (what the scheduler's log names)
     created_at: float = field(default=0.0, compare=False)  # when it was made (set by the store)
 
 

@@ -206,6 +206,22 @@ def test_plot_writes_png_and_svg(store_dir: Path, store: Store, tmp_path: Path, 
     assert result.exit_code == 0 and [p.name for p in tmp_path.iterdir() if p.stem == "only"] == ["only.svg"]
 
 
+def test_figure_kinds_are_one_table() -> None:
+    """``plot --kind``, the drawings, the default ``--by`` and the report's titles all read
+    ``figures.KINDS``; a kind's default ``--by`` is its data function's."""
+    from rankbias_tui.cli.analysis import BY_HELP, Kind
+    from rankbias_tui.report.render import _title
+
+    assert [k.value for k in Kind] == list(figures.KINDS) == ["rank-curves", "contour", "spectrum", "accuracy-vs-rank"]
+    defaults = {name: kind.default_by for name, kind in figures.KINDS.items()}
+    assert defaults == {"rank-curves": "batch_size", "contour": None, "spectrum": None, "accuracy-vs-rank": "weight_decay"}
+    assert "one line (rank-curves, default batch_size)" in BY_HELP and "(accuracy-vs-rank, default weight_decay)" in BY_HELP
+    assert {kind.drawing for kind in figures.KINDS.values()} == set(figures.DRAWINGS)
+    assert _title("contour") == "Final rank over two hyperparameters" and _title("other") == "other"
+    with pytest.raises(figures.FigureError, match="choose from rank-curves, contour, spectrum, accuracy-vs-rank"):
+        figures.make_figure("histogram", None)  # type: ignore[arg-type]
+
+
 def test_plot_default_output_is_under_the_store(tmp_path: Path) -> None:
     build_store(tmp_path).close()
     result = runner.invoke(app, ["plot", "--store", str(tmp_path), "-s", "trend"])

@@ -82,3 +82,15 @@ def test_run_quietly_turns_a_broken_pipe_into_141(monkeypatch: pytest.MonkeyPatc
     assert run_quietly(fine) == 0 and run_quietly(failing) == 2
     assert silenced == []
     assert run_quietly(broken) == 141 and silenced == [True]
+
+
+def test_missing_numbers_read_the_same_on_the_command_line_and_in_the_app() -> None:
+    from rankbias_tui.cli.output import number, text
+    from rankbias_tui.display import shown
+    from rankbias_tui.tui.format import num
+
+    for missing in (None, float("nan")):
+        assert shown(missing) == shown(missing, ".3f") == text(missing) == number(".1f")(missing) == num(missing) == "-"
+    assert (shown(0.12345, ".3f"), num(0.12345), number(".3f")(0.12345)) == ("0.123",) * 3
+    assert shown(0) == text(0) == "0" and shown(0.0, ".1f") == "0.0"  # zero is a number, not nothing
+    assert shown("cpu") == "cpu" and shown(float("inf"), ".1f") == "inf"

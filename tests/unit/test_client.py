@@ -67,15 +67,53 @@ def test_only_queued_or_running_runs_are_marked_cancelled(store: Store) -> None:
     assert {r.status for r in store.runs()} == {"done", "failed"}
 
 
-def test_launch_and_resume_are_structured_requests(store: Store, tmp_path: Path) -> None:
-    scheduler.launch(store, tmp_path / "spec.toml", "quick")
+def test_launch_and_resume_are_structured_requests(store: Store) -> None:
+    done = add_run(store, "done")
+    runs = [PlannedRun(run_id(cfg), "quick", cfg) for cfg in (RunConfig(dataset="digits", lr=lr) for lr in (0.1, 0.2))]
+    scheduler.launch(store, runs)
     scheduler.resume(store, "abc")
+    assert runs[0].run_id == done
     assert store.take_requests() == [
-        Request("launch", spec_path=str((tmp_path / "spec.toml").resolve()), sweep="quick"),
+        Request("launch", runs[0].run_id, sweep="quick"),
+        Request("launch", runs[1].run_id, sweep="quick"),
         Request("resume", "abc"),
     ]
+    # the runs are in the store with their config, so the scheduler needs no spec file; a run the
+    # store had keeps its state (the scheduler decides what to queue)
+    assert {r.run_id: r.status for r in store.runs()} == {done: "done", runs[1].run_id: "queued"}
+    assert RunConfig.model_validate(store.run(runs[1].run_id).config) == runs[1].config  # type: ignore[union-attr]
 
 
 def test_stop_without_a_scheduler_returns_none(tmp_path: Path) -> None:
     assert scheduler.stop(tmp_path, timeout_s=1) is None
     assert not StorePaths.of(tmp_path).database.exists()  # asking created no store
+
+
+class Proc:
+    """A spawned scheduler's process as ``ensure`` sees it: ``poll`` None while it runs."""
+
+    def __init__(self, code: int | None) -> None:
+        self.code = code
+
+    def poll(self) -> int | None:
+        return self.code
+
+
+def test_ensure_starts_a_scheduler_only_when_none_runs_or_is_starting(tmp_path: Path) -> None:
+    spawned: list[Path] = []
+
+    def spawner(directory: Path, options: object) -> Proc:
+        spawned.append(directory)
+        return Proc(None)
+
+    options = scheduler.SchedulerOptions()
+    pid, first = scheduler.ensure(tmp_path, options, spawner)
+    assert pid is None and isinstance(first, Proc) and spawned == [tmp_path]
+    # it has not taken the lock yet: no second scheduler, the first is handed back
+    assert scheduler.ensure(tmp_path, options, spawner, starting=first) == (None, first)
+    first.code = 2  # it exited (bad devices, say): a new one is started
+    pid, second = scheduler.ensure(tmp_path, options, spawner, starting=first)
+    assert second is not first and spawned == [tmp_path, tmp_path]
+    with SchedulerLock(tmp_path):  # one holds the lock: nothing is started
+        assert scheduler.ensure(tmp_path, options, spawner, starting=None) == (os.getpid(), None)
+    assert len(spawned) == 2

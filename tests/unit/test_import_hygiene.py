@@ -19,6 +19,7 @@ LIGHT = {
     "rankbias_tui.store.owner": ("torch", "textual"),  # stdlib itself; the store package brings numpy
     "rankbias_tui.checkpoints": ("torch", "textual"),
     "rankbias_tui.measures": ("torch", "textual", "matplotlib"),
+    "rankbias_tui.display": ("torch", "textual", "matplotlib", "numpy"),
     "rankbias_tui.protocol": ("torch", "textual"),
     "rankbias_tui.export": ("torch", "textual"),
     "rankbias_tui.claims": ("torch", "textual"),

@@ -44,7 +44,7 @@ def test_a_task_no_live_node_can_take_fails_its_runs_at_once(tmp_path, monkeypat
     pytest.importorskip("ray")
     from rankbias_tui.protocol import WorkerEnded
     from rankbias_tui.scheduler import ray_backend
-    from rankbias_tui.scheduler.hosts import Launch
+    from rankbias_tui.scheduler.launcher import Launch
     from rankbias_tui.spec import RunConfig
     from rankbias_tui.sweep import PlannedRun
 

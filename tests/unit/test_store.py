@@ -387,3 +387,23 @@ def test_latest_values_and_ranks_read_only_the_latest(tmp_path: Path) -> None:
         assert store.latest_values(run.run_id, ("loss", "test_acc", "train_loss")) == {"loss": 1.0, "test_acc": 0.5}
         assert store.latest_ranks(run.run_id) == [1, 2]
         assert store.run(run.run_id).config is store.run(run.run_id).config  # decoded once  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["list"], ["show", "abc"], ["export"], ["cancel", "abc"], ["plot"], ["claims"], ["report", "-o", "r.md"]],
+    ids=lambda c: c[0],
+)
+def test_every_command_opens_its_store_by_one_rule(tmp_path: Path, command: list[str]) -> None:
+    """No store where --store points: exit 2 (a bad option); a store that cannot be opened: exit 1."""
+    from typer.testing import CliRunner
+
+    from rankbias_tui.cli import app
+
+    missing = CliRunner().invoke(app, [*command, "--store", str(tmp_path / "nothing")])
+    assert missing.exit_code == 2 and "no rankbias store at" in missing.output, missing.output
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / DB_NAME).write_bytes(b"not a database, just bytes" * 200)
+    damaged = CliRunner().invoke(app, [*command, "--store", str(tmp_path / "bad")])
+    assert damaged.exit_code == 1 and str(tmp_path / "bad" / DB_NAME) in damaged.output, damaged.output
+    assert "Traceback" not in missing.output + damaged.output

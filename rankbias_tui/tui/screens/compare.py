@@ -12,6 +12,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from ...display import MISSING
 from ...measures import HPARAMS, TEST_ACC, TRAIN_LOSS
 from ...measures import SHORT_NAMES as SHORT
 from ..format import num
@@ -92,7 +93,7 @@ class CompareScreen(Screen[None]):
         rows = []
         for i, (label, count, curve) in enumerate(lines):
             key = marked(i)[0]  # the highlighted row's curve is drawn █ (the rows do not change with it)
-            first, last = (num(curve[0][1], ".3g"), num(curve[-1][1], ".3g")) if curve else ("-", "-")
+            first, last = (num(curve[0][1], ".3g"), num(curve[-1][1], ".3g")) if curve else (MISSING, MISSING)
             rows.append((key, label, str(count), first, last, str(len(curve))))
         if rows != getattr(self, "_rows", None):
             self._rows, cursor = rows, table.cursor_row

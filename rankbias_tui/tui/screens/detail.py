@@ -15,13 +15,14 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
-from ...measures import ACTIVE, FINISHED, Status, reason
+from ...display import MISSING, shown
+from ...measures import Status, reason
 from ...store import SpectrumRow
 from ..format import bound, duration, num
-from ..messages import AppState, CancelRequested, ExportRequested, ResumeRequested, StoreRefreshed, WatchRun
+from ..messages import AppState, ExportRequested, ResumeRequested, StoreRefreshed, WatchRun
 from ..model import RunDetail
 from ..widgets.charts import CurvesChart, RankChart, SpectrumChart
-from .confirm import ConfirmScreen
+from .run_actions import ask_to_cancel, cannot_resume
 
 
 class RunDetailScreen(Screen[None]):
@@ -106,7 +107,7 @@ class RunDetailScreen(Screen[None]):
         text = (
             f"{run.run_id} {run.status} · epoch {run.epoch:g}/{cfg.epochs}{speed} · B={cfg.batch_size} "
             f"lr={cfg.lr} wd={cfg.weight_decay} · {cfg.model} on {cfg.dataset} · "
-            f"{run.sweep} · {run.device or '-'}"
+            f"{run.sweep} · {run.device or MISSING}"
         )
         self.query_one("#title", Static).update(Text(text, no_wrap=True, overflow="ellipsis"))
         why = reason(run.status, run.error)
@@ -157,10 +158,9 @@ class RunDetailScreen(Screen[None]):
     def _config(self) -> None:
         assert self.detail is not None
         run = self.detail.run
-        lines = [f"status          {run.status} (attempt {run.attempts}) on {run.device or '-'}"]
+        lines = [f"status          {run.status} (attempt {run.attempts}) on {run.device or MISSING}"]
         lines += [
-            f"step            {run.step}/{run.total_steps or '?'}, "
-            f"checkpoint {run.checkpoint_step if run.checkpoint_step is not None else '-'}"
+            f"step            {run.step}/{run.total_steps or '?'}, checkpoint {shown(run.checkpoint_step)}"
         ]
         for name, stamp in (("started", run.started_at), ("finished", run.finished_at)):
             if stamp:
@@ -230,26 +230,16 @@ class RunDetailScreen(Screen[None]):
 
     def action_cancel(self) -> None:
         """Cancel after a yes, as on the dashboard; say why not on a run that is not active."""
-        if self.detail is None:
-            return
-        run = self.detail.run
-        if run.status not in ACTIVE:
-            self.notify(f"{run.run_id[:8]} is {run.status}: nothing to cancel", severity="warning")
-            return
-
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self.post_message(CancelRequested(self.run_id))
-
-        self.app.push_screen(ConfirmScreen(f"Cancel run {run.run_id[:8]} ({run.status})?"), answer)
+        if self.detail is not None:
+            run = self.detail.run
+            ask_to_cancel(self, run.run_id, run.status, run.run_id[:8])
 
     def action_resume(self) -> None:
         if self.detail is None:
             return
-        run = self.detail.run
-        if run.status in (*FINISHED, Status.RUNNING):
-            why = "finished: nothing to resume" if run.status in FINISHED else "already running"
-            self.notify(f"{run.run_id[:8]} is {run.status}, {why}", severity="warning")
+        refused = cannot_resume(self.run_id, self.detail.run.status)
+        if refused is not None:
+            self.notify(refused, severity="warning")
             return
         self.post_message(ResumeRequested(self.run_id))
 
