@@ -1,5 +1,5 @@
 """The background scheduler's request handling (the service half, ``scheduler.daemon``) and the CLI
-around it, without training anything. The client half is tested in ``tests/unit/test_client.py``."""
+around it, without training anything. The client half is tested in ``tests/unit/scheduler/test_client.py``."""
 
 from __future__ import annotations
 

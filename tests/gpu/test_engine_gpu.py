@@ -58,7 +58,7 @@ def started(events: list[Event]) -> Started:
 def test_graphed_run_follows_the_eager_loop(device: str, model: str, loss: str) -> None:
     """fp32, every model (and MSE under capture): weights, BatchNorm statistics and losses after
     4 steps (two epochs, the second at the decayed learning rate). No CPU twin for the conv nets:
-    minutes on two shared cores (tests/unit/test_graphs.py trains vgg16 there)."""
+    minutes on two shared cores (tests/unit/engine/test_graphs.py trains vgg16 there)."""
     cfg, data = small(model, device, loss=loss)
     eager, eager_events, init = train_epochs(cfg, device, data, graphed=False)
     graphed, graphed_events, _ = train_epochs(cfg, device, data, graphed=True)
@@ -91,7 +91,7 @@ def test_fewer_steps_per_epoch_than_warm_up_steps(
     batch_size: int, train_size: int | None, drop_last: bool
 ) -> None:
     """The warm-up once read past the batch table here (a device-side assert that poisoned the
-    context); the CPU twin is tests/unit/test_graphs.py."""
+    context); the CPU twin is tests/unit/engine/test_graphs.py."""
     cfg = MLP.model_copy(update={"batch_size": batch_size, "train_size": train_size, "drop_last": drop_last})
     events: list[Event] = []
     assert train(cfg, "cuda:0", events.append, run_id="r") == "done"

@@ -214,7 +214,7 @@ def test_import_does_not_load_torchvision_or_sklearn() -> None:
     code = (
         "import sys, rankbias_tui.engine.data; print('torchvision' in sys.modules, 'sklearn' in sys.modules)"
     )
-    repo_root = Path(__file__).resolve().parents[2]
+    repo_root = Path(__file__).resolve().parents[3]
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo_root
     )
