@@ -84,7 +84,7 @@ def spectral_check(res: Path) -> None:
     ``spectral.singular_values`` on the GPU (Gram + eigvalsh) against the CPU's float64 SVD."""
     import torch
 
-    from rankbias_tui import spectral
+    from rankbias_tui.engine import spectral
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     members = 64 if dev == "cuda" else 4  # a dry run on the CPU: a taste, in seconds

@@ -63,14 +63,14 @@ def train(store_dir: Path, runs: list, backend: str, pack_size: int | None) -> t
 
     options = SchedulerOptions("cpu", pack_size=pack_size, backend=backend)
     target = prepare(options)  # ray: connected already (main), so this only plans
-    launcher = Recording(target.launcher) if target.launcher is not None else None
+    launcher = Recording(target.launcher)
     with Store(store_dir, create=True) as store:
         todo = store.queue(runs, {})
         start = time.perf_counter()
         outcomes = Scheduler(store, todo, target.slots, options, launcher=launcher).run()
         wall = time.perf_counter() - start
     assert set(outcomes.values()) == {"done"}, outcomes
-    return wall, launcher.tasks if launcher is not None else []
+    return wall, launcher.tasks
 
 
 class Recording:

@@ -17,6 +17,8 @@ import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .measures import Status
+
 
 @dataclass(frozen=True)
 class Work:
@@ -77,9 +79,9 @@ def _per_epoch(works: Iterable[Work]) -> dict[str, float]:
     for w in works:
         if w.epochs <= 0:
             continue
-        if w.status == "done" and w.active_s > 0:
+        if w.status == Status.DONE and w.active_s > 0:
             done.setdefault(w.sweep, []).append(w.active_s / w.epochs)
-        elif w.status == "running" and (left := seconds_left(w)) is not None:
+        elif w.status == Status.RUNNING and (left := seconds_left(w)) is not None:
             projected.setdefault(w.sweep, []).append((w.active_s + left) / w.epochs)
     return {sweep: statistics.median(v) for sweep, v in (projected | done).items()}
 
@@ -87,8 +89,8 @@ def _per_epoch(works: Iterable[Work]) -> dict[str, float]:
 def store_seconds_left(works: Iterable[Work], capacity: int | None = None) -> float | None:
     """Time until every running and queued run is done; 0 when none is left, None when unknown."""
     works = list(works)
-    running = [w for w in works if w.status == "running"]
-    queued = [w for w in works if w.status == "queued"]
+    running = [w for w in works if w.status == Status.RUNNING]
+    queued = [w for w in works if w.status == Status.QUEUED]
     if not running and not queued:
         return 0.0
     per_epoch = _per_epoch(works)

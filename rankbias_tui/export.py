@@ -19,20 +19,53 @@ from .protocol import SpectrumRow
 from .store import RunRow, Store
 
 CONFIG_COLUMNS = (
-    "model", "dataset", "depth", "width", "batch_size", "lr", "momentum", "weight_decay", "epochs",
-    "seed", "rank_eps",
-)  # fmt: skip
+    "model",
+    "dataset",
+    "depth",
+    "width",
+    "batch_size",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "epochs",
+    "seed",
+    "rank_eps",
+)
 SUMMARY_COLUMNS = (
     ("run_id", "sweep", "status")
     + CONFIG_COLUMNS
-    + ("final_epoch", "final_train_loss", "final_train_acc", "final_test_acc", "init_avg_rank",
-       "final_avg_rank", "final_avg_stable_rank", "device", "duration_s", "error")
-)  # fmt: skip
+    + (
+        "final_epoch",
+        "final_train_loss",
+        "final_train_acc",
+        "final_test_acc",
+        "init_avg_rank",
+        "final_avg_rank",
+        "final_avg_stable_rank",
+        "device",
+        "duration_s",
+        "error",
+    )
+)
 METRIC_COLUMNS = ("run_id", "step", "epoch", "name", "value")
 SPECTRA_COLUMNS = (
-    "run_id", "step", "epoch", "layer", "d_out", "d_in", "m", "rank", "rank_eps", "stable_rank",
-    "effective_rank", "spectral_norm", "fro_norm", "bound", "index", "sigma",
-)  # fmt: skip
+    "run_id",
+    "step",
+    "epoch",
+    "layer",
+    "d_out",
+    "d_in",
+    "m",
+    "rank",
+    "rank_eps",
+    "stable_rank",
+    "effective_rank",
+    "spectral_norm",
+    "fro_norm",
+    "bound",
+    "index",
+    "sigma",
+)
 
 
 def summary_row(store: Store, run: RunRow, sweep: str | None = None) -> dict[str, Any]:
@@ -41,7 +74,7 @@ def summary_row(store: Store, run: RunRow, sweep: str | None = None) -> dict[str
     init, final = store.init_and_final_spectra(run.run_id)
     duration = run.active_s if run.finished_at and run.active_s else None  # over every attempt
     row: dict[str, Any] = {"run_id": run.run_id, "sweep": sweep or run.sweep, "status": run.status}
-    row |= {key: run.config.get(key) for key in CONFIG_COLUMNS}
+    row |= {key: run.config.value(key) for key in CONFIG_COLUMNS}
     row |= {
         "final_epoch": run.epoch,
         "final_train_loss": last.get(TRAIN_LOSS),
@@ -112,7 +145,11 @@ def write_csv(rows: Iterable[dict[str, Any]], columns: Sequence[str], out: TextI
 
 
 def export(
-    store: Store, what: str, output: Path | None, sweep: str | None = None, run_ids: Iterable[str] | None = None
+    store: Store,
+    what: str,
+    output: Path | None,
+    sweep: str | None = None,
+    run_ids: Iterable[str] | None = None,
 ) -> int:
     """Write one kind of CSV to ``output`` (stdout when None); return the number of data rows.
 

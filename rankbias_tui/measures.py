@@ -5,9 +5,10 @@ them and the store keeps them); the run fields that tell runs apart and ``varied
 rank rules: rank at eps (the count of singular values of W/||W||_F strictly above eps), the average
 rank over layers, the largest possible average rank, a run's rank curve, when the paper's bound
 is vacuous, and the spread over seeds (a seeded bootstrap interval of a mean or of a difference of
-means, shared by the claims and the figures). Does not own: computing singular values (``spectral.py``, torch), reading the store
-(``store.py``), how numbers are printed (``tui/format.py``, the CLI) or the claims' rules
-(``claims.py``).
+means, shared by the claims and the figures). Does not own: computing singular values
+(``engine/spectral.py``, torch), reading the store
+(``store/``), how numbers are printed (``tui/format.py``, the CLI) or the claims' rules
+(``claims/``).
 
 Imports numpy only (no torch, no textual, nothing else of this package), so every process may use
 it: the engine, the scheduler, the CLI and the terminal UI.
@@ -18,26 +19,52 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
+from enum import Enum
 from typing import Any, Protocol
 
 import numpy as np
 
+
 # ----- statuses ----------------------------------------------------------------------------------
-STATUSES = ("queued", "running", "done", "failed", "diverged", "cancelled", "stopped", "interrupted")
-# stopped: the scheduler stopped (``rankbias stop``, Ctrl-C, a signal) before the run ended, so no
-# scheduler will start it on its own; it resumes from its last checkpoint when resumed or relaunched.
-# interrupted: a running run whose scheduler is gone (killed, out of memory, rebooted): derived when
-# the store is read, never stored. Any scheduler that starts adopts it; it resumes from its last
-# checkpoint.
-INTERRUPTED = "interrupted"
-FINISHED = ("done", "diverged")  # ended by the training itself: never re-run, nothing to resume
-ACTIVE = ("queued", "running")  # waiting for or holding a device: what a cancel acts on
+class Status(str, Enum):
+    """A run's status: the closed vocabulary, stored as its value (``"done"``...) and equal to it.
+
+    stopped: the scheduler stopped (``rankbias stop``, Ctrl-C, a signal) before the run ended, so no
+    scheduler will start it on its own; it resumes from its last checkpoint when resumed or
+    relaunched. interrupted: a running run whose scheduler is gone (killed, out of memory,
+    rebooted): derived when the store is read, never stored. Any scheduler that starts adopts it;
+    it resumes from its last checkpoint."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    DIVERGED = "diverged"
+    CANCELLED = "cancelled"
+    STOPPED = "stopped"
+    INTERRUPTED = "interrupted"
+
+    def __str__(self) -> str:  # "done", not "Status.DONE", in f-strings and prints
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+STATUSES = tuple(Status)
+INTERRUPTED = Status.INTERRUPTED
+FINISHED = (Status.DONE, Status.DIVERGED)  # ended by the training itself: never re-run, nothing to resume
+ACTIVE = (Status.QUEUED, Status.RUNNING)  # waiting for or holding a device: what a cancel acts on
 NO_REASON = {
-    "diverged": "diverged (no reason recorded)",
-    "failed": "failed (no error recorded)",
-    "interrupted": "its scheduler ended without stopping it; the next scheduler to start resumes it",
+    Status.DIVERGED: "diverged (no reason recorded)",
+    Status.FAILED: "failed (no error recorded)",
+    Status.INTERRUPTED: "its scheduler ended without stopping it; the next scheduler to start resumes it",
 }
-UNEXPLAINED = ("queued", "running", "done")  # their state needs no reason (an old one is stale)
+UNEXPLAINED = (
+    Status.QUEUED,
+    Status.RUNNING,
+    Status.DONE,
+)  # their state needs no reason (an old one is stale)
 
 
 def reason(status: str, error: str | None) -> str | None:
@@ -54,6 +81,7 @@ def reason(status: str, error: str | None) -> str | None:
 # ----- metric names ------------------------------------------------------------------------------
 LOSS, ACC, LR = "loss", "acc", "lr"
 TRAIN_LOSS, TRAIN_ACC, TEST_LOSS, TEST_ACC = "train_loss", "train_acc", "test_loss", "test_acc"
+MEASURE_SHARE = "measure_share"
 METRICS: Mapping[str, str] = {
     LOSS: "loss of the last training batch (logged every few steps)",
     ACC: "accuracy of the last training batch (logged every few steps)",
@@ -62,9 +90,11 @@ METRICS: Mapping[str, str] = {
     TRAIN_ACC: "accuracy over the training set, eval mode (at each evaluation)",
     TEST_LOSS: "loss over the test set, eval mode (at each evaluation)",
     TEST_ACC: "accuracy over the test set, eval mode (at each evaluation)",
+    MEASURE_SHARE: "fraction of a pack's wall time spent measuring spectra (packs, at each measurement)",
 }
 STEP_METRICS = (LOSS, ACC, LR)
 EVAL_METRICS = (TRAIN_LOSS, TRAIN_ACC, TEST_LOSS, TEST_ACC)
+MEASURE_METRICS = (MEASURE_SHARE,)  # about the measurement itself
 
 
 def shown_loss(names: Collection[str]) -> str:
@@ -77,17 +107,50 @@ def shown_acc(names: Collection[str]) -> str:
     return TEST_ACC if TEST_ACC in names else ACC
 
 
+# ----- naming a run ------------------------------------------------------------------------------
+SHORT_NAMES = {"batch_size": "B", "weight_decay": "wd", "momentum": "mom", "dataset": "data", "epochs": "ep"}
+
+
+def run_label(run_id: str, values: Mapping[str, Any], varied: Iterable[str]) -> str:
+    """``a1b2c3d4 B=8 wd=0.01``: the id's first 8 digits and the stored values of the fields that
+    distinguish the run in its sweep; the one rule (headless progress, dry run, app, compare)."""
+    return " ".join([run_id[:8], *(f"{SHORT_NAMES.get(k, k)}={values.get(k)}" for k in varied)])
+
+
 # ----- which fields vary -------------------------------------------------------------------------
 HPARAMS = ("batch_size", "lr", "weight_decay")  # the three the paper's bound depends on
 # Every run field that can tell two runs apart, in the order columns and labels show them: first
 # what a sweep usually varies (what is trained, on what, the paper's hyperparameters, how long, the
 # seed: also what the dashboard's filter searches), then the rest. tests/unit/test_measures.py
 # checks that this covers spec.RUN_FIELDS but pack_size, an execution detail and not an identity.
-MAIN_FIELDS = ("model", "dataset", "depth", "width", "batch_size", "lr", "weight_decay", "momentum", "epochs", "seed")
+MAIN_FIELDS = (
+    "model",
+    "dataset",
+    "depth",
+    "width",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "momentum",
+    "epochs",
+    "seed",
+)
 FIELDS = MAIN_FIELDS + (
-    "activation", "train_size", "drop_last", "lr_milestones", "lr_gamma", "loss", "rank_eps", "measure_every",
-    "measured_layers", "eval_every", "diverge_after", "diverge_acc", "precision", "deterministic",
-)  # fmt: skip
+    "activation",
+    "train_size",
+    "drop_last",
+    "lr_milestones",
+    "lr_gamma",
+    "loss",
+    "rank_eps",
+    "measure_every",
+    "measured_layers",
+    "eval_every",
+    "diverge_after",
+    "diverge_acc",
+    "precision",
+    "deterministic",
+)
 
 
 def varied_fields(configs: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:

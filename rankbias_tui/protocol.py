@@ -4,9 +4,9 @@ Owns: one small frozen dataclass per message (plain fields, picklable, no torch)
 ``SpectrumRow``, the one shape of a layer's measurement: built once by ``spectral``, sent in a
 ``Spectra`` event, written and read back by ``store``, written out by ``export``. Every event about
 a run carries its ``run_id``, so a pack's members need no envelope; the scheduler dispatches on the
-class. Does not own: how messages travel (pipes, ``engine.worker`` and ``scheduler.hosts``) or what
-the scheduler does with them (``scheduler.events``). Imports neither torch nor textual: the same
-messages are meant to cross machines.
+class. Does not own: how messages travel (pipes, ``engine.worker`` and ``scheduler.local``) or what
+the scheduler does with them (``scheduler.hosts.record``, ``scheduler.service``). Imports neither
+torch nor textual: the same messages are meant to cross machines.
 """
 
 from __future__ import annotations

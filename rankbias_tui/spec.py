@@ -2,7 +2,8 @@
 
 Owns: the run fields (``RunConfig``, with the paper's defaults), the sweep tables, and turning
 every problem in a spec file into a ``SpecProblem`` with the file, the TOML key path and a
-did-you-mean hint. Does not own: expanding grids into runs (``sweep.py``) or anything torch.
+did-you-mean hint. Does not own: which models and data sets exist (``catalog.py``: the spec
+accepts its rows), expanding grids into runs (``sweep.py``) or anything torch.
 """
 
 from __future__ import annotations
@@ -12,25 +13,19 @@ import math
 import re
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .catalog import DATASET_NAMES, DATASETS, MODEL_NAMES
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-PACKABLE_MODELS = ("mlp", "mlp-bn")  # models the fused-pack engine can stack
-# Training-set sizes (before ``train_size``), so a batch larger than the data is refused at load:
-# torchvision's splits, the 80% stratified split of scikit-learn's 1,797 digits, and the synthetic
-# set of engine.data (a test checks these against the loaded data).
-TRAIN_SIZES = {
-    "cifar10": 50_000, "cifar100": 50_000, "mnist": 60_000, "fashion-mnist": 60_000, "svhn": 73_257,
-    "digits": 1_437, "synthetic": 4_096,
-}  # fmt: skip
-DATASETS = tuple(TRAIN_SIZES)
 SWEEP_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 MAX_INT = 1_000_000  # epochs, widths, batch sizes, ...: far beyond any real run, far below SQLite's
 MAX_SEED = 2**32 - 1
@@ -43,7 +38,7 @@ class RunConfig(BaseModel):
     # true -> 1 or 3.0 -> 3: see ``_field_problems``); stored configs (JSON) are read leniently.
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False, allow_inf_nan=False)
 
-    model: Literal["mlp", "mlp-bn", "resnet18", "vgg16", "vit"] = "mlp-bn"
+    model: Literal[MODEL_NAMES] = "mlp-bn"
     """Architecture: MLP with or without BatchNorm, CIFAR ResNet-18, VGG-16-BN, or a small ViT."""
     depth: int = Field(10, ge=1, le=MAX_INT)
     """Hidden layers of an MLP (L), or transformer blocks of the ViT; ignored by conv nets."""
@@ -51,9 +46,7 @@ class RunConfig(BaseModel):
     """Hidden width of an MLP (H), or embedding width of the ViT; ignored by conv nets."""
     activation: Literal["relu", "leaky-relu"] = "relu"
     """ReLU, or leaky ReLU with slope 0.01."""
-    dataset: Literal["cifar10", "cifar100", "mnist", "fashion-mnist", "svhn", "digits", "synthetic"] = (
-        "cifar10"
-    )
+    dataset: Literal[DATASET_NAMES] = "cifar10"
     """Training data; ``digits`` and ``synthetic`` need no network."""
     train_size: int | None = Field(None, ge=1, le=10**9)
     """Use a seeded random subset of this many training examples (None: all)."""
@@ -107,6 +100,16 @@ class RunConfig(BaseModel):
         if any(m < 1 or m > MAX_INT for m in value) or list(value) != sorted(set(value)):
             raise ValueError(f"milestones must be strictly increasing epochs from 1 to {MAX_INT}")
         return value
+
+    @cached_property
+    def stored(self) -> dict[str, Any]:
+        """The config as the store keeps it (JSON values: lists for tuples), made once per config;
+        for code that handles fields by name (columns, facets, what varies). Read-only."""
+        return self.model_dump(mode="json")
+
+    def value(self, name: str) -> Any:
+        """A field's stored value by name; None for a name that is not a field."""
+        return self.stored.get(name)
 
 
 RUN_FIELDS = tuple(RunConfig.model_fields)
@@ -213,21 +216,29 @@ def _batch_problems(
     def values(name: str) -> tuple[Any, ...]:
         return axes.get(name, (merged.get(name, default[name].default),))
 
+    # Training-set sizes (before ``train_size``) from the catalog, so a batch larger than the data
+    # is refused at load (a test checks them against the loaded data).
     sizes = [
-        min(TRAIN_SIZES[d], t if type(t) is int else math.inf)
-        for d in values("dataset") if d in TRAIN_SIZES
+        min(DATASETS[d].train_size, t if type(t) is int else math.inf)
+        for d in values("dataset")
+        if d in DATASETS
         for t in values("train_size")
-    ]  # fmt: skip
+    ]
     if not sizes:
         return []
     smallest, out = min(sizes), []
     for i, b in enumerate(values("batch_size")):
         if type(b) is int and b > smallest:
             where = (
-                f"{prefix}.grid.batch_size[{i}]" if "batch_size" in axes
-                else f"{prefix}.batch_size" if "batch_size" in base else "defaults.batch_size"
-            )  # fmt: skip
-            out.append(SpecProblem(where, f"batch size {b} is larger than the training set ({smallest} examples)"))
+                f"{prefix}.grid.batch_size[{i}]"
+                if "batch_size" in axes
+                else f"{prefix}.batch_size"
+                if "batch_size" in base
+                else "defaults.batch_size"
+            )
+            out.append(
+                SpecProblem(where, f"batch size {b} is larger than the training set ({smallest} examples)")
+            )
     return out
 
 
@@ -244,8 +255,12 @@ def _check_sweep(
 ) -> tuple[SweepSpec | None, list[SpecProblem]]:
     prefix = f"sweeps.{name}"
     if not SWEEP_NAME.fullmatch(name):
-        return None, [SpecProblem(prefix, "sweep names may hold only letters, digits, '_', '-' and "
-                                  "'.', and may not start with '.'")]  # fmt: skip
+        return None, [
+            SpecProblem(
+                prefix,
+                "sweep names may hold only letters, digits, '_', '-' and '.', and may not start with '.'",
+            )
+        ]
     if not isinstance(table, dict):
         return None, [SpecProblem(prefix, "must be a table")]
     problems = _unknown_keys(table, RUN_FIELDS + SWEEP_KEYS, prefix)
@@ -263,8 +278,14 @@ def _check_sweep(
             problems.append(SpecProblem(where, "must be a non-empty list"))
         else:
             axes[axis] = tuple(tuple(v) if isinstance(v, list) else v for v in values)
-    if not isinstance(seeds, list) or not seeds or not all(type(s) is int and 0 <= s <= MAX_SEED for s in seeds):
-        problems.append(SpecProblem(f"{prefix}.seeds", f"must be a non-empty list of integers from 0 to {MAX_SEED}"))
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(type(s) is int and 0 <= s <= MAX_SEED for s in seeds)
+    ):
+        problems.append(
+            SpecProblem(f"{prefix}.seeds", f"must be a non-empty list of integers from 0 to {MAX_SEED}")
+        )
         seeds = [0]
     merged = {k: v for k, v in defaults.items() if k in RUN_FIELDS} | base
     # Errors of values set in this table are reported here; inherited ones under [defaults].

@@ -75,9 +75,10 @@ def expand_sweep(spec: Spec, name: str) -> list[PlannedRun]:
     base = RunConfig(**(spec.defaults | sweep.base))
     defaults, varied = _json_defaults(), {*sweep.grid, "seed"}
     base_identity = {
-        k: v for k, v in base.model_dump(mode="json").items()
+        k: v
+        for k, v in base.model_dump(mode="json").items()
         if k not in varied and k not in EXECUTION_FIELDS and v != defaults[k]
-    }  # fmt: skip
+    }
     axes = [[_field_value(base, axis, value) for value in sweep.grid[axis]] for axis in sweep.grid]
     runs = []
     for combo in itertools.product(*axes):

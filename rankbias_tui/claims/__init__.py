@@ -3,7 +3,7 @@
 Two modules: ``records`` (runs as records, settings and slices, changes over seeds and the noise
 floor) and ``verdicts`` (a verdict per claim, the ``claims --json`` report). Does not own: the rank
 rules, which fields vary and the bootstrap (``measures.py``), drawing (``figures/``), the command
-line (``cli_analysis.py``), the report page (``report.py``) or the database (``store.py``).
+line (``cli/analysis.py``), the report page (``report/``) or the database (``store/``).
 Imports neither torch nor matplotlib, so the terminal UI may use it.
 
 Reading a sweep honestly (PAPER.md; README.md's rules table; every threshold is in ``--json``):
@@ -70,11 +70,48 @@ from .verdicts import (
 )
 
 __all__ = [
-    "ACC_MARGINAL", "AGREEMENT", "AGREES", "CLAIMS", "FAILS", "HIGHER", "HOLDS", "HPARAMS", "LOWER",
-    "MIN_ACC_RUNS", "MIN_RANK_CHANGE", "NEAR_MAX_FRACTION", "NEAR_MAX_RANKS", "NO_EFFECT", "NOT_SHOWN",
-    "OPPOSES", "THRESHOLDS", "TRAINED_FRACTION", "UNTESTED", "VERDICTS", "Record", "change",
-    "check_claims", "claim_accuracy", "claim_lowers", "claim_trend", "claim_wd0", "context_of",
-    "direction", "effect", "effects", "measurable", "near_max", "near_max_tolerance",
-    "paired_change", "records_from_store", "report", "run_record", "seeds_label", "settings",
-    "slices", "tally", "trained", "verdict_of",
-]  # fmt: skip
+    "ACC_MARGINAL",
+    "AGREEMENT",
+    "AGREES",
+    "CLAIMS",
+    "FAILS",
+    "HIGHER",
+    "HOLDS",
+    "HPARAMS",
+    "LOWER",
+    "MIN_ACC_RUNS",
+    "MIN_RANK_CHANGE",
+    "NEAR_MAX_FRACTION",
+    "NEAR_MAX_RANKS",
+    "NO_EFFECT",
+    "NOT_SHOWN",
+    "OPPOSES",
+    "THRESHOLDS",
+    "TRAINED_FRACTION",
+    "UNTESTED",
+    "VERDICTS",
+    "Record",
+    "change",
+    "check_claims",
+    "claim_accuracy",
+    "claim_lowers",
+    "claim_trend",
+    "claim_wd0",
+    "context_of",
+    "direction",
+    "effect",
+    "effects",
+    "measurable",
+    "near_max",
+    "near_max_tolerance",
+    "paired_change",
+    "records_from_store",
+    "report",
+    "run_record",
+    "seeds_label",
+    "settings",
+    "slices",
+    "tally",
+    "trained",
+    "verdict_of",
+]

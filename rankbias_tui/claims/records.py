@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import measures
-from ..measures import HPARAMS
+from ..measures import HPARAMS, Status
 from ..store import RunRow, Store
 
 MIN_RANK_CHANGE = 1.0  # ranks of the average: the measure's resolution with one seed
@@ -53,13 +53,13 @@ def run_record(
         "run_id": run.run_id,
         "status": run.status,
         "context": context,
-        **{k: run.config.get(k) for k in (*HPARAMS, "seed")},
+        **{k: run.config.value(k) for k in (*HPARAMS, "seed")},
         "init_avg_rank": _nan(measures.avg_rank(init, eps, layer)),
         "final_avg_rank": _nan(measures.avg_rank(final, eps, layer)),
         "max_avg_rank": _nan(measures.max_avg_rank(final, layer)),
         "final_test_acc": last.get(measures.TEST_ACC),
         "final_train_acc": last.get(measures.TRAIN_ACC),
-        "config": run.config,
+        "config": run.config.stored,
     }
 
 
@@ -67,15 +67,15 @@ def records_from_store(
     store: Store,
     sweep: str | None = None,
     eps: float | None = None,
-    statuses: Iterable[str] = ("done",),
+    statuses: Iterable[str] = (Status.DONE,),
     layer: str | None = None,
 ) -> list[Record]:
     """Records of a sweep's runs with one of ``statuses`` (default: done; diverged runs excluded),
     skipping runs without any measurement."""
     wanted = set(statuses)
     runs = [r for r in store.runs(sweep) if r.status in wanted]
-    varying = measures.varied_fields(r.config for r in runs)
-    out = [run_record(store, r, eps, context_of(r.config, varying), layer) for r in runs]
+    varying = measures.varied_fields(r.config.stored for r in runs)
+    out = [run_record(store, r, eps, context_of(r.config.stored, varying), layer) for r in runs]
     return [r for r in out if not math.isnan(r["final_avg_rank"])]
 
 
@@ -149,11 +149,21 @@ def effect(records: Sequence[Record], field: str, only_wd_positive: bool = False
         values = sorted({r[field] for r in group})
         if len(values) < 2:
             continue
-        ch = change(final_ranks([r for r in group if r[field] == values[0]]),
-                    final_ranks([r for r in group if r[field] == values[-1]]))  # fmt: skip
+        ch = change(
+            final_ranks([r for r in group if r[field] == values[0]]),
+            final_ranks([r for r in group if r[field] == values[-1]]),
+        )
         fixed = dict(zip(others, key[1:], strict=True)) | ({"context": key[0]} if key[0] else {})
-        per_slice.append({"slice": fixed, "from": values[0], "to": values[-1], "runs": len(group),
-                          **ch, "direction": direction(ch)})  # fmt: skip
+        per_slice.append(
+            {
+                "slice": fixed,
+                "from": values[0],
+                "to": values[-1],
+                "runs": len(group),
+                **ch,
+                "direction": direction(ch),
+            }
+        )
     if not per_slice:
         return None
     moved = [s["change"] for s in per_slice if s["direction"] != NO_EFFECT]

@@ -2,7 +2,7 @@
 
 Owns: the statements (``CLAIMS``), the verdict rule shared by all claims (``verdict_of``), one
 function per claim, and ``report``. Does not own: records, slices and the noise floor
-(``records.py``), the bootstrap (``measures.py``), printing (``cli_analysis.py``, ``report.py``).
+(``records.py``), the bootstrap (``measures.py``), printing (``cli/analysis.py``, ``report/``).
 The rules are summarised in this package's docstring and README.md's rules table.
 """
 
@@ -56,7 +56,11 @@ CLAIMS = {
     "4": "the rank bias has only a marginal effect on test accuracy",
 }
 # claim -> (hyperparameter, what its larger values do to the rank per the paper, wd > 0 slices only)
-_TRENDS = {"2a": ("batch_size", HIGHER, True), "2b": ("lr", LOWER, True), "2c": ("weight_decay", LOWER, False)}
+_TRENDS = {
+    "2a": ("batch_size", HIGHER, True),
+    "2b": ("lr", LOWER, True),
+    "2c": ("weight_decay", LOWER, False),
+}
 
 
 def tally(outcomes: Iterable[str]) -> dict[str, int]:
@@ -73,16 +77,25 @@ def verdict_of(counts: dict[str, int]) -> str:
     return HOLDS if counts[AGREES] / moved >= AGREEMENT else FAILS
 
 
-def _verdict(claim: str, verdict: str, evidence: str, items: Sequence[dict[str, Any]] = (),
-             **numbers: Any) -> dict[str, Any]:  # fmt: skip
-    return {"claim": claim, "text": CLAIMS[claim], "verdict": verdict, "evidence": evidence,
-            "numbers": numbers, "slices": list(items)}  # fmt: skip
+def _verdict(
+    claim: str, verdict: str, evidence: str, items: Sequence[dict[str, Any]] = (), **numbers: Any
+) -> dict[str, Any]:
+    return {
+        "claim": claim,
+        "text": CLAIMS[claim],
+        "verdict": verdict,
+        "evidence": evidence,
+        "numbers": numbers,
+        "slices": list(items),
+    }
 
 
 def _counted(counts: dict[str, int], unit: str) -> str:
     moved = counts[AGREES] + counts[OPPOSES]
-    return (f"{counts[AGREES]} of {moved} {unit}s with an effect agree, {counts[OPPOSES]} opposite, "
-            f"{counts[NO_EFFECT]} without a measurable effect")  # fmt: skip
+    return (
+        f"{counts[AGREES]} of {moved} {unit}s with an effect agree, {counts[OPPOSES]} opposite, "
+        f"{counts[NO_EFFECT]} without a measurable effect"
+    )
 
 
 def claim_trend(records: Sequence[Record], claim: str) -> dict[str, Any]:
@@ -91,14 +104,35 @@ def claim_trend(records: Sequence[Record], claim: str) -> dict[str, Any]:
     if eff is None:
         where = " among wd > 0 runs" if wd_only else ""
         return _verdict(claim, UNTESTED, f"{field} is never varied with the others fixed{where}")
-    items = [s | {"outcome": NO_EFFECT if s["direction"] == NO_EFFECT else
-                  AGREES if s["direction"] == expected else OPPOSES} for s in eff["slices"]]  # fmt: skip
+    items = [
+        s
+        | {
+            "outcome": NO_EFFECT
+            if s["direction"] == NO_EFFECT
+            else AGREES
+            if s["direction"] == expected
+            else OPPOSES
+        }
+        for s in eff["slices"]
+    ]
     counts = tally(s["outcome"] for s in items)
     moved = eff["mean_change_where_moved"]
-    shift = "" if moved is None else f"; where it moved, rank {moved:+.1f} on average from smallest to largest {field}"
+    shift = (
+        ""
+        if moved is None
+        else f"; where it moved, rank {moved:+.1f} on average from smallest to largest {field}"
+    )
     evidence = f"{_counted(counts, 'slice')}{shift} ({eff['seeds']} per setting)"
-    return _verdict(claim, verdict_of(counts), evidence, items, **counts, slices=len(items),
-                    mean_change_where_moved=moved, seeds=eff["seeds"])  # fmt: skip
+    return _verdict(
+        claim,
+        verdict_of(counts),
+        evidence,
+        items,
+        **counts,
+        slices=len(items),
+        mean_change_where_moved=moved,
+        seeds=eff["seeds"],
+    )
 
 
 def claim_lowers(records: Sequence[Record]) -> dict[str, Any]:
@@ -124,10 +158,20 @@ def claim_lowers(records: Sequence[Record]) -> dict[str, Any]:
     counts = tally(s["outcome"] for s in items)
     controlled = sum(s["against"] == "wd = 0" for s in items)
     seeds = seeds_label(n for s in items for n in s["seeds"])
-    evidence = (f"{_counted(counts, 'wd > 0 setting')}; {controlled} compared with the wd = 0 run of "
-                f"their slice, {len(items) - controlled} with their initial rank ({seeds} per setting)")  # fmt: skip
-    return _verdict("1", verdict_of(counts), evidence, items, **counts, settings=len(items),
-                    against_wd0=controlled, seeds=seeds)  # fmt: skip
+    evidence = (
+        f"{_counted(counts, 'wd > 0 setting')}; {controlled} compared with the wd = 0 run of "
+        f"their slice, {len(items) - controlled} with their initial rank ({seeds} per setting)"
+    )
+    return _verdict(
+        "1",
+        verdict_of(counts),
+        evidence,
+        items,
+        **counts,
+        settings=len(items),
+        against_wd0=controlled,
+        seeds=seeds,
+    )
 
 
 def near_max(record: Record) -> bool:
@@ -153,19 +197,39 @@ def claim_wd0(records: Sequence[Record]) -> dict[str, Any]:
         tol = near_max_tolerance(top)
         outcome = AGREES if hi <= tol else OPPOSES if lo > tol else NO_EFFECT
         setting = {"batch_size": batch, "lr": lr, "weight_decay": wd} | ({"context": ctx} if ctx else {})
-        items.append({"slice": setting, "max_avg_rank": top, "gap": float(np.mean(gaps)), "interval": [lo, hi],
-                      "tolerance": tol, "seeds": [len(runs)], "outcome": outcome,
-                      "init_gap": float(np.mean([top - r["init_avg_rank"] for r in runs]))})  # fmt: skip
+        items.append(
+            {
+                "slice": setting,
+                "max_avg_rank": top,
+                "gap": float(np.mean(gaps)),
+                "interval": [lo, hi],
+                "tolerance": tol,
+                "seeds": [len(runs)],
+                "outcome": outcome,
+                "init_gap": float(np.mean([top - r["init_avg_rank"] for r in runs])),
+            }
+        )
     if not items:
         return _verdict("3", UNTESTED, "no finished run with weight_decay = 0")
     counts = tally(s["outcome"] for s in items)
     gap = max(items, key=lambda s: s["gap"])
     seeds = seeds_label(s["seeds"][0] for s in items)
-    evidence = (f"{counts[AGREES]} of {len(items)} wd = 0 settings within {gap['tolerance']:g} ranks of the "
-                f"maximal rank {gap['max_avg_rank']:g}, {counts[OPPOSES]} beyond, {counts[NO_EFFECT]} "
-                f"undecided; largest gap {gap['gap']:.1f} (at init {gap['init_gap']:.1f}) ({seeds} per setting)")  # fmt: skip
-    return _verdict("3", verdict_of(counts), evidence, items, **counts, settings=len(items),
-                    largest_gap=gap["gap"], largest_init_gap=gap["init_gap"], seeds=seeds)  # fmt: skip
+    evidence = (
+        f"{counts[AGREES]} of {len(items)} wd = 0 settings within {gap['tolerance']:g} ranks of the "
+        f"maximal rank {gap['max_avg_rank']:g}, {counts[OPPOSES]} beyond, {counts[NO_EFFECT]} "
+        f"undecided; largest gap {gap['gap']:.1f} (at init {gap['init_gap']:.1f}) ({seeds} per setting)"
+    )
+    return _verdict(
+        "3",
+        verdict_of(counts),
+        evidence,
+        items,
+        **counts,
+        settings=len(items),
+        largest_gap=gap["gap"],
+        largest_init_gap=gap["init_gap"],
+        seeds=seeds,
+    )
 
 
 def trained(records: Sequence[Record]) -> list[Record]:
@@ -183,17 +247,31 @@ def _accuracy_change(before: Sequence[Record], after: Sequence[Record]) -> dict[
     rank = change(final_ranks(before), final_ranks(after))
     if not measurable(rank):
         return None
-    samples = measures.bootstrap_diffs([[r["final_avg_rank"], r["final_test_acc"]] for r in before],
-                                       [[r["final_avg_rank"], r["final_test_acc"]] for r in after])  # fmt: skip
+    samples = measures.bootstrap_diffs(
+        [[r["final_avg_rank"], r["final_test_acc"]] for r in before],
+        [[r["final_avg_rank"], r["final_test_acc"]] for r in after],
+    )
     lo, hi = measures.percentile_interval(samples[:, 1])
     steps = samples[:, 0] != 0  # a resample may draw the same ranks on both sides
-    acc = float(np.mean([r["final_test_acc"] for r in after]) - np.mean([r["final_test_acc"] for r in before]))
-    outcome = AGREES if -ACC_MARGINAL <= lo and hi <= ACC_MARGINAL else (
-        OPPOSES if lo > ACC_MARGINAL or hi < -ACC_MARGINAL else NO_EFFECT)  # fmt: skip
-    return {"rank_change": rank["change"], "rank_interval": rank["interval"], "acc_change": acc,
-            "interval": [lo, hi], "acc_per_rank": acc / rank["change"], "seeds": rank["seeds"],
-            "acc_per_rank_interval": list(measures.percentile_interval(samples[steps, 1] / samples[steps, 0])),
-            "outcome": outcome, "runs": [r["run_id"] for r in (*before, *after)]}  # fmt: skip
+    acc = float(
+        np.mean([r["final_test_acc"] for r in after]) - np.mean([r["final_test_acc"] for r in before])
+    )
+    outcome = (
+        AGREES
+        if -ACC_MARGINAL <= lo and hi <= ACC_MARGINAL
+        else (OPPOSES if lo > ACC_MARGINAL or hi < -ACC_MARGINAL else NO_EFFECT)
+    )
+    return {
+        "rank_change": rank["change"],
+        "rank_interval": rank["interval"],
+        "acc_change": acc,
+        "interval": [lo, hi],
+        "acc_per_rank": acc / rank["change"],
+        "seeds": rank["seeds"],
+        "acc_per_rank_interval": list(measures.percentile_interval(samples[steps, 1] / samples[steps, 0])),
+        "outcome": outcome,
+        "runs": [r["run_id"] for r in (*before, *after)],
+    }
 
 
 def _accuracy_slices(pool: Sequence[Record]) -> list[dict[str, Any]]:
@@ -205,8 +283,9 @@ def _accuracy_slices(pool: Sequence[Record]) -> list[dict[str, Any]]:
             values = sorted({r[field] for r in group})
             if len(values) < 2:
                 continue
-            item = _accuracy_change([r for r in group if r[field] == values[0]],
-                                    [r for r in group if r[field] == values[-1]])  # fmt: skip
+            item = _accuracy_change(
+                [r for r in group if r[field] == values[0]], [r for r in group if r[field] == values[-1]]
+            )
             fixed = dict(zip(others, key[1:], strict=True)) | ({"context": key[0]} if key[0] else {})
             if item is not None:
                 items.append({"slice": fixed, "field": field, "from": values[0], "to": values[-1], **item})
@@ -226,7 +305,9 @@ def claim_accuracy(records: Sequence[Record]) -> dict[str, Any]:
     items = _accuracy_slices(pool)
     note = f"; {left_out} undertrained run(s) left out (train acc < {TRAINED_FRACTION:.0%} of the best)"
     if not items:
-        return _verdict("4", NOT_SHOWN, "the rank never moved measurably within a slice of trained runs" + note)
+        return _verdict(
+            "4", NOT_SHOWN, "the rank never moved measurably within a slice of trained runs" + note
+        )
     counts = tally(s["outcome"] for s in items)
     decided = {run for s in items if s["outcome"] != NO_EFFECT for run in s["runs"]}
     items = [{k: v for k, v in s.items() if k != "runs"} for s in items]
@@ -234,12 +315,24 @@ def claim_accuracy(records: Sequence[Record]) -> dict[str, Any]:
     slopes = [s["acc_per_rank"] for s in items]
     lo, hi = measures.mean_interval(slopes) if len(items) > 1 else items[0]["acc_per_rank_interval"]
     seeds = seeds_label(n for s in items for n in s["seeds"])
-    evidence = (f"{counts[AGREES]} of {len(items)} slices where the rank moved keep test accuracy within "
-                f"+-{ACC_MARGINAL:g}, {counts[OPPOSES]} beyond, {counts[NO_EFFECT]} undecided; test acc "
-                f"{np.mean(slopes):+.4f} [{lo:+.4f}, {hi:+.4f}] per rank; {len(decided)} runs decide it"
-                f"{'' if len(decided) >= MIN_ACC_RUNS else f' (< {MIN_ACC_RUNS})'}{note} ({seeds} per setting)")  # fmt: skip
-    return _verdict("4", verdict, evidence, items, **counts, decided_runs=len(decided), left_out=left_out,
-                    acc_per_rank=float(np.mean(slopes)), acc_per_rank_interval=[lo, hi], seeds=seeds)  # fmt: skip
+    evidence = (
+        f"{counts[AGREES]} of {len(items)} slices where the rank moved keep test accuracy within "
+        f"+-{ACC_MARGINAL:g}, {counts[OPPOSES]} beyond, {counts[NO_EFFECT]} undecided; test acc "
+        f"{np.mean(slopes):+.4f} [{lo:+.4f}, {hi:+.4f}] per rank; {len(decided)} runs decide it"
+        f"{'' if len(decided) >= MIN_ACC_RUNS else f' (< {MIN_ACC_RUNS})'}{note} ({seeds} per setting)"
+    )
+    return _verdict(
+        "4",
+        verdict,
+        evidence,
+        items,
+        **counts,
+        decided_runs=len(decided),
+        left_out=left_out,
+        acc_per_rank=float(np.mean(slopes)),
+        acc_per_rank_interval=[lo, hi],
+        seeds=seeds,
+    )
 
 
 def check_claims(records: Sequence[Record]) -> list[dict[str, Any]]:
@@ -258,11 +351,17 @@ def effects(records: Sequence[Record]) -> list[dict[str, Any]]:
 
 
 THRESHOLDS = {
-    "min_rank_change": MIN_RANK_CHANGE, "interval_level": measures.INTERVAL_LEVEL,
-    "bootstrap_resamples": measures.BOOTSTRAP_RESAMPLES, "bootstrap_seed": measures.BOOTSTRAP_SEED,
-    "agreement": AGREEMENT, "near_max_ranks": NEAR_MAX_RANKS, "near_max_fraction": NEAR_MAX_FRACTION,
-    "acc_marginal": ACC_MARGINAL, "trained_fraction": TRAINED_FRACTION, "min_acc_runs": MIN_ACC_RUNS,
-}  # fmt: skip
+    "min_rank_change": MIN_RANK_CHANGE,
+    "interval_level": measures.INTERVAL_LEVEL,
+    "bootstrap_resamples": measures.BOOTSTRAP_RESAMPLES,
+    "bootstrap_seed": measures.BOOTSTRAP_SEED,
+    "agreement": AGREEMENT,
+    "near_max_ranks": NEAR_MAX_RANKS,
+    "near_max_fraction": NEAR_MAX_FRACTION,
+    "acc_marginal": ACC_MARGINAL,
+    "trained_fraction": TRAINED_FRACTION,
+    "min_acc_runs": MIN_ACC_RUNS,
+}
 
 
 def report(records: Sequence[Record], sweep: str | None = None, eps: float | None = None) -> dict[str, Any]:

@@ -2,9 +2,11 @@
 
 This module owns turning a data-set name into a ``DataSet``: normalised float32 images
 (N, C, H, W) and int64 labels for a train and a test split, already on the training device, so
-the trainer can draw batches by index without a DataLoader. It knows where files live on disk
-(``default_data_dir``), how torchvision lays them out, and how to explain a missing data set
-(``DatasetUnavailable``). It does not shuffle, batch or augment; the trainer does that.
+the trainer can draw batches by index without a DataLoader. It holds the loaders the catalog's
+rows name (``rankbias_tui.catalog.DATASETS``: which data sets exist, their shapes, classes and
+sizes), knows where files live on disk (``default_data_dir``), how torchvision lays them out, and
+how to explain a missing data set (``DatasetUnavailable``). It does not shuffle, batch or augment;
+the trainer does that.
 
 torchvision is imported only inside the functions that read its data sets, so importing this
 module stays cheap. Nothing is cached on disk beyond torchvision's own files.
@@ -21,12 +23,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..spec import DATASETS
+from ..catalog import DATASETS, resolve
 
 # What torchvision raises for missing ("Dataset not found", RuntimeError) or damaged files.
 _READ_ERRORS = (RuntimeError, OSError, ValueError, TypeError, EOFError, KeyError, pickle.UnpicklingError)
-
-DATASET_NAMES = DATASETS  # the spec declares them; this module loads each
 
 # Seeds of the offline data sets: fixed, and independent of a run's seed, so every run of a sweep
 # sees the same data.
@@ -58,10 +58,10 @@ class DatasetUnavailable(Exception):
 
 @dataclass(frozen=True)
 class _TorchvisionSpec:
-    """How one torchvision data set is opened, normalised and laid out on disk."""
+    """How one torchvision data set is opened, normalised and laid out on disk (its classes are in
+    its catalog row)."""
 
     cls_name: str
-    n_classes: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
     files: str  # where torchvision expects the files, relative to the data directory
@@ -77,7 +77,6 @@ _MNIST_FILES = (
 _TORCHVISION: dict[str, _TorchvisionSpec] = {
     "cifar10": _TorchvisionSpec(
         "CIFAR10",
-        10,
         _CIFAR_MEAN,
         _CIFAR_STD,
         "DIR/cifar-10-batches-py/ holding data_batch_1 ... data_batch_5, test_batch and batches.meta "
@@ -85,19 +84,17 @@ _TORCHVISION: dict[str, _TorchvisionSpec] = {
     ),
     "cifar100": _TorchvisionSpec(
         "CIFAR100",
-        100,
         _CIFAR_MEAN,
         _CIFAR_STD,
         "DIR/cifar-100-python/ holding train, test and meta (MD5-checked), "
         "or the archive DIR/cifar-100-python.tar.gz, which is then extracted",
     ),
-    "mnist": _TorchvisionSpec("MNIST", 10, (0.1307,), (0.3081,), f"DIR/MNIST/raw/ holding {_MNIST_FILES}", 2),
+    "mnist": _TorchvisionSpec("MNIST", (0.1307,), (0.3081,), f"DIR/MNIST/raw/ holding {_MNIST_FILES}", 2),
     "fashion-mnist": _TorchvisionSpec(
-        "FashionMNIST", 10, (0.1307,), (0.3081,), f"DIR/FashionMNIST/raw/ holding {_MNIST_FILES}", 2
+        "FashionMNIST", (0.1307,), (0.3081,), f"DIR/FashionMNIST/raw/ holding {_MNIST_FILES}", 2
     ),
     "svhn": _TorchvisionSpec(
         "SVHN",
-        10,
         (0.5, 0.5, 0.5),
         (0.5, 0.5, 0.5),
         "DIR/train_32x32.mat and DIR/test_32x32.mat directly in the directory (MD5-checked; needs scipy)",
@@ -124,16 +121,12 @@ def load_dataset(
     when a torchvision data set is neither on disk nor downloadable, ``ValueError`` for an unknown
     name or a ``train_size`` below 1.
     """
-    if name not in DATASET_NAMES:
-        raise ValueError(f"unknown data set {name!r}; expected one of {', '.join(DATASET_NAMES)}")
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; expected one of {', '.join(DATASETS)}")
     if train_size is not None and train_size < 1:
         raise ValueError(f"train_size must be at least 1, got {train_size}")
-    if name == "digits":
-        ds = _load_digits()
-    elif name == "synthetic":
-        ds = _make_synthetic()
-    else:
-        ds = _load_torchvision(name, Path(data_dir) if data_dir is not None else default_data_dir())
+    loader = resolve(DATASETS[name].loader)
+    ds = loader(name, Path(data_dir) if data_dir is not None else default_data_dir())
     if train_size is not None and train_size < len(ds.y_train):
         idx = subset_rows(len(ds.y_train), train_size, subset_seed)
         ds = DataSet(ds.name, ds.x_train[idx], ds.y_train[idx], ds.x_test, ds.y_test, ds.n_classes)
@@ -153,8 +146,9 @@ def subset_rows(n: int, train_size: int | None, seed: int) -> torch.Tensor:
 # --- torchvision data sets ------------------------------------------------------------------------
 
 
-def _load_torchvision(name: str, root: Path) -> DataSet:
-    """Read both splits' raw arrays from torchvision and normalise them per PAPER.md."""
+def load_torchvision(name: str, root: Path) -> DataSet:
+    """Read both splits' raw arrays of torchvision's ``name`` from ``root`` and normalise them per
+    PAPER.md."""
     spec = _TORCHVISION[name]
     x_train, y_train = _raw_arrays(name, spec, root, train=True)
     x_test, y_test = _raw_arrays(name, spec, root, train=False)
@@ -164,7 +158,7 @@ def _load_torchvision(name: str, root: Path) -> DataSet:
         y_train=y_train,
         x_test=_normalise(_pad(x_test, spec.pad), spec.mean, spec.std),
         y_test=y_test,
-        n_classes=spec.n_classes,
+        n_classes=DATASETS[name].classes,
     )
 
 
@@ -205,8 +199,11 @@ def _unavailable_message(
         f"Data set {name!r} is not available in {root}: reading it failed ({_one_line(read_err)}) "
         f"and downloading it failed ({_one_line(download_err)}). To supply it by hand, copy the files "
         f"torchvision expects there: {files}. To use another directory, pass --data-dir or set "
-        f"RANKBIAS_DATA_DIR. The 'digits' and 'synthetic' data sets need no files and no network."
+        f"RANKBIAS_DATA_DIR. The {_OFFLINE} data sets need no files and no network."
     )
+
+
+_OFFLINE = " and ".join(repr(e.name) for e in DATASETS.values() if e.offline)
 
 
 def _one_line(err: BaseException) -> str:
@@ -228,12 +225,13 @@ def _normalise(x: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> Te
 # --- offline data sets ----------------------------------------------------------------------------
 
 
-def _load_digits() -> DataSet:
-    """scikit-learn's 8x8 digits: fixed stratified 80/20 split, normalised by train mean and std."""
-    from sklearn.datasets import load_digits
+def load_digits(name: str = "digits", root: Path | None = None) -> DataSet:
+    """scikit-learn's 8x8 digits: fixed stratified 80/20 split, normalised by train mean and std
+    (no files: ``root`` is not read)."""
+    import sklearn.datasets
     from sklearn.model_selection import train_test_split
 
-    bunch = load_digits()
+    bunch = sklearn.datasets.load_digits()
     x = torch.as_tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (1797, 1, 8, 8) in [0, 1]
     y = torch.as_tensor(bunch.target, dtype=torch.int64)
     idx_train, idx_test = train_test_split(
@@ -251,8 +249,15 @@ def _load_digits() -> DataSet:
     )
 
 
-def _make_synthetic(n_train: int = 4096, n_test: int = 1024, hidden: int = 256) -> DataSet:
-    """CIFAR-shaped Gaussian inputs labelled by a fixed random two-layer ReLU teacher (10 classes)."""
+def make_synthetic(
+    name: str = "synthetic",
+    root: Path | None = None,
+    n_train: int = 4096,
+    n_test: int = 1024,
+    hidden: int = 256,
+) -> DataSet:
+    """CIFAR-shaped Gaussian inputs labelled by a fixed random two-layer ReLU teacher (10 classes;
+    no files: ``root`` is not read)."""
     gen = torch.Generator().manual_seed(_SYNTHETIC_SEED)
     n, d, k = n_train + n_test, 3 * 32 * 32, 10
     x = torch.randn(n, 3, 32, 32, generator=gen)  # already zero mean, unit variance

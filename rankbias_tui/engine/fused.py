@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..spec import PACKABLE_MODELS, RunConfig
+from ..catalog import MODELS, PACKABLE_MODELS
+from ..spec import RunConfig
 from .models import build_model
 
 
@@ -41,7 +42,7 @@ class PackModel:
 
     def __init__(self, cfgs: Sequence[RunConfig], in_shape: tuple[int, int, int], n_classes: int, device):
         self.cfgs, self.k, self.device = list(cfgs), len(cfgs), torch.device(device)
-        self.depth, self.bn = cfgs[0].depth, cfgs[0].model == "mlp-bn"
+        self.depth, self.bn = cfgs[0].depth, MODELS[cfgs[0].model].batch_norm_1d
         self.act = nn.LeakyReLU(0.01) if cfgs[0].activation == "leaky-relu" else nn.ReLU()
         members = [_seeded_model(c, in_shape, n_classes) for c in cfgs]
         self.template = template = members[0]  # member 0's module, for names and measured layers
@@ -114,9 +115,15 @@ class PackModel:
         gamma, beta = self.leaves[f"bn{i + 1}.weight"], self.leaves[f"bn{i + 1}.bias"]
         k, width, n = h.shape
         out = F.batch_norm(
-            h.reshape(1, k * width, n), self.running_mean[i].view(-1), self.running_var[i].view(-1),
-            gamma.reshape(-1), beta.reshape(-1), training=train, momentum=self.bn_momentum, eps=self.bn_eps,
-        )  # fmt: skip
+            h.reshape(1, k * width, n),
+            self.running_mean[i].view(-1),
+            self.running_var[i].view(-1),
+            gamma.reshape(-1),
+            beta.reshape(-1),
+            training=train,
+            momentum=self.bn_momentum,
+            eps=self.bn_eps,
+        )
         return out.view(k, width, n)
 
     # ----- optimiser -----------------------------------------------------------------------------
@@ -186,7 +193,7 @@ class PackModel:
 
 def _seeded_model(cfg: RunConfig, in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
     """The single run's initial model: the same seed, the same construction (train.Run)."""
-    if cfg.model not in PACKABLE_MODELS:
+    if not MODELS[cfg.model].packs:
         raise ValueError(f"model {cfg.model!r} cannot be packed (only {', '.join(PACKABLE_MODELS)})")
     torch.manual_seed(cfg.seed)
     return build_model(cfg, in_shape, n_classes)

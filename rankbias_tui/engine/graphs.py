@@ -116,9 +116,13 @@ def _restore(state: Sequence[Tensor], saved: Sequence[Tensor]) -> None:
 
 @torch.no_grad()
 def sgd_foreach_(
-    params: list[Tensor], grads: Sequence[Tensor], bufs: list[Tensor] | None, neg_lr: Tensor,
-    momentum: float, weight_decay: float,
-) -> None:  # fmt: skip
+    params: list[Tensor],
+    grads: Sequence[Tensor],
+    bufs: list[Tensor] | None,
+    neg_lr: Tensor,
+    momentum: float,
+    weight_decay: float,
+) -> None:
     """torch.optim.SGD (no dampening, no nesterov) with lr = -neg_lr, a 0-d device tensor.
 
     ``bufs`` start at zero: mom * 0 + d = d is torch's first-step clone."""
@@ -176,7 +180,9 @@ class GraphedStep:
         state = [*self.params, *run.model.buffers(), *(self.bufs or []), self.counter, self.loss_sum]
         state.append(self.correct)
         self.replay = StepGraph(lambda: self._body(self._batch()), state, capture)
-        self.replay_tail = StepGraph(lambda: self._body(self.tail_perm), state, capture) if batches.tail else None
+        self.replay_tail = (
+            StepGraph(lambda: self._body(self.tail_perm), state, capture) if batches.tail else None
+        )
 
     def _momentum_buffers(self) -> list[Tensor] | None:
         """The optimiser's own buffers (zeros if it has none yet), so checkpoints stay its format."""

@@ -6,7 +6,8 @@ how an epoch splits into batches (the last one kept short unless ``drop_last``);
 ``eval_every`` epochs and at measurement points; spectra every ``measure_every`` epochs, each
 followed by the members' checkpoints); the divergence rules (a non-finite running loss, NaN/inf
 weights at a measurement, the guard of PAPER.md on measurement points), each stopping a run with
-its reason; cancellation; and every event that reports them (``rankbias_tui.protocol``). It drives two objects passed in: a
+its reason; cancellation; and every event that reports them (``rankbias_tui.protocol``). It drives two
+objects passed in: a
 ``Trainer`` (the members being trained, and what happens between epochs: evaluate, measure, save)
 and a ``Step`` (one training step of every live member, its per-epoch set-up and running sums).
 Does not own: how a step is computed (``engine.train``: eager; ``engine.graphs``: one CUDA graph;
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Protocol
 
 from .. import checkpoints
+from ..catalog import MODELS
+from ..measures import ACC, LOSS, LR, TRAIN_ACC, Status
 from ..protocol import Checkpoint, Event, Finished, Metrics, Progress, Spectra, SpectrumRow, Started
 from ..spec import RunConfig
 
@@ -88,7 +91,7 @@ def epoch_batches(n: int, cfg: RunConfig) -> Batches:
     full, rest = divmod(n, cfg.batch_size)
     if full == 0:
         return Batches(n, 1, 0)
-    if rest == 1 and cfg.model == "mlp-bn":
+    if rest == 1 and MODELS[cfg.model].batch_norm_1d:
         rest = 0  # BatchNorm1d cannot train on one example (torch raises; the authors' loader would)
     return Batches(cfg.batch_size, full, 0 if cfg.drop_last else rest)
 
@@ -167,11 +170,9 @@ class Loop:
     """Trains ``trainer``'s members with ``step``, reporting through ``emit``; ``poll_cancel``
     returns the run ids asked to stop since it was last called (checked at every log point)."""
 
-    def __init__(
-        self, trainer: Trainer, step: Step, emit: Emit, poll_cancel: Callable[[], list[str]] = list
-    ):
+    def __init__(self, trainer: Trainer, step: Step, emit: Emit, poll_cancel: Callable[[], list[str]] = list):
         self.trainer, self.step, self.emit, self.poll_cancel = trainer, step, emit, poll_cancel
-        self.statuses = {m.run_id: "running" for m in trainer.members}
+        self.statuses = {m.run_id: Status.RUNNING for m in trainer.members}
         self.notes: dict[str, str] = {}
 
     def run(self, resumed: int, mode: str, notes: dict[str, str] | None = None) -> dict[str, str]:
@@ -194,9 +195,9 @@ class Loop:
             if is_measure_epoch(cfg, t.epoch):
                 for k in self.live():
                     if reason := guard_reason(t.members[k].cfg, t.epoch, t.train_accs[k]):
-                        self.stop(k, "diverged", reason)
+                        self.stop(k, Status.DIVERGED, reason)
         for k in self.live():
-            self.stop(k, "done")
+            self.stop(k, Status.DONE)
         return self.statuses
 
     def epoch(self) -> bool:
@@ -225,16 +226,16 @@ class Loop:
         epoch = t.epoch + done / t.steps_per_epoch
         for k in self.live():
             (loss, acc), member = means[k], t.members[k]
-            values = {"loss": loss, "acc": acc, "lr": lr_at(member.cfg, t.epoch + 1)}
+            values = {LOSS: loss, ACC: acc, LR: lr_at(member.cfg, t.epoch + 1)}
             self.emit(Metrics(member.run_id, t.step, epoch, values))
             if not math.isfinite(loss):  # the running sum: some step since the last log point
                 steps = f"step {t.step}" if seen == 1 else f"steps {t.step - seen + 1}-{t.step}"
-                self.stop(k, "diverged", f"training loss became {loss} in {steps} (epoch {t.epoch + 1})")
+                self.stop(k, Status.DIVERGED, f"training loss became {loss} in {steps} (epoch {t.epoch + 1})")
 
     def _cancel(self, run_ids: list[str]) -> None:
         for k in self.live():
             if self.trainer.members[k].run_id in run_ids:
-                self.stop(k, "cancelled", "cancelled by request")
+                self.stop(k, Status.CANCELLED, "cancelled by request")
 
     def checkpoint_point(self, evaluate: bool) -> None:
         """Initialisation or an epoch end: evaluate and measure as the cadence says, checkpoint
@@ -247,7 +248,7 @@ class Loop:
                 if t.active[k]:
                     self.emit(Metrics(t.members[k].run_id, step, epoch, values))
                     if measure:  # the guard's points, saved with the checkpoint below
-                        t.train_accs[k].append((t.epoch, values["train_acc"]))
+                        t.train_accs[k].append((t.epoch, values[TRAIN_ACC]))
         if measure:
             self._measure(step, epoch)
         for k in self.live():
@@ -258,7 +259,7 @@ class Loop:
         for k, rows in t.measure().items():
             member = t.members[k]
             if rows is None:
-                self.stop(k, "diverged", f"NaN/inf weights at step {step} (epoch {epoch:g})")
+                self.stop(k, Status.DIVERGED, f"NaN/inf weights at step {step} (epoch {epoch:g})")
                 continue
             self.emit(Spectra(member.run_id, tuple(rows)))
             if extra := t.measure_metrics():

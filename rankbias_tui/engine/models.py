@@ -2,9 +2,11 @@
 
 Owns: building each architecture of PAPER.md (``mlp``, ``mlp-bn``, CIFAR ``resnet18``, ``vgg16``
 with BatchNorm, a small ``vit``) with stable, CSV-safe module names, and the training loss of a
-single run; choosing the measured layers (the paper's set or every weight matrix) with ``m``, the
-number of times each is applied per example; and viewing a weight as a (d_out, d_in) matrix. Does not own: seeding (the caller seeds before
-``build_model``), training, or any spectral computation (``rankbias_tui.spectral``).
+single run; choosing the measured layers (the paper's set, as each model's catalog row states it,
+or every weight matrix) with ``m``, the number of times each is applied per example; and viewing a
+weight as a (d_out, d_in) matrix. Does not own: which models exist and which builder makes each
+(``rankbias_tui.catalog``), seeding (the caller seeds before ``build_model``), training, or any
+spectral computation (``engine.spectral``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rankbias_tui.catalog import MODELS, ModelEntry, resolve
 from rankbias_tui.spec import RunConfig
 
 VIT_HEADS = 4
@@ -33,13 +36,13 @@ def _act(cfg: RunConfig) -> nn.Module:
 # --- MLP ---------------------------------------------------------------------------------------
 
 
-def _mlp(cfg: RunConfig, in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+def build_mlp(cfg: RunConfig, in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
     """L x [Linear -> (BatchNorm1d) -> act] -> Linear head; names fc1..fcL, bn1.., act1.., head."""
     layers: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())  # (N, C*H*W)
     d_in = math.prod(in_shape)
     for i in range(1, cfg.depth + 1):
         layers[f"fc{i}"] = nn.Linear(d_in, cfg.width)  # (N, H)
-        if cfg.model == "mlp-bn":
+        if MODELS[cfg.model].batch_norm_1d:
             layers[f"bn{i}"] = nn.BatchNorm1d(cfg.width)
         layers[f"act{i}"] = _act(cfg)
         d_in = cfg.width
@@ -94,10 +97,15 @@ class ResNet18(nn.Module):
         return self.head(x)  # (N, classes)
 
 
+def build_resnet18(cfg: RunConfig, in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """ResNet-18 for inputs of shape (C, H, W) (any size: the pool before the head is adaptive)."""
+    return ResNet18(cfg, in_shape[0], n_classes)
+
+
 # --- VGG-16 with BatchNorm ---------------------------------------------------------------------
 
 
-def _vgg16(cfg: RunConfig, in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+def build_vgg16(cfg: RunConfig, in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
     """VGG-16-BN, names conv1..conv13, bn.., act.., pool1..; pools skipped once the map is 1x1."""
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     c_in, side = in_shape[0], min(in_shape[1:])
@@ -195,17 +203,21 @@ class ViT(nn.Module):
         return self.head(self.norm(x).mean(dim=1))  # (N, classes)
 
 
+def build_vit(cfg: RunConfig, in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """The small ViT for inputs of shape (C, H, W), patches of ``vit_patch_size(in_shape)``."""
+    return ViT(cfg, in_shape, n_classes)
+
+
+def _entry(model: str) -> ModelEntry:
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}")
+    return MODELS[model]
+
+
 def build_model(cfg: RunConfig, in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
-    """The network ``cfg.model`` for inputs of shape (C, H, W); PyTorch default init, unseeded."""
-    if cfg.model in ("mlp", "mlp-bn"):
-        return _mlp(cfg, in_shape, n_classes)
-    if cfg.model == "resnet18":
-        return ResNet18(cfg, in_shape[0], n_classes)
-    if cfg.model == "vgg16":
-        return _vgg16(cfg, in_shape, n_classes)
-    if cfg.model == "vit":
-        return ViT(cfg, in_shape, n_classes)
-    raise ValueError(f"unknown model {cfg.model!r}")
+    """The network ``cfg.model`` for inputs of shape (C, H, W) by its catalog row's builder;
+    PyTorch default init, unseeded."""
+    return resolve(_entry(cfg.model).builder)(cfg, in_shape, n_classes)
 
 
 def loss_fn(cfg: RunConfig, logits: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -235,16 +247,20 @@ def _has_matrix(module: nn.Module) -> bool:
 
 
 def _paper_rule(model: str) -> Callable[[str, nn.Module], bool]:
-    """PAPER.md's measured set: hidden Linears, 3x3 convs of ResNet-18, all VGG convs, ViT blocks."""
-    if model in ("mlp", "mlp-bn"):
-        return lambda name, mod: isinstance(mod, nn.Linear) and name != "head"
-    if model == "resnet18":
-        return lambda name, mod: isinstance(mod, nn.Conv2d) and mod.kernel_size == (3, 3)
-    if model == "vgg16":
-        return lambda name, mod: isinstance(mod, nn.Conv2d)
-    if model == "vit":
-        return lambda name, mod: isinstance(mod, nn.Linear) and name.startswith("blocks.")
-    raise ValueError(f"unknown model {model!r}")
+    """PAPER.md's measured set, as the model's catalog row states it (hidden Linears of an MLP,
+    3x3 convs of ResNet-18, all VGG convs, the Linears of the ViT's blocks)."""
+    rule = _entry(model).paper_layers
+    kind = getattr(nn, rule.kind)
+
+    def measured(name: str, mod: nn.Module) -> bool:
+        return (
+            isinstance(mod, kind)
+            and (rule.kernel is None or mod.kernel_size == rule.kernel)
+            and name.startswith(rule.prefix)
+            and name not in rule.excluding
+        )
+
+    return measured
 
 
 def _uses_per_example(model: nn.Module, modules: list[nn.Module], in_shape: tuple[int, ...]) -> list[int]:

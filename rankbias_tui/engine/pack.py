@@ -19,8 +19,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .. import spectral
+from ..measures import MEASURE_SHARE, TEST_ACC, TEST_LOSS, TRAIN_ACC, TRAIN_LOSS
 from ..protocol import SpectrumRow
+from . import spectral
 from .data import DataSet, load_dataset, subset_rows
 from .fused import PackModel, buffers_from_state, sgd_state
 from .graphs import StepGraph
@@ -73,7 +74,9 @@ class Pack:
             raise
         except Exception as err:  # noqa: BLE001 - any other capture problem: train eagerly
             self.capture_failed = (str(err).splitlines() or [type(err).__name__])[0][:120]
-            return StepGraph(full, [], capture=False), StepGraph(tail, [], capture=False) if has_tail else None
+            return StepGraph(full, [], capture=False), StepGraph(
+                tail, [], capture=False
+            ) if has_tail else None
 
     def _static_buffers(self) -> None:
         k, dev, batches = self.k, self.device, self.batches
@@ -193,7 +196,7 @@ class Pack:
         test_loss, test_acc = self.evaluate(d.x_test.reshape(len(d.y_test), -1), d.y_test, None)
         out = []
         for k in range(self.k):
-            names = ("train_loss", "train_acc", "test_loss", "test_acc")
+            names = (TRAIN_LOSS, TRAIN_ACC, TEST_LOSS, TEST_ACC)
             out.append(
                 dict(zip(names, (train_loss[k], train_acc[k], test_loss[k], test_acc[k]), strict=True))
             )
@@ -225,14 +228,19 @@ class Pack:
         cfg = self.cfgs[k]
         d_out, d_in = self.model.weight(name).shape[1:]
         ctx = spectral.Context(
-            self.members[k].run_id, self.step, float(self.epoch), cfg.rank_eps, last_lr(cfg, self.epoch),
-            cfg.batch_size, cfg.weight_decay,
-        )  # fmt: skip
+            self.members[k].run_id,
+            self.step,
+            float(self.epoch),
+            cfg.rank_eps,
+            last_lr(cfg, self.epoch),
+            cfg.batch_size,
+            cfg.weight_decay,
+        )
         return spectral.layer_row(i, name, (int(d_out), int(d_in)), s, fro, m, ctx)
 
     def measure_metrics(self) -> dict[str, float]:
         """The fraction of the pack's wall time so far spent measuring spectra."""
-        return {"measure_share": self.measure_s / max(1e-9, time.monotonic() - self.started)}
+        return {MEASURE_SHARE: self.measure_s / max(1e-9, time.monotonic() - self.started)}
 
     # ----- checkpoints: one file per member, in the single run's format ---------------------------
     def save(self, k: int, path: Path) -> None:

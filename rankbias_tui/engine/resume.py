@@ -55,10 +55,8 @@ def load_latest(members: Sequence[Member], device: torch.device | str, emit: Emi
     missing file, and each member resumed from before its acknowledged step, gets a ``RunWarning``."""
     if not members or any(m.ckpt_dir is None or m.resume_step is None for m in members):
         return Resumed()
-    candidates = sorted(
-        set.intersection(*(set(checkpoints.fallbacks(m.ckpt_dir, m.resume_step)) for m in members)),  # type: ignore[arg-type]
-        reverse=True,
-    )
+    kept = [set(checkpoints.fallbacks(m.ckpt_dir, m.resume_step)) for m in members]  # type: ignore[arg-type]
+    candidates = sorted(set.intersection(*kept), reverse=True)
     for step in candidates:
         paths = [checkpoints.path(m.ckpt_dir, step) for m in members]  # type: ignore[arg-type]
         read = [_read(member, file, step, device, emit) for member, file in zip(members, paths, strict=True)]

@@ -17,9 +17,11 @@ from typing import Any
 
 import torch
 
-from .. import checkpoints, spectral
+from .. import checkpoints
+from ..measures import TEST_ACC, TEST_LOSS, TRAIN_ACC, TRAIN_LOSS
 from ..protocol import SpectrumRow
 from ..spec import RunConfig
+from . import spectral
 from .data import DataSet, load_dataset
 from .graphs import GraphedStep, running_means
 from .loop import PROTOCOL_VERSION, Emit, Loop, Member, epoch_batches, last_lr, lr_at
@@ -90,9 +92,7 @@ class Run:
     def eval_metrics(self) -> list[dict[str, float]]:
         train_loss, train_acc = self.evaluate(self.data.x_train, self.data.y_train)
         test_loss, test_acc = self.evaluate(self.data.x_test, self.data.y_test)
-        return [
-            {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc}
-        ]
+        return [{TRAIN_LOSS: train_loss, TRAIN_ACC: train_acc, TEST_LOSS: test_loss, TEST_ACC: test_acc}]
 
     def measure(self) -> dict[int, list[SpectrumRow] | None]:
         """Spectra of the measured layers at the current step. NaN/inf weights raise ValueError
@@ -100,9 +100,14 @@ class Run:
         cfg = self.cfg
         named = [(layer.name, weight_matrix(layer), layer.m) for layer in self.layers]
         ctx = spectral.Context(
-            self.members[0].run_id, self.step, float(self.epoch), cfg.rank_eps, last_lr(cfg, self.epoch),
-            cfg.batch_size, cfg.weight_decay,
-        )  # fmt: skip
+            self.members[0].run_id,
+            self.step,
+            float(self.epoch),
+            cfg.rank_eps,
+            last_lr(cfg, self.epoch),
+            cfg.batch_size,
+            cfg.weight_decay,
+        )
         return {0: spectral.measure(named, ctx)}
 
     def measure_metrics(self) -> dict[str, float]:
@@ -247,4 +252,3 @@ def set_precision(precision: str) -> None:
     torch.backends.cuda.matmul.allow_tf32 = not fp32
     torch.backends.cudnn.allow_tf32 = not fp32
     torch.set_float32_matmul_precision("highest" if fp32 else "high")
-

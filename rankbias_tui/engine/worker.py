@@ -23,6 +23,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from ..measures import Status
 from ..protocol import Cancel, DiskFull, OutOfMemory, WorkerEnded
 
 FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -48,10 +49,15 @@ def worker_main(
         from .train import train
 
         return train(
-            RunConfig.model_validate_json(config_json), device, conn.send, run_id=run_id,
-            data_dir=Path(data_dir) if data_dir else None, ckpt_dir=Path(ckpt_dir),
-            resume_step=resume_step, graphs=graphs,
-        )  # fmt: skip
+            RunConfig.model_validate_json(config_json),
+            device,
+            conn.send,
+            run_id=run_id,
+            data_dir=Path(data_dir) if data_dir else None,
+            ckpt_dir=Path(ckpt_dir),
+            resume_step=resume_step,
+            graphs=graphs,
+        )
 
     _guarded(conn, device, threads, body, deterministic=_deterministic([config_json]))
 
@@ -85,15 +91,24 @@ def pack_worker_main(
             for run_id, cfg, ckpt, resume in members
         ]
         train_pack(
-            pack, device, conn.send, data_dir=Path(data_dir) if data_dir else None, graphs=graphs,
+            pack,
+            device,
+            conn.send,
+            data_dir=Path(data_dir) if data_dir else None,
+            graphs=graphs,
             poll_cancel=lambda: _cancelled(control),
-        )  # fmt: skip
-        return "done"
+        )
+        return Status.DONE
 
     _guarded(
-        conn, device, threads, body, oom_context=f" in a pack of {len(members)}", report_oom=True,
+        conn,
+        device,
+        threads,
+        body,
+        oom_context=f" in a pack of {len(members)}",
+        report_oom=True,
         deterministic=_deterministic([cfg for _, cfg, _, _ in members]),
-    )  # fmt: skip
+    )
 
 
 def _guarded(
@@ -113,7 +128,7 @@ def _guarded(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scheduler's to handle
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a hang-up too (it reaches the whole group)
     _die_with_parent()
-    status, error = "failed", None
+    status, error = Status.FAILED, None
     try:
         import torch
 
@@ -142,7 +157,7 @@ def _guarded(
     except Exception as err:  # noqa: BLE001 - every failure must reach the store with its reason
         error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=-6)}"
     try:
-        conn.send(WorkerEnded(status if error is None else "failed", error))
+        conn.send(WorkerEnded(status if error is None else Status.FAILED, error))
         conn.close()
     except (BrokenPipeError, OSError):
         os._exit(1)

@@ -1,14 +1,15 @@
 """Matplotlib figures from the store, shared by the CLI and the terminal UI.
 
-Three modules, in the order a figure is made:
+``kinds`` is the table of figure kinds (one row each: name, title, data function, drawing). Three
+modules, in the order a figure is made:
 - ``selection``: which runs a figure shows and the options that choose them (fields, ``--fix``,
   statuses, layers, facets); raises ``FigureError`` / ``NoData`` for requests that do not fit;
 - ``data``: what each kind shows (``*_data`` functions returning plain dataclasses), with ranks
   recounted at another eps from the stored singular values when asked (``measures``);
 - ``draw``: matplotlib drawing (``*_figure``, ``make_figure``) and ``save`` (PNG and/or SVG).
 ``selection`` and ``data`` import neither matplotlib nor torch; ``draw`` imports matplotlib, and
-this package loads it only when one of its names is first used. Does not own: the database (``store.py``), the claims (``claims.py``) or the command line
-(``cli_analysis.py``).
+this package loads it only when one of its names is first used. Does not own: the database (``store/``),
+the claims (``claims/``) or the command line (``cli/analysis.py``).
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from .data import (
     rank_curve_data,
     spectrum_data,
 )
+from .kinds import KINDS, FigureKind
 from .selection import FigureError, NoData, check_field, matches, parse_fixed, select_runs
 
-_DRAWING = ("FIGURES", "KINDS", "contour_figure", "curves_figure", "make_figure", "save")
+_DRAWING = ("DRAWINGS", "contour_figure", "curves_figure", "make_figure", "save")
 
 
 def __getattr__(name: str) -> Any:
@@ -42,11 +44,12 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "FIGURES",
+    "DRAWINGS",
     "KINDS",
     "SIGMA_FLOOR",
     "CurveData",
     "FigureError",
+    "FigureKind",
     "GridData",
     "GridPanel",
     "NoData",

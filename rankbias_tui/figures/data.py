@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import claims, measures
+from ..measures import Status
 from ..spec import suggest
 from ..store import RunRow, Store
 from .selection import (
@@ -129,13 +130,13 @@ def rank_curve_data(
     runs = [r for r in select_runs(store, sweep, fixed) if store.spectrum_steps(r.run_id)]
     if not runs:
         raise NoData(f"no measured runs in {sweep or 'the store'} yet")
-    configs = [r.config for r in runs]
+    configs = [r.config.stored for r in runs]
     require_varies(configs, by, "--by")
     check_layer(store, runs, layer)
     facets = facets_of(configs, [by])
     groups: dict[str, dict[Any, list[RunRow]]] = defaultdict(lambda: defaultdict(list))
-    for r in sorted(runs, key=lambda r: [sort_key(r.config.get(f)) for f in facets]):
-        groups[facet_title(r.config, facets)][r.config.get(by)].append(r)
+    for r in sorted(runs, key=lambda r: [sort_key(r.config.value(f)) for f in facets]):
+        groups[facet_title(r.config.stored, facets)][r.config.value(by)].append(r)
     panels, counts = [], []
     for title, by_value in groups.items():
         series = [
@@ -146,9 +147,14 @@ def rank_curve_data(
         first = next(iter(by_value.values()))[0].run_id
         ceiling = measures.max_avg_rank(store.spectra(first, store.spectrum_steps(first)[0]), layer)
         panels.append(Panel(title, tuple(series), ceiling=ceiling))
-    return CurveData("rank-curves", tuple(panels), "epoch", rank_label(eps, layer, configs),
-                     f"{sweep or 'all runs'}: rank against epoch by {by} (mean of {seeds_note(counts, 'line')})",
-                     legend=by)  # fmt: skip
+    return CurveData(
+        "rank-curves",
+        tuple(panels),
+        "epoch",
+        rank_label(eps, layer, configs),
+        f"{sweep or 'all runs'}: rank against epoch by {by} (mean of {seeds_note(counts, 'line')})",
+        legend=by,
+    )
 
 
 # ----- final rank over two hyperparameters (Figure 1 of the paper) -------------------------------
@@ -165,8 +171,8 @@ def contour_data(
     """Final average rank of finished (done) runs on an x-by-y grid, mean over seeds; one panel per
     combination of the other fields that vary (the paper fixes the third hyperparameter).
     ``x``/``y`` left None: the first two of lr, weight_decay, batch_size that vary (as Figure 1)."""
-    runs = select_runs(store, sweep, fixed, statuses=("done",))
-    configs = [r.config for r in runs]
+    runs = select_runs(store, sweep, fixed, statuses=(Status.DONE,))
+    configs = [r.config.stored for r in runs]
     if x is None or y is None:
         varying = measures.varied_fields(configs)
         auto = [h for h in ("lr", "weight_decay", "batch_size") if h in varying and h not in (x, y)]
@@ -199,8 +205,15 @@ def contour_data(
         panels.append(GridPanel(title, z, lo, hi, n))
     label = "final " + rank_label(eps, layer, [r["config"] for r in records])
     counts = [len(v) for cell in cells.values() for v in cell.values()]
-    return GridData(tuple(panels), x, y, xs, ys, label,
-                    f"{sweep or 'all runs'}: {label}, mean of {seeds_note(counts, 'cell')}")  # fmt: skip
+    return GridData(
+        tuple(panels),
+        x,
+        y,
+        xs,
+        ys,
+        label,
+        f"{sweep or 'all runs'}: {label}, mean of {seeds_note(counts, 'cell')}",
+    )
 
 
 # ----- singular-value histograms of one run ------------------------------------------------------
@@ -225,8 +238,10 @@ def spectrum_data(
     if epochs:
         for e in epochs:
             if not any(math.isclose(e, s) for s in stored):
-                raise FigureError(f"run {run.run_id} has no measurement at epoch {e:g} (measured at: "
-                                  f"{', '.join(f'{s:g}' for s in stored)})")  # fmt: skip
+                raise FigureError(
+                    f"run {run.run_id} has no measurement at epoch {e:g} (measured at: "
+                    f"{', '.join(f'{s:g}' for s in stored)})"
+                )
         chosen = [s for s in stored if any(math.isclose(e, s) for e in epochs)]
     else:
         chosen = sorted({stored[0], stored[-1]})
@@ -248,10 +263,21 @@ def spectrum_data(
             label = f"epoch {epoch:g}: rank {measures.layer_rank(s, eps)}"
             series.append(Series(label, tuple(edges), (*map(float, counts), float(counts[-1]))))
         shape = next(r for r in rows if r.layer == name)
-        panels.append(Panel(f"{name} ({shape.d_out}x{shape.d_in})", tuple(series),
-                            threshold=eps if eps is not None else shape.rank_eps))  # fmt: skip
-    return CurveData("spectrum", tuple(panels), "singular value of W/||W||_F", "count",
-                     f"run {run.run_id}: singular values", legend="measurement")  # fmt: skip
+        panels.append(
+            Panel(
+                f"{name} ({shape.d_out}x{shape.d_in})",
+                tuple(series),
+                threshold=eps if eps is not None else shape.rank_eps,
+            )
+        )
+    return CurveData(
+        "spectrum",
+        tuple(panels),
+        "singular value of W/||W||_F",
+        "count",
+        f"run {run.run_id}: singular values",
+        legend="measurement",
+    )
 
 
 # ----- test accuracy against rank ----------------------------------------------------------------
@@ -266,9 +292,9 @@ def accuracy_data(
 ) -> CurveData:
     """Final test accuracy against final average rank of finished runs, one marker set per ``by``."""
     check_field(by)
-    runs = select_runs(store, sweep, fixed, statuses=("done",))
+    runs = select_runs(store, sweep, fixed, statuses=(Status.DONE,))
     check_layer(store, runs, layer)
-    require_varies([r.config for r in runs], by, "--by")
+    require_varies([r.config.stored for r in runs], by, "--by")
     ids = {r.run_id for r in runs}
     records = [
         r
@@ -297,5 +323,12 @@ def _points(label: str, settings: Sequence[Sequence[dict[str, Any]]]) -> Series:
         return Series(label, x, y)
     xb = [measures.mean_interval(v) for v in ranks]
     yb = [measures.mean_interval(v) for v in accs]
-    return Series(label, x, y, tuple(b[0] for b in yb), tuple(b[1] for b in yb),
-                  tuple(b[0] for b in xb), tuple(b[1] for b in xb))  # fmt: skip
+    return Series(
+        label,
+        x,
+        y,
+        tuple(b[0] for b in yb),
+        tuple(b[1] for b in yb),
+        tuple(b[0] for b in xb),
+        tuple(b[1] for b in xb),
+    )

@@ -1,10 +1,11 @@
 """Drawing figures with matplotlib, and saving them (the only module here that imports it).
 
 Owns: ``curves_figure`` (rank curves, spectrum histograms, accuracy-vs-rank points),
-``contour_figure`` (the paper's Figure 1 as heat maps with contour lines), ``make_figure`` (one
-row per figure kind: its data function and its drawing) and ``save`` (PNG and/or SVG). Figures are
+``contour_figure`` (the paper's Figure 1 as heat maps with contour lines), ``DRAWINGS`` (the two,
+by the names ``kinds.KINDS`` gives them), ``make_figure`` (a kind's data, drawn) and ``save`` (PNG
+and/or SVG). Figures are
 built without pyplot, on the headless Agg backend. Does not own: choosing runs (``selection.py``)
-or what a figure shows (``data.py``).
+what a figure shows (``data.py``) or the list of kinds (``kinds.py``).
 
 Line labels: every data line has a visible label; decorations (maximal rank, eps threshold) have
 labels starting with "_", which matplotlib leaves out of legends.
@@ -22,7 +23,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..store import Store
-from .data import CurveData, GridData, GridPanel, accuracy_data, contour_data, rank_curve_data, spectrum_data
+from .data import CurveData, GridData, GridPanel
+from .kinds import KINDS
 from .selection import FigureError, fmt
 
 matplotlib.use("Agg")  # headless: never open a window, whatever MPLBACKEND says
@@ -53,8 +55,16 @@ def curves_figure(data: CurveData) -> Figure:
             if data.kind == "accuracy-vs-rank":
                 ax.plot(s.x, s.y, ls="none", marker="o", color=color, label=s.label)
                 if s.lo is not None and s.hi is not None and s.xlo is not None and s.xhi is not None:
-                    ax.errorbar(s.x, s.y, yerr=_spread(s.y, s.lo, s.hi), xerr=_spread(s.x, s.xlo, s.xhi),
-                                ls="none", color=color, alpha=0.6, label="_interval")  # fmt: skip
+                    ax.errorbar(
+                        s.x,
+                        s.y,
+                        yerr=_spread(s.y, s.lo, s.hi),
+                        xerr=_spread(s.x, s.xlo, s.xhi),
+                        ls="none",
+                        color=color,
+                        alpha=0.6,
+                        label="_interval",
+                    )
             elif data.kind == "spectrum":
                 ax.plot(s.x, s.y, drawstyle="steps-post", color=color, label=s.label)
             else:
@@ -124,8 +134,15 @@ def contour_figure(data: GridData) -> Figure:
         for (i, j), value in np.ndenumerate(panel.z):
             if np.isfinite(value):
                 dark = value < vmin + 0.5 * (vmax - vmin)
-                ax.text(px[j], py[i], _cell_text(panel, i, j), ha="center", va="center", fontsize=8,
-                        color="white" if dark else "black")  # fmt: skip
+                ax.text(
+                    px[j],
+                    py[i],
+                    _cell_text(panel, i, j),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if dark else "black",
+                )
         ax.set_xticks(px, [fmt(v) for v in data.xs])
         ax.set_yticks(py, [fmt(v) for v in data.ys])
         ax.set(title=panel.title, xlabel=xlabel, ylabel=ylabel)
@@ -134,22 +151,17 @@ def contour_figure(data: GridData) -> Figure:
     return fig
 
 
-# One row per figure kind: what it shows, and how it is drawn.
-FIGURES: dict[str, tuple[Callable[..., Any], Callable[[Any], Figure]]] = {
-    "rank-curves": (rank_curve_data, curves_figure),
-    "contour": (contour_data, contour_figure),
-    "spectrum": (spectrum_data, curves_figure),
-    "accuracy-vs-rank": (accuracy_data, curves_figure),
-}
-KINDS = tuple(FIGURES)
+# The drawings a figure kind may name (``kinds.FigureKind.drawing``).
+DRAWINGS: dict[str, Callable[[Any], Figure]] = {"curves": curves_figure, "grid": contour_figure}
 
 
 def make_figure(kind: str, store: Store, **options: Any) -> Figure:
-    """The figure of one kind; ``options`` are the keyword arguments of its ``*_data`` function."""
-    if kind not in FIGURES:
+    """The figure of one kind (``kinds.KINDS``); ``options`` are the keyword arguments of its
+    ``*_data`` function."""
+    row = KINDS.get(kind)
+    if row is None:
         raise FigureError(f"unknown figure kind {kind!r}; choose from {', '.join(KINDS)}")
-    gather, draw = FIGURES[kind]
-    return draw(gather(store, **options))
+    return DRAWINGS[row.drawing](row.gather(store, **options))
 
 
 def save(fig: Figure, path: str | Path) -> list[Path]:

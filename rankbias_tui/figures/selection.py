@@ -73,7 +73,7 @@ def select_runs(
     for name in fixed:
         check_field(name)
     runs = [r for r in store.runs(sweep) if statuses is None or r.status in statuses]
-    picked = [r for r in runs if all(matches(r.config.get(k), v) for k, v in fixed.items())]
+    picked = [r for r in runs if all(matches(r.config.value(k), v) for k, v in fixed.items())]
     if not picked:
         what = f"sweep {sweep!r}" if sweep else "the store"
         detail = f" matching {', '.join(f'{k}={fmt(v)}' for k, v in fixed.items())}" if fixed else ""

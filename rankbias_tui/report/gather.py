@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import claims, export, figures, measures
-from ..measures import HPARAMS
+from ..measures import HPARAMS, Status
 from ..provenance import provenance
 from ..spec import SweepSpec
 from ..store import RunRow, Store
@@ -49,7 +49,7 @@ class ReportData:
 def protocol_version(run: RunRow) -> str | None:
     """The hook for the protocol version a run was trained under (None: not recorded)."""
     for key in PROTOCOL_KEYS:
-        value = getattr(run, key, None) or run.provenance.get(key) or run.config.get(key)
+        value = getattr(run, key, None) or run.provenance.get(key) or run.config.value(key)
         if value is not None:
             return str(value)
     return None
@@ -74,7 +74,7 @@ def provenance_of(runs: list[RunRow]) -> dict[str, list[str]]:
 
 def spec_of(runs: list[RunRow], declared: SweepSpec | None) -> dict[str, Any]:
     """The sweep as its stored configs say (fixed and varied fields), with the declared description."""
-    configs = [r.config for r in runs]
+    configs = [r.config.stored for r in runs]
     varied = measures.varied_fields(configs)
     fields = list(dict.fromkeys(k for c in configs for k in c))
     return {
@@ -100,27 +100,41 @@ def _png(fig: Any) -> bytes:
 
 
 def _first_varied(runs: list[RunRow], preferred: tuple[str, ...]) -> str:
-    varied = measures.varied_fields(r.config for r in runs)
+    varied = measures.varied_fields(r.config.stored for r in runs)
     return next((f for f in preferred if f in varied), preferred[0])
 
 
-def figure_images(store: Store, sweep: str, eps: float | None, records: list[dict[str, Any]]) -> list[FigureImage]:
+def figure_images(
+    store: Store, sweep: str, eps: float | None, records: list[dict[str, Any]]
+) -> list[FigureImage]:
     """The four figures: rank curves, the Figure-1 contour, one run's spectra, accuracy vs rank."""
     runs = store.runs(sweep)
-    done = [r for r in runs if r.status == "done"]
+    done = [r for r in runs if r.status == Status.DONE]
     lowest = min(records, key=lambda r: r["final_avg_rank"])["run_id"] if records else None
     by_curves = _first_varied(runs, HPARAMS)
     by_points = _first_varied(done or runs, ("weight_decay", "lr", "batch_size"))
     wanted = [
-        ("rank-curves", f"Average rank against epoch, one line per {by_curves}.",
-         {"sweep": sweep, "by": by_curves, "eps": eps}),
-        ("contour", "Final average rank over two hyperparameters (the paper's Figure 1).",
-         {"sweep": sweep, "eps": eps}),
-        ("spectrum", f"Singular values of W/||W||_F of run {lowest}, the lowest final average rank.",
-         {"run_id": lowest or "", "eps": eps}),
-        ("accuracy-vs-rank", f"Final test accuracy against final average rank, one colour per {by_points}.",
-         {"sweep": sweep, "by": by_points, "eps": eps}),
-    ]  # fmt: skip
+        (
+            "rank-curves",
+            f"Average rank against epoch, one line per {by_curves}.",
+            {"sweep": sweep, "by": by_curves, "eps": eps},
+        ),
+        (
+            "contour",
+            "Final average rank over two hyperparameters (the paper's Figure 1).",
+            {"sweep": sweep, "eps": eps},
+        ),
+        (
+            "spectrum",
+            f"Singular values of W/||W||_F of run {lowest}, the lowest final average rank.",
+            {"run_id": lowest or "", "eps": eps},
+        ),
+        (
+            "accuracy-vs-rank",
+            f"Final test accuracy against final average rank, one colour per {by_points}.",
+            {"sweep": sweep, "by": by_points, "eps": eps},
+        ),
+    ]
     out = []
     for kind, caption, options in wanted:
         try:
@@ -132,24 +146,39 @@ def figure_images(store: Store, sweep: str, eps: float | None, records: list[dic
     return out
 
 
-SUMMARY_FIELDS = ("run_id", "status", "final_epoch", "final_train_acc", "final_test_acc", "init_avg_rank",
-                  "final_avg_rank", "device", "duration_s", "error")  # fmt: skip
+SUMMARY_FIELDS = (
+    "run_id",
+    "status",
+    "final_epoch",
+    "final_train_acc",
+    "final_test_acc",
+    "init_avg_rank",
+    "final_avg_rank",
+    "device",
+    "duration_s",
+    "error",
+)
 
 
 def _summary(store: Store, run: RunRow, eps: float | None) -> dict[str, Any]:
     """``export.summary_row`` with the config, and its ranks recounted at ``eps`` when given."""
-    row = export.summary_row(store, run) | run.config
+    row = export.summary_row(store, run) | run.config.stored
     if eps is not None:
         init, final = store.init_and_final_spectra(run.run_id)
-        row |= {"init_avg_rank": measures.avg_rank(init, eps), "final_avg_rank": measures.avg_rank(final, eps)}
+        row |= {
+            "init_avg_rank": measures.avg_rank(init, eps),
+            "final_avg_rank": measures.avg_rank(final, eps),
+        }
     return row
 
 
-def gather(store: Store, sweep: str, eps: float | None = None, declared: SweepSpec | None = None) -> ReportData:
+def gather(
+    store: Store, sweep: str, eps: float | None = None, declared: SweepSpec | None = None
+) -> ReportData:
     """Everything the report shows about ``sweep``; ranks recounted at ``eps`` in claims and figures."""
     runs = store.runs(sweep)
     records = claims.records_from_store(store, sweep, eps)
-    varied = measures.varied_fields(r.config for r in runs)
+    varied = measures.varied_fields(r.config.stored for r in runs)
     columns = (*SUMMARY_FIELDS[:2], *varied, *SUMMARY_FIELDS[2:])
     rows = tuple({k: row.get(k) for k in columns} for row in (_summary(store, r, eps) for r in runs))
     return ReportData(

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..figures import KINDS
 from .gather import ReportData
 
 CSS = """
@@ -29,8 +30,11 @@ img { max-width: 100%; border: 1px solid #ddd; }
 code { background: #f6f6f6; padding: 0 0.2em; }
 """
 VERDICT_CLASS = {"holds": "holds", "does not hold": "fails", "not shown by this sweep": "shown"}
-KIND_TITLES = {"rank-curves": "Rank curves", "contour": "Final rank over two hyperparameters",
-               "spectrum": "Singular values", "accuracy-vs-rank": "Test accuracy against rank"}  # fmt: skip
+
+
+def _title(kind: str) -> str:
+    row = KINDS.get(kind)
+    return row.title if row is not None else kind
 
 
 def fmt(value: Any) -> str:
@@ -57,23 +61,34 @@ def slice_text(item: dict[str, Any]) -> str:
     """One slice (or setting) of a claim's evidence in words, with its interval and seeds."""
     seeds = "/".join(str(n) for n in item.get("seeds", [])) + " seeds"
     if "acc_change" in item:  # claim 4
-        return (f"{_setting(item)}, {item['field']} {fmt(item['from'])} -> {fmt(item['to'])}: rank "
-                f"{item['rank_change']:+.2f}, test acc {item['acc_change']:+.4f} {_interval(item, digits='+.4f')}"
-                f", {item['acc_per_rank']:+.4f} per rank ({seeds}): {item['outcome']}")  # fmt: skip
+        return (
+            f"{_setting(item)}, {item['field']} {fmt(item['from'])} -> {fmt(item['to'])}: rank "
+            f"{item['rank_change']:+.2f}, test acc {item['acc_change']:+.4f} {_interval(item, digits='+.4f')}"
+            f", {item['acc_per_rank']:+.4f} per rank ({seeds}): {item['outcome']}"
+        )
     if "gap" in item:  # claim 3
-        return (f"{_setting(item)}: {item['gap']:.2f} {_interval(item, digits='.2f')} below the maximal rank "
-                f"{fmt(item['max_avg_rank'])} (tolerance {fmt(item['tolerance'])}; {seeds}): {item['outcome']}")  # fmt: skip
+        return (
+            f"{_setting(item)}: {item['gap']:.2f} {_interval(item, digits='.2f')} below the maximal rank "
+            f"{fmt(item['max_avg_rank'])} (tolerance {fmt(item['tolerance'])}; {seeds}): {item['outcome']}"
+        )
     if "against" in item:  # claim 1
-        return (f"{_setting(item)}: {item['change']:+.2f} {_interval(item)} ranks against "
-                f"{'the wd = 0 run' if item['against'] == 'wd = 0' else 'its initial rank'} ({seeds}): {item['outcome']}")  # fmt: skip
-    return (f"{_setting(item)}: {fmt(item['from'])} -> {fmt(item['to'])}: {item['change']:+.2f} "
-            f"{_interval(item)} ranks ({seeds}): {item.get('outcome', item.get('direction'))}")  # fmt: skip
+        return (
+            f"{_setting(item)}: {item['change']:+.2f} {_interval(item)} ranks against "
+            f"{'the wd = 0 run' if item['against'] == 'wd = 0' else 'its initial rank'} ({seeds}): "
+            f"{item['outcome']}"
+        )
+    return (
+        f"{_setting(item)}: {fmt(item['from'])} -> {fmt(item['to'])}: {item['change']:+.2f} "
+        f"{_interval(item)} ranks ({seeds}): {item.get('outcome', item.get('direction'))}"
+    )
 
 
 def _spec_lines(data: ReportData) -> list[tuple[str, str]]:
     spec = data.spec
-    lines = [("description", spec["description"] or "(not declared in the spec given)"),
-             ("runs", f"{spec['runs']} (" + ", ".join(f"{n} {s}" for s, n in spec["statuses"].items()) + ")")]  # fmt: skip
+    lines = [
+        ("description", spec["description"] or "(not declared in the spec given)"),
+        ("runs", f"{spec['runs']} (" + ", ".join(f"{n} {s}" for s, n in spec["statuses"].items()) + ")"),
+    ]
     lines += [(k, ", ".join(v)) for k, v in spec["varied"].items()]
     lines += [(k, json.dumps(v) if isinstance(v, (list, dict)) else fmt(v)) for k, v in spec["fixed"].items()]
     return lines
@@ -94,35 +109,54 @@ def _html_claims(report: dict[str, Any] | None) -> str:
     for c in report["claims"]:
         css = VERDICT_CLASS.get(c["verdict"], "untested")
         details = "".join(f"<li>{html.escape(slice_text(s))}</li>" for s in c["slices"])
-        more = f"<details><summary>{len(c['slices'])} slice(s)</summary><ul>{details}</ul></details>" if details else ""
-        rows.append(f"<tr><td>{html.escape(c['claim'])}</td><td>{html.escape(c['text'])}</td>"
-                    f"<td class=\"{css}\">{html.escape(c['verdict'])}</td>"
-                    f"<td>{html.escape(c['evidence'])}{more}</td></tr>")  # fmt: skip
+        more = (
+            f"<details><summary>{len(c['slices'])} slice(s)</summary><ul>{details}</ul></details>"
+            if details
+            else ""
+        )
+        rows.append(
+            f"<tr><td>{html.escape(c['claim'])}</td><td>{html.escape(c['text'])}</td>"
+            f'<td class="{css}">{html.escape(c["verdict"])}</td>'
+            f"<td>{html.escape(c['evidence'])}{more}</td></tr>"
+        )
     thresholds = ", ".join(f"{k} = {fmt(v)}" for k, v in report["thresholds"].items())
-    return (f"<p>{report['runs']} finished runs, {html.escape(report['seeds'])} per setting.</p><table>"
-            "<tr><th>claim</th><th>statement (PAPER.md)</th><th>verdict</th><th>evidence</th></tr>"
-            f"{''.join(rows)}</table><p>Thresholds: {html.escape(thresholds)}.</p>")  # fmt: skip
+    return (
+        f"<p>{report['runs']} finished runs, {html.escape(report['seeds'])} per setting.</p><table>"
+        "<tr><th>claim</th><th>statement (PAPER.md)</th><th>verdict</th><th>evidence</th></tr>"
+        f"{''.join(rows)}</table><p>Thresholds: {html.escape(thresholds)}.</p>"
+    )
 
 
 def render_html(data: ReportData) -> str:
     """One self-contained page: no script, no external URL, the figures inlined as PNG."""
     eps = "each run's rank_eps" if data.eps is None else f"eps = {data.eps:g}"
-    parts = [f"<h1>rankbias report: {html.escape(data.sweep)}</h1>",
-             f"<p>Ranks at {html.escape(eps)}.</p>", "<h2>Spec</h2>",
-             _table(["field", "value"], [[k, v] for k, v in _spec_lines(data)]), "<h2>Provenance</h2>",
-             _table(["", "values"], [[k, ", ".join(v) or "-"] for k, v in data.provenance.items()]),
-             "<h2>Claims</h2>", _html_claims(data.claims), "<h2>Figures</h2>"]  # fmt: skip
+    parts = [
+        f"<h1>rankbias report: {html.escape(data.sweep)}</h1>",
+        f"<p>Ranks at {html.escape(eps)}.</p>",
+        "<h2>Spec</h2>",
+        _table(["field", "value"], [[k, v] for k, v in _spec_lines(data)]),
+        "<h2>Provenance</h2>",
+        _table(["", "values"], [[k, ", ".join(v) or "-"] for k, v in data.provenance.items()]),
+        "<h2>Claims</h2>",
+        _html_claims(data.claims),
+        "<h2>Figures</h2>",
+    ]
     for f in data.figures:
-        parts.append(f"<h3>{html.escape(KIND_TITLES.get(f.kind, f.kind))}</h3><p>{html.escape(f.caption)}</p>")
+        parts.append(f"<h3>{html.escape(_title(f.kind))}</h3><p>{html.escape(f.caption)}</p>")
         if f.png is None:
             parts.append(f"<p><em>Not drawn: {html.escape(f.note)}</em></p>")
         else:
             uri = "data:image/png;base64," + base64.b64encode(f.png).decode("ascii")
             parts.append(f'<img alt="{html.escape(f.kind)}" src="{uri}">')
-    parts += ["<h2>Runs</h2>", _table(list(data.columns), [[fmt(r[c]) for c in data.columns] for r in data.runs])]
+    parts += [
+        "<h2>Runs</h2>",
+        _table(list(data.columns), [[fmt(r[c]) for c in data.columns] for r in data.runs]),
+    ]
     title = html.escape(f"rankbias report: {data.sweep}")
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
-            f"<style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")  # fmt: skip
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
+    )
 
 
 # ----- Markdown ----------------------------------------------------------------------------------
@@ -142,7 +176,9 @@ def render_markdown(data: ReportData, image: Callable[[str, bytes], str]) -> str
     eps = "each run's rank_eps" if data.eps is None else f"eps = {data.eps:g}"
     out = [f"# rankbias report: {md_escape(data.sweep)}", "", f"Ranks at {eps}.", "", "## Spec", ""]
     out += _md_table(["field", "value"], [[k, v] for k, v in _spec_lines(data)])
-    out += ["## Provenance", ""] + _md_table(["", "values"], [[k, ", ".join(v) or "-"] for k, v in data.provenance.items()])
+    out += ["## Provenance", ""] + _md_table(
+        ["", "values"], [[k, ", ".join(v) or "-"] for k, v in data.provenance.items()]
+    )
     out += ["## Claims", ""]
     if data.claims is None:
         out += ["No finished run with a measurement: no claim can be checked yet.", ""]
@@ -151,12 +187,19 @@ def render_markdown(data: ReportData, image: Callable[[str, bytes], str]) -> str
         out += [f"{data.claims['runs']} finished runs, {md_escape(data.claims['seeds'])} per setting.", ""]
         out += _md_table(["claim", "statement (PAPER.md)", "verdict", "evidence"], c_rows)
         for c in data.claims["claims"]:
-            out += [f"Claim {c['claim']}:", ""] + [f"- {md_escape(slice_text(s))}" for s in c["slices"]] + [""]
+            out += (
+                [f"Claim {c['claim']}:", ""] + [f"- {md_escape(slice_text(s))}" for s in c["slices"]] + [""]
+            )
     out += ["## Figures", ""]
     for f in data.figures:
-        out += [f"### {KIND_TITLES.get(f.kind, f.kind)}", "", md_escape(f.caption), ""]
-        out += [f"_Not drawn: {md_escape(f.note)}_" if f.png is None else f"![{f.kind}]({image(f.kind, f.png)})", ""]
-    out += ["## Runs", ""] + _md_table(list(data.columns), [[fmt(r[c]) for c in data.columns] for r in data.runs])
+        out += [f"### {_title(f.kind)}", "", md_escape(f.caption), ""]
+        out += [
+            f"_Not drawn: {md_escape(f.note)}_" if f.png is None else f"![{f.kind}]({image(f.kind, f.png)})",
+            "",
+        ]
+    out += ["## Runs", ""] + _md_table(
+        list(data.columns), [[fmt(r[c]) for c in data.columns] for r in data.runs]
+    )
     return "\n".join(out)
 
 

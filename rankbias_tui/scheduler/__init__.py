@@ -2,13 +2,16 @@
 
 What other packages use is exported here and nowhere else: the client API (``client``: status,
 spawn/ensure, launch, cancel, resume, stop), the options object carried from the CLI to the
-scheduler, the foreground ``Scheduler`` that ``rankbias run --headless`` drives, and what a
-scheduler does about faults (``adopt`` interrupted runs; ``Stopped`` and ``signals_stop``).
+scheduler, the foreground ``Scheduler`` that ``rankbias run --headless`` drives, the backends
+(``BACKENDS``, the table from a backend's name to how it is checked and prepared; ``Launcher``,
+the protocol its launcher meets), and what a scheduler does about faults (``adopt`` interrupted
+runs; ``Stopped`` and ``signals_stop``).
 """
 
-from .backends import check_backend, prepare
+from .backends import BACKENDS, check_backend, describe_backends, prepare
 from .client import (
     SchedulerStatus,
+    Spawner,
     cancel,
     ensure,
     launch,
@@ -22,21 +25,26 @@ from .devices import Backend, BackendError, DeviceError, Slots, check_syntax, pl
 from .dryrun import dry_run
 from .faults import Interrupted, Stopped, signals_stop
 from .hosts import Live
+from .launcher import Launch, Launcher
 from .lock import SchedulerLock, StoreBusy
 from .options import SchedulerOptions
 from .recovery import adopt
 from .service import Scheduler, StopRequested
 
 __all__ = [
+    "BACKENDS",
     "Backend",
     "BackendError",
     "DeviceError",
     "Interrupted",
+    "Launch",
+    "Launcher",
     "Live",
     "Scheduler",
     "SchedulerLock",
     "SchedulerOptions",
     "SchedulerStatus",
+    "Spawner",
     "Slots",
     "StopRequested",
     "Stopped",
@@ -45,6 +53,7 @@ __all__ = [
     "cancel",
     "check_backend",
     "check_syntax",
+    "describe_backends",
     "dry_run",
     "ensure",
     "launch",

@@ -17,11 +17,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ..measures import ACTIVE, INTERRUPTED
+from ..measures import ACTIVE, INTERRUPTED, Status
+from ..provenance import provenance
 from ..store import Request, Store, StorePaths
+from ..sweep import PlannedRun
 from .lock import SchedulerLock, StoreBusy
 from .options import SchedulerOptions
 
@@ -83,29 +87,58 @@ def spawn(directory: str | Path, options: SchedulerOptions) -> subprocess.Popen[
     fd = os.open(paths.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "rankbias_tui.scheduler.daemon", "--store", str(paths.directory),
-             *options.argv()],
+            [
+                sys.executable,
+                "-m",
+                "rankbias_tui.scheduler.daemon",
+                "--store",
+                str(paths.directory),
+                *options.argv(),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=fd,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # no controlling terminal: a hang-up does not reach it
             close_fds=True,
-        )  # fmt: skip
+        )
     finally:
         os.close(fd)
 
 
+Spawner = Callable[[Path, SchedulerOptions], Any]  # ``spawn``, or a stand-in for it (tests)
+
+
 def ensure(
-    directory: str | Path, options: SchedulerOptions
-) -> tuple[int | None, subprocess.Popen[bytes] | None]:
-    """The running scheduler's pid, or a freshly spawned one's process."""
+    directory: str | Path,
+    options: SchedulerOptions,
+    spawner: Spawner | None = None,
+    starting: Any = None,
+) -> tuple[int | None, Any]:
+    """Make sure a scheduler runs on the store (the one rule, for the CLI and the app).
+
+    (pid, None): one holds the store's lock. (None, ``starting``): ``starting``, a scheduler this
+    caller started before, has not exited yet - it takes the lock in a moment, so no second one is
+    started. Else (None, the process ``spawner`` starts now; default ``spawn``)."""
     pid = scheduler_pid(directory)
-    return (pid, None) if pid is not None else (None, spawn(directory, options))
+    if pid is not None:
+        return pid, None
+    if starting is not None and getattr(starting, "poll", lambda: 0)() is None:
+        return None, starting
+    return None, (spawner or spawn)(Path(directory), options)
 
 
-def launch(store: Store, spec_path: str | Path, sweep: str) -> None:
-    """Ask the background scheduler to add ``sweep`` of the spec file and queue what is unfinished."""
-    store.request(Request("launch", spec_path=str(Path(spec_path).resolve()), sweep=sweep))
+def launch(store: Store, runs: Sequence[PlannedRun]) -> None:
+    """Ask the background scheduler to queue ``runs`` (the sweeps the caller expanded, and counted
+    for the user), in this order: they are added to the store now (a run it holds keeps its state)
+    and the scheduler queues each that is neither finished nor queued or running there already.
+
+    The spec is read once, by the caller: the scheduler never reads the file, so what it queues is
+    what the caller showed, even if the file changes in between. One transaction: a scheduler
+    takes all of the requests or none."""
+    with store.transaction():
+        store.add_runs(runs, provenance())
+        for run in runs:
+            store.request(Request("launch", run.run_id, sweep=run.sweep))
 
 
 def resume(store: Store, run_id: str) -> None:
@@ -134,7 +167,7 @@ def mark_cancelled(store: Store, run_id: str, error: str) -> bool:
     row = store.run(run_id)
     if row is None or row.status not in (*ACTIVE, INTERRUPTED):
         return False
-    store.set_status(row.run_id, "cancelled", error=error)
+    store.set_status(row.run_id, Status.CANCELLED, error=error)
     return True
 
 

@@ -5,18 +5,20 @@ is asked to run.
 arguments of ``SchedulerOptions.argv``) in a session of its own, so closing the terminal or losing
 the SSH connection does not stop it; its output goes to the store's log (``StorePaths.log``). It
 holds ``SchedulerLock`` (one scheduler per store), writes the state file (``StorePaths.state``: pid,
-devices and their PCI bus ids, owner-only) while it runs, and takes its orders from the store's requests - nothing
-listens on a network port:
+devices and their PCI bus ids, owner-only) while it runs, and takes its orders from the store's requests
+- nothing listens on a network port:
 
-- ``launch``: the request names a spec file and a sweep; the sweep's runs are added to the store and
-  its unfinished runs queued;
+- ``launch``: one request per run, which the client added to the store (``client.launch``: the
+  client read the spec, so what is queued is what it counted); each is queued unless it is
+  finished or queued or running here already (this process never reads a spec file);
 - ``cancel`` / ``resume``: one run by id (resume requeues a cancelled, failed or interrupted run);
 - ``stop``: end cleanly, as SIGTERM, SIGHUP or SIGINT do: runs in progress go back to ``queued`` and
   resume from their last checkpoint later (a stop request made before it started has expired).
 
 When it starts, it adopts the runs a killed scheduler left running (``scheduler.recovery``). It
 exits on its own after ``idle_exit_s`` seconds with nothing to do (status 0, as after a stop
-request); a signal, a deleted store or a full disk end it with a non-zero status and one log line. Asking (the client half) is
+request); a signal, a deleted store or a full disk end it with a non-zero status and one log line. Asking
+(the client half) is
 ``scheduler.client``, which the CLI and the terminal UI use; this module is for this process only.
 """
 
@@ -29,19 +31,19 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ..measures import FINISHED
-from ..provenance import provenance
-from ..spec import SpecError, load_spec
 from ..store import Request, Store, StoreError, StorePaths
-from ..sweep import UnknownSweep, expand_sweep
+from ..sweep import PlannedRun
 from . import faults, recovery
 from .backends import prepare
 from .client import mark_cancelled
 from .devices import BackendError, DeviceError, Slots, pci_bus_ids
+from .launcher import Launcher
 from .lock import SchedulerLock, StoreBusy
 from .options import SchedulerOptions, add_arguments
 from .service import POLL_S, Scheduler
@@ -52,7 +54,9 @@ log = logging.getLogger("rankbias.daemon")
 class Daemon(Scheduler):
     """A ``Scheduler`` that keeps serving while idle and takes launch/cancel/resume/stop requests."""
 
-    def __init__(self, store: Store, slots: Slots, options: SchedulerOptions, launcher: Any = None):
+    def __init__(
+        self, store: Store, slots: Slots, options: SchedulerOptions, launcher: Launcher | None = None
+    ):
         super().__init__(store, [], slots, options, launcher=launcher)
         self.idle_exit_s = options.idle_exit_s
         self.stopping: str | None = None
@@ -84,7 +88,9 @@ class Daemon(Scheduler):
                 return stop.exit_code
             log.error("scheduler loop failed (%s); runs in progress were marked stopped", stop, exc_info=stop)
             return 1
-        count, recorded = self.shutdown(f"stopped ({self.stopping}); resumable: resume it or run its sweep again")
+        count, recorded = self.shutdown(
+            f"stopped ({self.stopping}); resumable: resume it or run its sweep again"
+        )
         log.info("stopping (%s): %s", self.stopping, faults.stopped_outcome(count, recorded))
         return self.exit_code
 
@@ -101,18 +107,51 @@ class Daemon(Scheduler):
                 log.info("run %s: %s", run_id, status)
 
     def _handle_requests(self) -> None:
+        """Answer the requests in the order they were made; the launches of a sweep (one request
+        per run) are answered together, with one read of the store and one transaction."""
+        launches: list[Request] = []
         for request in self.store.take_requests():
-            try:
-                self._answer(request)
-            except Exception:  # noqa: BLE001 - a bad request must not end the scheduler
-                log.exception("request %s failed", request)
+            if request.kind == "launch" and request.run_id:
+                launches.append(request)
+                continue
+            self._guarded(self._launch, launches)
+            launches = []
+            self._guarded(self._answer, request)
+        self._guarded(self._launch, launches)
+
+    def _guarded(self, answer: Callable[[Any], None], request: Any) -> None:
+        try:
+            answer(request)
+        except Exception:  # noqa: BLE001 - a bad request must not end the scheduler
+            log.exception("request %s failed", request)
+
+    def _launch(self, requests: list[Request]) -> None:
+        """Queue the runs these launch requests name, in order, unless finished, unknown to the store
+        or queued or running here already (``client.launch`` added them to the store)."""
+        if not requests:
+            return
+        rows = {row.run_id: row for row in self.store.runs()}
+        known = self._known()
+        todo: list[tuple[str | None, PlannedRun]] = []  # (the sweep launched, the run)
+        for request in requests:
+            row = rows.get(request.run_id or "")
+            if row is None or row.status in FINISHED or row.run_id in known:
+                continue
+            planned = recovery.admit(self.store, row)
+            if planned is not None:
+                todo.append((request.sweep, planned))
+                known.add(planned.run_id)
+        requeued = set(self.store.requeue([run.run_id for _, run in todo]))
+        self.queue.extend(run for _, run in todo if run.run_id in requeued)
+        for sweep in dict.fromkeys(r.sweep for r in requests):
+            asked = sum(r.sweep == sweep for r in requests)
+            queued = sum(s == sweep and run.run_id in requeued for s, run in todo)
+            log.info("launch %s: %d runs, %d queued", sweep, asked, queued)
 
     def _answer(self, request: Request) -> None:
         if request.kind == "stop":
             if not faults.expired(request, self.since):
                 self.stopping = "stop requested"
-        elif request.kind == "launch" and request.spec_path and request.sweep:
-            self._launch(request.spec_path, request.sweep)
         elif request.kind == "cancel" and request.run_id:
             self._cancel(request.run_id)
         elif request.kind == "resume" and request.run_id:
@@ -140,21 +179,6 @@ class Daemon(Scheduler):
         self.store.requeue([row.run_id])
         self.queue.append(planned)
         log.info("resume %s", row.run_id)
-
-    def _launch(self, spec_path: str, sweep: str) -> None:
-        try:
-            spec = load_spec(spec_path)
-        except SpecError as err:
-            log.error("launch %s of %s: %s", sweep, spec_path, err.report())
-            return
-        if sweep not in spec.sweeps:
-            log.error("launch %s of %s: %s", sweep, spec_path, UnknownSweep(sweep, spec.sweeps))
-            return
-        planned = expand_sweep(spec, sweep)
-        known = self._known()
-        todo = [p for p in self.store.queue(planned, provenance(), active=known) if p.run_id not in known]
-        self.queue.extend(todo)
-        log.info("launch %s: %d runs, %d queued", sweep, len(planned), len(todo))
 
 
 def _acquire(directory: Path, attempts: int = 20) -> SchedulerLock:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+
+from .launcher import Launcher
 
 
 class DeviceError(ValueError):
@@ -33,7 +34,7 @@ class Backend:
     """What a scheduler trains on (``scheduler.backends.prepare``): slots, a launcher, and where."""
 
     slots: Slots
-    launcher: Any  # None: worker processes on this machine (hosts.ProcessLauncher)
+    launcher: Launcher  # starts its workers (``local.ProcessLauncher``, ``ray_backend.RayLauncher``)
     where: str  # one line for people: the devices, or the cluster and what each task asks for
 
 

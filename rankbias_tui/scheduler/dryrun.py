@@ -80,8 +80,10 @@ def dry_run(
     backend = prepare(options, connect=False)
     todo, resumes = _still_to_run(planned, store_dir)
     waves = plan_waves(todo, backend.slots, resumes, options)
-    lines = [f"{len(planned)} runs: {len(planned) - len(todo)} already finished, {len(todo)} to run on "
-             f"{backend.where}; nothing is started (--dry-run)"]  # fmt: skip
+    lines = [
+        f"{len(planned)} runs: {len(planned) - len(todo)} already finished, {len(todo)} to run on "
+        f"{backend.where}; nothing is started (--dry-run)"
+    ]
     for number, wave in enumerate(waves, 1):
         lines.append(f"wave {number}: {len(wave)} task(s), {sum(len(p.runs) for p in wave)} run(s)")
         for p in wave:

@@ -17,8 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..store import Request
-from ..store_open import is_full
+from ..store import Request, is_full
 
 log = logging.getLogger(__name__)
 

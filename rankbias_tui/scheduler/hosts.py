@@ -1,25 +1,23 @@
 """Worker processes seen from the scheduler: starting them, and recording what they say.
 
-Owns: ``Host`` (one worker process: a single run, or the members of a fused pack it still trains),
-``Worker`` (one run in progress on a host) and its ``Live`` view for progress displays; starting
-the process of a run or of a pack (``start_run``, ``start_pack``; spawned, each with its own
-pipe, and for a pack a control pipe that carries ``protocol.Cancel``); ``record``, which writes one
-``protocol`` event of a run to the store and its live view; and the reason given for a process
-that died without a word. Does not own: the queue, slots, packing or how a run's end is settled
-(``scheduler.service``), nor the events' shapes (``rankbias_tui.protocol``). Imports no torch: the
-engine is imported in the child process only.
+Owns: ``Host`` (one worker process: a single run, or the members of a fused pack it still trains)
+and what the scheduler uses of its process handle and control channel (``WorkerProcess``,
+``Control``: what every backend's launcher must hand back), ``Worker`` (one run in progress on a
+host) and its ``Live`` view for progress displays; ``record``, which writes one ``protocol`` event
+of a run to the store and its live view; and the reason given for a process that died without a
+word. Does not own: starting workers (the launchers: ``scheduler.local``, ``scheduler.ray_backend``;
+their protocol is ``scheduler.launcher``), the queue, slots, packing or how a run's end is settled
+(``scheduler.service``), nor the events' shapes (``rankbias_tui.protocol``). Imports no torch.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .. import checkpoints
 from ..measures import mean
@@ -28,6 +26,38 @@ from ..store import Segment, Store
 from ..sweep import PlannedRun
 
 log = logging.getLogger(__name__)
+
+
+class WorkerProcess(Protocol):
+    """What the scheduler uses of a worker's process: a ``multiprocessing.Process`` (the local
+    backend), or a remote backend's stand-in for one (``ray_backend.RayTask``)."""
+
+    @property
+    def pid(self) -> int | None: ...
+
+    @property
+    def exitcode(self) -> int | None: ...
+
+    @property
+    def sentinel(self) -> int:
+        """Readable once the worker has ended (waited on with the pipes)."""
+        ...
+
+    def is_alive(self) -> bool: ...
+
+    def join(self, timeout: float | None = None) -> None: ...
+
+    def terminate(self) -> None: ...
+
+    def kill(self) -> None: ...
+
+
+class Control(Protocol):
+    """A pack's control channel: ``protocol.Cancel`` for one member (a pipe, or a Ray mailbox)."""
+
+    def send(self, message: Any) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -49,7 +79,7 @@ class Worker:
     """One run in progress, and how it ended once its host said so."""
 
     run: PlannedRun
-    proc: Any  # multiprocessing Process
+    proc: WorkerProcess
     conn: Connection
     live: Live
     finished: tuple[str, str | None] | None = None  # (status, error)
@@ -61,11 +91,11 @@ class Worker:
 class Host:
     """One worker process: a single run, or the members of a fused pack it still trains."""
 
-    proc: Any  # multiprocessing Process
+    proc: WorkerProcess
     conn: Connection
     device: str
     members: dict[str, Worker] = field(default_factory=dict)
-    control: Connection | None = None  # packs only: protocol.Cancel to the worker
+    control: Control | None = None  # packs only: protocol.Cancel to the worker
     size: int = 1  # members at start
     oom: bool = False
     lost: str | None = None  # why a remote backend lost it (protocol.WorkerLost): requeue its runs
@@ -73,78 +103,9 @@ class Host:
     disk_full: bool = False  # it sent DiskFull: its runs are requeued, not failed
 
 
-@dataclass(frozen=True)
-class Launch:
-    """What every worker process is started with, besides its runs."""
-
-    data_dir: Path | None
-    checkpoint_root: Path  # the store's; each run has a directory of its own below it
-    threads: int
-    graphs: bool
-
-
-class ProcessLauncher:
-    """Starts worker processes on this machine: the local backend (``ray_backend.RayLauncher``,
-    the other, starts the same workers in Ray tasks)."""
-
-    def __init__(self) -> None:
-        self.ctx = mp.get_context("spawn")  # CUDA-safe, and no state leaks from this process
-
-    def start_run(self, run: PlannedRun, resume: int | None, device: str, launch: Launch) -> Host:
-        return start_run(self.ctx, run, resume, device, launch)
-
-    def start_pack(self, runs: list[PlannedRun], resumes: list[int | None], device: str, launch: Launch) -> Host:
-        return start_pack(self.ctx, runs, resumes, device, launch)
-
-
-def start_run(ctx: Any, run: PlannedRun, resume: int | None, device: str, launch: Launch) -> Host:
-    """Start the process training ``run`` alone (``ctx``: a multiprocessing spawn context)."""
-    from ..engine.worker import worker_main  # noqa: PLC0415 - imported in the child, not here
-
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(
-        target=worker_main,
-        args=(child, run.run_id, run.config.model_dump_json(), device, _str(launch.data_dir),
-              str(checkpoints.run_directory(launch.checkpoint_root, run.run_id)), resume, launch.threads,
-              launch.graphs),
-        name=f"rankbias-{run.run_id}",
-        daemon=True,
-    )  # fmt: skip
-    proc.start()
-    child.close()
-    return Host(proc, parent, device)
-
-
-def start_pack(
-    ctx: Any, runs: list[PlannedRun], resumes: list[int | None], device: str, launch: Launch
-) -> Host:
-    """Start one process training ``runs`` as a fused pack."""
-    from ..engine.worker import pack_worker_main  # noqa: PLC0415 - imported in the child, not here
-
-    members = [
-        (r.run_id, r.config.model_dump_json(), str(checkpoints.run_directory(launch.checkpoint_root, r.run_id)),
-         resume)
-        for r, resume in zip(runs, resumes, strict=True)
-    ]  # fmt: skip
-    parent, child = ctx.Pipe(duplex=False)
-    control_in, control_out = ctx.Pipe(duplex=False)
-    proc = ctx.Process(
-        target=pack_worker_main,
-        args=(child, control_in, members, device, _str(launch.data_dir), launch.threads, launch.graphs),
-        name=f"rankbias-pack-{runs[0].run_id}",
-        daemon=True,
-    )
-    proc.start()
-    child.close()
-    control_in.close()
-    return Host(proc, parent, device, control=control_out, size=len(runs))
-
-
-def _str(path: Path | None) -> str | None:
-    return str(path) if path else None
-
-
-def record(store: Store, worker: Worker, event: RunEvent, defer: Callable[[Callable[[], None]], None]) -> None:
+def record(
+    store: Store, worker: Worker, event: RunEvent, defer: Callable[[Callable[[], None]], None]
+) -> None:
     """Write one event of ``worker``'s run to the store (in the caller's transaction) and to its live
     view. ``defer`` runs file deletions once the transaction that allows them has committed."""
     run_id, live = worker.run.run_id, worker.live
@@ -188,7 +149,8 @@ def mode_change(before: Segment, now: Segment) -> str:
     """The warning recorded when a run resumes in another execution mode than it was trained in."""
     return (
         f"continues {now.describe()}, but was trained {before.describe()}: its numbers from step "
-        f"{now.from_step} on may differ from an uninterrupted run's (README: What happens when things go wrong)"
+        f"{now.from_step} on may differ from an uninterrupted run's "
+        "(README: What happens when things go wrong)"
     )
 
 

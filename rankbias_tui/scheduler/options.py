@@ -34,7 +34,7 @@ class SchedulerOptions:
     idle_exit_s: float = IDLE_EXIT_S
     """A background scheduler exits after this many seconds with nothing to do (0: never)."""
     backend: str = "local"
-    """local: worker processes on this machine; ray: Ray tasks on a cluster (scheduler.backends)."""
+    """A name in ``scheduler.backends.BACKENDS``: local (worker processes here) or ray (Ray tasks)."""
     ray_address: str | None = None
     """The Ray cluster (auto, ray://host:10001); None: a private Ray instance on this machine."""
 
@@ -61,9 +61,16 @@ class SchedulerOptions:
     def parse(cls, args: argparse.Namespace) -> SchedulerOptions:
         """The options ``argv`` wrote, from a parser that ``add_arguments`` set up."""
         return cls(
-            args.devices, args.per_device, args.data_dir, args.keep_checkpoints, args.pack_size,
-            not args.no_graphs, args.idle_exit, args.backend, args.ray_address,
-        )  # fmt: skip
+            args.devices,
+            args.per_device,
+            args.data_dir,
+            args.keep_checkpoints,
+            args.pack_size,
+            not args.no_graphs,
+            args.idle_exit,
+            args.backend,
+            args.ray_address,
+        )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,5 +82,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pack-size", type=int, default=None, help="most runs per fused pack")
     parser.add_argument("--no-graphs", action="store_true", help="eager loop on GPUs")
     parser.add_argument("--idle-exit", type=float, default=IDLE_EXIT_S, help="seconds idle before exiting")
-    parser.add_argument("--backend", choices=("local", "ray"), default="local", help="where runs train")
+    # no choices here: ``backends.prepare`` checks the name against its table (exit status 2 too)
+    parser.add_argument("--backend", default="local", help="where runs train (scheduler.backends)")
     parser.add_argument("--ray-address", default=None, help="Ray cluster (default: a private instance)")

@@ -15,7 +15,8 @@ import math
 from collections import deque
 from collections.abc import Callable, Hashable
 
-from ..spec import PACKABLE_MODELS, RunConfig
+from ..catalog import DATASETS, MODELS
+from ..spec import RunConfig
 from ..sweep import PlannedRun
 
 MAX_PACK_SIZE = 256  # beyond this a pack-step no longer gets cheaper per member (bench/README.md)
@@ -23,17 +24,24 @@ CPU_PACK_SIZE = 16
 MEMORY_SHARE = 0.4  # of a GPU's free memory that one pack may plan to use
 # Fields each member of a pack carries on its own; every other run field must be equal.
 PER_MEMBER_FIELDS = frozenset(
-    {"seed", "lr", "momentum", "weight_decay", "lr_milestones", "lr_gamma", "rank_eps",
-     "diverge_after", "diverge_acc", "pack_size"}
-)  # fmt: skip
-# (C*H*W, classes) of each data set, for the memory estimate only.
-INPUTS = {"cifar10": (3072, 10), "cifar100": (3072, 100), "svhn": (3072, 10), "synthetic": (3072, 10),
-          "mnist": (1024, 10), "fashion-mnist": (1024, 10), "digits": (64, 10)}  # fmt: skip
+    {
+        "seed",
+        "lr",
+        "momentum",
+        "weight_decay",
+        "lr_milestones",
+        "lr_gamma",
+        "rank_eps",
+        "diverge_after",
+        "diverge_acc",
+        "pack_size",
+    }
+)
 
 
 def pack_key(cfg: RunConfig) -> Hashable | None:
     """Runs with equal keys may share a pack; None: this run never joins one."""
-    if cfg.model not in PACKABLE_MODELS or cfg.precision != "fp32":
+    if not MODELS[cfg.model].packs or cfg.precision != "fp32":
         return None
     fields = cfg.model_dump(mode="json")
     return tuple(sorted((k, json.dumps(v)) for k, v in fields.items() if k not in PER_MEMBER_FIELDS))
@@ -43,8 +51,10 @@ def member_bytes(cfg: RunConfig) -> int:
     """Estimated device memory of one member while training, in bytes (float32).
 
     Parameters ~6x (weights, two gradient copies, update temporary, momentum, spectra copies in
-    float64), activations ~10 floats per unit and example, the batch's inputs, and eval chunks."""
-    d_in, classes = INPUTS.get(cfg.dataset, (3072, 100))
+    float64), activations ~10 floats per unit and example, the batch's inputs, and eval chunks.
+    Input size and classes are the data set's catalog row."""
+    data = DATASETS[cfg.dataset]
+    d_in, classes = data.input_size, data.classes
     params = (
         d_in * cfg.width + (cfg.depth - 1) * cfg.width**2 + cfg.width * classes + 4 * cfg.depth * cfg.width
     )

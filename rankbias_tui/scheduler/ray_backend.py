@@ -33,10 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from .. import checkpoints
+from ..measures import Status
 from ..protocol import Placed, WorkerEnded, WorkerLost
 from ..sweep import PlannedRun
 from .devices import Backend, BackendError, DeviceError, Slots, check_syntax, cuda_count
-from .hosts import Host, Launch
+from .hosts import Host
+from .launcher import Launch
+from .options import SchedulerOptions
 from .ray_task import CheckpointFile, Job, JobRun, run_job
 
 INSTALL = "pip install 'rankbias-tui[ray]'"
@@ -69,7 +72,7 @@ def import_ray() -> Any:
     return ray
 
 
-def prepare(options: Any, connect_now: bool = True) -> Backend:
+def prepare(options: SchedulerOptions, connect_now: bool = True) -> Backend:
     """The Ray backend for ``options`` (``backends.prepare``): connect, then plan on the live nodes.
 
     ``connect_now`` False and no address (``--dry-run``): plan for a private instance on this
@@ -202,7 +205,8 @@ class RayTask:
 
 
 class RayLauncher:
-    """Starts runs and packs as Ray tasks asking for ``resources`` (the local ``ProcessLauncher``'s twin)."""
+    """Starts runs and packs as Ray tasks asking for ``resources``: a ``launcher.Launcher``, the
+    twin of the local backend's ``local.ProcessLauncher``."""
 
     def __init__(self, resources: Resources):
         self.resources = resources
@@ -217,8 +221,9 @@ class RayLauncher:
     ) -> Host:
         return self._start(runs, resumes, device, launch, pack=True)
 
-    def _start(self, runs: list[PlannedRun], resumes: list[int | None], device: str, launch: Launch,
-               pack: bool) -> Host:  # fmt: skip
+    def _start(
+        self, runs: list[PlannedRun], resumes: list[int | None], device: str, launch: Launch, pack: bool
+    ) -> Host:
         reader, writer = mp.get_context("spawn").Pipe(duplex=False)
         refused = self._unfit()
         if refused:  # a node that fitted has left: say so rather than wait for ever
@@ -227,13 +232,23 @@ class RayLauncher:
             )
         job = Job(
             tuple(_job_run(launch.checkpoint_root, r, step) for r, step in zip(runs, resumes, strict=True)),
-            pack, self.resources.gpu, str(launch.data_dir) if launch.data_dir else None, 1, launch.graphs,
-        )  # fmt: skip
+            pack,
+            self.resources.gpu,
+            str(launch.data_dir) if launch.data_dir else None,
+            1,
+            launch.graphs,
+        )
         key = uuid.uuid4().hex
-        stream = self._task().options(
-            num_cpus=self.resources.num_cpus, num_gpus=self.resources.num_gpus, max_retries=0,
-            name=f"rankbias-{runs[0].run_id}" + (f"+{len(runs) - 1}" if pack else ""),
-        ).remote(job, self._mail() if pack else None, key)  # fmt: skip
+        stream = (
+            self._task()
+            .options(
+                num_cpus=self.resources.num_cpus,
+                num_gpus=self.resources.num_gpus,
+                max_retries=0,
+                name=f"rankbias-{runs[0].run_id}" + (f"+{len(runs) - 1}" if pack else ""),
+            )
+            .remote(job, self._mail() if pack else None, key)
+        )
         task = RayTask(stream, writer, launch.checkpoint_root, runs[0].run_id)
         control = _Control(self._mailbox, key) if pack else None
         return Host(task, reader, device, control=control, size=len(runs))
@@ -243,7 +258,10 @@ class RayLauncher:
         nodes = alive_nodes()
         if any(self.resources.fits(n) for n in nodes):
             return None
-        return f"no live node of the Ray cluster has the {self.resources.describe()} a run asks for ({len(nodes)} nodes)"
+        return (
+            f"no live node of the Ray cluster has the {self.resources.describe()} a run asks for "
+            f"({len(nodes)} nodes)"
+        )
 
     def _task(self) -> Any:
         if self._remote is None:
@@ -313,7 +331,7 @@ def _relay(task: RayTask, writer: Any, checkpoint_root: Path) -> None:
     ray = import_ray()
     try:
         if task.refused:
-            writer.send(WorkerEnded("failed", task.refused))
+            writer.send(WorkerEnded(Status.FAILED, task.refused))
             task.exitcode = 1
             return
         for ref in task.stream:
@@ -332,7 +350,7 @@ def _relay(task: RayTask, writer: Any, checkpoint_root: Path) -> None:
     except ray.exceptions.TaskCancelledError:
         task.exitcode = -signal.SIGTERM
     except (ray.exceptions.RayTaskError, ray.exceptions.RuntimeEnvSetupError) as err:
-        writer.send(WorkerEnded("failed", f"the Ray task failed: {err}"[:2000]))
+        writer.send(WorkerEnded(Status.FAILED, f"the Ray task failed: {err}"[:2000]))
         task.exitcode = 1
     except ray.exceptions.RayError as err:  # node died, worker crashed, object lost: not the run's fault
         where = f" on {task.placed.node}" if task.placed else ""
@@ -342,7 +360,9 @@ def _relay(task: RayTask, writer: Any, checkpoint_root: Path) -> None:
         task.exitcode = 1
     except Exception as err:  # noqa: BLE001 - e.g. a checkpoint that cannot be written here
         with contextlib.suppress(OSError):
-            writer.send(WorkerEnded("failed", f"relaying the Ray task failed: {type(err).__name__}: {err}"))
+            writer.send(
+                WorkerEnded(Status.FAILED, f"relaying the Ray task failed: {type(err).__name__}: {err}")
+            )
         task.exitcode = 1
     finally:
         writer.close()

@@ -2,7 +2,8 @@
 
 Owns: ``Job`` (what a task is given: its runs, each with the checkpoint it resumes from as bytes,
 and how to train them), the one message only this transport adds (``CheckpointFile``: a
-``protocol.Checkpoint`` with the file's bytes) and ``run_job``, the generator a Ray task wraps. ``run_job`` writes the resume checkpoints into a private temporary
+``protocol.Checkpoint`` with the file's bytes) and ``run_job``, the generator a Ray task wraps.
+``run_job`` writes the resume checkpoints into a private temporary
 directory, starts the very worker process the local backend starts (``engine.worker``, spawned,
 the same torch thread count), yields its ``protocol`` events as they come, swaps each checkpoint
 for its bytes, passes pack cancels on, and always ends its worker process and deletes the
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import checkpoints
+from ..measures import Status
 from ..protocol import Cancel, Checkpoint, Event, Placed, WorkerEnded
 
 POLL_S = 0.2
@@ -81,7 +83,7 @@ def run_job(job: Job, node: tuple[str, str], poll_cancels: Callable[[], list[str
         if not ended:
             from .hosts import death_reason
 
-            yield WorkerEnded("failed", death_reason(proc.exitcode))
+            yield WorkerEnded(Status.FAILED, death_reason(proc.exitcode))
     finally:
         _end(proc)
         shutil.rmtree(root, ignore_errors=True)
@@ -115,8 +117,17 @@ def _spawn(job: Job, device: str, root: Path) -> tuple[Any, Any, Any]:
     else:
         (r,) = job.runs
         target = worker_main
-        args = (child, r.run_id, r.config_json, device, data_dir, ckpt[r.run_id], resume[r.run_id],
-                job.threads, job.graphs)  # fmt: skip
+        args = (
+            child,
+            r.run_id,
+            r.config_json,
+            device,
+            data_dir,
+            ckpt[r.run_id],
+            resume[r.run_id],
+            job.threads,
+            job.graphs,
+        )
     proc = ctx.Process(target=target, args=args, name=f"rankbias-{job.runs[0].run_id}", daemon=True)
     proc.start()
     child.close()

@@ -16,12 +16,9 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
-from pydantic import ValidationError
-
-from .. import checkpoints, owner
-from ..measures import INTERRUPTED
-from ..spec import RunConfig
-from ..store import RunRow, Store
+from .. import checkpoints
+from ..measures import INTERRUPTED, Status
+from ..store import RunRow, Store, owner
 from ..sweep import PlannedRun, is_run_id
 
 log = logging.getLogger(__name__)
@@ -33,11 +30,12 @@ def admit(store: Store, row: RunRow) -> PlannedRun | None:
     if not is_run_id(row.run_id):
         log.warning("refusing run id %r from the database: not a rankbias run id (12 hex digits)", row.run_id)
         return None
-    try:
-        return PlannedRun(row.run_id, row.sweep, RunConfig.model_validate(row.config))
-    except ValidationError as err:
-        store.set_status(row.run_id, "failed", error=f"its stored config is not valid: {err.errors()[0]['msg']}")
+    if row.config_error is not None:
+        store.set_status(
+            row.run_id, Status.FAILED, error=f"its stored config is not valid: {row.config_error}"
+        )
         return None
+    return PlannedRun(row.run_id, row.sweep, row.config)
 
 
 def adopt(store: Store) -> list[PlannedRun]:
@@ -47,25 +45,31 @@ def adopt(store: Store) -> list[PlannedRun]:
     for tmp in checkpoints.clean_partial(store.paths.checkpoints):
         log.info("removed %s (a checkpoint write that never finished)", tmp)
     adopted = []
-    for row in store.runs(status=("running", INTERRUPTED)):
+    for row in store.runs(status=(Status.RUNNING, INTERRUPTED)):
         run = admit(store, row)
         if run is None:
             continue
         who = f"pid {owner.pid_of(row.owner)}" if row.owner else "an older rankbias"
         since = f"step {row.checkpoint_step}" if row.checkpoint_step is not None else "the start"
         store.set_status(
-            row.run_id, "queued", error=f"interrupted: its scheduler ({who}) ended without stopping it; resumes from {since}",
+            row.run_id,
+            Status.QUEUED,
+            error=f"interrupted: its scheduler ({who}) ended without stopping it; resumes from {since}",
             active_until=last_progress(store, row),
-        )  # fmt: skip
+        )
         adopted.append(run)
     if adopted:
         log.info("adopted %d interrupted run(s): %s", len(adopted), " ".join(r.run_id for r in adopted))
     # Queued runs were in the queue of a scheduler that is gone too (only one holds the lock): a run
     # that says queued is one a scheduler will start, so this one takes them, in the store's order.
-    orphans = [run for row in store.runs(status=("queued",)) if (run := admit(store, row)) is not None]
+    orphans = [run for row in store.runs(status=(Status.QUEUED,)) if (run := admit(store, row)) is not None]
     orphans = [run for run in orphans if run not in adopted]
     if orphans:
-        log.info("took over %d queued run(s) no scheduler held: %s", len(orphans), " ".join(r.run_id for r in orphans))
+        log.info(
+            "took over %d queued run(s) no scheduler held: %s",
+            len(orphans),
+            " ".join(r.run_id for r in orphans),
+        )
     return adopted + orphans
 
 

@@ -9,8 +9,9 @@ Compatible small-MLP runs are started together as a fused pack (scheduler.packin
 one worker process trains them all, and every event carries its run's id (``rankbias_tui.protocol``);
 every member is still an ordinary run in the store. A member that ends early (diverged, cancelled)
 is recorded at once while the rest of its pack goes on; a pack that runs out of GPU memory goes
-back to the front of the queue to be retried in packs of half the size. Starting worker processes
-and writing each event to the store live in ``scheduler.hosts``; this module owns the loop.
+back to the front of the queue to be retried in packs of half the size. Starting workers is the
+backend's launcher's (``scheduler.launcher``), writing each event to the store is
+``scheduler.hosts``'s, settling a worker that ended ``scheduler.endings``'s; this module owns the loop.
 
 Faults end the loop with a ``faults.Stopped``; ``shutdown`` marks the runs stopped in one small
 transaction (if that fails they read as interrupted and the next scheduler adopts them: ``recovery``).
@@ -20,7 +21,6 @@ A run resuming from a checkpoint resumes in the pack it was trained in.
 from __future__ import annotations
 
 import logging
-import shutil
 import sqlite3
 import time
 from collections import deque
@@ -30,22 +30,24 @@ from pathlib import Path
 from typing import Any
 
 from .. import checkpoints
-from ..measures import FINISHED
+from ..measures import FINISHED, Status
 from ..protocol import Cancel, DiskFull, Event, OutOfMemory, Placed, WorkerEnded, WorkerLost
 from ..store import Store
 from ..sweep import PlannedRun
 from . import faults, packing, recovery
 from .devices import Slots
+from .endings import Endings
 from .faults import StopRequested
-from .hosts import Host, Launch, Live, ProcessLauncher, Worker, death_reason, record
+from .hosts import Host, Live, Worker, record
+from .launcher import Launch, Launcher
+from .local import ProcessLauncher
 from .options import SchedulerOptions
 
 POLL_S = 0.25
-MAX_LOST = 3  # a run lost with its node more often than this fails: it may be what kills them
 log = logging.getLogger(__name__)
 
 
-class Scheduler:
+class Scheduler(Endings):
     """Run ``runs`` on ``slots``; ``on_tick`` is called every loop turn (headless progress)."""
 
     def __init__(
@@ -54,14 +56,14 @@ class Scheduler:
         runs: list[PlannedRun],
         slots: Slots,
         options: SchedulerOptions = SchedulerOptions(),
-        launcher: Any = None,
+        launcher: Launcher | None = None,
         since: float | None = None,
     ):
         """``options.pack_size`` overrides every run's ``pack_size`` (1: no packs); ``graphs`` False
         trains with the eager loop on GPUs too (the CPU always does). ``launcher`` starts the
-        workers (``backends.prepare``'s; None: processes on this machine). ``since``: when this
-        scheduler took the store's lock (default now); stop requests made before then were meant
-        for another scheduler and expire unanswered."""
+        workers (``backends.prepare``'s; None: processes on this machine, ``local.ProcessLauncher``).
+        ``since``: when this scheduler took the store's lock (default now); stop requests made
+        before then were meant for another scheduler and expire unanswered."""
         self.store, self.slots, self.options = store, slots, options
         self.since = time.time() if since is None else since
         self.queue: deque[PlannedRun] = deque(runs)
@@ -71,7 +73,7 @@ class Scheduler:
         self.outcomes: dict[str, str] = {}
         self.disk_full: DiskFull | None = None  # a worker's write failed for lack of space
         self._after_commit: list[Callable[[], None]] = []
-        self.launcher = launcher or ProcessLauncher()
+        self.launcher: Launcher = launcher or ProcessLauncher()
         self.lost: dict[str, int] = {}  # run_id -> times a remote backend lost it
 
     # ----- public ------------------------------------------------------------------------------
@@ -126,8 +128,8 @@ class Scheduler:
         for run in list(self.queue):
             if run.run_id == run_id:
                 self.queue.remove(run)
-                self.store.set_status(run_id, "cancelled", error="cancelled before it started")
-                self.outcomes[run_id] = "cancelled"
+                self.store.set_status(run_id, Status.CANCELLED, error="cancelled before it started")
+                self.outcomes[run_id] = Status.CANCELLED
                 return True
         worker = self.workers.get(run_id)
         if worker is None:
@@ -170,9 +172,9 @@ class Scheduler:
                         if worker.finished is not None and worker.finished[0] in FINISHED:
                             self._settle(worker)  # it ended before the stop: keep its real outcome
                         else:
-                            self.store.set_status(run_id, "stopped", error=reason)
+                            self.store.set_status(run_id, Status.STOPPED, error=reason)
                 for run in self.queue:
-                    self.store.set_status(run.run_id, "stopped", error=reason)
+                    self.store.set_status(run.run_id, Status.STOPPED, error=reason)
         except sqlite3.Error as err:
             log.info("could not mark the runs in progress stopped (%s): they show as interrupted", err)
             return False
@@ -195,7 +197,9 @@ class Scheduler:
         for device in self.slots.devices:
             while self.queue and self._busy(device) < self.slots.per_device:
                 first = self.queue.popleft()
-                runs = recovery.same_pack(self.store, first, self.queue, self._resume_step, self._pack_limit(first))
+                runs = recovery.same_pack(
+                    self.store, first, self.queue, self._resume_step, self._pack_limit(first)
+                )
                 if runs is None:
                     runs = [first, *self._take_mates(first, device)]
                 if len(runs) > 1:
@@ -237,7 +241,9 @@ class Scheduler:
         return packing.auto_pack_size(run.config, memory)
 
     def _start(self, run: PlannedRun, device: str) -> None:
-        self._register(self.launcher.start_run(run, self._resume_step(run), device, self._worker_launch()), [run])
+        self._register(
+            self.launcher.start_run(run, self._resume_step(run), device, self._worker_launch()), [run]
+        )
 
     def _start_pack(self, runs: list[PlannedRun], device: str) -> None:
         """One worker process training ``runs`` as a fused pack."""
@@ -317,84 +323,3 @@ class Scheduler:
                 record(self.store, worker, event, self._defer)
                 if worker.finished is not None and len(host.members) > 1:
                     self._settle(worker)  # ended early; the rest of the pack goes on
-
-    def _reap(self, host: Host) -> None:
-        host.proc.join()
-        self._drain(host)  # what it sent between the last poll and its exit
-        host.conn.close()
-        if host.control is not None:
-            host.control.close()
-        self.hosts.remove(host)
-        workers = list(host.members.values())
-        if host.disk_full:  # not the run's fault: it goes back to the queue like the others
-            for worker in workers:
-                if worker.finished is None or worker.finished[0] not in FINISHED:
-                    worker.finished = ("queued", "stopped: the disk is full; resumes from its last checkpoint")
-        if host.oom and host.size > 1:
-            workers = self._retry_smaller(host, workers)
-        if host.lost:
-            workers = self._requeue_lost(host, workers)
-        for worker in workers:
-            self._settle(worker)
-
-    def _retry_smaller(self, host: Host, workers: list[Worker]) -> list[Worker]:
-        """Requeue (at the front) the members of a pack that ran out of memory, for packs of half
-        its size; return the members that are settled as usual instead (cancelled or ended)."""
-        retry = [
-            w for w in workers if not w.cancelled and w.finished is not None and w.finished[0] == "failed"
-        ]
-        cap = max(1, host.size // 2)
-        for worker in reversed(retry):
-            run_id = worker.run.run_id
-            self.pack_caps[packing.pack_key(worker.run.config)] = cap
-            del self.workers[run_id]
-            self.store.set_status(
-                run_id, "queued", error=f"out of memory in a pack of {host.size}; retrying in packs of {cap}"
-            )
-            self.queue.appendleft(worker.run)
-        log.warning(
-            "pack of %d on %s ran out of memory; retrying in packs of %d", host.size, host.device, cap
-        )
-        return [w for w in workers if all(w is not r for r in retry)]
-
-    def _requeue_lost(self, host: Host, workers: list[Worker]) -> list[Worker]:
-        """Requeue (at the front) the unfinished runs of a host a remote backend lost with its node:
-        they resume from their last acknowledged checkpoint wherever they start next. A run lost
-        more than ``MAX_LOST`` times fails instead. Returns the members to settle as usual."""
-        back = []
-        for worker in workers:
-            run_id = worker.run.run_id
-            if worker.cancelled or worker.finished is not None:
-                continue
-            self.lost[run_id] = self.lost.get(run_id, 0) + 1
-            if self.lost[run_id] > MAX_LOST:
-                worker.finished = ("failed", f"{host.lost} (lost {self.lost[run_id]} times: giving up)")
-            else:
-                back.append(worker)
-        for worker in reversed(back):
-            del self.workers[worker.run.run_id]
-            self.store.set_status(worker.run.run_id, "queued", error=host.lost)
-            self.queue.appendleft(worker.run)
-        if back:
-            log.warning("%s: %d run(s) requeued", host.lost, len(back))
-        return [w for w in workers if all(w is not b for b in back)]
-
-    def _settle(self, worker: Worker) -> None:
-        """Record how a run ended and forget it."""
-        run_id = worker.run.run_id
-        del self.workers[run_id]
-        if worker.host is not None:
-            worker.host.members.pop(run_id, None)
-        if worker.finished is not None and worker.finished[0] in FINISHED:
-            status, error = worker.finished  # it ended before a cancel could take effect
-        elif worker.cancelled:
-            status, error = "cancelled", "cancelled by request"
-        elif worker.finished is not None:
-            status, error = worker.finished
-        else:
-            status, error = "failed", death_reason(worker.proc.exitcode)
-        self.store.set_status(run_id, status, error=error)
-        self.outcomes[run_id] = status
-        if status in FINISHED and not self.options.keep_checkpoints:
-            directory = self._ckpt_dir(run_id)
-            self._defer(lambda: shutil.rmtree(directory, ignore_errors=True))

@@ -56,7 +56,7 @@ from .screens.help import HelpScreen
 from .screens.launch import LaunchScreen, SweepMenu
 from .usage import SystemProbe, UsageProbe
 
-Spawner = Callable[[Path, SchedulerOptions], Any]
+Spawner = scheduler.Spawner
 HANGUP_GRACE_S = 5.0
 
 
@@ -259,20 +259,24 @@ class RankbiasApp(App[None]):
         self.wake()
 
     def launch(self, sweep: str) -> None:
-        assert self.menu.path is not None
-        scheduler.launch(self.requests, self.menu.path, sweep)
+        """Queue the runs of ``sweep`` the launch screen counted (the spec is not read again)."""
+        scheduler.launch(self.requests, self.menu.sweeps[sweep][1])
         self.notify(f"launch requested: {sweep}" + self._ensure_scheduler("launch"), markup=False)
         self.wake()
 
     def _ensure_scheduler(self, kind: str) -> str:
         now = scheduler.status(self.store_dir)
         if now.foreground and kind != "cancel":
-            return f"; but a foreground `rankbias run` (pid {now.pid}) holds this store and only answers cancel and stop"
-        if now.pid is not None or self.spawn is None:
+            return (
+                f"; but a foreground `rankbias run` (pid {now.pid}) holds this store "
+                "and only answers cancel and stop"
+            )
+        if self.spawn is None:
             return ""
-        if self.spawned is not None and self.spawned.poll() is None:
-            return ""  # started a moment ago, not holding the lock yet
-        self.spawned = self.spawn(self.store_dir, self.options)
+        pid, proc = scheduler.ensure(self.store_dir, self.options, self.spawn, self.spawned)
+        if pid is not None or (proc is not None and proc is self.spawned):
+            return ""  # one runs, or the one started a moment ago does not hold the lock yet
+        self.spawned = proc
         return f"; started the background scheduler (log: {self.paths.log})"
 
     def _check_spawned(self) -> None:
@@ -283,8 +287,12 @@ class RankbiasApp(App[None]):
         if scheduler.scheduler_pid(self.store_dir) is not None:
             return  # another scheduler won the race to the lock; it answers the requests
         tail = _tail(self.paths.log)
-        self.notify(tail or f"exit code {proc.returncode}", title="the scheduler exited", severity="error",
-                    markup=False)  # fmt: skip  # user text (paths, spec values) is never markup
+        self.notify(
+            tail or f"exit code {proc.returncode}",
+            title="the scheduler exited",
+            severity="error",
+            markup=False,
+        )  # user text (paths, spec values) is never markup
 
     # ----- export -----------------------------------------------------------------------------
     def export_csv(self, kind: str, run_ids: list[str], label: str) -> Path:

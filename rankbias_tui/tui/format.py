@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import math
 
+from ..display import shown
 from ..measures import is_vacuous
 
 BLOCKS = " ▏▎▍▌▋▊▉█"
 
 
 def num(value: float | None, spec: str = ".3f") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return format(value, spec)
+    """A number as the screens show it (3 decimals unless ``spec`` says otherwise); ``-`` when
+    missing, by the rule the CLI follows too (``display.shown``)."""
+    return shown(value, spec)
 
 
 def duration(seconds: float | None) -> str:

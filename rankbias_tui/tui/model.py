@@ -19,13 +19,13 @@ from typing import Any
 
 from .. import measures
 from ..eta import RateTracker, Work, cumulative_rate, seconds_left, store_seconds_left
-from ..measures import HPARAMS, STATUSES
+from ..measures import HPARAMS, STATUSES, Status
 from ..scheduler import SchedulerStatus
 from ..scheduler import status as scheduler_status
+from ..spec import RunConfig
 from ..store import RunRow, Segment, SpectrumRow, Store
 from .usage import DeviceUse, UsageProbe, device_usage
 
-SHORT = {"batch_size": "B", "weight_decay": "wd", "momentum": "mom", "dataset": "data", "epochs": "ep"}
 SHOWN_METRICS = (measures.TRAIN_LOSS, measures.LOSS, measures.TEST_ACC)  # what a row shows
 AVG_RANK = "rank"  # the compare screen's default measure
 MAX_POINTS = 400  # per plotted series; a terminal shows fewer columns than that
@@ -40,7 +40,7 @@ class RunView:
     sweep: str
     status: str
     device: str | None
-    config: Mapping[str, Any]
+    config: RunConfig
     step: int
     total_steps: int | None
     epoch: float
@@ -54,16 +54,16 @@ class RunView:
 
     def active_at(self, now: float) -> float:
         """Seconds trained over every attempt, the running one up to ``now`` included."""
-        running = now - self.started_at if self.status == "running" and self.started_at else 0.0
+        running = now - self.started_at if self.status == Status.RUNNING and self.started_at else 0.0
         return self.active_s + max(0.0, running)
 
     @property
     def epochs(self) -> int:
-        return int(self.config.get("epochs", 0))
+        return int(self.config.epochs)
 
     @property
     def progress(self) -> float:
-        if self.status == "done":
+        if self.status == Status.DONE:
             return 1.0  # a diverged run shows how far it got
         if self.total_steps:
             return min(1.0, self.step / self.total_steps)
@@ -71,7 +71,7 @@ class RunView:
 
     def label(self, varied: Iterable[str]) -> str:
         """``a1b2c3d4 B=8 wd=0.01``: the id and what distinguishes the run in its sweep."""
-        return " ".join([self.run_id[:8], *(f"{SHORT.get(k, k)}={self.config.get(k)}" for k in varied)])
+        return measures.run_label(self.run_id, self.config.stored, varied)
 
 
 @dataclass(frozen=True)
@@ -186,11 +186,15 @@ class StoreFeed:
             counts[v.status] = counts.get(v.status, 0) + 1
         ids = tuple(v.run_id for v in views)
         if ids != self._ids:  # the set of runs changed: the varied columns may have too
-            self._ids, self._varied = ids, varied_fields(v.config for v in views)
+            self._ids, self._varied = ids, varied_fields(v.config.stored for v in views)
         snapshot = Snapshot(
-            store=str(self.directory), runs=views, sweeps=self.store.sweeps(), counts=counts, varied=self._varied,
+            store=str(self.directory),
+            runs=views,
+            sweeps=self.store.sweeps(),
+            counts=counts,
+            varied=self._varied,
             **self._live_parts(views, now),
-        )  # fmt: skip
+        )
         self._last = (stamp, now, snapshot)
         return snapshot
 
@@ -210,7 +214,7 @@ class StoreFeed:
         info = scheduler_status(self.directory)
         works = [self._work(v, now) for v in views]
         live = info.pid is not None  # with no scheduler, nothing is training: no time left to show
-        run_eta = {w.run_id: seconds_left(w) for w in works if w.status == "running"} if live else {}
+        run_eta = {w.run_id: seconds_left(w) for w in works if w.status == Status.RUNNING} if live else {}
         return {
             "scheduler": info,
             "devices": tuple(device_usage(views, info.devices, self.probe, info.pci_bus_ids)),
@@ -219,7 +223,7 @@ class StoreFeed:
         }
 
     def _work(self, v: RunView, now: float) -> Work:
-        if v.status != "running":  # nothing moves: the same Work while the view is the same object
+        if v.status != Status.RUNNING:  # nothing moves: the same Work while the view is the same object
             cached = self._works.get(v.run_id)
             if cached is not None and cached[0] is v:
                 return cached[1]
@@ -231,21 +235,40 @@ class StoreFeed:
         return Work(v.run_id, v.sweep, v.status, v.step, v.total_steps, v.epochs, active, rate)
 
     def _view(self, row: RunRow, now: float) -> RunView:
-        key = (row.status, row.step, row.epoch, row.checkpoint_step, row.attempts, row.error, row.device,
-               row.started_at, row.active_s)  # fmt: skip
+        key = (
+            row.status,
+            row.step,
+            row.epoch,
+            row.checkpoint_step,
+            row.attempts,
+            row.error,
+            row.device,
+            row.started_at,
+            row.active_s,
+        )
         cached = self._views.get(row.run_id)
         fresh = cached is not None and cached[0] == key
-        if fresh and (row.status != "running" or now - cached[1] < self.live_every_s):
+        if fresh and (row.status != Status.RUNNING or now - cached[1] < self.live_every_s):
             return cached[2]  # type: ignore[index]
         last = self.store.latest_values(row.run_id, SHOWN_METRICS)  # index seeks, not a scan
         ranks = self.store.latest_ranks(row.run_id)  # no singular values
         view = RunView(
-            run_id=row.run_id, sweep=row.sweep, status=row.status, device=row.device, config=row.config,
-            step=row.step, total_steps=row.total_steps, epoch=row.epoch,
-            train_loss=last.get(measures.shown_loss(last)), test_acc=last.get(measures.TEST_ACC),
+            run_id=row.run_id,
+            sweep=row.sweep,
+            status=row.status,
+            device=row.device,
+            config=row.config,
+            step=row.step,
+            total_steps=row.total_steps,
+            epoch=row.epoch,
+            train_loss=last.get(measures.shown_loss(last)),
+            test_acc=last.get(measures.TEST_ACC),
             avg_rank=measures.mean(ranks),  # the average rank: mean over layers (measures.avg_rank)
-            error=row.error, started_at=row.started_at, finished_at=row.finished_at, active_s=row.active_s,
-        )  # fmt: skip
+            error=row.error,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            active_s=row.active_s,
+        )
         self._views[row.run_id] = (key, now, view)
         return view
 
@@ -259,7 +282,7 @@ class StoreFeed:
         now = self.clock()
         cached = self._detail
         if cached is not None and cached.key == key:
-            if row.status != "running" or now - self._detail_read < self.live_every_s:
+            if row.status != Status.RUNNING or now - self._detail_read < self.live_every_s:
                 return cached
         series: dict[str, tuple[list[float], list[float]]] = {}
         for _step, epoch, name, value in self.store.metrics(row.run_id):
@@ -277,7 +300,9 @@ class StoreFeed:
         return self._detail
 
     # ----- compare ----------------------------------------------------------------------------
-    def rank_curves(self, runs: Iterable[RunView], measure: str = AVG_RANK) -> dict[str, tuple[tuple[float, float], ...]]:
+    def rank_curves(
+        self, runs: Iterable[RunView], measure: str = AVG_RANK
+    ) -> dict[str, tuple[tuple[float, float], ...]]:
         """One curve of (epoch, value) pairs per run: the average rank (``AVG_RANK``), one layer's
         rank (``rank:fc2``) or a metric (``test_acc``); a finished run's is read once."""
         out = {}
@@ -313,11 +338,11 @@ def group_curves(
     """(label, run count, curve) per run (``by`` None) or per value of ``by`` (mean over runs)."""
     runs = list(runs)
     if by is None:
-        varied = varied_fields(r.config for r in runs)
+        varied = varied_fields(r.config.stored for r in runs)
         return [(r.label(varied), 1, curves.get(r.run_id, ())) for r in runs]
     groups: dict[Any, list[RunView]] = {}
     for r in runs:
-        groups.setdefault(r.config.get(by), []).append(r)
+        groups.setdefault(r.config.value(by), []).append(r)
     out = []
     for value in sorted(groups, key=lambda v: (v is None, v)):
         members = groups[value]
@@ -326,5 +351,5 @@ def group_curves(
             for epoch, rank in curves.get(r.run_id, ()):
                 points.setdefault(epoch, []).append(rank)
         curve = tuple((e, measures.mean(v) or 0.0) for e, v in sorted(points.items()))  # v never empty
-        out.append((f"{SHORT.get(by, by)}={value}", len(members), curve))
+        out.append((f"{measures.SHORT_NAMES.get(by, by)}={value}", len(members), curve))
     return out

@@ -15,19 +15,36 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..measures import reason
+from ..measures import SHORT_NAMES as SHORT
+from ..measures import Status, reason
 from .format import bar, duration, num
-from .model import SHORT, RunView, varied_fields
+from .model import RunView, varied_fields
 
 FROZEN = "run"
 LIVE = ("status", "epoch", "prog", "loss", "acc", "rank")
 NUMERIC = {"epoch", "prog", "loss", "acc", "rank", "eta"}
 TITLES = {"prog": "progress", "acc": "test acc", "rank": "avg rank", "why": "reason"} | SHORT
 HEADER = {"prog": "prog", "acc": "acc", "rank": "rank", "why": "reason"}  # short titles in the header
-STATUS_ORDER = {s: i for i, s in enumerate(("running", "interrupted", "queued", "stopped", "failed", "diverged", "cancelled", "done"))}
+STATUS_ORDER = {
+    s: i
+    for i, s in enumerate(
+        (
+            Status.RUNNING,
+            Status.INTERRUPTED,
+            Status.QUEUED,
+            Status.STOPPED,
+            Status.FAILED,
+            Status.DIVERGED,
+            Status.CANCELLED,
+            Status.DONE,
+        )
+    )
+}
 PENDING = {"cancel": "cancelling", "resume": "resuming"}
 REASON_WIDTH = 32
-LONG = {short.lower(): name for name, short in SHORT.items()} | {"bs": "batch_size"}  # filter words are lower case
+LONG = {short.lower(): name for name, short in SHORT.items()} | {
+    "bs": "batch_size"
+}  # filter words are lower case
 ATTRIBUTES = ("status", "sweep", "device")  # key=value words that match the run, not its config
 
 
@@ -36,7 +53,7 @@ def columns_for(views: Sequence[RunView], etas: Mapping[str, float | None] | Non
     sweep = ("sweep",) if len({v.sweep for v in views}) > 1 else ()
     eta = ("eta",) if etas and any(etas.get(v.run_id) is not None for v in views) else ()
     why = ("why",) if any(reason(v.status, v.error) for v in views) else ()
-    return (FROZEN, *LIVE, *sweep, *varied_fields(v.config for v in views), *eta, *why)
+    return (FROZEN, *LIVE, *sweep, *varied_fields(v.config.stored for v in views), *eta, *why)
 
 
 def cells(v: RunView, columns: Iterable[str], pending: str = "", eta: float | None = None) -> tuple[str, ...]:
@@ -54,13 +71,15 @@ def cells(v: RunView, columns: Iterable[str], pending: str = "", eta: float | No
         "eta": duration(eta) if eta is not None else "",
         "why": why if len(why) <= REASON_WIDTH else why[: REASON_WIDTH - 1] + "…",
     }
-    return tuple(values[c] if c in values else str(v.config.get(c, "")) for c in columns)
+    return tuple(values[c] if c in values else str(v.config.stored.get(c, "")) for c in columns)
 
 
 # ----- filter ------------------------------------------------------------------------------------
 def search_text(view: RunView) -> str:
     """What a plain filter word may be a part of."""
-    return " ".join([view.run_id, view.sweep, view.status, view.device or "", reason(view.status, view.error) or ""]).lower()
+    return " ".join(
+        [view.run_id, view.sweep, view.status, view.device or "", reason(view.status, view.error) or ""]
+    ).lower()
 
 
 def same_value(value: Any, text: str) -> bool:
@@ -87,7 +106,7 @@ def matches(view: RunView, words: Sequence[str], search: str) -> bool:
                 return False
         else:
             field = LONG.get(key, key)
-            if field not in view.config or not same_value(view.config[field], value):
+            if field not in view.config.stored or not same_value(view.config.stored[field], value):
                 return False
     return True
 
@@ -96,7 +115,7 @@ def matches(view: RunView, words: Sequence[str], search: str) -> bool:
 def sort_key(v: RunView, column: str | None, reverse: bool, position: int, eta: float | None = None) -> Any:
     """The row's place when sorted by ``column``; None: running runs first, then store order."""
     if column is None:
-        return (v.status != "running", position)
+        return (v.status != Status.RUNNING, position)
     if column == "status":
         return STATUS_ORDER.get(v.status, 99), position
     if column in ("epoch", "prog"):
@@ -107,5 +126,5 @@ def sort_key(v: RunView, column: str | None, reverse: bool, position: int, eta: 
         return (value is None) != reverse, value or 0.0, position  # missing values last
     if column in ("run", "sweep", "why"):
         return {"run": v.run_id, "sweep": v.sweep, "why": reason(v.status, v.error) or ""}[column], position
-    value = v.config.get(column)
+    value = v.config.value(column)
     return value is None, value if isinstance(value, (int, float)) else str(value), position

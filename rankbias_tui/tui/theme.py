@@ -12,15 +12,17 @@ from __future__ import annotations
 
 from rich.color import Color, ColorSystem
 
+from ..measures import Status
+
 STATUS_STYLE = {
-    "running": "bold #5fd7ff",
-    "queued": "",
-    "stopped": "italic #afafaf",
-    "interrupted": "bold #ffaf5f",  # its scheduler died: the next one adopts it
-    "failed": "bold #ff8787",
-    "diverged": "#ffd75f",
-    "done": "#87d787",
-    "cancelled": "#afafaf",
+    Status.RUNNING: "bold #5fd7ff",
+    Status.QUEUED: "",
+    Status.STOPPED: "italic #afafaf",
+    Status.INTERRUPTED: "bold #ffaf5f",  # its scheduler died: the next one adopts it
+    Status.FAILED: "bold #ff8787",
+    Status.DIVERGED: "#ffd75f",
+    Status.DONE: "#87d787",
+    Status.CANCELLED: "#afafaf",
 }
 # Chart series: a marker each as well as a colour, so that they differ without colour too.
 MARKERS = ("●", "+", "x", "o", "*", "#", "@", "%", "&", "=", "~", "$")

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..measures import Status
+
 SHOWN_IDS = 3  # run ids listed per device; the rest are counted
 
 
@@ -118,7 +120,7 @@ def device_usage(
     bus_ids = dict(pci_bus_ids)
     holding: dict[str, list[str]] = {name: [] for name in devices if not name.startswith("ray:")}
     for run in runs:
-        if run.status == "running" and run.device:
+        if run.status == Status.RUNNING and run.device:
             holding.setdefault(run.device, []).append(run.run_id)
     out = []
     for name in sorted(holding, key=lambda n: (n != "cpu", "@" in n, n)):

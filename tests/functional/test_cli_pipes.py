@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from rankbias_tui.store import Store
+from tests.support import runs
+from tests.support.runs import RANKBIAS
 from tests.support.tui_store import make_store
-
-RANKBIAS = str(Path(sys.executable).with_name("rankbias"))
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +23,7 @@ def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def rankbias(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([RANKBIAS, *args], capture_output=True, text=True, timeout=60)
+    return runs.rankbias(*args, timeout=60)
 
 
 def test_piped_list_prints_whole_ids_and_values(store_dir: Path) -> None:

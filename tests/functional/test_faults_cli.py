@@ -3,7 +3,6 @@ Rich markup in user text, and a grid too big to queue without asking."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -12,18 +11,17 @@ import pytest
 from typer.testing import CliRunner
 
 from rankbias_tui.cli import app
-from rankbias_tui.cli_common import guarded
+from rankbias_tui.cli.common import guarded
 from rankbias_tui.spec import parse_spec
 from rankbias_tui.store import DB_NAME, Store
 from rankbias_tui.sweep import expand_sweep
-from tests.support.faults import RANKBIAS
+from tests.support import runs
 
 MARKUP = "[/red]oops [bold]"
 
 
 def rankbias(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([RANKBIAS, *args], capture_output=True, text=True, timeout=300,
-                          env=os.environ | (env or {}))  # fmt: skip
+    return runs.rankbias(*args, env=env, timeout=300)
 
 
 def spec_file(tmp_path: Path, **sweep: object) -> Path:
@@ -118,6 +116,6 @@ def test_a_huge_grid_asks_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     done = runner.invoke(app, ["run", str(spec), "--store", str(store), "--headless"])
     assert done.exit_code == 2 and "refusing to queue 10,001 runs" in done.output and "--yes" in done.output
     assert not store.exists()  # nothing queued, no store made
-    monkeypatch.setattr("rankbias_tui.cli._interactive", lambda: True)  # as at a terminal
+    monkeypatch.setattr("rankbias_tui.cli.launch._interactive", lambda: True)  # as at a terminal
     asked = runner.invoke(app, ["run", str(spec), "--store", str(store), "--headless"], input="n\n")
     assert "Queue 10,001 runs?" in asked.output and asked.exit_code == 1 and not store.exists()

@@ -15,15 +15,15 @@ import pytest
 
 from rankbias_tui.scheduler import Scheduler, SchedulerOptions, plan_slots
 from rankbias_tui.scheduler.daemon import Daemon
-from rankbias_tui.spec import RunConfig
 from rankbias_tui.store import DB_NAME, Request, Store
-from rankbias_tui.sweep import PlannedRun, run_id
+from rankbias_tui.sweep import PlannedRun
+from tests.support import runs
 from tests.support.faults import start, wait_for
 
 
 def planned(**fields: object) -> PlannedRun:
-    cfg = RunConfig(model="mlp", depth=2, width=16, dataset="digits", lr_milestones=(), **fields)
-    return PlannedRun(run_id(cfg), "t", cfg)
+    """TINY at the default measurement cadence."""
+    return runs.planned(base={k: v for k, v in runs.TINY.items() if k != "measure_every"}, **fields)
 
 
 @pytest.mark.slow

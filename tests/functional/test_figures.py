@@ -8,7 +8,6 @@ counted directly from the stored singular values. One slow test trains a real 2-
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -23,6 +22,7 @@ from rankbias_tui import figures
 from rankbias_tui.cli import app
 from rankbias_tui.measures import rank_at_eps
 from rankbias_tui.store import Store
+from tests.support import runs
 from tests.support.trend_store import EPOCHS, GRID, LAYERS, build_store
 
 runner = CliRunner()
@@ -159,7 +159,7 @@ def direct_avg_rank(store: Store, run_id: str, step: int, eps: float) -> float:
 @pytest.mark.parametrize("eps", [1e-3, 1e-2, 5e-2])
 def test_eps_recomputation_matches_direct_ranks(store: Store, eps: float) -> None:
     run = store.runs("trend")[-1]  # B = 128, lr = 0.1, wd = 5e-3
-    c = run.config
+    c = run.config.stored
     fixed = {k: c[k] for k in ("lr", "weight_decay")}
     data = figures.rank_curve_data(store, "trend", by="batch_size", eps=eps, fixed=fixed)
     line = next(s for s in data.panels[0].series if s.label == str(c["batch_size"]))
@@ -204,6 +204,22 @@ def test_plot_writes_png_and_svg(store_dir: Path, store: Store, tmp_path: Path, 
     assert_svg(tmp_path / "fig.svg")
     result = runner.invoke(app, [*args, "-o", str(tmp_path / "only.svg")])
     assert result.exit_code == 0 and [p.name for p in tmp_path.iterdir() if p.stem == "only"] == ["only.svg"]
+
+
+def test_figure_kinds_are_one_table() -> None:
+    """``plot --kind``, the drawings, the default ``--by`` and the report's titles all read
+    ``figures.KINDS``; a kind's default ``--by`` is its data function's."""
+    from rankbias_tui.cli.analysis import BY_HELP, Kind
+    from rankbias_tui.report.render import _title
+
+    assert [k.value for k in Kind] == list(figures.KINDS) == ["rank-curves", "contour", "spectrum", "accuracy-vs-rank"]
+    defaults = {name: kind.default_by for name, kind in figures.KINDS.items()}
+    assert defaults == {"rank-curves": "batch_size", "contour": None, "spectrum": None, "accuracy-vs-rank": "weight_decay"}
+    assert "one line (rank-curves, default batch_size)" in BY_HELP and "(accuracy-vs-rank, default weight_decay)" in BY_HELP
+    assert {kind.drawing for kind in figures.KINDS.values()} == set(figures.DRAWINGS)
+    assert _title("contour") == "Final rank over two hyperparameters" and _title("other") == "other"
+    with pytest.raises(figures.FigureError, match="choose from rank-curves, contour, spectrum, accuracy-vs-rank"):
+        figures.make_figure("histogram", None)  # type: ignore[arg-type]
 
 
 def test_plot_default_output_is_under_the_store(tmp_path: Path) -> None:
@@ -288,8 +304,7 @@ grid.batch_size = [16, 128]
 
 
 def rankbias(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("rankbias", path=str(Path(sys.executable).parent)) or "rankbias"
-    return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return runs.rankbias(*args, cwd=cwd, timeout=120)
 
 
 @pytest.mark.slow

@@ -10,33 +10,18 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from rankbias_tui.scheduler import Scheduler, StopRequested, plan_slots
-from rankbias_tui.spec import RunConfig
 from rankbias_tui.store import Request, Store
-from rankbias_tui.sweep import PlannedRun, run_id
+from rankbias_tui.sweep import PlannedRun
+from tests.support.runs import planned, wait_for
 
 pytestmark = pytest.mark.slow  # trains real (tiny) runs
 
-TINY = dict(model="mlp", depth=2, width=16, dataset="digits", lr_milestones=(), measure_every=2)
 EVAL = ("train_loss", "train_acc", "test_loss", "test_acc")
-
-
-def planned(**fields: object) -> PlannedRun:
-    cfg = RunConfig(**(TINY | fields))
-    return PlannedRun(run_id(cfg), "t", cfg)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def start(store_dir: Path, runs: list[PlannedRun], per_device: int = 2) -> tuple[threading.Thread, dict]:

@@ -7,12 +7,12 @@ layer is capped at 64); with wd > 0 a smaller batch ends at a lower average rank
 from __future__ import annotations
 
 import csv
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support import runs
 
 pytestmark = pytest.mark.slow  # trains real (tiny) runs
 
@@ -34,8 +34,7 @@ MAX_RANK = (64 + 3 * 100) / 4
 
 
 def rankbias(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("rankbias", path=str(Path(sys.executable).parent)) or "rankbias"
-    return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    return runs.rankbias(*args, cwd=cwd, timeout=600)
 
 
 def test_quickstart_trends(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from rankbias_tui import export
 from rankbias_tui.scheduler import SchedulerLock
 from rankbias_tui.spec import load_spec
 from rankbias_tui.store import Request, Store
+from rankbias_tui.sweep import expand_sweep
 from rankbias_tui.tui.screens.compare import CompareScreen
 from rankbias_tui.tui.screens.detail import RunDetailScreen
 from rankbias_tui.tui.screens.launch import LaunchScreen
@@ -114,7 +115,7 @@ async def test_filter_by_typing_and_sort(store_dir: Path) -> None:
         snap = app.latest.snapshot.by_id()
         shown = table.visible_ids()
         assert shown and all(
-            snap[r].config["weight_decay"] == 0.01 and snap[r].status == "done" for r in shown
+            snap[r].config.weight_decay == 0.01 and snap[r].status == "done" for r in shown
         )
         await pilot.press("escape")  # clears the filter
         assert len(table.visible_ids()) == len(snap)
@@ -130,7 +131,10 @@ async def test_filter_by_typing_and_sort(store_dir: Path) -> None:
 
 @pilot_test
 async def test_launch_queues_a_sweep(store_dir: Path) -> None:
+    spec = store_dir / "experiments.toml"
+    runs = expand_sweep(load_spec(spec), "lr-wd")
     app = make_app(store_dir)
+    spec.write_text(spec.read_text().replace("grid.lr = [0.1, 0.2]", "grid.lr = [0.3]"))  # after the app read it
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await pilot.press("l")
@@ -146,8 +150,8 @@ async def test_launch_queues_a_sweep(store_dir: Path) -> None:
         assert not isinstance(app.screen, LaunchScreen)
     with Store(store_dir) as store:
         requests = store.take_requests()
-    spec_path = str((store_dir / "experiments.toml").resolve())
-    assert requests == [Request("launch", spec_path=spec_path, sweep="lr-wd")]
+    # the runs the screen counted, not those the file holds by now
+    assert requests == [Request("launch", run.run_id, sweep="lr-wd") for run in runs] and len(runs) == 4
     assert [call[0] for call in app.spawn.calls] == [store_dir]  # no scheduler ran: one was started
 
 

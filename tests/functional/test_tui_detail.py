@@ -163,3 +163,12 @@ async def test_the_log_tab_shows_warnings_segments_and_the_scheduler_lines(tui_s
         assert "checkpoint step-40.pt is unreadable" in text and "from the start on cpu: eager" in text
         assert f"10:00 run {run_id} on cpu: eager" in text and f"10:02 run {run_id}: done" in text
         assert "0123456789ab" not in text  # another run's line
+
+
+def test_the_dashboard_and_the_detail_screen_share_one_resume_rule() -> None:
+    from rankbias_tui.tui.screens.run_actions import cannot_resume
+
+    assert cannot_resume("0123456789ab", "done") == "01234567 is done, finished: nothing to resume"
+    assert cannot_resume("0123456789ab", "diverged") == "01234567 is diverged, finished: nothing to resume"
+    assert cannot_resume("0123456789ab", "running") == "01234567 is running, already running"
+    assert all(cannot_resume("0123456789ab", s) is None for s in ("failed", "cancelled", "stopped", "interrupted"))

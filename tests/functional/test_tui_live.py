@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from rankbias_tui import scheduler
+from rankbias_tui.spec import load_spec
 from rankbias_tui.store import Store, StorePaths
+from rankbias_tui.sweep import expand
 from rankbias_tui.tui import create_app
 from rankbias_tui.tui.widgets.runs_table import RunsTable
 from tests.support.tui_store import TINY_SPEC as SPEC
@@ -40,7 +42,7 @@ async def test_attach_quit_attach_while_a_real_scheduler_runs(tmp_path: Path) ->
     spec, store_dir = tmp_path / "spec.toml", tmp_path / "runs"
     spec.write_text(SPEC)
     with Store(store_dir) as store:
-        scheduler.launch(store, spec, "tiny")
+        scheduler.launch(store, expand(load_spec(spec), ["tiny"]))
     pid, proc = scheduler.ensure(store_dir, OPTIONS)
     assert pid is None and proc is not None  # none was running: started one
     try:

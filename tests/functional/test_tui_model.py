@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from rankbias_tui.spec import RunConfig
 from rankbias_tui.tui.format import bar, bound, duration
 from rankbias_tui.tui.model import RunView, StoreFeed, downsample, group_curves, varied_fields
 from rankbias_tui.tui.usage import DeviceUse, device_usage
@@ -17,7 +18,7 @@ from tests.support.tui_store import NOW, make_store
 def view(run_id: str, status: str, progress: float = 0.0, started: float | None = None, **cfg) -> RunView:  # noqa: ANN003
     config = {"epochs": 10, "batch_size": 8, "lr": 0.1, "weight_decay": 0.0} | cfg
     finished = started + 100.0 if status == "done" and started is not None else None
-    return RunView(run_id, "s", status, "cpu", config, int(progress * 100), 100, progress * 10,
+    return RunView(run_id, "s", status, "cpu", RunConfig(**config), int(progress * 100), 100, progress * 10,
                    started_at=started, finished_at=finished)  # fmt: skip
 
 
@@ -27,7 +28,7 @@ def test_varied_fields_and_grouping() -> None:
         view("b", "done", batch_size=32),
         view("c", "done", batch_size=8),
     ]
-    assert varied_fields(r.config for r in runs) == ("batch_size",)
+    assert varied_fields(r.config.stored for r in runs) == ("batch_size",)
     curves = {"a": ((0.0, 10.0), (5.0, 6.0)), "b": ((0.0, 10.0), (5.0, 9.0)), "c": ((0.0, 10.0), (5.0, 8.0))}
     grouped = group_curves(runs, curves, "batch_size")
     assert grouped == [("B=8", 2, ((0.0, 10.0), (5.0, 7.0))), ("B=32", 1, ((0.0, 10.0), (5.0, 9.0)))]

@@ -71,7 +71,7 @@ def test_graphed_run_follows_the_eager_loop(device: str, model: str, loss: str) 
     """fp32, every model (and MSE under capture): weights, BatchNorm statistics and losses after
     4 steps (two epochs, the second at the learning rate decayed at the milestone of epoch 2, which
     the graph must pick up). No CPU twin for the conv nets: minutes on two shared cores
-    (tests/unit/test_graphs.py trains vgg16 there)."""
+    (tests/unit/engine/test_graphs.py trains vgg16 there)."""
     cfg, data = small(model, device, loss=loss)
     eager, eager_events, init = train_epochs(cfg, device, data, graphed=False)
     graphed, graphed_events, _ = train_epochs(cfg, device, data, graphed=True)
@@ -107,7 +107,7 @@ def test_fewer_steps_per_epoch_than_warm_up_steps(
     """The warm-up once read past the batch table here (a device-side assert that poisoned the
     context). Through ``train`` as a worker runs it, graphed against eager: weights and BatchNorm
     statistics of the last checkpoint (relative to how far the eager run moved) and losses; the
-    CPU twin is tests/unit/test_graphs.py."""
+    CPU twin is tests/unit/engine/test_graphs.py."""
     cfg = MLP.model_copy(update={"batch_size": batch_size, "train_size": train_size, "drop_last": drop_last})
     events: list[Event] = []
     assert train(cfg, "cuda:0", events.append, run_id="r", ckpt_dir=tmp_path / "graphed") == "done"

@@ -76,7 +76,7 @@ def assert_same_run(pack_events: list[Event], single: list[Event], rel: float = 
 @pytest.mark.parametrize(("device", "train_size"), on(BOTH, (300,)) + on(GPU, (None,)))
 def test_pack_members_follow_their_single_runs(device: str, train_size: int | None) -> None:
     """Each member on its own seeded training subset, and shared data (on the CPU that one is
-    tests/unit/test_pack.py)."""
+    tests/unit/engine/test_pack.py)."""
     hyper = ((0, 0.05), (1, 0.1), (2, 0.02))
     cfgs = [MLP.model_copy(update=dict(seed=s, lr=lr, train_size=train_size)) for s, lr in hyper]
     status, events = run_pack(pack_of(cfgs, device))

@@ -7,15 +7,16 @@ and the packs."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from rankbias_tui import scheduler
 from rankbias_tui.scheduler import SchedulerOptions
+from rankbias_tui.spec import load_spec
 from rankbias_tui.store import Store, StorePaths
-from tests.support import golden
+from rankbias_tui.sweep import expand
+from tests.support import golden, runs
 
 GOLDEN = golden.GOLDEN
 
@@ -36,8 +37,7 @@ def test_the_golden_sweep_on_ray_gives_the_local_backend_s_exports(
 
 
 def rankbias(*args: str) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).with_name("rankbias")
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=120)
+    return runs.rankbias(*args, timeout=120)
 
 
 def test_a_run_no_node_can_take_is_refused_not_left_waiting(ray_cluster, tmp_path: Path) -> None:
@@ -63,7 +63,7 @@ def test_a_background_scheduler_trains_on_the_cluster_with_the_same_numbers(
     ray_cluster, tmp_path: Path, local_packs: dict[str, str]
 ) -> None:
     with Store(tmp_path, create=True) as store:
-        scheduler.launch(store, GOLDEN / "spec.toml", "golden")
+        scheduler.launch(store, expand(load_spec(GOLDEN / "spec.toml"), ["golden"]))
     options = SchedulerOptions("cpu", backend="ray", ray_address=ray_cluster.address, idle_exit_s=0.5)
     proc = scheduler.spawn(tmp_path, options)
     assert proc.wait(180) == 0, StorePaths.of(tmp_path).log.read_text()[-3000:]

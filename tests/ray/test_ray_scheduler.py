@@ -16,24 +16,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rankbias_tui.scheduler import Scheduler, SchedulerOptions, StopRequested, plan_slots, prepare
-from rankbias_tui.spec import RunConfig
 from rankbias_tui.store import Request, Store
-from rankbias_tui.sweep import PlannedRun, run_id
+from rankbias_tui.sweep import PlannedRun
+from tests.support import runs
 
-TINY = dict(model="mlp", depth=2, width=16, dataset="digits", lr_milestones=(), measure_every=1)
+TINY = dict(runs.TINY, measure_every=1)
 EVAL = ("train_loss", "train_acc", "test_loss", "test_acc")
 
 
 def planned(**fields: object) -> PlannedRun:
-    cfg = RunConfig(**(TINY | fields))
-    return PlannedRun(run_id(cfg), "t", cfg)
+    return runs.planned(base=TINY, **fields)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+    runs.wait_for(predicate, timeout)
 
 
 def ray_scheduler(store: Store, runs: list[PlannedRun], pack_size: int = 1) -> Scheduler:

@@ -10,16 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rankbias_tui import owner
-from rankbias_tui.store import Store
+from rankbias_tui.store import Store, owner
+from tests.support import runs
+from tests.support.runs import RANKBIAS
 
-RANKBIAS = str(Path(sys.executable).with_name("rankbias"))
 SPEC = Path(__file__).resolve().parents[1] / "data" / "faults" / "spec.toml"
 RUN = ("run", str(SPEC), "--headless", "--devices", "cpu", "--per-device", "1")
 EVAL = ("train_loss", "train_acc", "test_loss", "test_acc")  # running loss/acc/lr follow the wall clock
@@ -35,7 +33,10 @@ def can_mount() -> bool:
 def start(store: Path, *extra: str) -> subprocess.Popen[str]:
     """``rankbias run --headless`` of the fault sweep into ``store``, in the background."""
     return subprocess.Popen(
-        [RANKBIAS, *RUN, "--store", str(store), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [RANKBIAS, *RUN, "--store", str(store), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -45,10 +46,7 @@ def run(store: Path, *extra: str, timeout: float = 600) -> subprocess.CompletedP
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 300.0, what: str = "it") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+    runs.wait_for(predicate, timeout, what)
 
 
 def checkpointed(store: Path, proc: subprocess.Popen[str] | None = None) -> bool:

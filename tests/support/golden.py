@@ -25,9 +25,10 @@ import io
 import math
 import os
 import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
+
+from tests.support import runs
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
 SPEC = GOLDEN / "spec.toml"
@@ -51,9 +52,9 @@ RANK_COLUMNS = {"rank", "init_avg_rank", "final_avg_rank"}
 
 # ----- making exports ---------------------------------------------------------------------------
 def rankbias(*args: str, env: dict[str, str] | None = None) -> str:
-    """stdout of the installed ``rankbias`` command (raises with its stderr when it fails)."""
-    exe = Path(sys.executable).with_name("rankbias")
-    out = subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, timeout=300)
+    """stdout of the installed ``rankbias`` command (raises with its stderr when it fails); ``env``
+    replaces this process's environment (``kernels_env`` makes one)."""
+    out = subprocess.run([runs.RANKBIAS, *args], capture_output=True, text=True, env=env, timeout=300)
     if out.returncode != 0:
         raise AssertionError(f"rankbias {' '.join(args)} exited {out.returncode}:\n{out.stderr[-3000:]}")
     return out.stdout

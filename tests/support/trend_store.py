@@ -69,7 +69,9 @@ def _spectra(run_id: str, config: dict, step: int, epoch: float, follows_paper: 
     wd, lr, batch = config["weight_decay"], config["lr"], config["batch_size"]
     for index, (name, d_out, d_in) in enumerate(LAYERS):
         k = min(d_out, d_in)
-        s = svals_with_rank(k, round(rank_fraction(config, epoch, follows_paper) * k) - seed_shift.get(name, 0))
+        s = svals_with_rank(
+            k, round(rank_fraction(config, epoch, follows_paper) * k) - seed_shift.get(name, 0)
+        )
         p = s[s > 0] / s.sum()
         rows.append(SpectrumRow(
             run_id=run_id, step=step, epoch=epoch, layer_index=index, layer=name, d_out=d_out, d_in=d_in,

@@ -12,12 +12,14 @@ import pytest
 # module -> heavy packages it must not import (the CLI imports Textual only to open the app).
 LIGHT = {
     "rankbias_tui.spec": ("torch", "textual"),
+    "rankbias_tui.catalog": ("torch", "textual"),
     "rankbias_tui.sweep": ("torch", "textual"),
     "rankbias_tui.store": ("torch", "textual"),
-    "rankbias_tui.schema": ("torch", "textual"),
-    "rankbias_tui.owner": ("torch", "textual", "numpy"),
+    "rankbias_tui.store.schema": ("torch", "textual"),
+    "rankbias_tui.store.owner": ("torch", "textual"),  # stdlib itself; the store package brings numpy
     "rankbias_tui.checkpoints": ("torch", "textual"),
     "rankbias_tui.measures": ("torch", "textual", "matplotlib"),
+    "rankbias_tui.display": ("torch", "textual", "matplotlib", "numpy"),
     "rankbias_tui.protocol": ("torch", "textual"),
     "rankbias_tui.export": ("torch", "textual"),
     "rankbias_tui.claims": ("torch", "textual"),
@@ -29,8 +31,8 @@ LIGHT = {
     "rankbias_tui.scheduler.ray_backend": ("torch", "textual", "ray"),
     "rankbias_tui.scheduler.ray_task": ("torch", "textual", "ray"),
     "rankbias_tui.cli": ("torch", "textual", "ray"),
-    "rankbias_tui.cli_output": ("torch", "textual", "matplotlib", "ray"),
-    "rankbias_tui.cli_runs": ("torch", "textual", "matplotlib", "ray"),
+    "rankbias_tui.cli.output": ("torch", "textual", "matplotlib", "ray"),
+    "rankbias_tui.cli.runs": ("torch", "textual", "matplotlib", "ray"),
 }
 
 

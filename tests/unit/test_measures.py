@@ -131,7 +131,9 @@ def test_statuses() -> None:
 
 
 def test_metric_table_names_every_metric_once() -> None:
-    assert set(measures.METRICS) == set(measures.STEP_METRICS) | set(measures.EVAL_METRICS)
+    assert set(measures.METRICS) == set(measures.STEP_METRICS) | set(measures.EVAL_METRICS) | set(
+        measures.MEASURE_METRICS
+    )
     assert not set(measures.STEP_METRICS) & set(measures.EVAL_METRICS)
     assert measures.shown_loss({"loss", "train_loss"}) == "train_loss" and measures.shown_loss({"loss"}) == "loss"
     assert measures.shown_acc({"acc", "test_acc"}) == "test_acc" and measures.shown_acc(set()) == "acc"

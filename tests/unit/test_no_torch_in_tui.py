@@ -20,7 +20,7 @@ def test_importing_the_app_and_its_cli_does_not_import_torch(tmp_path: Path) -> 
     result = run_python(
         """
         import sys
-        import rankbias_tui.tui.app, rankbias_tui.cli_tui, rankbias_tui.cli, rankbias_tui.scheduler.daemon
+        import rankbias_tui.tui.app, rankbias_tui.cli.attach, rankbias_tui.cli, rankbias_tui.scheduler.daemon
         import rankbias_tui.scheduler.client
         loaded = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
         assert not loaded, loaded

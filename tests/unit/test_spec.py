@@ -183,14 +183,6 @@ def test_a_binary_spec_is_one_line_and_exit_2(tmp_path: Path, content: bytes) ->
     assert "Traceback" not in result.output
 
 
-def test_the_training_set_sizes_the_spec_knows_are_the_loaded_ones() -> None:
-    from rankbias_tui.engine.data import load_dataset
-    from rankbias_tui.spec import TRAIN_SIZES
-
-    for name in ("digits", "synthetic"):
-        assert len(load_dataset(name).y_train) == TRAIN_SIZES[name]
-
-
 def test_validate_counts_a_million_run_grid_without_expanding_it(tmp_path: Path) -> None:
     axis = ", ".join(str(i) for i in range(1, 101))
     text = f'[sweeps.huge]\ndataset = "digits"\ngrid.epochs = [{axis}]\ngrid.depth = [{axis}]\ngrid.width = [{axis}]\n'

@@ -12,10 +12,12 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from ...display import MISSING
 from ...measures import HPARAMS, TEST_ACC, TRAIN_LOSS
+from ...measures import SHORT_NAMES as SHORT
 from ..format import num
 from ..messages import AppState, ExportRequested, StoreRefreshed, WatchCompare
-from ..model import AVG_RANK, SHORT, group_curves
+from ..model import AVG_RANK, group_curves
 from ..widgets.charts import CompareChart, marked
 
 GROUPINGS: tuple[str | None, ...] = (None, *HPARAMS)
@@ -23,7 +25,9 @@ NAMES = {AVG_RANK: "average rank", TEST_ACC: "test accuracy", TRAIN_LOSS: "train
 
 
 def measure_name(measure: str) -> str:
-    return f"rank of {measure.partition(':')[2]}" if measure.startswith("rank:") else NAMES.get(measure, measure)
+    return (
+        f"rank of {measure.partition(':')[2]}" if measure.startswith("rank:") else NAMES.get(measure, measure)
+    )
 
 
 class CompareScreen(Screen[None]):
@@ -70,9 +74,13 @@ class CompareScreen(Screen[None]):
         return [AVG_RANK, TEST_ACC, TRAIN_LOSS, *(f"rank:{layer}" for layer in layers)]
 
     def _draw(self) -> None:
-        grouping = "each run" if self.group_by is None else f"mean by {SHORT.get(self.group_by, self.group_by)}"
+        grouping = (
+            "each run" if self.group_by is None else f"mean by {SHORT.get(self.group_by, self.group_by)}"
+        )
         what = measure_name(self.measure)
-        title = f"{what}: {self.title_text} ({len(self.run_ids)} runs), {grouping}; █ the row under the cursor"
+        title = (
+            f"{what}: {self.title_text} ({len(self.run_ids)} runs), {grouping}; █ the row under the cursor"
+        )
         self.query_one("#title", Static).update(Text(title, no_wrap=True, overflow="ellipsis"))
         latest = self.state.latest
         if self.curves is None or latest is None:
@@ -85,7 +93,7 @@ class CompareScreen(Screen[None]):
         rows = []
         for i, (label, count, curve) in enumerate(lines):
             key = marked(i)[0]  # the highlighted row's curve is drawn █ (the rows do not change with it)
-            first, last = (num(curve[0][1], ".3g"), num(curve[-1][1], ".3g")) if curve else ("-", "-")
+            first, last = (num(curve[0][1], ".3g"), num(curve[-1][1], ".3g")) if curve else (MISSING, MISSING)
             rows.append((key, label, str(count), first, last, str(len(curve))))
         if rows != getattr(self, "_rows", None):
             self._rows, cursor = rows, table.cursor_row
@@ -108,7 +116,9 @@ class CompareScreen(Screen[None]):
 
     def action_measure(self) -> None:
         options = self._measures()
-        self.measure = options[(options.index(self.measure) + 1) % len(options)] if self.measure in options else AVG_RANK
+        self.measure = (
+            options[(options.index(self.measure) + 1) % len(options)] if self.measure in options else AVG_RANK
+        )
         self.curves = None
         self.post_message(WatchCompare(tuple(self.run_ids), self.measure))
         self._draw()

@@ -9,10 +9,9 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
-from ...measures import ACTIVE, FINISHED
+from ...measures import Status
 from ..messages import (
     AppState,
-    CancelRequested,
     ExportRequested,
     OpenCompare,
     OpenLaunch,
@@ -24,6 +23,7 @@ from ..model import RunView
 from ..widgets.runs_table import RunsTable
 from ..widgets.status import StatusHeader
 from .confirm import ConfirmScreen
+from .run_actions import ask_to_cancel, cannot_resume
 from .sort import SortScreen
 
 
@@ -49,7 +49,9 @@ class DashboardScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="status")
-        yield Input(placeholder="/ filter: words of id, sweep, status, reason; B=8 wd=0.01 exact values", id="filter")
+        yield Input(
+            placeholder="/ filter: words of id, sweep, status, reason; B=8 wd=0.01 exact values", id="filter"
+        )
         yield RunsTable(id="runs")
         yield Footer(compact=True)
 
@@ -134,29 +136,21 @@ class DashboardScreen(Screen[None]):
 
     def action_cancel(self) -> None:
         view = self._selected_view()
-        if view is None:
-            return
-        if view.status not in ACTIVE:
-            self.notify(f"{view.run_id[:8]} is {view.status}: nothing to cancel", severity="warning")
-            return
-
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self.post_message(CancelRequested(view.run_id))
-
-        label = view.label(self.table.snapshot.varied)  # type: ignore[union-attr]
-        self.app.push_screen(ConfirmScreen(f"Cancel run {label} ({view.status})?"), answer)
+        if view is not None:
+            label = view.label(self.table.snapshot.varied)  # type: ignore[union-attr]
+            ask_to_cancel(self, view.run_id, view.status, label)
 
     def action_resume(self) -> None:
         view = self._selected_view()
         if view is None:
             return
-        if view.status in (*FINISHED, "running"):
-            why = "finished: nothing to resume" if view.status in FINISHED else "already running"
-            self.notify(f"{view.run_id[:8]} is {view.status}, {why}", severity="warning")
+        refused = cannot_resume(view.run_id, view.status)
+        if refused is not None:
+            self.notify(refused, severity="warning")
             return
-        stopped = [v.run_id for v in self.table.snapshot.runs if v.status == "stopped"]  # type: ignore[union-attr]
-        if view.status != "stopped" or len(stopped) < 2:
+        shown = self.table.snapshot.runs  # type: ignore[union-attr]
+        stopped = [v.run_id for v in shown if v.status == Status.STOPPED]
+        if view.status != Status.STOPPED or len(stopped) < 2:
             self.post_message(ResumeRequested(view.run_id))
             return
 

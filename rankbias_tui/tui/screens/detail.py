@@ -15,13 +15,14 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
-from ...measures import ACTIVE, FINISHED, reason
+from ...display import MISSING, shown
+from ...measures import Status, reason
 from ...store import SpectrumRow
 from ..format import bound, duration, num
-from ..messages import AppState, CancelRequested, ExportRequested, ResumeRequested, StoreRefreshed, WatchRun
+from ..messages import AppState, ExportRequested, ResumeRequested, StoreRefreshed, WatchRun
 from ..model import RunDetail
 from ..widgets.charts import CurvesChart, RankChart, SpectrumChart
-from .confirm import ConfirmScreen
+from .run_actions import ask_to_cancel, cannot_resume
 
 
 class RunDetailScreen(Screen[None]):
@@ -49,7 +50,9 @@ class RunDetailScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(self.run_id, id="title")
-        with TabbedContent(initial="config" if self._status() == "failed" else "curves"):  # opens on the error
+        with TabbedContent(
+            initial="config" if self._status() == Status.FAILED else "curves"
+        ):  # opens on the error
             with TabPane("1 Curves", id="curves"):
                 yield Static(id="reason")
                 yield CurvesChart(id="curves-chart")
@@ -102,9 +105,9 @@ class RunDetailScreen(Screen[None]):
         eta = latest.snapshot.run_eta.get(run.run_id) if latest is not None else None
         speed = f" · {duration(eta)} left" if eta is not None else ""
         text = (
-            f"{run.run_id} {run.status} · epoch {run.epoch:g}/{cfg.get('epochs')}{speed} · B={cfg.get('batch_size')} "
-            f"lr={cfg.get('lr')} wd={cfg.get('weight_decay')} · {cfg.get('model')} on {cfg.get('dataset')} · "
-            f"{run.sweep} · {run.device or '-'}"
+            f"{run.run_id} {run.status} · epoch {run.epoch:g}/{cfg.epochs}{speed} · B={cfg.batch_size} "
+            f"lr={cfg.lr} wd={cfg.weight_decay} · {cfg.model} on {cfg.dataset} · "
+            f"{run.sweep} · {run.device or MISSING}"
         )
         self.query_one("#title", Static).update(Text(text, no_wrap=True, overflow="ellipsis"))
         why = reason(run.status, run.error)
@@ -129,13 +132,21 @@ class RunDetailScreen(Screen[None]):
         index, layers = found
         self.layer_index = max(0, min(self.layer_index, len(layers) - 1))
         shown = layers[self.layer_index]
-        first = next((f for f in self.detail.measurements[0] if f.layer == shown.layer), None)  # type: ignore[union-attr]
+        initial = self.detail.measurements[0]  # type: ignore[union-attr]
+        first = next((f for f in initial if f.layer == shown.layer), None)
         chart.show(shown, index, len(self.detail.measurements), first)  # type: ignore[union-attr]
         rows = [
-            (s.layer, f"{s.d_out}x{s.d_in}", str(s.m), str(s.rank), bound(s.bound, s.d_out, s.d_in),
-             f"{s.stable_rank:.2f}", f"{s.effective_rank:.1f}")
+            (
+                s.layer,
+                f"{s.d_out}x{s.d_in}",
+                str(s.m),
+                str(s.rank),
+                bound(s.bound, s.d_out, s.d_in),
+                f"{s.stable_rank:.2f}",
+                f"{s.effective_rank:.1f}",
+            )
             for s in layers
-        ]  # fmt: skip
+        ]
         if rows != getattr(self, "_layer_rows", None):
             self._layer_rows = rows
             table.clear()
@@ -147,27 +158,27 @@ class RunDetailScreen(Screen[None]):
     def _config(self) -> None:
         assert self.detail is not None
         run = self.detail.run
-        lines = [f"status          {run.status} (attempt {run.attempts}) on {run.device or '-'}"]
+        lines = [f"status          {run.status} (attempt {run.attempts}) on {run.device or MISSING}"]
         lines += [
-            f"step            {run.step}/{run.total_steps or '?'}, checkpoint {run.checkpoint_step if run.checkpoint_step is not None else '-'}"
+            f"step            {run.step}/{run.total_steps or '?'}, checkpoint {shown(run.checkpoint_step)}"
         ]
         for name, stamp in (("started", run.started_at), ("finished", run.finished_at)):
             if stamp:
                 lines.append(
                     f"{name:<15} {datetime.fromtimestamp(stamp, timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
                 )
-        if run.active_s or run.status == "running":
+        if run.active_s or run.status == Status.RUNNING:
             trained = run.active_seconds(self.app_clock())
             lines.append(f"trained for     {duration(trained)} over {run.attempts} attempt(s)")
             if run.step and trained > 0:
                 lines.append(f"speed           {run.step / trained:.1f} steps/s (average over the attempts)")
         if run.error:
-            lines += ["", "error:" if run.status == "failed" else "reason:", run.error]
+            lines += ["", "error:" if run.status == Status.FAILED else "reason:", run.error]
         elif reason(run.status, run.error):
             lines += ["", f"reason: {reason(run.status, run.error)}"]
         last = {name: ys[-1] for name, (_, ys) in self.detail.series.items() if ys}
         lines += ["", "last values:", *(f"  {k:<13} {num(v, '.4g')}" for k, v in sorted(last.items()))]
-        lines += ["", "config:", *(f"  {k:<15} {json.dumps(v)}" for k, v in run.config.items())]
+        lines += ["", "config:", *(f"  {k:<15} {json.dumps(v)}" for k, v in run.config.stored.items())]
         lines += ["", "provenance:", *(f"  {k:<15} {v}" for k, v in sorted(run.provenance.items()))]
         self.query_one("#config-text", Static).update(Text("\n".join(lines)))
 
@@ -193,7 +204,9 @@ class RunDetailScreen(Screen[None]):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         # up/down then move through the layers (spectrum) or scroll the text (config)
-        target = {"spectrum": "#layers", "config": "#config-scroll", "log": "#log-scroll"}.get(event.pane.id or "")
+        target = {"spectrum": "#layers", "config": "#config-scroll", "log": "#log-scroll"}.get(
+            event.pane.id or ""
+        )
         if target:
             self.query_one(target).focus()
 
@@ -217,26 +230,16 @@ class RunDetailScreen(Screen[None]):
 
     def action_cancel(self) -> None:
         """Cancel after a yes, as on the dashboard; say why not on a run that is not active."""
-        if self.detail is None:
-            return
-        run = self.detail.run
-        if run.status not in ACTIVE:
-            self.notify(f"{run.run_id[:8]} is {run.status}: nothing to cancel", severity="warning")
-            return
-
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self.post_message(CancelRequested(self.run_id))
-
-        self.app.push_screen(ConfirmScreen(f"Cancel run {run.run_id[:8]} ({run.status})?"), answer)
+        if self.detail is not None:
+            run = self.detail.run
+            ask_to_cancel(self, run.run_id, run.status, run.run_id[:8])
 
     def action_resume(self) -> None:
         if self.detail is None:
             return
-        run = self.detail.run
-        if run.status in (*FINISHED, "running"):
-            why = "finished: nothing to resume" if run.status in FINISHED else "already running"
-            self.notify(f"{run.run_id[:8]} is {run.status}, {why}", severity="warning")
+        refused = cannot_resume(self.run_id, self.detail.run.status)
+        if refused is not None:
+            self.notify(refused, severity="warning")
             return
         self.post_message(ResumeRequested(self.run_id))
 

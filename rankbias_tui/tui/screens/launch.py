@@ -1,7 +1,9 @@
 """The spec's sweeps with their run counts and how many are done; Enter queues one.
 
 ``SweepMenu`` is what the screen offers, built once from the spec the command read (``rankbias
-run`` and ``attach`` read the spec file once and hand it to the app)."""
+run`` and ``attach`` read the spec file once and hand it to the app). It keeps each sweep's runs as
+expanded then: Enter queues those very runs, the ones the screen counted, whatever the file says
+by now."""
 
 from __future__ import annotations
 
@@ -15,9 +17,9 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from ...measures import ACTIVE, FINISHED
+from ...measures import ACTIVE, FINISHED, Status
 from ...spec import Spec, SpecError, load_spec
-from ...sweep import expand_sweep
+from ...sweep import PlannedRun, expand_sweep
 from ..messages import AppState, LaunchRequested, StoreRefreshed
 from .confirm import ConfirmScreen
 
@@ -27,8 +29,11 @@ class SweepMenu:
     """The sweeps of a spec file, or why there are none to offer."""
 
     path: Path | None
-    sweeps: Mapping[str, tuple[str, list[str]]]  # name -> (description, run ids)
+    sweeps: Mapping[str, tuple[str, tuple[PlannedRun, ...]]]  # name -> (description, its runs)
     problem: str = ""
+
+    def run_ids(self, name: str) -> list[str]:
+        return [run.run_id for run in self.sweeps[name][1]]
 
     @classmethod
     def of(cls, path: Path | None, spec: Spec | SpecError | None = None) -> SweepMenu:
@@ -42,10 +47,7 @@ class SweepMenu:
                 spec = err
         if isinstance(spec, SpecError):
             return cls(path, {}, spec.report())
-        sweeps = {
-            name: (s.description, [p.run_id for p in expand_sweep(spec, name)])
-            for name, s in spec.sweeps.items()
-        }
+        sweeps = {name: (s.description, tuple(expand_sweep(spec, name))) for name, s in spec.sweeps.items()}
         return cls(path, sweeps)
 
 
@@ -89,11 +91,12 @@ class LaunchScreen(Screen[None]):
         latest = self.state.latest
         status = {v.run_id: v.status for v in latest.snapshot.runs} if latest else {}
         rows = []
-        for name, (_, ids) in self.sweeps.items():
+        for name in self.sweeps:
+            ids = self.menu.run_ids(name)
             states = [status.get(i) for i in ids]
             done = sum(s in FINISHED for s in states)
-            running = states.count("running")
-            queued = states.count("queued")
+            running = states.count(Status.RUNNING)
+            queued = states.count(Status.QUEUED)
             other = sum(s is not None for s in states) - done - running - queued
             rows.append((name, str(len(ids)), str(done), str(running), str(queued), str(other)))
         if rows == getattr(self, "_rows", None):
@@ -109,7 +112,7 @@ class LaunchScreen(Screen[None]):
         if self.problem:
             return
         name = str(event.row_key.value)
-        description = self.sweeps.get(name, ("", []))[0]
+        description = self.sweeps.get(name, ("", ()))[0]
         self.query_one("#description", Static).update(Text(description or ""))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
@@ -120,9 +123,12 @@ class LaunchScreen(Screen[None]):
         (left as they are) and ones to resume (failed, cancelled, stopped)."""
         latest = self.state.latest
         status = {v.run_id: v.status for v in latest.snapshot.runs} if latest else {}
-        states = [status.get(i) for i in self.sweeps[name][1]]
-        out = {"new": states.count(None), "done": sum(s in FINISHED for s in states),
-               "active": sum(s in ACTIVE for s in states)}  # fmt: skip
+        states = [status.get(i) for i in self.menu.run_ids(name)]
+        out = {
+            "new": states.count(None),
+            Status.DONE: sum(s in FINISHED for s in states),
+            "active": sum(s in ACTIVE for s in states),
+        }
         out["resume"] = len(states) - sum(out.values())
         return out
 
@@ -133,8 +139,10 @@ class LaunchScreen(Screen[None]):
         name = list(self.sweeps)[table.cursor_row]
         n = self.counts(name)
         if n["new"] + n["resume"] == 0:
-            self.notify(f"{name}: nothing to do ({n['done']} finished, {n['active']} queued or running)",
-                        severity="warning")  # fmt: skip
+            self.notify(
+                f"{name}: nothing to do ({n['done']} finished, {n['active']} queued or running)",
+                severity="warning",
+            )
             return
         question = (
             f"Queue sweep {name}: {n['new']} new run(s), {n['resume']} to resume; "

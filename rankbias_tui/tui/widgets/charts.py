@@ -13,7 +13,7 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 from textual_plotext import PlotextPlot
 
-from ...measures import TEST_ACC, shown_acc, shown_loss
+from ...measures import ACC, LOSS, TEST_ACC, TRAIN_LOSS, shown_acc, shown_loss
 from ...store import SpectrumRow
 from ..format import bound
 from ..model import RunDetail
@@ -21,7 +21,7 @@ from ..theme import MARKERS
 
 LOG_FLOOR = 1e-12  # log10 of a zero singular value is drawn here
 COLORS = ("cyan+", "orange+", "green+", "magenta+", "yellow+", "red+", "blue+", "white")
-NAMES = {TEST_ACC: "test acc", "acc": "batch acc (running)", "train_loss": "train loss", "loss": "batch loss"}
+NAMES = {TEST_ACC: "test acc", ACC: "batch acc (running)", TRAIN_LOSS: "train loss", LOSS: "batch loss"}
 
 
 def epoch_ticks(last: float, most: int = 8) -> list[int]:
@@ -86,7 +86,7 @@ class CurvesChart(Chart):
         plt.ylabel("loss", yside="left")
         plt.ylabel("accuracy", yside="right")
         plt.title("  ".join(key))
-        self.epoch_axis(float(detail.run.config.get("epochs", 1)))
+        self.epoch_axis(float(detail.run.config.epochs))
         self.refresh()
 
 
@@ -110,7 +110,7 @@ class RankChart(Chart):
             title = f"rank at eps={eps:g} per layer (markers), █ average"
         plt.title(title)
         plt.ylabel("rank")
-        self.epoch_axis(float(detail.run.config.get("epochs", 1)))
+        self.epoch_axis(float(detail.run.config.epochs))
         self.refresh()
 
 
@@ -135,10 +135,13 @@ class SpectrumChart(Chart):
         plt.xlim(low - 0.25, high + 0.25)
         cap = min(s.d_out, s.d_in)
         plt.title(
-            f"{s.layer} {s.d_out}x{s.d_in} · epoch {s.epoch:g} ({index + 1}/{count}) · rank {s.rank}/{cap} · "
+            f"{s.layer} {s.d_out}x{s.d_in} · epoch {s.epoch:g} ({index + 1}/{count}) · "
+            f"rank {s.rank}/{cap} · "
             f"bound {bound(s.bound, s.d_out, s.d_in)}"
         )
-        key = f"░ init █ epoch {s.epoch:g}" if overlay else f"█ epoch {s.epoch:g}"  # a key, not a legend on the bars
+        key = (
+            f"░ init █ epoch {s.epoch:g}" if overlay else f"█ epoch {s.epoch:g}"
+        )  # a key, not a legend on the bars
         plt.xlabel(f"log10 sigma/||W||_F · | eps={s.rank_eps:g} · {key}")
         plt.ylabel("count")
         self.refresh()
@@ -148,9 +151,12 @@ class CompareChart(Chart):
     """Curves of several runs or groups overlaid, the highlighted one drawn last and bold."""
 
     def show(
-        self, lines: Sequence[tuple[str, int, tuple[tuple[float, float], ...]]], title: str, ylabel: str = "",
+        self,
+        lines: Sequence[tuple[str, int, tuple[tuple[float, float], ...]]],
+        title: str,
+        ylabel: str = "",
         highlight: int | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         if not self.changed(("compare", tuple(lines), title, ylabel, highlight)):
             return
         plt = self.plt

@@ -169,8 +169,12 @@ class RunsTable(ScrollView, can_focus=True):
         if self.sort_column is not None and self.sort_column not in columns:
             self.sort_column = None
         position = {v.run_id: i for i, v in enumerate(shown)}
-        shown.sort(key=lambda v: R.sort_key(v, self.sort_column, self.sort_reverse, position[v.run_id],
-                                            self._eta(v.run_id)), reverse=self.sort_reverse)  # fmt: skip
+        shown.sort(
+            key=lambda v: R.sort_key(
+                v, self.sort_column, self.sort_reverse, position[v.run_id], self._eta(v.run_id)
+            ),
+            reverse=self.sort_reverse,
+        )
         self.columns, self._order = columns, [v.run_id for v in shown]
         self._cells = {v.run_id: self._cells_of(v, columns) for v in shown}
         self._widths = {c: len(self._title(c)) for c in columns}

@@ -5,10 +5,20 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from ...measures import Status
 from ..format import duration
 from ..model import Snapshot
 
-ORDER = ("done", "running", "queued", "failed", "diverged", "cancelled", "stopped", "interrupted")
+ORDER = (
+    Status.DONE,
+    Status.RUNNING,
+    Status.QUEUED,
+    Status.FAILED,
+    Status.DIVERGED,
+    Status.CANCELLED,
+    Status.STOPPED,
+    Status.INTERRUPTED,
+)
 
 
 def header_lines(snap: Snapshot) -> list[str]:

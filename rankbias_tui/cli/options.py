@@ -1,0 +1,90 @@
+"""The options the ``rankbias`` commands share, declared once (Typer's ``Annotated`` form), and the
+one builder of ``SchedulerOptions`` from them.
+
+Every command that can start a scheduler (``run``; ``attach``, for a scheduler the app starts)
+takes the same scheduler options with the same defaults (``SchedulerOptions``'s own).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..scheduler import SchedulerOptions, describe_backends
+
+DEFAULT = SchedulerOptions()
+DEFAULT_STORE = Path("runs")
+DEFAULT_SPEC = Path("experiments.toml")
+
+StoreDir = Annotated[Path, typer.Option("--store", help="Results directory (holds rankbias.sqlite).")]
+SpecFile = Annotated[Path, typer.Argument(help="The sweep spec (TOML).", show_default=True)]
+Format = Annotated[str, typer.Option("--format", "-f", help="table (aligned columns), csv or json.")]
+SweepFilter = Annotated[Optional[str], typer.Option("--sweep", "-s", help="Only runs of this sweep.")]
+
+# ----- where and how a scheduler trains ---------------------------------------------------------
+Devices = Annotated[str, typer.Option("--devices", help="auto, cpu, cuda (all GPUs) or cuda:0,1.")]
+PerDevice = Annotated[
+    Optional[int],
+    typer.Option(
+        "--per-device", min=1, help="Concurrent runs per device (default: CPU cores for cpu, 1 per GPU)."
+    ),
+]
+DataDir = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--data-dir",
+        envvar="RANKBIAS_DATA_DIR",
+        help="Where data sets are cached/downloaded (default ~/.cache/rankbias/data).",
+    ),
+]
+KeepCheckpoints = Annotated[
+    bool, typer.Option("--keep-checkpoints", help="Keep the last checkpoint of finished runs.")
+]
+PackSize = Annotated[
+    Optional[int],
+    typer.Option(
+        "--pack-size",
+        min=1,
+        help="Most mlp/mlp-bn runs trained together as one fused pack (default: the spec's pack_size, "
+        "else sized from device memory; 1 turns packing off). Results are the same either way.",
+    ),
+]
+NoGraphs = Annotated[
+    bool,
+    typer.Option("--no-graphs", help="On GPUs, train with the eager loop instead of replaying CUDA graphs."),
+]
+Backend = Annotated[str, typer.Option("--backend", help=f"{describe_backends()}.")]
+RayAddress = Annotated[
+    Optional[str],
+    typer.Option(
+        "--ray-address",
+        help="With --backend ray: auto or ray://host:10001 (default: a private Ray instance on this "
+        "machine, on 127.0.0.1 only).",
+    ),
+]
+
+
+def scheduler_options(
+    *,
+    devices: str,
+    per_device: int | None,
+    data_dir: Path | None,
+    keep_checkpoints: bool,
+    pack_size: int | None,
+    no_graphs: bool,
+    backend: str,
+    ray_address: str | None,
+) -> SchedulerOptions:
+    """The one place the command-line options become ``SchedulerOptions``."""
+    return SchedulerOptions(
+        devices=devices,
+        per_device=per_device,
+        data_dir=data_dir,
+        keep_checkpoints=keep_checkpoints,
+        pack_size=pack_size,
+        graphs=not no_graphs,
+        backend=backend,
+        ray_address=ray_address,
+    )

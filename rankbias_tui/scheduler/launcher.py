@@ -1,0 +1,46 @@
+"""The plug point for backends: what the scheduler asks of a launcher, and what it hands one.
+
+Owns: ``Launcher`` (the protocol every backend's launcher meets: start one run, or the runs of a
+fused pack, on a device slot and hand back the ``hosts.Host`` that trains them) and ``Launch``
+(what every worker is started with besides its runs). A new backend is a class with these two
+methods plus a row in ``scheduler.backends.BACKENDS``; the scheduler's loop
+(``scheduler.service``) never asks which backend it has. Does not own any launcher:
+``scheduler.local`` (processes on this machine) and ``scheduler.ray_backend`` (Ray tasks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from ..sweep import PlannedRun
+from .hosts import Host
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What every worker process is started with, besides its runs."""
+
+    data_dir: Path | None
+    checkpoint_root: Path  # the store's; each run has a directory of its own below it
+    threads: int
+    graphs: bool
+
+
+@runtime_checkable
+class Launcher(Protocol):
+    """Starts workers for the scheduler. Each call returns at once with the ``Host`` of a worker
+    that streams ``protocol`` events down ``Host.conn`` and ends with its process handle
+    (``Host.proc``); a pack's host also takes ``protocol.Cancel`` on ``Host.control``."""
+
+    def start_run(self, run: PlannedRun, resume: int | None, device: str, launch: Launch) -> Host:
+        """Start training ``run`` alone on ``device`` (a slot of the backend's ``Slots``), from the
+        checkpoint of step ``resume`` (None: from the start)."""
+        ...
+
+    def start_pack(
+        self, runs: list[PlannedRun], resumes: list[int | None], device: str, launch: Launch
+    ) -> Host:
+        """Start training ``runs`` as one fused pack on ``device``, each from its ``resumes`` step."""
+        ...

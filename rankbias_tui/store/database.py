@@ -1,0 +1,263 @@
+"""``Store``: one results database, opened (read-only or writable, migrated) and its runs table:
+queueing, statuses, attempts, placements, warnings, execution-mode segments and progress.
+
+The result tables (metrics, spectra, requests) are ``results.Results``, mixed in. A stored
+"running" whose scheduler process is gone reads as ``interrupted`` (``RunRow.status``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ..measures import FINISHED, Status
+from . import owner as owners
+from .connection import (
+    NoStore,
+    StoreError,
+    damaged,
+    identity,
+    make_private_directory,
+    open_read_only,
+    open_writable,
+    writable,
+)
+from .paths import StorePaths
+from .results import Results
+from .rows import JsonCache, Owners, RunRow, Segment, read_config, run_row
+from .schema import SCHEMA_VERSION
+
+
+class Store(Results):
+    """A results directory's database. Cheap to open; safe to open from several processes."""
+
+    def __init__(self, directory: str | Path, *, create: bool = True):
+        """Open (``create``: and make if missing) the store in ``directory``.
+
+        A store this process may not write (a read-only mount, another user's results) opens
+        read-only for readers (``create=False``): no WAL switch, no migration. A writer gets a
+        ``StoreError`` saying why. A file that is not an SQLite database, or a damaged one, is a
+        ``StoreError`` naming the file, never a traceback."""
+        self.directory = Path(directory)
+        self.paths = StorePaths.of(self.directory)
+        self.path = path = self.paths.database
+        self._decode = JsonCache()  # a refresh of the app reads every run twice a second
+        self._config = JsonCache(read_config)
+        if not create and not path.exists():
+            raise NoStore(f"no rankbias store at {self.directory} (run `rankbias run` first or pass --store)")
+        if create:
+            make_private_directory(self.directory)
+        self.read_only = not writable(self.directory, path)
+        if self.read_only and create:
+            raise StoreError(
+                f"cannot write to the store at {self.directory} (read-only file system or no write "
+                "permission): running needs a writable results directory; pass --store DIR"
+            )
+        try:
+            if self.read_only:
+                self.conn, self.version = open_read_only(path)
+            else:
+                self.conn, self.version = open_writable(path), SCHEMA_VERSION
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"{path}: {damaged(err)}") from None
+        self.identity = identity(path)
+        self._wal: tuple[int, int] | None = None  # the write-ahead log beside our file, last seen
+
+    def still_there(self) -> bool:
+        """False once the database file was deleted, or replaced by another file (the writes of
+        this connection would then go nowhere anyone can read)."""
+        if identity(self.path) != self.identity:
+            return False
+        self._wal = identity(self._wal_path)
+        return True
+
+    def abandon(self) -> None:
+        """Close a connection whose database file was replaced, first removing the write-ahead log
+        it wrote (if it is still the one beside the path): SQLite would otherwise replay our pages
+        into the file that took its place."""
+        wal = self._wal_path
+        if self._wal is not None and identity(wal) == self._wal:
+            wal.unlink(missing_ok=True)
+            wal.with_name(self.path.name + "-shm").unlink(missing_ok=True)
+        self.close()
+
+    @property
+    def _wal_path(self) -> Path:
+        return self.path.with_name(self.path.name + "-wal")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----- runs -------------------------------------------------------------------------------
+    def add_runs(self, planned: Iterable[Any], provenance: dict[str, Any]) -> int:
+        """Register planned runs (``sweep.PlannedRun``); existing ids keep their state. Return new."""
+        now = time.time()
+        added = 0
+        with self.transaction():
+            for position, run in enumerate(planned):
+                cur = self.conn.execute(
+                    "INSERT OR IGNORE INTO runs (run_id, sweep, config, created_at, provenance)"
+                    " VALUES (?,?,?,?,?)",
+                    (run.run_id, run.sweep, run.config.model_dump_json(), now, json.dumps(provenance)),
+                )
+                added += cur.rowcount
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO sweep_runs (sweep, run_id, position) VALUES (?,?,?)",
+                    (run.sweep, run.run_id, position),
+                )
+        return added
+
+    def queue(self, planned: list[Any], provenance: dict[str, Any], active: Iterable[str] = ()) -> list[Any]:
+        """Register planned runs and return those still to run (not done/diverged), requeued.
+
+        ``active``: ids a live scheduler is training right now; they keep their status."""
+        self.add_runs(planned, provenance)
+        busy = set(active)
+        todo = set(self.requeue([p.run_id for p in planned if p.run_id not in busy]))
+        return [p for p in planned if p.run_id in todo]
+
+    def requeue(self, run_ids: Iterable[str]) -> list[str]:
+        """Mark runs that are not finished as queued (resumable); return the ids requeued."""
+        ids = [r for r in run_ids]
+        out = []
+        with self.transaction():
+            for run_id in ids:
+                cur = self.conn.execute(
+                    "UPDATE runs SET status=? WHERE run_id=? AND status NOT IN (?, ?)",
+                    (Status.QUEUED, run_id, *FINISHED),
+                )
+                if cur.rowcount:
+                    out.append(run_id)
+        return out
+
+    def set_status(
+        self,
+        run_id: str,
+        status: Status | str,
+        *,
+        error: str | None = None,
+        active_until: float | None = None,
+        **fields: Any,
+    ) -> None:
+        """Set a run's status; an attempt that ends (running -> anything else) adds its time to
+        ``active_s``, up to ``active_until`` if given (an adopted run: its last checkpoint, not now)."""
+        status = Status(status)  # ValueError for a word that is not a status
+        now = time.time()
+        extra = dict(fields)
+        if status == Status.RUNNING:
+            extra.setdefault("started_at", now)
+        elif status != Status.QUEUED:
+            extra.setdefault("finished_at", now)
+        ended = active_until if active_until is not None else extra.get("finished_at", now)
+        began = extra.get("started_at")
+        sets = ", ".join(f"{k}=?" for k in ["status", "error", *extra])
+        with self.transaction():
+            if status != Status.RUNNING:
+                self.conn.execute(
+                    "UPDATE runs SET active_s = active_s + MAX(0, ? - COALESCE(?, started_at))"
+                    " WHERE run_id=? AND status='running' AND COALESCE(?, started_at) IS NOT NULL",
+                    (ended, began, run_id, began),
+                )
+            self.conn.execute(
+                f"UPDATE runs SET {sets} WHERE run_id=?", (status, error, *extra.values(), run_id)
+            )
+
+    def start_attempt(self, run_id: str, device: str, pid: int | None, owner: str | None = None) -> None:
+        """The run starts on ``device`` in worker ``pid``, owned by the scheduler ``owner``
+        (``owner.token``; default: this process)."""
+        self.conn.execute(
+            "UPDATE runs SET status='running', device=?, pid=?, owner=?, started_at=?, finished_at=NULL,"
+            " error=NULL, attempts=attempts+1 WHERE run_id=?",
+            (device, pid, owner or owners.token(), time.time(), run_id),
+        )
+
+    def set_placement(self, run_id: str, device: str, pid: int | None) -> None:
+        """Where a remote backend's worker of the run started (``cuda:0@10.0.0.7``)."""
+        self.conn.execute("UPDATE runs SET device=?, pid=? WHERE run_id=?", (device, pid, run_id))
+
+    def add_warning(self, run_id: str, text: str) -> None:
+        """Record something that went wrong on a run without ending it (kept across attempts)."""
+        self.conn.execute(
+            "UPDATE runs SET warnings = COALESCE(warnings || char(10), '') || ? WHERE run_id=?",
+            (" ".join(text.split()), run_id),
+        )
+
+    # ----- execution modes ---------------------------------------------------------------------
+    def add_segment(
+        self, run_id: str, from_step: int, device: str, mode: str, pack: Iterable[str]
+    ) -> Segment | None:
+        """Record that ``run_id`` (re)starts at ``from_step`` in ``mode``; return its previous segment."""
+        previous = self.segments(run_id)
+        self.conn.execute(
+            "INSERT INTO segments (run_id, started_at, from_step, device, mode, pack) VALUES (?,?,?,?,?,?)",
+            (run_id, time.time(), from_step, device, mode, json.dumps(list(pack))),
+        )
+        return previous[-1] if previous else None
+
+    def segments(self, run_id: str) -> list[Segment]:
+        """The execution modes a run was trained in, oldest first (none before schema v5)."""
+        if self.version < 5:
+            return []
+        rows = self.conn.execute(
+            "SELECT run_id, started_at, from_step, device, mode, pack FROM segments"
+            " WHERE run_id=? ORDER BY rowid",
+            (run_id,),
+        )
+        return [Segment(*r[:5], tuple(json.loads(r[5]))) for r in rows]
+
+    def set_progress(self, run_id: str, step: int, epoch: float, total_steps: int | None = None) -> None:
+        self.conn.execute(
+            "UPDATE runs SET step=?, epoch=?, total_steps=COALESCE(?, total_steps) WHERE run_id=?",
+            (step, epoch, total_steps, run_id),
+        )
+
+    def set_protocol(self, run_id: str, version: int, note: str | None) -> None:
+        """The training protocol a run (re)started under, and what its start said (a checkpoint it
+        did not resume), kept as its error until it ends."""
+        self.conn.execute(
+            "UPDATE runs SET protocol_version=?, error=COALESCE(?, error) WHERE run_id=?",
+            (version or None, note, run_id),
+        )
+
+    def set_checkpoint(self, run_id: str, step: int) -> None:
+        self.conn.execute("UPDATE runs SET checkpoint_step=? WHERE run_id=?", (step, run_id))
+
+    def truncate_after(self, run_id: str, step: int) -> None:
+        """Drop metric and spectrum rows after ``step``: a resumed run will write them again."""
+        with self.transaction():
+            self.conn.execute("DELETE FROM metrics WHERE run_id=? AND step>?", (run_id, step))
+            self.conn.execute("DELETE FROM spectra WHERE run_id=? AND step>?", (run_id, step))
+
+    def runs(self, sweep: str | None = None, status: Iterable[str] | None = None) -> list[RunRow]:
+        """Runs in sweep order (all sweeps: creation order), optionally filtered."""
+        if sweep is None:
+            sql, args = "SELECT r.* FROM runs r ORDER BY r.created_at, r.rowid", []
+        else:
+            sql = (
+                "SELECT r.* FROM runs r JOIN sweep_runs s ON s.run_id=r.run_id WHERE s.sweep=?"
+                " ORDER BY s.position"
+            )
+            args = [sweep]
+        live = Owners()
+        rows = [run_row(r, live, self._decode, self._config) for r in self.conn.execute(sql, args)]
+        wanted = set(status) if status is not None else None
+        return [r for r in rows if wanted is None or r.status in wanted]
+
+    def run(self, run_id: str) -> RunRow | None:
+        """One run by id or unique id prefix."""
+        rows = self.conn.execute("SELECT * FROM runs WHERE run_id LIKE ?", (run_id + "%",)).fetchall()
+        return run_row(rows[0], Owners(), self._decode, self._config) if len(rows) == 1 else None
+
+    def sweeps(self) -> dict[str, int]:
+        rows = self.conn.execute("SELECT sweep, COUNT(*) FROM sweep_runs GROUP BY sweep ORDER BY MIN(rowid)")
+        return {name: n for name, n in rows}

@@ -1,0 +1,123 @@
+"""The store's result tables: metrics, spectra, and the requests other processes leave for the
+scheduler. A mixin of ``Store`` (``self.conn`` is its connection); the SQL lives here."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from ..protocol import SpectrumRow
+from .connection import Tx
+from .rows import SPECTRUM_COLUMNS, Request, spectrum_row, spectrum_values
+
+REQUESTS = ("launch", "cancel", "resume", "stop")
+
+
+class Results:
+    """Metrics, spectra and requests of one store (mixed into ``Store``)."""
+
+    conn: sqlite3.Connection
+
+    def transaction(self) -> sqlite3.Connection:
+        """``with store.transaction():`` groups writes into one commit."""
+        return Tx(self.conn)  # type: ignore[return-value]
+
+    # ----- metrics and spectra ----------------------------------------------------------------
+    def add_metrics(self, run_id: str, rows: Iterable[tuple[int, float, str, float]]) -> None:
+        """rows: (step, epoch, name, value). Replaces a row written before for the same step."""
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO metrics (run_id, step, epoch, name, value) VALUES (?,?,?,?,?)",
+            [(run_id, *row) for row in rows],
+        )
+
+    def metrics(self, run_id: str, name: str | None = None) -> list[tuple[int, float, str, float]]:
+        sql = "SELECT step, epoch, name, value FROM metrics WHERE run_id=?"
+        args: list[Any] = [run_id]
+        if name is not None:
+            sql += " AND name=?"
+            args.append(name)
+        return [tuple(r) for r in self.conn.execute(sql + " ORDER BY step, name", args)]  # type: ignore[misc]
+
+    def latest_values(self, run_id: str, names: Iterable[str]) -> dict[str, float]:
+        """The latest value of each of ``names`` the run has: one index seek per name (cheap at
+        any number of rows, unlike ``last_metrics``)."""
+        out = {}
+        for name in names:
+            row = self.conn.execute(
+                "SELECT value FROM metrics WHERE run_id=? AND name=? ORDER BY step DESC LIMIT 1",
+                (run_id, name),
+            ).fetchone()
+            if row is not None:
+                out[name] = row[0]
+        return out
+
+    def latest_ranks(self, run_id: str) -> list[int]:
+        """The rank of each layer at the run's latest measurement, without its singular values."""
+        rows = self.conn.execute(
+            "SELECT rank FROM spectra WHERE run_id=? AND step=(SELECT MAX(step) FROM spectra WHERE run_id=?)"
+            " ORDER BY layer_index",
+            (run_id, run_id),
+        )
+        return [r[0] for r in rows]
+
+    def last_metrics(self, run_id: str) -> dict[str, float]:
+        """The latest value of each metric of a run."""
+        rows = self.conn.execute(
+            "SELECT name, value FROM metrics m WHERE run_id=? AND step="
+            "(SELECT MAX(step) FROM metrics WHERE run_id=m.run_id AND name=m.name)",
+            (run_id,),
+        )
+        return {name: value for name, value in rows}
+
+    def add_spectra(self, rows: Iterable[SpectrumRow]) -> None:
+        self.conn.executemany(
+            f"INSERT OR REPLACE INTO spectra ({', '.join(SPECTRUM_COLUMNS)})"
+            f" VALUES ({','.join('?' * len(SPECTRUM_COLUMNS))})",
+            [spectrum_values(r) for r in rows],
+        )
+
+    def spectra(self, run_id: str, step: int | None = None) -> list[SpectrumRow]:
+        sql = "SELECT * FROM spectra WHERE run_id=?"
+        args: list[Any] = [run_id]
+        if step is not None:
+            sql += " AND step=?"
+            args.append(step)
+        return [spectrum_row(r) for r in self.conn.execute(sql + " ORDER BY step, layer_index", args)]
+
+    def init_and_final_spectra(self, run_id: str) -> tuple[list[SpectrumRow], list[SpectrumRow]]:
+        """A run's first and latest measurements (both empty before the first one)."""
+        steps = self.spectrum_steps(run_id)
+        if not steps:
+            return [], []
+        return self.spectra(run_id, steps[0]), self.spectra(run_id, steps[-1])
+
+    def spectrum_steps(self, run_id: str) -> list[int]:
+        rows = self.conn.execute("SELECT DISTINCT step FROM spectra WHERE run_id=? ORDER BY step", (run_id,))
+        return [r[0] for r in rows]
+
+    # ----- requests from other processes ------------------------------------------------------
+    def request(self, request: Request) -> None:
+        assert request.kind in REQUESTS, request.kind
+        self.conn.execute(
+            "INSERT INTO requests (kind, run_id, spec_path, sweep, created_at) VALUES (?,?,?,?,?)",
+            (request.kind, request.run_id, request.spec_path, request.sweep, time.time()),
+        )
+
+    def take_requests(self, kinds: Iterable[str] | None = None) -> list[Request]:
+        """Pending requests (of ``kinds``, default all), oldest first, marked as taken."""
+        sql, args = (
+            "SELECT id, kind, run_id, spec_path, sweep, created_at FROM requests WHERE done_at IS NULL",
+            [],
+        )
+        if kinds is not None:
+            kinds = list(kinds)
+            sql += f" AND kind IN ({','.join('?' * len(kinds))})"
+            args = kinds
+        with self.transaction():
+            rows = self.conn.execute(sql + " ORDER BY id", args).fetchall()
+            self.conn.executemany(
+                "UPDATE requests SET done_at=? WHERE id=?", [(time.time(), r["id"]) for r in rows]
+            )
+        return [Request(r["kind"], r["run_id"], r["spec_path"], r["sweep"], r["created_at"]) for r in rows]

@@ -1,0 +1,37 @@
+"""``rankbias run --headless``'s progress lines (cli.headless), driven without a scheduler."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from rankbias_tui.cli.headless import HeadlessView
+from rankbias_tui.scheduler import Live
+from rankbias_tui.spec import RunConfig
+from rankbias_tui.sweep import PlannedRun, run_id
+
+
+class Ticking:
+    """What the view reads of a scheduler: its live runs and the outcomes so far."""
+
+    def __init__(self, live: Live) -> None:
+        self.outcomes: dict[str, str] = {}
+        self._live = live
+
+    def live(self) -> list[Live]:
+        return [self._live]
+
+
+def test_progress_shows_the_loss_the_app_shows() -> None:
+    cfg = RunConfig(dataset="digits")
+    run = PlannedRun(run_id(cfg), "s", cfg)
+    live = Live(run.run_id, "cpu", step=5, total_steps=10, epoch=1.0, values={"loss": 0.9}, mode="eager")
+    view = HeadlessView([run], Console(file=io.StringIO(), width=200))
+    view.tick(Ticking(live))  # type: ignore[arg-type]
+    info = view.progress.tasks[-1].fields["info"]
+    assert "loss 0.900" in info and "test" not in info  # before any evaluation: the batch loss
+    live.values |= {"train_loss": 0.5, "test_acc": 0.75, "loss": 0.8}
+    view.tick(Ticking(live))  # type: ignore[arg-type]
+    info = view.progress.tasks[-1].fields["info"]
+    assert "loss 0.500" in info and "test 0.750" in info  # then the eval-mode one (measures.shown_loss)

@@ -1,0 +1,60 @@
+"""The Ray backend's planning, without a cluster: what a task asks for, and how many fit."""
+
+from __future__ import annotations
+
+import pytest
+
+from rankbias_tui.scheduler.devices import DeviceError
+from rankbias_tui.scheduler.ray_backend import RayUnfit, Resources, plan
+
+CPU_NODES = [{"CPU": 4.0}, {"CPU": 2.0}]
+GPU_NODES = [{"CPU": 8.0, "GPU": 2.0}, {"CPU": 2.0}]
+
+
+def test_cpu_runs_take_one_cpu_and_one_thread_each() -> None:
+    slots, res = plan("cpu", None, GPU_NODES)
+    assert res == Resources(1.0, 0.0) and slots.capacity == 10 and slots.threads == 1
+    assert slots.devices == ("ray:cpu",)
+
+
+def test_auto_uses_gpus_when_the_cluster_has_them() -> None:
+    assert plan("auto", None, CPU_NODES)[1].num_gpus == 0
+    slots, res = plan("auto", None, GPU_NODES)
+    assert res == Resources(1.0, 1.0) and slots.capacity == 2 and slots.devices == ("ray:cuda",)
+
+
+def test_per_device_shares_a_gpu_between_small_tasks() -> None:
+    slots, res = plan("cuda", 4, GPU_NODES)
+    assert res.num_gpus == 0.25 and slots.capacity == 8
+
+
+def test_a_request_no_node_can_meet_is_refused_with_the_nodes_it_saw() -> None:
+    with pytest.raises(RayUnfit, match=r"1 CPU, 1 GPU.*4 CPU, 0 GPU.*--devices cpu"):
+        plan("cuda", None, CPU_NODES)
+    with pytest.raises(RayUnfit, match="nodes: none"):
+        plan("cpu", None, [])
+
+
+def test_gpu_ids_are_ray_s_to_assign() -> None:
+    with pytest.raises(DeviceError, match="use --devices cuda"):
+        plan("cuda:0,1", None, GPU_NODES)
+
+
+def test_a_task_no_live_node_can_take_fails_its_runs_at_once(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("ray")
+    from rankbias_tui.protocol import WorkerEnded
+    from rankbias_tui.scheduler import ray_backend
+    from rankbias_tui.scheduler.launcher import Launch
+    from rankbias_tui.spec import RunConfig
+    from rankbias_tui.sweep import PlannedRun
+
+    monkeypatch.setattr(ray_backend, "alive_nodes", lambda: [{"CPU": 8.0}])  # the GPU node has left
+    launcher = ray_backend.RayLauncher(Resources(1.0, 1.0))
+    run = PlannedRun("r1", "t", RunConfig(dataset="digits"))
+    host = launcher.start_run(run, None, "ray:cuda", Launch(None, tmp_path, 1, True))
+    ended = host.conn.recv()
+    assert isinstance(ended, WorkerEnded) and ended.status == "failed"
+    assert "no live node of the Ray cluster has the 1 CPU, 1 GPU a run asks for" in ended.error
+    host.proc.join(5)
+    assert not host.proc.is_alive() and host.proc.exitcode == 1
+
