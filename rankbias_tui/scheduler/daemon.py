@@ -13,7 +13,8 @@ devices and their PCI bus ids, owner-only) while it runs, and takes its orders f
   finished or queued or running here already (this process never reads a spec file);
 - ``cancel`` / ``resume``: one run by id (resume requeues a cancelled, failed or interrupted run);
 - ``stop``: end cleanly, as SIGTERM, SIGHUP or SIGINT do: runs in progress go back to ``queued`` and
-  resume from their last checkpoint later (a stop request made before it started has expired).
+  resume from their last checkpoint later (a stop request made before it took the store - an id
+  not above the store's latest request id then, whatever the clocks said - has expired).
 
 When it starts, it adopts the runs a killed scheduler left running (``scheduler.recovery``). It
 exits on its own after ``idle_exit_s`` seconds with nothing to do (status 0, as after a stop
@@ -150,7 +151,7 @@ class Daemon(Scheduler):
 
     def _answer(self, request: Request) -> None:
         if request.kind == "stop":
-            if not faults.expired(request, self.since):
+            if not faults.expired(request, self.requests_after):
                 self.stopping = "stop requested"
         elif request.kind == "cancel" and request.run_id:
             self._cancel(request.run_id)
