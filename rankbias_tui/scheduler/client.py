@@ -24,7 +24,15 @@ from typing import Any
 
 from ..measures import ACTIVE, INTERRUPTED, Status
 from ..provenance import provenance
-from ..store import Request, Store, StorePaths
+from ..store import (
+    Request,
+    Store,
+    StorePaths,
+    check_directory,
+    make_private_directory,
+    open_private,
+    read_end,
+)
 from ..sweep import PlannedRun
 from .lock import SchedulerLock, StoreBusy
 from .options import SchedulerOptions
@@ -48,9 +56,9 @@ class SchedulerStatus:
 
 def scheduler_pid(directory: str | Path) -> int | None:
     """The pid of the process holding the store's scheduler lock (-1: unknown), None if free."""
-    try:
-        fd = os.open(StorePaths.of(directory).lock, os.O_RDONLY)
-    except FileNotFoundError:
+    try:  # a symbolic link is nobody's lock
+        fd = os.open(StorePaths.of(directory).lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
         return None
     try:
         try:
@@ -69,9 +77,9 @@ def status(directory: str | Path) -> SchedulerStatus:
     pid = scheduler_pid(directory)
     if pid is None:
         return SchedulerStatus(None)
-    try:
-        state = json.loads(StorePaths.of(directory).state.read_text())
-    except (OSError, ValueError):
+    try:  # never through a symbolic link (``store.read_end``)
+        state = json.loads(read_end(StorePaths.of(directory).state, 1 << 16) or b"null")
+    except ValueError:
         state = None
     if not isinstance(state, dict) or state.get("pid") != pid:
         return SchedulerStatus(pid)
@@ -81,10 +89,12 @@ def status(directory: str | Path) -> SchedulerStatus:
 
 
 def spawn(directory: str | Path, options: SchedulerOptions) -> subprocess.Popen[bytes]:
-    """Start a background scheduler detached from this terminal; its output goes to the log."""
+    """Start a background scheduler detached from this terminal; its output goes to the log (never
+    through a symbolic link, in a directory that is this user's alone: ``store.UnsafeStore``)."""
     paths = StorePaths.of(Path(directory).resolve())
-    paths.directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(paths.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    make_private_directory(paths.directory)
+    check_directory(paths.directory)
+    fd = open_private(paths.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     try:
         return subprocess.Popen(
             [

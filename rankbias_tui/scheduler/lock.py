@@ -1,6 +1,8 @@
 """One scheduler per store: an exclusive lock file next to the database (``StorePaths.lock``).
 
-Taking the lock is the service's business; reading who holds it is the client's
+The store's directory must be this user's alone, and the lock file is never opened through a
+symbolic link (``store.files``): someone who planted one would have the lock's truncation overwrite
+its target. Taking the lock is the service's business; reading who holds it is the client's
 (``client.scheduler_pid``).
 """
 
@@ -10,7 +12,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from ..store import StorePaths
+from ..store import StorePaths, check_directory, make_private_directory, open_private
 
 
 class StoreBusy(RuntimeError):
@@ -18,15 +20,17 @@ class StoreBusy(RuntimeError):
 
 
 class SchedulerLock:
-    """``with SchedulerLock(dir):`` holds the store's lock file (owner-only) for this process."""
+    """``with SchedulerLock(dir):`` holds the store's lock file (owner-only) for this process;
+    ``store.UnsafeStore`` if the directory is not this user's alone or the file is a link."""
 
     def __init__(self, directory: str | Path):
         self.path = StorePaths.of(directory).lock
         self.fd: int | None = None
 
     def __enter__(self) -> SchedulerLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        make_private_directory(self.path.parent)
+        check_directory(self.path.parent)
+        fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
