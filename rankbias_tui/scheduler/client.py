@@ -34,7 +34,7 @@ from ..store import (
     read_end,
 )
 from ..sweep import PlannedRun
-from .lock import SchedulerLock, StoreBusy
+from .lock import SchedulerLock, StoreBusy, held, holder_pid
 from .options import SchedulerOptions
 
 
@@ -55,8 +55,12 @@ class SchedulerStatus:
 
 
 def scheduler_pid(directory: str | Path) -> int | None:
-    """The pid of the process holding the store's scheduler lock (-1: unknown), None if free."""
-    try:  # a symbolic link is nobody's lock
+    """The pid of the process holding the store's scheduler lock (-1: unknown, its lock file was
+    removed while it ran), None if free."""
+    if held(directory):
+        pid = holder_pid(directory)
+        return -1 if pid is None else pid
+    try:  # an older rankbias locks the file only; a symbolic link is nobody's lock
         fd = os.open(StorePaths.of(directory).lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return None

@@ -16,7 +16,8 @@ its orders from the store's requests - nothing listens on a network port:
   resume from their last checkpoint later (a stop request made before it took the store - an id
   not above the store's latest request id then, whatever the clocks said - has expired).
 
-When it starts, it adopts the runs a killed scheduler left running (``scheduler.recovery``). It
+When it starts, it adopts the runs a killed scheduler left running (``scheduler.recovery``), and
+exits at once (status 2) if a live scheduler trains runs of the store without the lock. It
 exits on its own after ``idle_exit_s`` seconds with nothing to do (status 0, as after a stop
 request); a signal, a deleted store or a full disk end it with a non-zero status and one log line. Asking
 (the client half) is
@@ -67,9 +68,15 @@ class Daemon(Scheduler):
 
     def serve(self) -> int:
         """Adopt interrupted runs, then loop until asked to stop (request, signal) or idle for
-        ``idle_exit_s``; return the exit status."""
+        ``idle_exit_s``; return the exit status (2 at once if another live scheduler trains runs
+        of this store: ``recovery.adopt``)."""
         try:
-            self.queue.extend(recovery.adopt(self.store))
+            adopted = recovery.adopt(self.store)
+        except StoreBusy as err:
+            log.error("%s", err)
+            return 2
+        try:
+            self.queue.extend(adopted)
             while self.stopping is None:
                 self.check_store()
                 self._handle_requests()
