@@ -204,7 +204,8 @@ def stop(directory: str | Path, timeout_s: float = 60.0) -> int | None:
     while scheduler_pid(directory) is not None:
         waited = time.monotonic() - start
         if waited > timeout_s:
-            raise TimeoutError(f"the scheduler (pid {pid}) did not stop within {timeout_s:g} s")
+            who = f"pid {pid}" if pid > 0 else "pid unknown"
+            raise TimeoutError(f"the scheduler ({who}) did not stop within {timeout_s:g} s")
         if nudge and waited > 5:
             nudge = False  # once
             try:
