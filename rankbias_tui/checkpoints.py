@@ -53,13 +53,16 @@ def steps(directory: Path) -> list[int]:
 def write_atomic(data: bytes, final: Path) -> None:
     """Write ``data`` to ``final`` through a temporary file and a rename: a killed writer leaves at
     most a temporary file, a failed write (disk full) none. The run's directory is made if missing,
-    but not its parents: a store deleted while a sweep runs is not silently recreated."""
+    but not its parents: a store deleted while a sweep runs is not silently recreated. The
+    temporary file is always a new one (``O_EXCL``): a link planted under its name is never
+    written through."""
     directory = final.parent
     directory.parent.mkdir(exist_ok=True)  # the store's checkpoint root; the store itself must exist
     directory.mkdir(exist_ok=True)
     tmp = partial(final)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        tmp.unlink(missing_ok=True)  # a killed writer's leftover (a link in its place goes, not its target)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             view = memoryview(data)
             while view:

@@ -65,7 +65,7 @@ def run_with_tui(
     now = scheduler.status(store_dir)
     if now.foreground:  # it takes no launch requests
         raise fail(
-            f"a foreground `rankbias run` (pid {now.pid}) is running on {store_dir}; wait for it or stop "
+            f"a foreground `rankbias run` ({_pid(now.pid)}) is running on {store_dir}; wait for it or stop "
             f"it with `rankbias stop --store {store_dir}`"
         )
     with open_store(store_dir, create=True) as store:
@@ -73,7 +73,7 @@ def run_with_tui(
     running, spawned = scheduler.ensure(store_dir, options)
     if running is not None:
         console.print(
-            f"queued with the scheduler already running on {store_dir} (pid {running})", markup=False
+            f"queued with the scheduler already running on {store_dir} ({_pid(running)})", markup=False
         )
     console.print(f"{len(planned)} runs in {', '.join(names)}: opening the terminal UI", markup=False)
     _open(store_dir, spec_path, spec, options, spawned)
@@ -97,7 +97,7 @@ def _open(
     pid = scheduler.scheduler_pid(store_dir)
     if pid is not None:
         console.print(
-            f"The scheduler goes on in the background (pid {pid}, log {StorePaths.of(store_dir).log}).\n"
+            f"The scheduler goes on in the background ({_pid(pid)}, log {StorePaths.of(store_dir).log}).\n"
             f"Reopen with `rankbias attach --store {store_dir}`; "
             f"stop it with `rankbias stop --store {store_dir}`.",
             markup=False,
@@ -163,7 +163,12 @@ def stop(
     if pid is None:
         console.print(f"no scheduler is running on {store_dir}", markup=False)
     else:
-        console.print(f"stopped the scheduler (pid {pid}); runs in progress were marked stopped")
+        console.print(f"stopped the scheduler ({_pid(pid)}); runs in progress were marked stopped")
+
+
+def _pid(pid: int | None) -> str:
+    """A scheduler's pid for people: -1 is a holder whose lock file was removed while it ran."""
+    return f"pid {pid}" if pid is not None and pid > 0 else "pid unknown"
 
 
 def register(app: typer.Typer) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import NamedTuple, Optional
 
@@ -136,7 +135,7 @@ def _run_headless(parsed: Spec, sweeps: list[str], store_dir: Path, options: Sch
     store = open_store(store_dir, create=True)
     try:
         with SchedulerLock(store_dir):
-            since = time.time()  # stop requests older than this were meant for another scheduler
+            after = store.last_request_id()  # stop requests up to this were meant for another scheduler
             todo = _queue(store, planned)
             console.print(
                 f"{len(planned)} runs in {', '.join(sweeps or [parsed.default_sweep])}: "
@@ -154,7 +153,9 @@ def _run_headless(parsed: Spec, sweeps: list[str], store_dir: Path, options: Sch
             console.print(_engine_line(backend.slots.devices, options))
             runs = todo.mine + todo.adopted
             with signals_stop(), HeadlessView(runs, console) as view:
-                run = Scheduler(store, runs, backend.slots, options, launcher=backend.launcher, since=since)
+                run = Scheduler(
+                    store, runs, backend.slots, options, launcher=backend.launcher, requests_after=after
+                )
                 outcomes = run.run(view.tick)
     except StoreBusy as e:
         raise fail(str(e)) from None

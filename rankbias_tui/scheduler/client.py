@@ -24,9 +24,17 @@ from typing import Any
 
 from ..measures import ACTIVE, INTERRUPTED, Status
 from ..provenance import provenance
-from ..store import Request, Store, StorePaths
+from ..store import (
+    Request,
+    Store,
+    StorePaths,
+    check_directory,
+    make_private_directory,
+    open_private,
+    read_end,
+)
 from ..sweep import PlannedRun
-from .lock import SchedulerLock, StoreBusy
+from .lock import SchedulerLock, StoreBusy, held, holder_pid
 from .options import SchedulerOptions
 
 
@@ -47,10 +55,14 @@ class SchedulerStatus:
 
 
 def scheduler_pid(directory: str | Path) -> int | None:
-    """The pid of the process holding the store's scheduler lock (-1: unknown), None if free."""
-    try:
-        fd = os.open(StorePaths.of(directory).lock, os.O_RDONLY)
-    except FileNotFoundError:
+    """The pid of the process holding the store's scheduler lock (-1: unknown, its lock file was
+    removed while it ran), None if free."""
+    if held(directory):
+        pid = holder_pid(directory)
+        return -1 if pid is None else pid
+    try:  # an older rankbias locks the file only; a symbolic link is nobody's lock
+        fd = os.open(StorePaths.of(directory).lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
         return None
     try:
         try:
@@ -69,9 +81,9 @@ def status(directory: str | Path) -> SchedulerStatus:
     pid = scheduler_pid(directory)
     if pid is None:
         return SchedulerStatus(None)
-    try:
-        state = json.loads(StorePaths.of(directory).state.read_text())
-    except (OSError, ValueError):
+    try:  # never through a symbolic link (``store.read_end``)
+        state = json.loads(read_end(StorePaths.of(directory).state, 1 << 16) or b"null")
+    except ValueError:
         state = None
     if not isinstance(state, dict) or state.get("pid") != pid:
         return SchedulerStatus(pid)
@@ -81,10 +93,12 @@ def status(directory: str | Path) -> SchedulerStatus:
 
 
 def spawn(directory: str | Path, options: SchedulerOptions) -> subprocess.Popen[bytes]:
-    """Start a background scheduler detached from this terminal; its output goes to the log."""
+    """Start a background scheduler detached from this terminal; its output goes to the log (never
+    through a symbolic link, in a directory that is this user's alone: ``store.UnsafeStore``)."""
     paths = StorePaths.of(Path(directory).resolve())
-    paths.directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(paths.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    make_private_directory(paths.directory)
+    check_directory(paths.directory)
+    fd = open_private(paths.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     try:
         return subprocess.Popen(
             [
@@ -190,7 +204,8 @@ def stop(directory: str | Path, timeout_s: float = 60.0) -> int | None:
     while scheduler_pid(directory) is not None:
         waited = time.monotonic() - start
         if waited > timeout_s:
-            raise TimeoutError(f"the scheduler (pid {pid}) did not stop within {timeout_s:g} s")
+            who = f"pid {pid}" if pid > 0 else "pid unknown"
+            raise TimeoutError(f"the scheduler ({who}) did not stop within {timeout_s:g} s")
         if nudge and waited > 5:
             nudge = False  # once
             try:

@@ -5,17 +5,19 @@ is asked to run.
 arguments of ``SchedulerOptions.argv``) in a session of its own, so closing the terminal or losing
 the SSH connection does not stop it; its output goes to the store's log (``StorePaths.log``). It
 holds ``SchedulerLock`` (one scheduler per store), writes the state file (``StorePaths.state``: pid,
-devices and their PCI bus ids, owner-only) while it runs, and takes its orders from the store's requests
-- nothing listens on a network port:
+devices and their PCI bus ids, owner-only, never through a symbolic link) while it runs, and takes
+its orders from the store's requests - nothing listens on a network port:
 
 - ``launch``: one request per run, which the client added to the store (``client.launch``: the
   client read the spec, so what is queued is what it counted); each is queued unless it is
   finished or queued or running here already (this process never reads a spec file);
 - ``cancel`` / ``resume``: one run by id (resume requeues a cancelled, failed or interrupted run);
 - ``stop``: end cleanly, as SIGTERM, SIGHUP or SIGINT do: runs in progress go back to ``queued`` and
-  resume from their last checkpoint later (a stop request made before it started has expired).
+  resume from their last checkpoint later (a stop request made before it took the store - an id
+  not above the store's latest request id then, whatever the clocks said - has expired).
 
-When it starts, it adopts the runs a killed scheduler left running (``scheduler.recovery``). It
+When it starts, it adopts the runs a killed scheduler left running (``scheduler.recovery``), and
+exits at once (status 2) if a live scheduler trains runs of the store without the lock. It
 exits on its own after ``idle_exit_s`` seconds with nothing to do (status 0, as after a stop
 request); a signal, a deleted store or a full disk end it with a non-zero status and one log line. Asking
 (the client half) is
@@ -37,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ..measures import FINISHED
-from ..store import Request, Store, StoreError, StorePaths
+from ..store import Request, Store, StoreError, StorePaths, remove_own, write_private
 from ..sweep import PlannedRun
 from . import faults, recovery
 from .backends import prepare
@@ -66,9 +68,15 @@ class Daemon(Scheduler):
 
     def serve(self) -> int:
         """Adopt interrupted runs, then loop until asked to stop (request, signal) or idle for
-        ``idle_exit_s``; return the exit status."""
+        ``idle_exit_s``; return the exit status (2 at once if another live scheduler trains runs
+        of this store: ``recovery.adopt``)."""
         try:
-            self.queue.extend(recovery.adopt(self.store))
+            adopted = recovery.adopt(self.store)
+        except StoreBusy as err:
+            log.error("%s", err)
+            return 2
+        try:
+            self.queue.extend(adopted)
             while self.stopping is None:
                 self.check_store()
                 self._handle_requests()
@@ -150,7 +158,7 @@ class Daemon(Scheduler):
 
     def _answer(self, request: Request) -> None:
         if request.kind == "stop":
-            if not faults.expired(request, self.since):
+            if not faults.expired(request, self.requests_after):
                 self.stopping = "stop requested"
         elif request.kind == "cancel" and request.run_id:
             self._cancel(request.run_id)
@@ -208,15 +216,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         backend = prepare(options)
         lock = _acquire(directory)
-    except (DeviceError, BackendError, StoreBusy) as err:
+    except (DeviceError, BackendError, StoreBusy, StoreError) as err:
         log.error("%s", err)
         return 2
     slots = backend.slots
-    state_path = StorePaths.of(directory).state
+    state_path, written = StorePaths.of(directory).state, None
     try:
-        _write_state(state_path, options, slots)
         with Store(directory) as store:
-            daemon = Daemon(store, slots, options, backend.launcher)
+            daemon = Daemon(store, slots, options, backend.launcher)  # reads the latest request id
+            written = _write_state(state_path, options, slots)
             _install_signals(daemon)
             log.info("scheduler started on %s", backend.where)
             code = daemon.serve()
@@ -224,21 +232,20 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", err)
         code = 1
     finally:
-        state_path.unlink(missing_ok=True)
+        remove_own(state_path, written)  # only the file written here: never a link put in its place
         lock.__exit__(None, None, None)
     log.info("scheduler stopped (exit status %d)", code)
     return code
 
 
-def _write_state(path: Path, options: SchedulerOptions, slots: Slots) -> None:
+def _write_state(path: Path, options: SchedulerOptions, slots: Slots) -> tuple[int, int]:
     """The state file: who holds the lock (a background scheduler), on which devices, and each
-    GPU's PCI bus id (the TUI, which has no torch, finds the card's NVML handle by it)."""
+    GPU's PCI bus id (the TUI, which has no torch, finds the card's NVML handle by it). Owner-only,
+    never written through a symbolic link (``store.UnsafeStore``); returns its identity."""
     state = {"pid": os.getpid(), "started_at": time.time(), **asdict(options)}
     state |= {"slots": list(slots.devices), "capacity": slots.capacity}
     state |= {"pci_bus_ids": pci_bus_ids(slots.devices)}
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(state, fh, default=str)
+    return write_private(path, json.dumps(state, default=str))
 
 
 def _install_signals(daemon: Daemon) -> None:

@@ -42,7 +42,7 @@ class _Planner(Scheduler):
     def __init__(
         self, runs: list[PlannedRun], slots: Slots, resumes: dict[str, int | None], options: SchedulerOptions
     ):
-        super().__init__(None, runs, slots, options)  # type: ignore[arg-type]
+        super().__init__(None, runs, slots, options, requests_after=0)  # type: ignore[arg-type]
         self.resumes: dict[str, int | None] = resumes
         self.wave: list[Placement] = []
 

@@ -82,10 +82,12 @@ def as_stopped(err: BaseException, database: Path) -> BaseException:
     return err
 
 
-def expired(request: Request, since: float) -> bool:
-    """A stop request made before this scheduler took the store (``since``) was meant for one that
-    has gone since (a ``rankbias stop`` that timed out): it expires, unanswered."""
-    if request.created_at >= since:
+def expired(request: Request, after: int) -> bool:
+    """A stop request made before this scheduler took the store - its id is not above ``after``,
+    the store's latest request id then - was meant for one that has gone since (a ``rankbias
+    stop`` that timed out): it expires, unanswered. The store's ids order requests whatever the
+    clocks of the processes that made them say."""
+    if request.id > after:
         return False
     log.info("ignoring a %s request made before this scheduler started (it has expired)", request.kind)
     return True

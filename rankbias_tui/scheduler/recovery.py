@@ -1,7 +1,8 @@
 """What a scheduler does about the past before it starts anything, and which runs it may touch.
 
 Owns: adoption (``adopt``: a scheduler that holds the store's lock takes over every run the store
-still calls running - its scheduler was killed, ran out of memory or the machine rebooted - and
+still calls running - its scheduler was killed, ran out of memory or the machine rebooted; never
+one whose scheduler is alive (``refuse_if_trained_elsewhere``) - and
 requeues it to resume from its last acknowledged checkpoint; temporary files of checkpoint writes
 that never finished are removed first), admission (``admit``: a row read from the database becomes
 a ``PlannedRun`` only if its id is one rankbias makes and its config is valid, so a row naming a
@@ -20,6 +21,7 @@ from .. import checkpoints
 from ..measures import INTERRUPTED, Status
 from ..store import RunRow, Store, owner
 from ..sweep import PlannedRun, is_run_id
+from .lock import StoreBusy
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,13 @@ def admit(store: Store, row: RunRow) -> PlannedRun | None:
 def adopt(store: Store) -> list[PlannedRun]:
     """Requeue and return the runs the store calls running, then the ones it calls queued: the caller
     holds the store's scheduler lock and runs nothing yet, so whoever ran or queued them is gone.
-    Also removes the temporary files of checkpoint writes that never finished."""
+    Also removes the temporary files of checkpoint writes that never finished.
+
+    Never a run whose owner is alive: if another scheduler process still trains runs here (one
+    without the lock: an older rankbias whose lock file was removed), nothing is touched and
+    ``StoreBusy`` says so - two schedulers would train the same runs and prune each other's
+    checkpoints."""
+    refuse_if_trained_elsewhere(store)
     for tmp in checkpoints.clean_partial(store.paths.checkpoints):
         log.info("removed %s (a checkpoint write that never finished)", tmp)
     adopted = []
@@ -71,6 +79,25 @@ def adopt(store: Store) -> list[PlannedRun]:
             " ".join(r.run_id for r in orphans),
         )
     return adopted + orphans
+
+
+def refuse_if_trained_elsewhere(store: Store) -> None:
+    """``StoreBusy`` if a live scheduler process other than this one owns running runs of ``store``
+    (a stored "running" reads as such only while its owner is alive: ``store.RunRow.status``)."""
+    mine = owner.token()
+    live: dict[str, list[str]] = {}
+    for row in store.runs(status=(Status.RUNNING,)):
+        if row.owner and row.owner != mine:
+            live.setdefault(row.owner, []).append(row.run_id)
+    if not live:
+        return
+    who = ", ".join(f"pid {owner.pid_of(token)} trains {len(ids)} run(s)" for token, ids in live.items())
+    raise StoreBusy(
+        f"another scheduler is still training runs in {store.directory} ({who}) although it does "
+        "not hold the store's lock (its lock file was removed, or it is an older rankbias): refusing "
+        "to start a second one, which would train them twice; wait for it, or stop it "
+        f"(`rankbias stop --store {store.directory}`, or end that process), then run again"
+    )
 
 
 def last_progress(store: Store, row: RunRow) -> float | None:

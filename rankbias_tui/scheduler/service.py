@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import time
 from collections import deque
 from collections.abc import Callable
 from multiprocessing.connection import wait
@@ -57,15 +56,16 @@ class Scheduler(Endings):
         slots: Slots,
         options: SchedulerOptions = SchedulerOptions(),
         launcher: Launcher | None = None,
-        since: float | None = None,
+        requests_after: int | None = None,
     ):
         """``options.pack_size`` overrides every run's ``pack_size`` (1: no packs); ``graphs`` False
         trains with the eager loop on GPUs too (the CPU always does). ``launcher`` starts the
         workers (``backends.prepare``'s; None: processes on this machine, ``local.ProcessLauncher``).
-        ``since``: when this scheduler took the store's lock (default now); stop requests made
-        before then were meant for another scheduler and expire unanswered."""
+        ``requests_after``: the store's latest request id when this scheduler took the store's lock
+        (default: now); stop requests up to it were meant for another scheduler and expire
+        unanswered. Ids, not clocks: a client whose clock is off still stops the right scheduler."""
         self.store, self.slots, self.options = store, slots, options
-        self.since = time.time() if since is None else since
+        self.requests_after = store.last_request_id() if requests_after is None else requests_after
         self.queue: deque[PlannedRun] = deque(runs)
         self.workers: dict[str, Worker] = {}  # every active run, pack members included
         self.hosts: list[Host] = []  # every worker process
@@ -190,7 +190,7 @@ class Scheduler(Endings):
         for request in self.store.take_requests(("cancel", "stop")):
             if request.kind == "cancel" and request.run_id:
                 self.cancel(request.run_id)
-            elif request.kind == "stop" and not faults.expired(request, self.since):
+            elif request.kind == "stop" and not faults.expired(request, self.requests_after):
                 raise StopRequested("stop requested")
 
     def _fill_slots(self) -> None:

@@ -13,13 +13,15 @@ request means and who answers it is ``rankbias_tui.scheduler``'s business, not t
     rows.py        the row types read back (RunRow, Segment, Request; spectra as protocol.SpectrumRow)
     database.py    Store: opening and the runs table
     results.py     metrics, spectra and requests (a mixin of Store)
+    files.py       the lock, state and log files opened safely (never through a link); who may write
     owner.py       who owns a running run (scheduler pid and boot), to tell dead owners from live
 """
 
 from ..measures import FINISHED
 from ..protocol import SpectrumRow
-from .connection import NoStore, StoreError, damaged, is_full, migrate
+from .connection import NoStore, StoreError, damaged, is_full, make_private_directory, migrate
 from .database import Store
+from .files import UnsafeStore, check_directory, open_private, read_end, remove_own, write_private
 from .paths import DB_NAME, StorePaths
 from .results import REQUESTS
 from .rows import Request, RunRow, Segment
@@ -38,7 +40,14 @@ __all__ = [
     "Store",
     "StoreError",
     "StorePaths",
+    "UnsafeStore",
+    "check_directory",
     "damaged",
     "is_full",
+    "make_private_directory",
     "migrate",
+    "open_private",
+    "read_end",
+    "remove_own",
+    "write_private",
 ]

@@ -26,6 +26,7 @@ from .connection import (
     open_writable,
     writable,
 )
+from .files import check_directory
 from .paths import StorePaths
 from .results import Results
 from .rows import JsonCache, Owners, RunRow, Segment, read_config, run_row
@@ -40,8 +41,10 @@ class Store(Results):
 
         A store this process may not write (a read-only mount, another user's results) opens
         read-only for readers (``create=False``): no WAL switch, no migration. A writer gets a
-        ``StoreError`` saying why. A file that is not an SQLite database, or a damaged one, is a
-        ``StoreError`` naming the file, never a traceback."""
+        ``StoreError`` saying why, and so does one in a directory another user could plant files in
+        (``files.UnsafeStore``: not this user's, or group- or world-writable). A file that is not
+        an SQLite database, or a damaged one, is a ``StoreError`` naming the file, never a
+        traceback."""
         self.directory = Path(directory)
         self.paths = StorePaths.of(self.directory)
         self.path = path = self.paths.database
@@ -49,8 +52,9 @@ class Store(Results):
         self._config = JsonCache(read_config)
         if not create and not path.exists():
             raise NoStore(f"no rankbias store at {self.directory} (run `rankbias run` first or pass --store)")
-        if create:
+        if create:  # a writer: the directory must be this user's alone (``files.check_directory``)
             make_private_directory(self.directory)
+            check_directory(self.directory)
         self.read_only = not writable(self.directory, path)
         if self.read_only and create:
             raise StoreError(

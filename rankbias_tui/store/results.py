@@ -120,4 +120,12 @@ class Results:
             self.conn.executemany(
                 "UPDATE requests SET done_at=? WHERE id=?", [(time.time(), r["id"]) for r in rows]
             )
-        return [Request(r["kind"], r["run_id"], r["spec_path"], r["sweep"], r["created_at"]) for r in rows]
+        return [
+            Request(r["kind"], r["run_id"], r["spec_path"], r["sweep"], r["created_at"], r["id"])
+            for r in rows
+        ]
+
+    def last_request_id(self) -> int:
+        """The id of the latest request made so far (0: none): a later request has a higher id
+        (AUTOINCREMENT never reuses one), whatever the clock of the process that made it says."""
+        return self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM requests").fetchone()[0]

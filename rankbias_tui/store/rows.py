@@ -35,6 +35,7 @@ class Request:
     spec_path: str | None = None  # a launch's spec file (absolute): older rankbias, no longer answered
     sweep: str | None = None  # a launch's sweep (what the scheduler's log names)
     created_at: float = field(default=0.0, compare=False)  # when it was made (set by the store)
+    id: int = field(default=0, compare=False)  # the store's order of requests (set by the store)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from ..export import export
 from ..measures import ACTIVE, FINISHED
 from ..scheduler import SchedulerOptions
 from ..spec import Spec, SpecError
-from ..store import Store, StorePaths
+from ..store import Store, StoreError, StorePaths, read_end
 from .messages import (
     AppState,
     CancelRequested,
@@ -273,7 +273,10 @@ class RankbiasApp(App[None]):
             )
         if self.spawn is None:
             return ""
-        pid, proc = scheduler.ensure(self.store_dir, self.options, self.spawn, self.spawned)
+        try:
+            pid, proc = scheduler.ensure(self.store_dir, self.options, self.spawn, self.spawned)
+        except StoreError as err:  # a store others may write in, a link planted as the log
+            return f"; but the background scheduler cannot start: {err}"
         if pid is not None or (proc is not None and proc is self.spawned):
             return ""  # one runs, or the one started a moment ago does not hold the lock yet
         self.spawned = proc
@@ -320,10 +323,8 @@ class RankbiasApp(App[None]):
 
 
 def _tail(path: Path, lines: int = 3) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
+    """The last lines of the scheduler's log (never read through a symbolic link)."""
+    return "\n".join(read_end(path, 64 * 1024).decode(errors="replace").splitlines()[-lines:])
 
 
 def create_app(

@@ -23,7 +23,7 @@ from ..measures import HPARAMS, STATUSES, Status
 from ..scheduler import SchedulerStatus
 from ..scheduler import status as scheduler_status
 from ..spec import RunConfig
-from ..store import RunRow, Segment, SpectrumRow, Store
+from ..store import RunRow, Segment, SpectrumRow, Store, read_end
 from .usage import DeviceUse, UsageProbe, device_usage
 
 SHOWN_METRICS = (measures.TRAIN_LOSS, measures.LOSS, measures.TEST_ACC)  # what a row shows
@@ -133,13 +133,8 @@ def downsample(xs: list[float], ys: list[float], limit: int = MAX_POINTS) -> tup
 
 def log_lines(path: Path, run_id: str, limit: int = 30, window: int = 256 * 1024) -> tuple[str, ...]:
     """The last ``limit`` lines of a scheduler log (its last ``window`` bytes) that name ``run_id``
-    (in full or by its first 8 characters); none if there is no log."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, fh.seek(0, 2) - window))
-            text = fh.read().decode("utf-8", "replace")
-    except OSError:
-        return ()
+    (in full or by its first 8 characters); none if there is no log (or a link in its place)."""
+    text = read_end(path, window).decode("utf-8", "replace")
     return tuple([line for line in text.splitlines() if run_id[:8] in line][-limit:])
 
 

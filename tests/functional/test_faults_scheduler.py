@@ -1,5 +1,5 @@
 """Fault injection on the scheduler itself (issue 9) where nothing is to be recovered: a stale stop
-request, the store deleted (or replaced) while a sweep runs, a run id in the database that names
+request (made on a clock an hour ahead, issue 19), the store deleted (or replaced) while a sweep runs, a run id in the database that names
 a path. Each fault is injected and the test shows what the user sees and that nothing else moved.
 """
 
@@ -27,11 +27,14 @@ def planned(**fields: object) -> PlannedRun:
 
 
 @pytest.mark.slow
-def test_a_stop_request_left_by_an_earlier_stop_expires(tmp_path: Path) -> None:
+def test_a_stop_request_left_by_an_earlier_stop_expires(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the clocks say (issue 19): here its client's was an hour ahead of this scheduler's."""
     quick = planned(batch_size=64, epochs=1)
+    real = time.time
     with Store(tmp_path) as store:
+        monkeypatch.setattr(time, "time", lambda: real() + 3600)
         store.request(Request("stop"))  # `rankbias stop` timed out, or its scheduler died first
-        time.sleep(0.01)
+        monkeypatch.setattr(time, "time", real)
         outcomes = Scheduler(store, store.queue([quick], {}), plan_slots("cpu", 1)).run()
         assert outcomes == {quick.run_id: "done"}  # not stopped by a request meant for another
         assert store.take_requests() == []  # taken, and not answered
