@@ -23,7 +23,9 @@ Reading a sweep honestly (PAPER.md; README.md's rules table; every threshold is 
   slice without that control is not tested (its change from the initial rank is information);
 - claim 3 compares each wd = 0 setting's final rank with its own initial rank at the same eps;
 - claim 4 reads test accuracy within slices whose rank moved, with no run dropped; runs with a
-  poor fit are listed, diverged runs are listed as excluded.
+  poor fit are listed, diverged runs are listed as excluded;
+- claim 5 compares settings of a slice with the same lr x wd and another lr: the same rank within
+  the claim-3 tolerance, shown by the t interval.
 """
 
 from .accuracy import ACC_MARGINAL, MIN_ACC_RUNS, TRAINED_FRACTION, accuracy_change, claim_accuracy
@@ -71,6 +73,7 @@ from .verdicts import (
     THRESHOLDS,
     check_claims,
     claim_lowers,
+    claim_product,
     claim_trend,
     claim_wd0,
     effects,
@@ -108,6 +111,7 @@ __all__ = [
     "check_claims",
     "claim_accuracy",
     "claim_lowers",
+    "claim_product",
     "claim_trend",
     "claim_wd0",
     "context_of",

@@ -41,6 +41,7 @@ CLAIMS = {
     "2c": "larger weight decay -> lower rank",
     "3": "with wd = 0 the rank stays where it started (at its maximum, at small eps)",
     "4": "the rank bias has only a marginal effect on test accuracy",
+    "5": "the same lr x wd gives the same rank (the bound depends on B / (lr wd) only)",
 }
 
 

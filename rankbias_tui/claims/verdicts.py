@@ -153,14 +153,53 @@ def claim_wd0(records: Sequence[Record]) -> dict[str, Any]:
     return verdict("3", items, evidence, seeds, unit="setting", largest_fall=-worst["change"])
 
 
+def claim_product(records: Sequence[Record]) -> dict[str, Any]:
+    """Claim 5: within a slice (same context and batch size), settings with the same lr x wd > 0
+    but another lr give the same final rank: per pair, agrees when the t interval of the rank
+    difference lies within +-tolerance (shown to be the same), opposes when it lies beyond."""
+    groups = settings(records)
+    by_product: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
+    for key in groups:
+        ctx, batch, lr, wd = key
+        if wd > 0:
+            by_product.setdefault((ctx, batch, float(f"{lr * wd:.12g}")), []).append(key)
+    items = []
+    for (ctx, batch, product), keys in by_product.items():
+        keys = sorted(keys, key=lambda k: k[2])
+        for a, b in zip(keys, keys[1:], strict=False):  # neighbours in lr: independent pairs
+            ch = change(final_ranks(groups[a]), final_ranks(groups[b]))
+            tol = fall_tolerance(float(np.mean(final_ranks(groups[a]))))
+            lo, hi = ch["interval"]
+            result = AGREES if -tol <= lo and hi <= tol else OPPOSES if lo > tol or hi < -tol else NO_EFFECT
+            setting = {"batch_size": batch, "lr x wd": product} | ({"context": ctx} if ctx else {})
+            pair = f"lr {a[2]:g}, wd {a[3]:g} -> lr {b[2]:g}, wd {b[3]:g}"
+            leans = AGREES if abs(ch["change"]) <= tol else OPPOSES
+            items.append(
+                {"slice": setting, "pair": pair, **ch, "tolerance": tol, "outcome": result, "leans": leans}
+            )
+    if not items:
+        return untested("5", "no two settings of a slice share lr x wd with different lr")
+    seeds = seeds_label(n for s in items for n in s["seeds"])
+    tested = [s for s in items if s["tested"]]
+    c = {o: sum(s["outcome"] == o for s in tested) for o in (AGREES, OPPOSES, NO_EFFECT)}
+    worst = max(items, key=lambda s: abs(s["change"]))
+    evidence = (
+        f"{c[AGREES]} of {len(tested)} tested pairs shown to have the same rank (within the "
+        f"tolerance), {c[OPPOSES]} shown to differ, {c[NO_EFFECT]} undecided; largest difference "
+        f"{worst['change']:+.1f} ranks ({worst['pair']}) ({seeds} per setting)"
+    )
+    return verdict("5", items, evidence, seeds, unit="pair")
+
+
 def check_claims(records: Sequence[Record], excluded: Sequence[Record] = ()) -> list[dict[str, Any]]:
-    """A verdict for each claim of PAPER.md, in order 1, 2a, 2b, 2c, 3, 4; ``excluded``: the runs
-    left out of the records (diverged), which claim 4 lists."""
+    """A verdict for each claim of PAPER.md, in order 1, 2a, 2b, 2c, 3, 4, 5; ``excluded``: the
+    runs left out of the records (diverged), which claim 4 lists."""
     return [
         claim_lowers(records),
         *(claim_trend(records, c) for c in ("2a", "2b", "2c")),
         claim_wd0(records),
         claim_accuracy(records, excluded),
+        claim_product(records),
     ]
 
 

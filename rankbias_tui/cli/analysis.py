@@ -103,12 +103,16 @@ def plot(
         "(default: STORE/figures/SWEEP-KIND).",
     ),
 ) -> None:
-    """Draw a figure from the store: rank curves, Figure-1 contour, spectra, accuracy vs rank.
+    """Draw a figure from the store: rank curves, contour, spectra, accuracy vs rank, scaling.
 
     rank-curves: rank against epoch, one line per --by value.
-    contour: final average rank over two fields (--x, --y), like the paper's Figure 1.
+    contour: final average rank over two fields (--x, --y), drawn as the paper's Figure 1 (the
+    figure1-* sweeps run the authors' grids); diverged cells hatched with their last rank.
     spectrum: singular-value histograms of one run (--run) at chosen epochs.
     accuracy-vs-rank: final test accuracy against final rank of each finished run.
+    scaling: every finished wd > 0 run's final rank against B / (lr wd) (times m with --layer),
+    the variable of the paper's bound, with the bound's line: runs on one curve if it captures
+    the mechanism.
     """
     from .. import figures
 

@@ -225,7 +225,7 @@ def test_claim_4_keeps_and_lists_the_runs_that_fit_poorly() -> None:
 
 def test_claim_4_lists_the_diverged_runs_it_excludes() -> None:
     diverged = [record(4, 0.1, 1e-2, 30.0, acc=0.1) | {"status": "diverged", "run_id": "deadbeef0000"}]
-    c = claims.check_claims(grid4(lambda b, lr, rank: 0.95), diverged)[-1]
+    c = next(c for c in claims.check_claims(grid4(lambda b, lr, rank: 0.95), diverged) if c["claim"] == "4")
     assert "1 diverged run(s) excluded: deadbeef (rank 30.0" in c["evidence"]
     assert c["numbers"]["left_out"][0]["run_id"] == "deadbeef0000"
 
@@ -254,6 +254,19 @@ def test_claim_4_with_seeds_wide_accuracy_spread_is_undecided() -> None:
     assert c["numbers"][NO_EFFECT] >= 1 and "3 seeds per setting" in c["evidence"]
 
 
+# ----- claim 5: the same lr x wd, the same rank ------------------------------------------------------
+def test_claim_5_same_product_same_rank() -> None:
+    recs = [
+        r for b in (8, 32) for lr, wd in ((0.1, 1e-2), (0.2, 5e-3)) for r in seeded(b, lr, wd, spread(80.0))
+    ]
+    c = claim(recs, "5")
+    assert c["verdict"] == HOLDS and c["numbers"][AGREES] == 2 and c["size"].startswith("2 of 2 pairs")
+    for r in recs:
+        r["final_avg_rank"] -= 10.0 * (r["lr"] == 0.2)
+    assert claim(recs, "5")["verdict"] == FAILS
+    assert claim([r for r in recs if r["lr"] == 0.1], "5")["verdict"] == UNTESTED
+
+
 # ----- from a store -------------------------------------------------------------------------------
 def test_records_from_store_use_done_runs_and_recompute_eps(tmp_path: Path) -> None:
     import numpy as np
@@ -279,7 +292,7 @@ def test_claims_command_json_with_one_seed_tests_nothing(tmp_path: Path, follows
     assert report["runs"] == 18 and report["sweep"] == "trend" and report["seeds"] == "1 seed"
     got = {c["claim"]: c["verdict"] for c in report["claims"]}
     # Mirrored, wd = 0 runs still stay where they started (at half the maximum): claim 3 leans yes.
-    assert got == dict.fromkeys(claims.CLAIMS, leaning) | {"3": CONSISTENT}
+    assert got == dict.fromkeys(claims.CLAIMS, leaning) | {"3": CONSISTENT, "5": UNTESTED}
     assert {e["field"] for e in report["effects"]} == set(claims.HPARAMS)
     assert report["thresholds"]["min_rank_change"] == 1.0 and report["thresholds"]["agreement"] == 2 / 3
 
@@ -291,7 +304,7 @@ def test_claims_with_three_seeds_decide_and_say_on_what(tmp_path: Path, follows:
     report = json.loads(result.stdout)
     assert report["runs"] == 54 and report["seeds"] == "3 seeds"
     got = {c["claim"]: c["verdict"] for c in report["claims"]}
-    assert got == dict.fromkeys(claims.CLAIMS, verdict) | {"3": HOLDS}
+    assert got == dict.fromkeys(claims.CLAIMS, verdict) | {"3": HOLDS, "5": UNTESTED}
     trend = next(c for c in report["claims"] if c["claim"] == "2c")
     assert all(s["seeds"] == [3, 3] for s in trend["slices"]) and "3 seeds per setting" in trend["evidence"]
     assert trend["size"] == "6 of 6 slices (needs 2), 3 seeds"
