@@ -4,7 +4,7 @@ Owns: run statuses and which of them are finished; metric names (one table, as t
 them and the store keeps them); the run fields that tell runs apart and ``varied_fields``; the
 rank rules: rank at eps (the count of singular values of W/||W||_F strictly above eps), the average
 rank over layers, the largest possible average rank, a run's rank curve, when the paper's bound
-is vacuous, and the spread over seeds (a seeded bootstrap interval of a mean or of a difference of
+is vacuous, and the spread over seeds (a Student-t interval of a mean or of a difference of
 means, shared by the claims and the figures). Does not own: computing singular values
 (``engine/spectral.py``, torch), reading the store
 (``store/``), how numbers are printed (``tui/format.py``, the CLI) or the claims' rules

@@ -4,7 +4,7 @@ Owns: turning a store's runs into plain *records* (one dict per run: batch_size,
 seed, initial/final/maximal average rank at a chosen eps, final train and test accuracy), grouping
 them into *settings* (the runs of one configuration, one per seed) and *slices* (the settings that
 hold all but one hyperparameter fixed), the change of a mean over seeds with its interval, and the
-noise floor (``measurable``). Does not own: the bootstrap itself (``measures.py``) or the verdicts
+noise floor (``measurable``). Does not own: the t intervals (``measures.py``) or the verdicts
 (``verdicts.py``). Imports neither torch nor matplotlib.
 """
 

@@ -41,7 +41,7 @@ SIGMA_FLOOR = 1e-8  # spectrum histograms: smaller singular values land in the f
 @dataclass(frozen=True)
 class Series:
     """One line (or set of points): its label, x and y (means over seeds); ``lo``/``hi`` the
-    bootstrap interval of y over seeds, ``xlo``/``xhi`` of x (None: one seed, or not a mean)."""
+    t interval of y over seeds, ``xlo``/``xhi`` of x (None: one seed, or not a mean)."""
 
     label: str
     x: tuple[float, ...]
@@ -96,7 +96,7 @@ class GridData:
 
 
 def _aggregate(curves: Sequence[tuple[Sequence[float], Sequence[float]]], label: str) -> Series:
-    """Mean over seeds at each x; with several seeds, the bootstrap interval over them."""
+    """Mean over seeds at each x; with several seeds, the t interval over them."""
     at: dict[float, list[float]] = defaultdict(list)
     for xs, ys in curves:
         for x, y in zip(xs, ys, strict=True):
