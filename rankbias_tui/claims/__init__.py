@@ -1,25 +1,34 @@
-"""The paper's claims (PAPER.md), checked from stored runs, read with a noise floor.
+"""The paper's claims (PAPER.md), checked from stored runs, read so that noise and selection
+cannot decide them.
 
-Two modules: ``records`` (runs as records, settings and slices, changes over seeds and the noise
-floor) and ``verdicts`` (a verdict per claim, the ``claims --json`` report). Does not own: the rank
-rules, which fields vary and the bootstrap (``measures.py``), drawing (``figures/``), the command
-line (``cli/analysis.py``), the report page (``report/``) or the database (``store/``).
-Imports neither torch nor matplotlib, so the terminal UI may use it.
+Four modules: ``records`` (runs as records, settings and slices, changes over seeds with their t
+intervals and the noise floor), ``rule`` (the calibrated verdict rule, the statements and the
+verdict words), ``verdicts`` (claims 1-3, the ``claims --json`` report) and ``accuracy`` (claim
+4). Does not own: the rank rules, which fields vary and the t intervals (``measures.py``), drawing
+(``figures/``), the command line (``cli/analysis.py``), the report page (``report/``) or the
+database (``store/``). Imports neither torch nor matplotlib, so the terminal UI may use it.
 
 Reading a sweep honestly (PAPER.md; README.md's rules table; every threshold is in ``--json``):
 - an *effect* is a change of the mean final average rank over seeds of at least
-  ``MIN_RANK_CHANGE`` ranks (one layer's smallest singular value crossing eps moves the average by
-  1/layers) whose bootstrap interval over seeds excludes 0 (with one seed: the change itself);
-- each claim sorts its slices (or settings) into ``AGREES`` (an effect of the paper's sign),
-  ``OPPOSES`` (of the opposite sign) and ``NO_EFFECT``; it *holds* when at least one has an effect
-  and at least ``AGREEMENT`` of those agree, *does not hold* otherwise (earned by effects of the
-  wrong sign, never by flat slices), and is *not shown by this sweep* when nothing moved;
-- claim 1 compares each wd > 0 setting with the wd = 0 setting of its slice, or with its own
-  initial rank where the sweep has no such control;
-- claim 3 compares each wd = 0 setting's gap to the maximal rank with ``near_max_tolerance``;
-- claim 4 reads test accuracy within slices whose rank moved, among trained runs only.
+  ``MIN_RANK_CHANGE`` ranks whose 95% Student-t interval over seeds excludes 0 (Welch's between
+  settings, paired for a run against its own start); with one seed on each side there is no
+  spread to judge it by: the slice is *not tested*, only its sign is reported;
+- each claim sorts its tested slices into ``AGREES`` (an effect of the paper's sign),
+  ``OPPOSES`` and ``NO_EFFECT``; it *holds* with at least ``rule.min_deciding(tested)`` agreeing
+  slices (>= 2, and more the more slices are tested, so that at most 2.5% of null sweeps reach
+  it) and ``AGREEMENT`` of the effects agreeing, *does not hold* likewise for the opposite sign,
+  and is *not shown by this sweep* otherwise; without any tested slice it reads "consistent,
+  1 seed: not a test" (or "inconsistent, ..."), never a plain "holds";
+- claim 1 compares, per slice, the largest weight decay with the wd = 0 run(s) of the slice; a
+  slice without that control is not tested (its change from the initial rank is information);
+- claim 3 compares each wd = 0 setting's final rank with its own initial rank at the same eps;
+- claim 4 reads test accuracy within slices whose rank moved, with no run dropped; runs with a
+  poor fit are listed, diverged runs are listed as excluded;
+- claim 5 compares settings of a slice with the same lr x wd and another lr: the same rank within
+  the claim-3 tolerance, shown by the t interval.
 """
 
+from .accuracy import ACC_MARGINAL, MIN_ACC_RUNS, TRAINED_FRACTION, accuracy_change, claim_accuracy
 from .records import (
     AGREES,
     HIGHER,
@@ -33,6 +42,8 @@ from .records import (
     context_of,
     direction,
     effect,
+    excluded_from_store,
+    leaning,
     measurable,
     paired_change,
     records_from_store,
@@ -41,32 +52,33 @@ from .records import (
     settings,
     slices,
 )
-from .verdicts import (
-    ACC_MARGINAL,
+from .rule import (
     AGREEMENT,
     CLAIMS,
+    CONSISTENT,
+    DECIDED,
     FAILS,
     HOLDS,
-    MIN_ACC_RUNS,
-    NEAR_MAX_FRACTION,
-    NEAR_MAX_RANKS,
+    INCONSISTENT,
     NOT_SHOWN,
-    THRESHOLDS,
-    TRAINED_FRACTION,
     UNTESTED,
     VERDICTS,
+    min_deciding,
+    tally,
+    verdict_of,
+)
+from .verdicts import (
+    NEAR_MAX_FRACTION,
+    NEAR_MAX_RANKS,
+    THRESHOLDS,
     check_claims,
-    claim_accuracy,
     claim_lowers,
+    claim_product,
     claim_trend,
     claim_wd0,
     effects,
-    near_max,
-    near_max_tolerance,
+    fall_tolerance,
     report,
-    tally,
-    trained,
-    verdict_of,
 )
 
 __all__ = [
@@ -74,36 +86,43 @@ __all__ = [
     "AGREEMENT",
     "AGREES",
     "CLAIMS",
+    "CONSISTENT",
+    "DECIDED",
     "FAILS",
     "HIGHER",
     "HOLDS",
     "HPARAMS",
+    "INCONSISTENT",
     "LOWER",
     "MIN_ACC_RUNS",
     "MIN_RANK_CHANGE",
     "NEAR_MAX_FRACTION",
     "NEAR_MAX_RANKS",
-    "NO_EFFECT",
     "NOT_SHOWN",
+    "NO_EFFECT",
     "OPPOSES",
+    "Record",
     "THRESHOLDS",
     "TRAINED_FRACTION",
     "UNTESTED",
     "VERDICTS",
-    "Record",
+    "accuracy_change",
     "change",
     "check_claims",
     "claim_accuracy",
     "claim_lowers",
+    "claim_product",
     "claim_trend",
     "claim_wd0",
     "context_of",
     "direction",
     "effect",
     "effects",
+    "excluded_from_store",
+    "fall_tolerance",
+    "leaning",
     "measurable",
-    "near_max",
-    "near_max_tolerance",
+    "min_deciding",
     "paired_change",
     "records_from_store",
     "report",
@@ -112,6 +131,5 @@ __all__ = [
     "settings",
     "slices",
     "tally",
-    "trained",
     "verdict_of",
 ]

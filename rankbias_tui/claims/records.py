@@ -4,7 +4,7 @@ Owns: turning a store's runs into plain *records* (one dict per run: batch_size,
 seed, initial/final/maximal average rank at a chosen eps, final train and test accuracy), grouping
 them into *settings* (the runs of one configuration, one per seed) and *slices* (the settings that
 hold all but one hyperparameter fixed), the change of a mean over seeds with its interval, and the
-noise floor (``measurable``). Does not own: the bootstrap itself (``measures.py``) or the verdicts
+noise floor (``measurable``). Does not own: the t intervals (``measures.py``) or the verdicts
 (``verdicts.py``). Imports neither torch nor matplotlib.
 """
 
@@ -79,6 +79,12 @@ def records_from_store(
     return [r for r in out if not math.isnan(r["final_avg_rank"])]
 
 
+def excluded_from_store(store: Store, sweep: str | None = None, eps: float | None = None) -> list[Record]:
+    """The sweep's diverged runs as records (their last measurement), which the claims leave out
+    and say so."""
+    return records_from_store(store, sweep, eps, statuses=(Status.DIVERGED,))
+
+
 # ----- settings, slices and changes --------------------------------------------------------------
 def settings(records: Sequence[Record]) -> dict[tuple[Any, ...], list[Record]]:
     """Records grouped by everything but the seed: (context, batch_size, lr, weight_decay)."""
@@ -107,29 +113,48 @@ def seeds_label(counts: Iterable[int]) -> str:
 
 
 def change(before: Sequence[float], after: Sequence[float]) -> dict[str, Any]:
-    """mean(after) - mean(before) over seeds, its bootstrap interval and the seeds behind each side."""
+    """mean(after) - mean(before) over seeds, its t interval, the seeds behind each side and
+    whether it can be tested at all (a spread to judge it by: two seeds on a side)."""
     diff = float(np.mean(after) - np.mean(before))
     lo, hi = measures.diff_interval(before, after)
-    return {"change": diff, "interval": [lo, hi], "seeds": [len(before), len(after)]}
+    return {
+        "change": diff,
+        "interval": [lo, hi],
+        "seeds": [len(before), len(after)],
+        "tested": measures.testable(before, after),
+    }
 
 
 def paired_change(before: Sequence[float], after: Sequence[float]) -> dict[str, Any]:
     """The mean over seeds of after - before of the same runs (e.g. final - initial rank)."""
     diffs = [b - a for a, b in zip(before, after, strict=True)]
     lo, hi = measures.mean_interval(diffs)
-    return {"change": float(np.mean(diffs)), "interval": [lo, hi], "seeds": [len(diffs), len(diffs)]}
+    return {
+        "change": float(np.mean(diffs)),
+        "interval": [lo, hi],
+        "seeds": [len(diffs), len(diffs)],
+        "tested": len(diffs) >= 2,
+    }
 
 
 def measurable(ch: dict[str, Any]) -> bool:
-    """The noise floor: at least ``MIN_RANK_CHANGE`` ranks, and an interval over seeds that
-    excludes 0 (with one seed on both sides the interval is the change itself)."""
+    """The noise floor: a tested change (seeds to judge it by) of at least ``MIN_RANK_CHANGE``
+    ranks whose t interval over seeds excludes 0."""
     lo, hi = ch["interval"]
-    return abs(ch["change"]) >= MIN_RANK_CHANGE and (lo > 0 or hi < 0)
+    return ch["tested"] and abs(ch["change"]) >= MIN_RANK_CHANGE and (lo > 0 or hi < 0)
 
 
 def direction(ch: dict[str, Any]) -> str:
-    """HIGHER, LOWER, or NO_EFFECT when the change is under the noise floor."""
+    """HIGHER, LOWER, or NO_EFFECT when the change is under the noise floor (or untested)."""
     return NO_EFFECT if not measurable(ch) else HIGHER if ch["change"] > 0 else LOWER
+
+
+def leaning(ch: dict[str, Any]) -> str:
+    """Which way a change points, tested or not (for one seed: a sign, not a test): HIGHER or
+    LOWER by at least ``MIN_RANK_CHANGE`` ranks, else NO_EFFECT."""
+    if abs(ch["change"]) < MIN_RANK_CHANGE:
+        return NO_EFFECT
+    return HIGHER if ch["change"] > 0 else LOWER
 
 
 def final_ranks(runs: Sequence[Record]) -> list[float]:
@@ -162,6 +187,7 @@ def effect(records: Sequence[Record], field: str, only_wd_positive: bool = False
                 "runs": len(group),
                 **ch,
                 "direction": direction(ch),
+                "leans": leaning(ch),
             }
         )
     if not per_slice:

@@ -1,21 +1,22 @@
 """A verdict per claim of the paper (PAPER.md) from records, and the report ``claims --json`` prints.
 
-Owns: the statements (``CLAIMS``), the verdict rule shared by all claims (``verdict_of``), one
-function per claim, and ``report``. Does not own: records, slices and the noise floor
-(``records.py``), the bootstrap (``measures.py``), printing (``cli/analysis.py``, ``report/``).
-The rules are summarised in this package's docstring and README.md's rules table.
+Owns: the statements (``CLAIMS``), one function per claim 1-3 (claim 4: ``accuracy.py``) and
+``report``. Does not own: records, slices and their tests (``records.py``), the verdict rule and
+its calibration (``rule.py``), the t intervals (``measures.py``), printing (``cli/analysis.py``,
+``report/``). The rules are summarised in this package's docstring and README.md's rules table.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from .. import measures
 from ..measures import HPARAMS
+from .accuracy import ACC_MARGINAL, MIN_ACC_RUNS, TRAINED_FRACTION, claim_accuracy
 from .records import (
     AGREES,
     HIGHER,
@@ -25,36 +26,16 @@ from .records import (
     OPPOSES,
     Record,
     change,
-    direction,
     effect,
     final_ranks,
-    measurable,
     paired_change,
     seeds_label,
     settings,
-    slices,
 )
+from .rule import AGREEMENT, counted, outcome, untested, verdict
 
-AGREEMENT = 2 / 3  # share of the slices with an effect that must have the paper's sign
-NEAR_MAX_RANKS = 2.0  # claim 3: within max(2 ranks, 2% of the maximum) of the maximal rank
+NEAR_MAX_RANKS = 2.0  # claim 3: a fall of at most max(2 ranks, 2% of the initial rank)
 NEAR_MAX_FRACTION = 0.02
-ACC_MARGINAL = 0.02  # claim 4: test accuracy moves by less than 2 points across a slice
-TRAINED_FRACTION = 0.95  # claim 4: final train accuracy >= 95% of the sweep's best
-MIN_ACC_RUNS = 6  # claim 4: runs behind the slices that decide it, fewer is "not shown"
-
-HOLDS, FAILS = "holds", "does not hold"
-NOT_SHOWN, UNTESTED = "not shown by this sweep", "not tested by this sweep"
-VERDICTS = (HOLDS, FAILS, NOT_SHOWN, UNTESTED)
-
-
-CLAIMS = {
-    "1": "SGD with weight decay lowers the rank (against wd = 0, or else the initial rank)",
-    "2a": "smaller batch size -> lower rank",
-    "2b": "larger learning rate -> lower rank",
-    "2c": "larger weight decay -> lower rank",
-    "3": "with wd = 0 the rank stays near its maximum",
-    "4": "the rank bias has only a marginal effect on test accuracy",
-}
 # claim -> (hyperparameter, what its larger values do to the rank per the paper, wd > 0 slices only)
 _TRENDS = {
     "2a": ("batch_size", HIGHER, True),
@@ -63,285 +44,162 @@ _TRENDS = {
 }
 
 
-def tally(outcomes: Iterable[str]) -> dict[str, int]:
-    outcomes = list(outcomes)
-    return {o: outcomes.count(o) for o in (AGREES, OPPOSES, NO_EFFECT)}
-
-
-def verdict_of(counts: dict[str, int]) -> str:
-    """HOLDS with >= 1 effect and >= ``AGREEMENT`` of the effects agreeing; FAILS when the
-    effects of the wrong sign are more than that allows; NOT_SHOWN when nothing moved."""
-    moved = counts[AGREES] + counts[OPPOSES]
-    if moved == 0:
-        return NOT_SHOWN
-    return HOLDS if counts[AGREES] / moved >= AGREEMENT else FAILS
-
-
-def _verdict(
-    claim: str, verdict: str, evidence: str, items: Sequence[dict[str, Any]] = (), **numbers: Any
-) -> dict[str, Any]:
-    return {
-        "claim": claim,
-        "text": CLAIMS[claim],
-        "verdict": verdict,
-        "evidence": evidence,
-        "numbers": numbers,
-        "slices": list(items),
-    }
-
-
-def _counted(counts: dict[str, int], unit: str) -> str:
-    moved = counts[AGREES] + counts[OPPOSES]
-    return (
-        f"{counts[AGREES]} of {moved} {unit}s with an effect agree, {counts[OPPOSES]} opposite, "
-        f"{counts[NO_EFFECT]} without a measurable effect"
-    )
-
-
 def claim_trend(records: Sequence[Record], claim: str) -> dict[str, Any]:
+    """Claims 2a-2c: per slice, the change from the smallest to the largest value of a
+    hyperparameter, against the direction the paper says."""
     field, expected, wd_only = _TRENDS[claim]
     eff = effect(records, field, only_wd_positive=wd_only)
     if eff is None:
         where = " among wd > 0 runs" if wd_only else ""
-        return _verdict(claim, UNTESTED, f"{field} is never varied with the others fixed{where}")
-    items = [
-        s
-        | {
-            "outcome": NO_EFFECT
-            if s["direction"] == NO_EFFECT
-            else AGREES
-            if s["direction"] == expected
-            else OPPOSES
-        }
-        for s in eff["slices"]
-    ]
-    counts = tally(s["outcome"] for s in items)
+        return untested(claim, f"{field} is never varied with the others fixed{where}")
+    items = []
+    for s in eff["slices"]:
+        result, leans = outcome(s, expected)
+        items.append(s | {"outcome": result, "leans": leans})
     moved = eff["mean_change_where_moved"]
     shift = (
         ""
         if moved is None
         else f"; where it moved, rank {moved:+.1f} on average from smallest to largest {field}"
     )
-    evidence = f"{_counted(counts, 'slice')}{shift} ({eff['seeds']} per setting)"
-    return _verdict(
-        claim,
-        verdict_of(counts),
-        evidence,
-        items,
-        **counts,
-        slices=len(items),
-        mean_change_where_moved=moved,
-        seeds=eff["seeds"],
-    )
+    evidence = f"{counted(items, 'slice')}{shift} ({eff['seeds']} per setting)"
+    return verdict(claim, items, evidence, eff["seeds"], mean_change_where_moved=moved, slices=len(items))
 
 
 def claim_lowers(records: Sequence[Record]) -> dict[str, Any]:
-    """Claim 1: each wd > 0 setting against the wd = 0 setting of its slice (same context, batch
-    size and lr) where the sweep has one, else against its own initial rank (seed by seed)."""
+    """Claim 1: in each slice (same context, batch size and lr) the largest weight decay against
+    the wd = 0 run(s) of the slice, its control (one test per slice, so slices stay independent).
+    A slice without a wd = 0 run is not tested; its change from the initial rank is information."""
     groups = settings(records)
-    items = []
-    for (ctx, batch, lr, wd), runs in groups.items():
-        if wd <= 0:
+    items, uncontrolled = [], []
+    by_slice: dict[tuple[Any, ...], list[float]] = {}
+    for ctx, batch, lr, wd in groups:
+        by_slice.setdefault((ctx, batch, lr), []).append(wd)
+    for (ctx, batch, lr), wds in by_slice.items():
+        top = max(wds)
+        if top <= 0:
             continue
+        runs = groups[(ctx, batch, lr, top)]
+        setting = {"batch_size": batch, "lr": lr, "weight_decay": top} | ({"context": ctx} if ctx else {})
         control = groups.get((ctx, batch, lr, 0.0))
         if control:
-            ch, basis = change(final_ranks(control), final_ranks(runs)), "wd = 0"
+            ch = change(final_ranks(control), final_ranks(runs))
+            result, leans = outcome(ch, LOWER)
+            items.append({"slice": setting, "against": "wd = 0", **ch, "outcome": result, "leans": leans})
         elif all(not math.isnan(r["init_avg_rank"]) for r in runs):
-            ch, basis = paired_change([r["init_avg_rank"] for r in runs], final_ranks(runs)), "init"
-        else:
-            continue
-        outcome = {LOWER: AGREES, HIGHER: OPPOSES, NO_EFFECT: NO_EFFECT}[direction(ch)]
-        setting = {"batch_size": batch, "lr": lr, "weight_decay": wd} | ({"context": ctx} if ctx else {})
-        items.append({"slice": setting, "against": basis, **ch, "outcome": outcome})
+            ch = paired_change([r["init_avg_rank"] for r in runs], final_ranks(runs))
+            uncontrolled.append({"slice": setting, "against": "its initial rank (information only)", **ch})
+    info = ""
+    if uncontrolled:
+        fell = sum(s["change"] <= -MIN_RANK_CHANGE for s in uncontrolled)
+        info = (
+            f"; {len(uncontrolled)} slice(s) without a wd = 0 control not tested "
+            f"(information: {fell} of them end lower than their initial rank)"
+        )
     if not items:
-        return _verdict("1", UNTESTED, "no finished run with weight_decay > 0")
-    counts = tally(s["outcome"] for s in items)
-    controlled = sum(s["against"] == "wd = 0" for s in items)
+        if not uncontrolled:
+            return untested("1", "no finished run with weight_decay > 0")
+        return untested("1", f"no wd = 0 control in any slice{info}", uncontrolled)
     seeds = seeds_label(n for s in items for n in s["seeds"])
-    evidence = (
-        f"{_counted(counts, 'wd > 0 setting')}; {controlled} compared with the wd = 0 run of "
-        f"their slice, {len(items) - controlled} with their initial rank ({seeds} per setting)"
-    )
-    return _verdict(
-        "1",
-        verdict_of(counts),
-        evidence,
-        items,
-        **counts,
-        settings=len(items),
-        against_wd0=controlled,
-        seeds=seeds,
+    evidence = f"{counted(items, 'slice')}, largest wd against wd = 0{info} ({seeds} per setting)"
+    return verdict(
+        "1", items + uncontrolled, evidence, seeds, slices=len(items), uncontrolled=len(uncontrolled)
     )
 
 
-def near_max(record: Record) -> bool:
-    """One run's final rank within max(``NEAR_MAX_RANKS``, ``NEAR_MAX_FRACTION`` * max) of the max."""
-    top = record["max_avg_rank"]
-    return top - record["final_avg_rank"] <= near_max_tolerance(top)
-
-
-def near_max_tolerance(top: float) -> float:
-    return max(NEAR_MAX_RANKS, NEAR_MAX_FRACTION * top)
+def fall_tolerance(start: float) -> float:
+    """How far a wd = 0 run's rank may fall and still count as staying where it started."""
+    return max(NEAR_MAX_RANKS, NEAR_MAX_FRACTION * start)
 
 
 def claim_wd0(records: Sequence[Record]) -> dict[str, Any]:
-    """Claim 3: each wd = 0 setting's gap to the maximal rank (mean over seeds, with its interval):
-    agrees when the whole interval is within the tolerance, opposes when it is all beyond."""
+    """Claim 3, from the start: each wd = 0 setting's change from its initial to its final rank (at
+    the same eps, seed by seed). Agrees when the whole interval lies above -tolerance (shown not to
+    fall), opposes when it lies below (shown to fall); the gap to the maximal rank is information
+    only (at larger eps even the initial rank is far below min(d_out, d_in))."""
     items = []
     for (ctx, batch, lr, wd), runs in settings(records).items():
-        if wd != 0:
+        if wd != 0 or any(math.isnan(r["init_avg_rank"]) for r in runs):
             continue
-        top = runs[0]["max_avg_rank"]
-        gaps = [top - r["final_avg_rank"] for r in runs]
-        lo, hi = measures.mean_interval(gaps)
-        tol = near_max_tolerance(top)
-        outcome = AGREES if hi <= tol else OPPOSES if lo > tol else NO_EFFECT
+        start = float(np.mean([r["init_avg_rank"] for r in runs]))
+        ch = paired_change([r["init_avg_rank"] for r in runs], final_ranks(runs))
+        tol = fall_tolerance(start)
+        lo, hi = ch["interval"]
+        result = AGREES if lo >= -tol else OPPOSES if hi < -tol else NO_EFFECT
+        leans = AGREES if ch["change"] >= -tol else OPPOSES
         setting = {"batch_size": batch, "lr": lr, "weight_decay": wd} | ({"context": ctx} if ctx else {})
+        top = runs[0]["max_avg_rank"]
+        gap = float(np.mean([top - r["final_avg_rank"] for r in runs]))
         items.append(
-            {
-                "slice": setting,
-                "max_avg_rank": top,
-                "gap": float(np.mean(gaps)),
-                "interval": [lo, hi],
-                "tolerance": tol,
-                "seeds": [len(runs)],
-                "outcome": outcome,
-                "init_gap": float(np.mean([top - r["init_avg_rank"] for r in runs])),
-            }
+            {"slice": setting, **ch, "initial": start, "tolerance": tol, "outcome": result, "leans": leans}
+            | {"max_avg_rank": top, "gap_to_max": gap}
         )
     if not items:
-        return _verdict("3", UNTESTED, "no finished run with weight_decay = 0")
-    counts = tally(s["outcome"] for s in items)
-    gap = max(items, key=lambda s: s["gap"])
+        return untested("3", "no finished run with weight_decay = 0 (and an initial measurement)")
+    worst = min(items, key=lambda s: s["change"])
     seeds = seeds_label(s["seeds"][0] for s in items)
+    tested = [s for s in items if s["tested"]]
+    c = {o: sum(s["outcome"] == o for s in tested) for o in (AGREES, OPPOSES, NO_EFFECT)}
+    untested_note = (
+        f", {len(items) - len(tested)} with one seed (not a test)" if len(tested) < len(items) else ""
+    )
     evidence = (
-        f"{counts[AGREES]} of {len(items)} wd = 0 settings within {gap['tolerance']:g} ranks of the "
-        f"maximal rank {gap['max_avg_rank']:g}, {counts[OPPOSES]} beyond, {counts[NO_EFFECT]} "
-        f"undecided; largest gap {gap['gap']:.1f} (at init {gap['init_gap']:.1f}) ({seeds} per setting)"
+        f"{c[AGREES]} of {len(tested)} tested wd = 0 settings shown not to fall by more than the "
+        f"tolerance, {c[OPPOSES]} shown to fall, {c[NO_EFFECT]} undecided{untested_note}; "
+        f"largest fall {-worst['change']:.1f} ranks from "
+        f"{worst['initial']:.1f} (tolerance {worst['tolerance']:g}); for information, final gap to "
+        f"the maximal rank {worst['max_avg_rank']:g}: {worst['gap_to_max']:.1f} ({seeds} per setting)"
     )
-    return _verdict(
-        "3",
-        verdict_of(counts),
-        evidence,
-        items,
-        **counts,
-        settings=len(items),
-        largest_gap=gap["gap"],
-        largest_init_gap=gap["init_gap"],
-        seeds=seeds,
-    )
+    return verdict("3", items, evidence, seeds, unit="setting", largest_fall=-worst["change"])
 
 
-def trained(records: Sequence[Record]) -> list[Record]:
-    """The runs that fit their training data: final train accuracy at least ``TRAINED_FRACTION``
-    of the best in ``records`` (runs without a train accuracy are kept). Undertrained runs (a tiny
-    lr) have both a high rank and a low accuracy, which says nothing about the rank bias."""
-    accs = [r["final_train_acc"] for r in records if r.get("final_train_acc") is not None]
-    floor = TRAINED_FRACTION * max(accs) if accs else -math.inf
-    return [r for r in records if r.get("final_train_acc") is None or r["final_train_acc"] >= floor]
-
-
-def _accuracy_change(before: Sequence[Record], after: Sequence[Record]) -> dict[str, Any] | None:
-    """Test accuracy change and change per rank across a slice whose rank moved; None if it did not.
-    Agrees when the accuracy interval lies within +-``ACC_MARGINAL``, opposes when it lies beyond."""
-    rank = change(final_ranks(before), final_ranks(after))
-    if not measurable(rank):
-        return None
-    samples = measures.bootstrap_diffs(
-        [[r["final_avg_rank"], r["final_test_acc"]] for r in before],
-        [[r["final_avg_rank"], r["final_test_acc"]] for r in after],
-    )
-    lo, hi = measures.percentile_interval(samples[:, 1])
-    steps = samples[:, 0] != 0  # a resample may draw the same ranks on both sides
-    acc = float(
-        np.mean([r["final_test_acc"] for r in after]) - np.mean([r["final_test_acc"] for r in before])
-    )
-    outcome = (
-        AGREES
-        if -ACC_MARGINAL <= lo and hi <= ACC_MARGINAL
-        else (OPPOSES if lo > ACC_MARGINAL or hi < -ACC_MARGINAL else NO_EFFECT)
-    )
-    return {
-        "rank_change": rank["change"],
-        "rank_interval": rank["interval"],
-        "acc_change": acc,
-        "interval": [lo, hi],
-        "acc_per_rank": acc / rank["change"],
-        "seeds": rank["seeds"],
-        "acc_per_rank_interval": list(measures.percentile_interval(samples[steps, 1] / samples[steps, 0])),
-        "outcome": outcome,
-        "runs": [r["run_id"] for r in (*before, *after)],
-    }
-
-
-def _accuracy_slices(pool: Sequence[Record]) -> list[dict[str, Any]]:
-    """``_accuracy_change`` from the smallest to the largest value of each hyperparameter, per slice."""
+def claim_product(records: Sequence[Record]) -> dict[str, Any]:
+    """Claim 5: within a slice (same context and batch size), settings with the same lr x wd > 0
+    but another lr give the same final rank: per pair, agrees when the t interval of the rank
+    difference lies within +-tolerance (shown to be the same), opposes when it lies beyond."""
+    groups = settings(records)
+    by_product: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
+    for key in groups:
+        ctx, batch, lr, wd = key
+        if wd > 0:
+            by_product.setdefault((ctx, batch, float(f"{lr * wd:.12g}")), []).append(key)
     items = []
-    for field in HPARAMS:
-        others = [h for h in HPARAMS if h != field]
-        for key, group in slices(pool, field).items():
-            values = sorted({r[field] for r in group})
-            if len(values) < 2:
-                continue
-            item = _accuracy_change(
-                [r for r in group if r[field] == values[0]], [r for r in group if r[field] == values[-1]]
+    for (ctx, batch, product), keys in by_product.items():
+        keys = sorted(keys, key=lambda k: k[2])
+        for a, b in zip(keys, keys[1:], strict=False):  # neighbours in lr: independent pairs
+            ch = change(final_ranks(groups[a]), final_ranks(groups[b]))
+            tol = fall_tolerance(float(np.mean(final_ranks(groups[a]))))
+            lo, hi = ch["interval"]
+            result = AGREES if -tol <= lo and hi <= tol else OPPOSES if lo > tol or hi < -tol else NO_EFFECT
+            setting = {"batch_size": batch, "lr x wd": product} | ({"context": ctx} if ctx else {})
+            pair = f"lr {a[2]:g}, wd {a[3]:g} -> lr {b[2]:g}, wd {b[3]:g}"
+            leans = AGREES if abs(ch["change"]) <= tol else OPPOSES
+            items.append(
+                {"slice": setting, "pair": pair, **ch, "tolerance": tol, "outcome": result, "leans": leans}
             )
-            fixed = dict(zip(others, key[1:], strict=True)) | ({"context": key[0]} if key[0] else {})
-            if item is not None:
-                items.append({"slice": fixed, "field": field, "from": values[0], "to": values[-1], **item})
-    return items
-
-
-def claim_accuracy(records: Sequence[Record]) -> dict[str, Any]:
-    """Claim 4 within slices (the other hyperparameters fixed) of trained runs whose rank moved:
-    how much test accuracy changed across the slice, and per rank. "No correlation" is not support:
-    a slice agrees only when its accuracy change is shown to be small, and a verdict needs
-    ``MIN_ACC_RUNS`` runs behind the slices that decide it."""
-    with_acc = [r for r in records if r.get("final_test_acc") is not None]
-    if not with_acc:
-        return _verdict("4", UNTESTED, "no finished run with a test accuracy")
-    pool = trained(with_acc)
-    left_out = len(with_acc) - len(pool)
-    items = _accuracy_slices(pool)
-    note = f"; {left_out} undertrained run(s) left out (train acc < {TRAINED_FRACTION:.0%} of the best)"
     if not items:
-        return _verdict(
-            "4", NOT_SHOWN, "the rank never moved measurably within a slice of trained runs" + note
-        )
-    counts = tally(s["outcome"] for s in items)
-    decided = {run for s in items if s["outcome"] != NO_EFFECT for run in s["runs"]}
-    items = [{k: v for k, v in s.items() if k != "runs"} for s in items]
-    verdict = verdict_of(counts) if len(decided) >= MIN_ACC_RUNS else NOT_SHOWN
-    slopes = [s["acc_per_rank"] for s in items]
-    lo, hi = measures.mean_interval(slopes) if len(items) > 1 else items[0]["acc_per_rank_interval"]
+        return untested("5", "no two settings of a slice share lr x wd with different lr")
     seeds = seeds_label(n for s in items for n in s["seeds"])
+    tested = [s for s in items if s["tested"]]
+    c = {o: sum(s["outcome"] == o for s in tested) for o in (AGREES, OPPOSES, NO_EFFECT)}
+    worst = max(items, key=lambda s: abs(s["change"]))
     evidence = (
-        f"{counts[AGREES]} of {len(items)} slices where the rank moved keep test accuracy within "
-        f"+-{ACC_MARGINAL:g}, {counts[OPPOSES]} beyond, {counts[NO_EFFECT]} undecided; test acc "
-        f"{np.mean(slopes):+.4f} [{lo:+.4f}, {hi:+.4f}] per rank; {len(decided)} runs decide it"
-        f"{'' if len(decided) >= MIN_ACC_RUNS else f' (< {MIN_ACC_RUNS})'}{note} ({seeds} per setting)"
+        f"{c[AGREES]} of {len(tested)} tested pairs shown to have the same rank (within the "
+        f"tolerance), {c[OPPOSES]} shown to differ, {c[NO_EFFECT]} undecided; largest difference "
+        f"{worst['change']:+.1f} ranks ({worst['pair']}) ({seeds} per setting)"
     )
-    return _verdict(
-        "4",
-        verdict,
-        evidence,
-        items,
-        **counts,
-        decided_runs=len(decided),
-        left_out=left_out,
-        acc_per_rank=float(np.mean(slopes)),
-        acc_per_rank_interval=[lo, hi],
-        seeds=seeds,
-    )
+    return verdict("5", items, evidence, seeds, unit="pair")
 
 
-def check_claims(records: Sequence[Record]) -> list[dict[str, Any]]:
-    """A verdict for each claim of PAPER.md, in order 1, 2a, 2b, 2c, 3, 4."""
+def check_claims(records: Sequence[Record], excluded: Sequence[Record] = ()) -> list[dict[str, Any]]:
+    """A verdict for each claim of PAPER.md, in order 1, 2a, 2b, 2c, 3, 4, 5; ``excluded``: the
+    runs left out of the records (diverged), which claim 4 lists."""
     return [
         claim_lowers(records),
         *(claim_trend(records, c) for c in ("2a", "2b", "2c")),
         claim_wd0(records),
-        claim_accuracy(records),
+        claim_accuracy(records, excluded),
+        claim_product(records),
     ]
 
 
@@ -353,8 +211,7 @@ def effects(records: Sequence[Record]) -> list[dict[str, Any]]:
 THRESHOLDS = {
     "min_rank_change": MIN_RANK_CHANGE,
     "interval_level": measures.INTERVAL_LEVEL,
-    "bootstrap_resamples": measures.BOOTSTRAP_RESAMPLES,
-    "bootstrap_seed": measures.BOOTSTRAP_SEED,
+    "interval": "Student t (Welch between settings; paired within runs)",
     "agreement": AGREEMENT,
     "near_max_ranks": NEAR_MAX_RANKS,
     "near_max_fraction": NEAR_MAX_FRACTION,
@@ -364,14 +221,20 @@ THRESHOLDS = {
 }
 
 
-def report(records: Sequence[Record], sweep: str | None = None, eps: float | None = None) -> dict[str, Any]:
-    """Everything ``rankbias claims --json`` prints."""
+def report(
+    records: Sequence[Record],
+    sweep: str | None = None,
+    eps: float | None = None,
+    excluded: Sequence[Record] = (),
+) -> dict[str, Any]:
+    """Everything ``rankbias claims --json`` prints; ``excluded``: diverged runs left out."""
     return {
         "sweep": sweep,
         "eps": eps,
         "runs": len(records),
+        "excluded": [{k: r.get(k) for k in ("run_id", "status", "final_avg_rank")} for r in excluded],
         "seeds": seeds_label(len(g) for g in settings(records).values()),
         "thresholds": THRESHOLDS,
         "effects": effects(records),
-        "claims": check_claims(records),
+        "claims": check_claims(records, excluded),
     }

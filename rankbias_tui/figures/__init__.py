@@ -29,6 +29,7 @@ from .data import (
     spectrum_data,
 )
 from .kinds import KINDS, FigureKind
+from .scaling import scaling_data
 from .selection import FigureError, NoData, check_field, matches, parse_fixed, select_runs
 
 _DRAWING = ("DRAWINGS", "contour_figure", "curves_figure", "make_figure", "save")
@@ -65,6 +66,7 @@ __all__ = [
     "parse_fixed",
     "rank_curve_data",
     "save",
+    "scaling_data",
     "select_runs",
     "spectrum_data",
 ]

@@ -41,7 +41,7 @@ SIGMA_FLOOR = 1e-8  # spectrum histograms: smaller singular values land in the f
 @dataclass(frozen=True)
 class Series:
     """One line (or set of points): its label, x and y (means over seeds); ``lo``/``hi`` the
-    bootstrap interval of y over seeds, ``xlo``/``xhi`` of x (None: one seed, or not a mean)."""
+    t interval of y over seeds, ``xlo``/``xhi`` of x (None: one seed, or not a mean)."""
 
     label: str
     x: tuple[float, ...]
@@ -79,6 +79,9 @@ class GridPanel:
     lo: np.ndarray | None = field(default=None, repr=False)  # (len(ys), len(xs)) interval over seeds
     hi: np.ndarray | None = field(default=None, repr=False)
     seeds: np.ndarray | None = field(default=None, repr=False)  # (len(ys), len(xs)) runs per cell
+    # (len(ys), len(xs)) mean last rank of the cell's diverged runs, NaN where none diverged: drawn
+    # hatched where no run finished (where Figure 1 is lowest), never left blank
+    diverged: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ class GridData:
 
 
 def _aggregate(curves: Sequence[tuple[Sequence[float], Sequence[float]]], label: str) -> Series:
-    """Mean over seeds at each x; with several seeds, the bootstrap interval over them."""
+    """Mean over seeds at each x; with several seeds, the t interval over them."""
     at: dict[float, list[float]] = defaultdict(list)
     for xs, ys in curves:
         for x, y in zip(xs, ys, strict=True):
@@ -189,22 +192,24 @@ def contour_data(
     records = [r for r in claims.records_from_store(store, sweep, eps, layer=layer) if r["run_id"] in ids]
     if not records:
         raise NoData("no finished run has a measurement yet")
-    xs = tuple(sorted({r["config"][x] for r in records}, key=sort_key))
-    ys = tuple(sorted({r["config"][y] for r in records}, key=sort_key))
+    gone = _diverged(store, sweep, eps, fixed)
+    xs = tuple(sorted({r["config"][x] for r in records + gone}, key=sort_key))
+    ys = tuple(sorted({r["config"][y] for r in records + gone}, key=sort_key))
     facets = facets_of([r["config"] for r in records], [x, y])
-    cells: dict[str, dict[tuple[int, int], list[float]]] = defaultdict(lambda: defaultdict(list))
-    for r in sorted(records, key=lambda r: [sort_key(r["config"].get(f)) for f in facets]):
-        c = r["config"]
-        cells[facet_title(c, facets)][(ys.index(c[y]), xs.index(c[x]))].append(r["final_avg_rank"])
+    cells = _cells(records, x, y, xs, ys, facets)
+    lost = _cells(gone, x, y, xs, ys, facets)
     panels = []
     for title, values in cells.items():
-        z, lo, hi, n = (np.full((len(ys), len(xs)), np.nan) for _ in range(4))
+        z, lo, hi, n, dead = (np.full((len(ys), len(xs)), np.nan) for _ in range(5))
         for (i, j), ranks in values.items():
             z[i, j], n[i, j] = float(np.mean(ranks)), len(ranks)
             lo[i, j], hi[i, j] = measures.mean_interval(ranks)
-        panels.append(GridPanel(title, z, lo, hi, n))
+        for (i, j), ranks in lost.get(title, {}).items():
+            dead[i, j] = float(np.mean(ranks))
+        panels.append(GridPanel(title, z, lo, hi, n, dead))
     label = "final " + rank_label(eps, layer, [r["config"] for r in records])
     counts = [len(v) for cell in cells.values() for v in cell.values()]
+    note = f"; {len(gone)} diverged run(s) excluded, hatched with their last rank" if gone else ""
     return GridData(
         tuple(panels),
         x,
@@ -212,8 +217,28 @@ def contour_data(
         xs,
         ys,
         label,
-        f"{sweep or 'all runs'}: {label}, mean of {seeds_note(counts, 'cell')}",
+        f"{sweep or 'all runs'}: {label}, mean of {seeds_note(counts, 'cell')}{note}",
     )
+
+
+def _diverged(store: Store, sweep: str | None, eps: float | None, fixed: dict[str, Any] | None) -> list[dict]:
+    """Records of the diverged runs a figure of finished ones leaves out (none: empty)."""
+    try:
+        chosen = {r.run_id for r in select_runs(store, sweep, fixed, statuses=(Status.DIVERGED,))}
+    except NoData:
+        return []
+    return [r for r in claims.excluded_from_store(store, sweep, eps) if r["run_id"] in chosen]
+
+
+def _cells(
+    records: Sequence[dict[str, Any]], x: str, y: str, xs: Sequence[Any], ys: Sequence[Any], facets: list[str]
+) -> dict[str, dict[tuple[int, int], list[float]]]:
+    """Final ranks by panel title and (row, column) of the grid."""
+    cells: dict[str, dict[tuple[int, int], list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in sorted(records, key=lambda r: [sort_key(r["config"].get(f)) for f in facets]):
+        c = r["config"]
+        cells[facet_title(c, facets)][(ys.index(c[y]), xs.index(c[x]))].append(r["final_avg_rank"])
+    return cells
 
 
 # ----- singular-value histograms of one run ------------------------------------------------------

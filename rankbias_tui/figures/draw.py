@@ -51,8 +51,14 @@ def curves_figure(data: CurveData) -> Figure:
     """Draw rank curves, spectrum histograms or accuracy-vs-rank points."""
     fig, axes = _panels(len(data.panels), sharey=data.kind == "rank-curves")
     for ax, panel in zip(axes, data.panels, strict=True):
-        for color, s in zip(_colors(len(panel.series)), panel.series, strict=True):
-            if data.kind == "accuracy-vs-rank":
+        shown = [s for s in panel.series if not s.label.startswith("_")]
+        for s in panel.series:
+            if s.label == "_bound":
+                ax.plot(s.x, s.y, ls="--", color="tab:red", label="_bound")
+        for color, s in zip(_colors(len(shown)), shown, strict=True):
+            if data.kind == "scaling":
+                ax.plot(s.x, s.y, ls="none", marker="o", ms=4, color=color, label=s.label)
+            elif data.kind == "accuracy-vs-rank":
                 ax.plot(s.x, s.y, ls="none", marker="o", color=color, label=s.label)
                 if s.lo is not None and s.hi is not None and s.xlo is not None and s.xhi is not None:
                     ax.errorbar(
@@ -75,8 +81,10 @@ def curves_figure(data: CurveData) -> Figure:
             ax.axhline(panel.ceiling, ls=":", color="grey", label="_maximal rank")
         if panel.threshold is not None:
             ax.axvline(panel.threshold, ls="--", color="tab:red", label="_eps")
-        if data.kind == "spectrum":
+        if data.kind in ("spectrum", "scaling"):
             ax.set_xscale("log")
+        if data.kind == "scaling" and panel.ceiling is not None:
+            ax.set_ylim(0, panel.ceiling * 1.08)  # the bound's line leaves the plot where it is vacuous
         ax.set(title=panel.title, xlabel=data.xlabel, ylabel=data.ylabel)
         ax.grid(alpha=0.3)
         ax.legend(title=data.legend or None, fontsize="small")
@@ -131,6 +139,7 @@ def contour_figure(data: GridData) -> Figure:
         mesh = ax.pcolormesh(_edges(px), _edges(py), z, cmap="viridis", vmin=vmin, vmax=vmax)
         if min(z.shape) >= 3 and np.isfinite(panel.z).all() and np.ptp(panel.z) > 0:
             ax.contour(px, py, panel.z, colors="white", linewidths=0.7, alpha=0.8)
+        _hatch_diverged(ax, panel, px, py)
         for (i, j), value in np.ndenumerate(panel.z):
             if np.isfinite(value):
                 dark = value < vmin + 0.5 * (vmax - vmin)
@@ -149,6 +158,19 @@ def contour_figure(data: GridData) -> Figure:
     fig.colorbar(mesh, ax=axes, label=data.zlabel)
     fig.suptitle(data.title)
     return fig
+
+
+def _hatch_diverged(ax: Any, panel: GridPanel, px: np.ndarray, py: np.ndarray) -> None:
+    """Cells whose runs all diverged: hatched, with their last rank ("div. 23.5"), not blank."""
+    if panel.diverged is None:
+        return
+    ex, ey = _edges(px), _edges(py)
+    for (i, j), value in np.ndenumerate(panel.diverged):
+        if np.isfinite(value) and not np.isfinite(panel.z[i, j]):
+            ax.fill_between(
+                [ex[j], ex[j + 1]], ey[i], ey[i + 1], facecolor="none", edgecolor="grey", hatch="///", lw=0
+            )
+            ax.text(px[j], py[i], f"div.\n{value:.1f}", ha="center", va="center", fontsize=7, color="black")
 
 
 # The drawings a figure kind may name (``kinds.FigureKind.drawing``).

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .data import accuracy_data, contour_data, rank_curve_data, spectrum_data
+from .scaling import scaling_data
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,13 @@ KINDS: dict[str, FigureKind] = {
         FigureKind("spectrum", "Singular values", spectrum_data, "curves"),
         FigureKind(
             "accuracy-vs-rank", "Test accuracy against rank", accuracy_data, "curves", "one marker colour"
+        ),
+        FigureKind(
+            "scaling",
+            "Final rank against B / (lr wd), the bound's variable",
+            scaling_data,
+            "curves",
+            "one marker colour",
         ),
     )
 }  # the first is what ``plot`` draws when no kind is asked for

@@ -121,7 +121,12 @@ def figure_images(
         ),
         (
             "contour",
-            "Final average rank over two hyperparameters (the paper's Figure 1).",
+            "Final average rank over two hyperparameters"
+            + (
+                " (the paper's Figure 1, on the authors' grid)."
+                if (sweep or "").startswith("figure1-")
+                else "."
+            ),
             {"sweep": sweep, "eps": eps},
         ),
         (

@@ -64,23 +64,33 @@ def slice_text(item: dict[str, Any]) -> str:
         return (
             f"{_setting(item)}, {item['field']} {fmt(item['from'])} -> {fmt(item['to'])}: rank "
             f"{item['rank_change']:+.2f}, test acc {item['acc_change']:+.4f} {_interval(item, digits='+.4f')}"
-            f", {item['acc_per_rank']:+.4f} per rank ({seeds}): {item['outcome']}"
+            f", {item['acc_per_rank']:+.4f} per rank ({seeds}): {_outcome(item)}"
         )
-    if "gap" in item:  # claim 3
+    if "gap_to_max" in item:  # claim 3
         return (
-            f"{_setting(item)}: {item['gap']:.2f} {_interval(item, digits='.2f')} below the maximal rank "
-            f"{fmt(item['max_avg_rank'])} (tolerance {fmt(item['tolerance'])}; {seeds}): {item['outcome']}"
+            f"{_setting(item)}: {item['change']:+.2f} {_interval(item)} ranks from its initial rank "
+            f"{fmt(item['initial'])} (tolerance {fmt(item['tolerance'])}; final gap to the maximal rank "
+            f"{fmt(item['gap_to_max'])}; {seeds}): {_outcome(item)}"
         )
     if "against" in item:  # claim 1
+        basis = "the wd = 0 run(s) of the slice" if item["against"] == "wd = 0" else item["against"]
         return (
-            f"{_setting(item)}: {item['change']:+.2f} {_interval(item)} ranks against "
-            f"{'the wd = 0 run' if item['against'] == 'wd = 0' else 'its initial rank'} ({seeds}): "
-            f"{item['outcome']}"
+            f"{_setting(item)}: {item['change']:+.2f} {_interval(item)} ranks against {basis} "
+            f"({seeds}): {_outcome(item)}"
         )
     return (
         f"{_setting(item)}: {fmt(item['from'])} -> {fmt(item['to'])}: {item['change']:+.2f} "
-        f"{_interval(item)} ranks ({seeds}): {item.get('outcome', item.get('direction'))}"
+        f"{_interval(item)} ranks ({seeds}): {_outcome(item)}"
     )
+
+
+def _outcome(item: dict[str, Any]) -> str:
+    """A slice's outcome; an untested one (one seed) says so and which way it leans."""
+    if "outcome" not in item:
+        return item.get("direction", "information only")
+    if not item.get("tested", True):
+        return f"not tested (one seed), leans {item['leans']}"
+    return item["outcome"]
 
 
 def _spec_lines(data: ReportData) -> list[tuple[str, str]]:
@@ -116,7 +126,8 @@ def _html_claims(report: dict[str, Any] | None) -> str:
         )
         rows.append(
             f"<tr><td>{html.escape(c['claim'])}</td><td>{html.escape(c['text'])}</td>"
-            f'<td class="{css}">{html.escape(c["verdict"])}</td>'
+            f'<td class="{css}">{html.escape(c["verdict"])}'
+            f"<br><small>{html.escape(c.get('size', ''))}</small></td>"
             f"<td>{html.escape(c['evidence'])}{more}</td></tr>"
         )
     thresholds = ", ".join(f"{k} = {fmt(v)}" for k, v in report["thresholds"].items())
@@ -183,7 +194,15 @@ def render_markdown(data: ReportData, image: Callable[[str, bytes], str]) -> str
     if data.claims is None:
         out += ["No finished run with a measurement: no claim can be checked yet.", ""]
     else:
-        c_rows = [[c["claim"], c["text"], c["verdict"], c["evidence"]] for c in data.claims["claims"]]
+        c_rows = [
+            [
+                c["claim"],
+                c["text"],
+                f"{c['verdict']} ({c['size']})" if c.get("size") else c["verdict"],
+                c["evidence"],
+            ]
+            for c in data.claims["claims"]
+        ]
         out += [f"{data.claims['runs']} finished runs, {md_escape(data.claims['seeds'])} per setting.", ""]
         out += _md_table(["claim", "statement (PAPER.md)", "verdict", "evidence"], c_rows)
         for c in data.claims["claims"]:

@@ -96,6 +96,33 @@ def test_contour_cells_match_the_grid(store: Store) -> None:
     assert mesh.get_array().size == 9
 
 
+def test_diverged_cells_are_hatched_with_their_last_rank_not_blank(tmp_path: Path) -> None:
+    from rankbias_tui.measures import Status
+
+    with build_store(tmp_path) as store:
+        gone = [r for r in store.runs("trend") if r.config.lr == 0.1 and r.config.weight_decay == 5e-3]
+        for r in gone:
+            store.set_status(r.run_id, Status.DIVERGED, error="loss became nan")
+        data = figures.contour_data(store, "trend", x="lr", y="weight_decay")
+    assert f"{len(gone)} diverged run(s) excluded" in data.title
+    for panel in data.panels:  # the cell of the diverged run: no mean, its last rank instead
+        assert np.isnan(panel.z[2, 1]) and np.isfinite(panel.diverged[2, 1])
+    ax = figures.contour_figure(data).axes[0]
+    assert any(t.get_text().startswith("div.") for t in ax.texts)
+
+
+def test_scaling_puts_every_wd_positive_run_at_b_over_lr_wd(store: Store) -> None:
+    data = figures.scaling_data(store, "trend")
+    points = [s for s in data.panels[0].series if not s.label.startswith("_")]
+    wd_positive = [r for r in store.runs("trend") if r.config.weight_decay > 0]
+    assert sum(len(s.x) for s in points) == len(wd_positive) == 12
+    expected = sorted(r.config.batch_size / (r.config.lr * r.config.weight_decay) for r in wd_positive)
+    assert sorted(x for s in points for x in s.x) == pytest.approx(expected)
+    bound = next(s for s in data.panels[0].series if s.label == "_bound")
+    assert bound.y[0] / bound.x[0] == pytest.approx(np.log(2 / 1e-3))  # rank <= ln(2/eps) B/(lr wd)
+    assert "6 wd = 0 run(s) left out" in data.title and data.xlabel == "B / (lr wd) (m = 1)"
+
+
 def test_contour_axes_default_to_the_varying_hyperparameters(store: Store) -> None:
     data = figures.contour_data(store, "trend", fixed={"batch_size": 32})
     assert (data.x, data.y) == ("lr", "weight_decay") and len(data.panels) == 1
@@ -132,7 +159,9 @@ def seeded_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_figures_show_the_mean_and_interval_over_seeds(seeded_dir: Path) -> None:
     with Store(seeded_dir, create=False) as store:
-        curves = figures.rank_curve_data(store, "trend", by="batch_size", fixed={"lr": 0.1, "weight_decay": 5e-3})
+        curves = figures.rank_curve_data(
+            store, "trend", by="batch_size", fixed={"lr": 0.1, "weight_decay": 5e-3}
+        )
         grid = figures.contour_data(store, "trend", x="lr", y="weight_decay", fixed={"batch_size": 8})
         points = figures.accuracy_data(store, "trend", by="weight_decay")
     assert "3 seeds per line, 95% interval over seeds" in curves.title
@@ -190,6 +219,7 @@ KIND_ARGS = {
     "contour": ["--x", "lr", "--y", "weight_decay"],
     "spectrum": ["--epoch", "0", "--epoch", "10"],
     "accuracy-vs-rank": ["--eps", "0.01"],
+    "scaling": ["--by", "batch_size"],
 }
 
 
@@ -212,13 +242,25 @@ def test_figure_kinds_are_one_table() -> None:
     from rankbias_tui.cli.analysis import BY_HELP, Kind
     from rankbias_tui.report.render import _title
 
-    assert [k.value for k in Kind] == list(figures.KINDS) == ["rank-curves", "contour", "spectrum", "accuracy-vs-rank"]
+    kinds = ["rank-curves", "contour", "spectrum", "accuracy-vs-rank", "scaling"]
+    assert [k.value for k in Kind] == list(figures.KINDS) == kinds
     defaults = {name: kind.default_by for name, kind in figures.KINDS.items()}
-    assert defaults == {"rank-curves": "batch_size", "contour": None, "spectrum": None, "accuracy-vs-rank": "weight_decay"}
-    assert "one line (rank-curves, default batch_size)" in BY_HELP and "(accuracy-vs-rank, default weight_decay)" in BY_HELP
+    assert defaults == {
+        "rank-curves": "batch_size",
+        "contour": None,
+        "spectrum": None,
+        "accuracy-vs-rank": "weight_decay",
+        "scaling": "model",
+    }
+    assert (
+        "one line (rank-curves, default batch_size)" in BY_HELP
+        and "(accuracy-vs-rank, default weight_decay)" in BY_HELP
+    )
     assert {kind.drawing for kind in figures.KINDS.values()} == set(figures.DRAWINGS)
     assert _title("contour") == "Final rank over two hyperparameters" and _title("other") == "other"
-    with pytest.raises(figures.FigureError, match="choose from rank-curves, contour, spectrum, accuracy-vs-rank"):
+    with pytest.raises(
+        figures.FigureError, match="choose from rank-curves, contour, spectrum, accuracy-vs-rank, scaling"
+    ):
         figures.make_figure("histogram", None)  # type: ignore[arg-type]
 
 
