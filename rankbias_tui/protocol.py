@@ -86,10 +86,12 @@ class Spectra:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """The run's checkpoint after ``step`` is on disk: it can resume from there."""
+    """The run's checkpoint after ``step`` is on disk: it can resume from there. ``digest``: the
+    SHA-256 of the file as written (the store keeps it; a resume verifies the file against it)."""
 
     run_id: str
     step: int
+    digest: str = ""  # "": not said (a worker older than digests); the file is then checked by its CRCs
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,20 @@
 """Where a resumed run starts: its latest acknowledged checkpoint, or the one before if that one is
-damaged (a truncated file, a disk error), or a fresh start, each fallback said as a warning.
+damaged (flipped bytes, a truncated file, a disk error), or a fresh start, each fallback said as a
+warning.
 
 Owns: choosing and reading the checkpoint files a single run or a pack's members resume from
-(members of a pack all resume from the same step); every file that cannot be read becomes a
-``protocol.RunWarning`` naming it; a checkpoint made under another training protocol is never
-resumed (``load_checkpoint``: the run restarts, and its start says why). Does not own: the file
-names or which files are kept
-(``rankbias_tui.checkpoints``), or putting a payload back into a model (``engine.train``,
-``engine.pack``).
+(members of a pack all resume from the latest step all of them have intact); every file is
+verified before it is unpickled (``checkpoints.read_verified``: the SHA-256 the store acknowledged)
+and every one that is damaged or cannot be read becomes a ``protocol.RunWarning`` naming it; a
+checkpoint made under another training protocol is never resumed (``load_checkpoint``: the run
+restarts, and its start says why). Does not own: the file names, digests or which
+files are kept (``rankbias_tui.checkpoints``), or putting a payload back into a model
+(``engine.train``, ``engine.pack``).
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,10 +38,15 @@ class Resumed:
     notes: dict[str, str] = field(default_factory=dict)
 
 
-def load_checkpoint(path: Path, device: torch.device | str) -> tuple[dict[str, Any] | None, str | None]:
+def load_checkpoint(
+    path: Path, device: torch.device | str, digest: str | None = None
+) -> tuple[dict[str, Any] | None, str | None]:
     """A checkpoint's contents if it was made under this training protocol; else None and why it
-    is not resumed (its numbers would mix two protocols): the run restarts from scratch."""
-    payload = torch.load(path, map_location=device, weights_only=True)
+    is not resumed (its numbers would mix two protocols): the run restarts from scratch. The bytes
+    are verified first (``digest``: the SHA-256 the store acknowledged; else the archive's CRCs):
+    ``checkpoints.Damaged`` if they are not the ones written."""
+    data = checkpoints.read_verified(path, digest)
+    payload = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
     version = payload.get("protocol_version", 1)  # version 1 did not record itself
     if version == PROTOCOL_VERSION:
         return payload, None
@@ -80,7 +88,7 @@ def _read(
     """One checkpoint's payload, or None with a warning naming the file if it cannot be read, or
     None and a note if it was made under another training protocol."""
     try:
-        payload, note = load_checkpoint(file, device)
+        payload, note = load_checkpoint(file, device, member.digests.get(step))
         if payload is None:
             return None, note
         if payload.get("step") != step:
@@ -88,6 +96,8 @@ def _read(
         return payload, None
     except FileNotFoundError:
         reason = "missing"
+    except checkpoints.Damaged as err:
+        reason = f"damaged ({err})"
     except Exception as err:  # noqa: BLE001 - a damaged file raises anything the unpickler can
         reason = f"unreadable ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
     emit(RunWarning(member.run_id, f"checkpoint {file} is {reason}"))

@@ -39,10 +39,12 @@ def worker_main(
     resume_step: int | None,
     threads: int,
     graphs: bool = True,
+    digests: dict[int, str] | None = None,
 ) -> None:
     """Process target (spawn): run ``run_id`` to completion, always ending with ``WorkerEnded``.
 
-    ``graphs``: replay the training step as a CUDA graph on GPUs (engine.graphs)."""
+    ``graphs``: replay the training step as a CUDA graph on GPUs (engine.graphs); ``digests``: step
+    -> the SHA-256 the store acknowledged for each checkpoint (verified before resuming)."""
 
     def body() -> str:
         from ..spec import RunConfig
@@ -57,12 +59,14 @@ def worker_main(
             ckpt_dir=Path(ckpt_dir),
             resume_step=resume_step,
             graphs=graphs,
+            digests=digests,
         )
 
     _guarded(conn, device, threads, body, deterministic=_deterministic([config_json]))
 
 
-Member = tuple[str, str, str, "int | None"]  # (run_id, config JSON, checkpoint dir, resume step)
+# (run_id, config JSON, checkpoint dir, resume step, step -> acknowledged SHA-256 of its checkpoint)
+Member = tuple[str, str, str, "int | None", "dict[int, str]"]
 
 
 def pack_worker_main(
@@ -87,8 +91,8 @@ def pack_worker_main(
         from .pack import train_pack
 
         pack = [
-            PackMember(run_id, RunConfig.model_validate_json(cfg), Path(ckpt), resume)
-            for run_id, cfg, ckpt, resume in members
+            PackMember(run_id, RunConfig.model_validate_json(cfg), Path(ckpt), resume, digests)
+            for run_id, cfg, ckpt, resume, digests in members
         ]
         train_pack(
             pack,
@@ -107,7 +111,7 @@ def pack_worker_main(
         body,
         oom_context=f" in a pack of {len(members)}",
         report_oom=True,
-        deterministic=_deterministic([cfg for _, cfg, _, _ in members]),
+        deterministic=_deterministic([member[1] for member in members]),
     )
 
 

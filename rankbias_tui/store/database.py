@@ -229,8 +229,32 @@ class Store(Results):
             (version or None, note, run_id),
         )
 
-    def set_checkpoint(self, run_id: str, step: int) -> None:
-        self.conn.execute("UPDATE runs SET checkpoint_step=? WHERE run_id=?", (step, run_id))
+    def set_checkpoint(self, run_id: str, step: int, digest: str = "") -> None:
+        """Acknowledge the run's checkpoint after ``step``, with the SHA-256 of its file (""
+        from a worker that did not say: none is kept, and a resume checks the file's CRCs). The
+        digests of the acknowledged checkpoint before it stay (its file is kept to fall back to);
+        older ones go, as their files do (``checkpoints.prune``)."""
+        with self.transaction():
+            self.conn.execute("UPDATE runs SET checkpoint_step=? WHERE run_id=?", (step, run_id))
+            if digest:
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO checkpoint_digests (run_id, step, digest) VALUES (?,?,?)",
+                    (run_id, step, digest),
+                )
+            else:  # a digest of an earlier attempt at this step would not be this file's
+                self.conn.execute("DELETE FROM checkpoint_digests WHERE run_id=? AND step=?", (run_id, step))
+            self.conn.execute(
+                "DELETE FROM checkpoint_digests WHERE run_id=? AND step < (SELECT MAX(step) FROM"
+                " checkpoint_digests WHERE run_id=? AND step < ?)",
+                (run_id, run_id, step),
+            )
+
+    def checkpoint_digests(self, run_id: str) -> dict[int, str]:
+        """Step -> the SHA-256 of each checkpoint of the run the store acknowledged and keeps."""
+        if self.version < 7:
+            return {}
+        rows = self.conn.execute("SELECT step, digest FROM checkpoint_digests WHERE run_id=?", (run_id,))
+        return {step: digest for step, digest in rows}
 
     def truncate_after(self, run_id: str, step: int) -> None:
         """Drop metric and spectrum rows after ``step``: a resumed run will write them again."""

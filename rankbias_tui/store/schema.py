@@ -90,5 +90,13 @@ MIGRATIONS: list[str] = [
     UPDATE runs SET active_s = finished_at - started_at
         WHERE finished_at IS NOT NULL AND started_at IS NOT NULL AND finished_at > started_at
     """,
+    # 7: the SHA-256 of each acknowledged checkpoint file, as the worker wrote it (the latest two per
+    # run, as on disk): a resume verifies the file against it (``checkpoints.read_verified``).
+    """
+    CREATE TABLE checkpoint_digests (
+        run_id TEXT NOT NULL, step INTEGER NOT NULL, digest TEXT NOT NULL,
+        PRIMARY KEY (run_id, step)
+    ) WITHOUT ROWID
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -79,3 +82,34 @@ def test_clean_partial_removes_only_temporary_files(tmp_path: Path) -> None:
     checkpoints.partial(checkpoints.path(run, 2)).write_bytes(b"half")
     assert checkpoints.clean_partial(tmp_path) == [checkpoints.partial(checkpoints.path(run, 2))]
     assert checkpoints.steps(run) == [1] and len(list(run.iterdir())) == 1
+
+
+def archive(payload: bytes) -> bytes:
+    """A zip of stored records, as ``torch.save`` writes."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("archive/data.pkl", b"pickle")
+        z.writestr("archive/data/0", payload)
+    return buffer.getvalue()
+
+
+def test_a_flipped_byte_is_damage_by_the_digest_or_else_by_the_archive_crcs(tmp_path: Path) -> None:
+    data = archive(bytes(range(256)) * 4)
+    final = checkpoints.path(tmp_path / RID, 7)
+    sent = checkpoints.write_atomic(data, final)
+    assert sent == hashlib.sha256(data).hexdigest() == checkpoints.digest(data)  # what the ack carries
+    assert checkpoints.read_verified(final, sent) == data and checkpoints.read_verified(final, None) == data
+    flipped = bytearray(data)
+    at = data.index(bytes(range(256)))  # inside the stored weights
+    flipped[at + 100] ^= 0x01
+    final.write_bytes(bytes(flipped))
+    with pytest.raises(checkpoints.Damaged, match="SHA-256 is .* the store acknowledged"):
+        checkpoints.read_verified(final, sent)
+    with pytest.raises(checkpoints.Damaged, match="CRC of archive/data/0"):
+        checkpoints.read_verified(final, None)  # acknowledged before digests: the zip's own CRCs
+    final.write_bytes(data[:200])
+    with pytest.raises(checkpoints.Damaged, match="not a checkpoint archive"):
+        checkpoints.read_verified(final, None)
+    final.unlink()
+    with pytest.raises(FileNotFoundError):
+        checkpoints.read_verified(final, sent)

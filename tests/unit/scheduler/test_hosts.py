@@ -46,7 +46,7 @@ def test_events_reach_the_store_and_the_live_view(tmp_path: Path) -> None:
             Started(run.run_id, 100, -1, "pack of 2, eager", 2, "old checkpoint not used"),
             Metrics(run.run_id, 20, 2.0, {"loss": 0.5, "test_acc": 0.75}),
             Spectra(run.run_id, rows),
-            Checkpoint(run.run_id, 20),
+            Checkpoint(run.run_id, 20, "ab" * 32),
             Progress(run.run_id, 20, 2.0),
             Finished(run.run_id, "diverged"),
         ):
@@ -57,6 +57,7 @@ def test_events_reach_the_store_and_the_live_view(tmp_path: Path) -> None:
         assert stored is not None and (stored.step, stored.total_steps, stored.checkpoint_step) == (20, 100, 20)
         assert (stored.protocol_version, stored.error) == (2, "old checkpoint not used")  # said at the start
         assert [s.mode for s in store.segments(run.run_id)] == ["pack of 2, eager"]
+        assert store.checkpoint_digests(run.run_id) == {20: "ab" * 32}  # kept with the acknowledgement
     live = worker.live
     assert (live.mode, live.step, live.epoch, live.avg_rank) == ("pack of 2, eager", 20, 2.0, 2.0)
     assert worker.finished == ("diverged", None)

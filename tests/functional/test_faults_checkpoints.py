@@ -1,0 +1,55 @@
+"""Fault injection on checkpoints (issue 19): bytes flipped inside the latest checkpoint of a stopped
+sweep. ``torch.load`` reads such a file without a word (it checks no CRC), so only the digest the
+store acknowledged with the checkpoint tells it from the file that was written. Each test makes its
+own uninterrupted reference run, and compares metrics and singular values with it bit for bit.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+
+from rankbias_tui import checkpoints
+from rankbias_tui.store import Store
+from tests.support.faults import checkpointed, flip, record_of, results, run, start, wait_for
+from tests.support.runs import rankbias
+
+pytestmark = pytest.mark.slow
+
+
+def stopped(store: Path) -> None:
+    """The fault sweep, stopped with SIGTERM once both runs acknowledged a checkpoint after training."""
+    proc = start(store)
+    wait_for(lambda: checkpointed(store, proc), what="a checkpoint")
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 143
+
+
+def test_flipped_bytes_in_the_latest_checkpoint_warn_fall_back_and_change_no_number(tmp_path: Path) -> None:
+    reference = run(tmp_path / "reference")
+    assert reference.returncode == 0, reference.stderr
+    store = tmp_path / "store"
+    stopped(store)
+    with Store(store) as s:
+        victim = next(r for r in s.runs() if r.status == "stopped" and (r.checkpoint_step or 0) > 0)
+        digests = s.checkpoint_digests(victim.run_id)
+        directory = checkpoints.run_directory(s.paths.checkpoints, victim.run_id)
+    latest = checkpoints.path(directory, victim.checkpoint_step)  # type: ignore[arg-type]
+    assert set(digests) == set(checkpoints.steps(directory)) and len(digests) == 2  # acknowledged, kept
+    assert checkpoints.digest(latest.read_bytes()) == digests[victim.checkpoint_step]  # type: ignore[index]
+    flip(latest, record_of(latest, "weights"), at=256)  # 8 bytes inside the first weight matrix
+    torch.load(latest, weights_only=True)  # reads without a word: the numbers in it are wrong
+
+    again = run(store)
+    assert again.returncode == 0, again.stderr
+    assert results(store) == results(tmp_path / "reference")  # bitwise the uninterrupted numbers
+    with Store(store) as s:
+        warnings = s.run(victim.run_id).warnings  # type: ignore[union-attr]
+    assert warnings[0].startswith(f"checkpoint {latest} is damaged (its SHA-256 is "), warnings
+    assert warnings[1].startswith("resumed from the earlier checkpoint at step "), warnings
+    shown = rankbias("show", victim.run_id, "--store", str(store), env={"COLUMNS": "400"})
+    assert f"warning: checkpoint {latest} is damaged" in shown.stdout
