@@ -8,10 +8,11 @@ made outside an existing store) and its SHA-256 (``digest``: the worker sends it
 ``protocol.Checkpoint`` acknowledgement and the store keeps it), reading one back verified
 (``read_verified``: the digest the store acknowledged, else the zip's own CRCs; ``torch.load``
 checks neither, so flipped bytes would resume silently into wrong numbers), keeping the latest two
-acknowledged checkpoints (so a damaged latest one has a predecessor to fall back to), and removing
-temporary files a killed writer left. Does not own: what a checkpoint holds
-(``engine.train``), choosing the one to resume from (``engine.resume``) or where the root is
-(``store.StorePaths.checkpoints``).
+acknowledged checkpoints (so a damaged latest one has a predecessor to fall back to), saying which
+path a resume needs when its checkpoints are not there (``available``: an unmounted file system is
+not "start again"), and removing temporary files a killed writer left. Does not own: what a
+checkpoint holds (``engine.train``), choosing the one to resume from (``engine.resume``) or where
+the root is (``store.StorePaths.checkpoints``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ class UnsafeRunId(ValueError):
 
 class Damaged(ValueError):
     """A checkpoint file whose bytes are not the ones written (a digest or CRC mismatch)."""
+
+
+class CheckpointMissing(Exception):
+    """The checkpoints a run must resume from are not there (a directory not mounted yet, files
+    gone): the run must not start again from the beginning over them. The message names the path."""
 
 
 def run_directory(root: Path, run_id: str) -> Path:
@@ -128,6 +134,36 @@ def read_verified(file: Path, expected: str | None) -> bytes:
     if bad is not None:
         raise Damaged(f"the CRC of {bad} does not match")
     return data
+
+
+def available(directory: Path, step: int) -> list[int]:
+    """The steps a resume from ``step`` may use whose files are on disk, best first
+    (``fallbacks``). ``CheckpointMissing``, naming the path it needs, if the run's checkpoint
+    directory (or the store's checkpoint root above it) cannot be listed - a file system not
+    mounted yet, no permission - or holds none of them: that is not "no checkpoint", and the run
+    must not start again over files that may come back."""
+    for folder in (directory.parent, directory):
+        try:
+            os.listdir(folder)
+        except OSError as err:
+            why = (
+                "does not exist" if isinstance(err, FileNotFoundError) else f"cannot be read ({err.strerror})"
+            )
+            raise CheckpointMissing(missing(directory, step, f"{folder} {why}")) from None
+    found = [s for s in fallbacks(directory, step) if path(directory, s).exists()]
+    if not found:
+        raise CheckpointMissing(missing(directory, step, f"{directory} holds none of its checkpoints"))
+    return found
+
+
+def missing(directory: Path, step: int, why: str) -> str:
+    """What a run that cannot find its checkpoints says: the path it needs and what to do."""
+    return (
+        f"the checkpoint it must resume from is not there: {why}; it needs "
+        f"{path(directory, step)} (acknowledged at step {step}). Nothing was trained, truncated or "
+        "overwritten: make it available (mount it, restore it) and run the same command again to "
+        f"resume from step {step}"
+    )
 
 
 def clean_partial(root: Path) -> list[Path]:

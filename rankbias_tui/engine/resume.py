@@ -1,14 +1,16 @@
 """Where a resumed run starts: its latest acknowledged checkpoint, or the one before if that one is
 damaged (flipped bytes, a truncated file, a disk error), or a fresh start, each fallback said as a
-warning.
+warning; never a fresh start over checkpoints that are merely not there.
 
 Owns: choosing and reading the checkpoint files a single run or a pack's members resume from
 (members of a pack all resume from the latest step all of them have intact); every file is
 verified before it is unpickled (``checkpoints.read_verified``: the SHA-256 the store acknowledged)
 and every one that is damaged or cannot be read becomes a ``protocol.RunWarning`` naming it; a
 checkpoint made under another training protocol is never resumed (``load_checkpoint``: the run
-restarts, and its start says why). Does not own: the file names, digests or which
-files are kept (``rankbias_tui.checkpoints``), or putting a payload back into a model
+restarts, and its start says why); a checkpoint directory that is not there, or checkpoints none
+of which exists, stop the worker before it trains (``checkpoints.CheckpointMissing``, naming the
+path): the run's files and rows stay as they are. Does not own: the file names, digests or
+which files are kept (``rankbias_tui.checkpoints``), or putting a payload back into a model
 (``engine.train``, ``engine.pack``).
 """
 
@@ -23,7 +25,8 @@ from typing import Any
 import torch
 
 from .. import checkpoints
-from ..protocol import RunWarning
+from ..measures import Status
+from ..protocol import Finished, RunWarning
 from .loop import PROTOCOL_VERSION, Emit, Member
 
 
@@ -60,9 +63,13 @@ def load_latest(members: Sequence[Member], device: torch.device | str, emit: Emi
     """Read every member's checkpoint at the latest step all of them can resume from: the
     acknowledged ``resume_step``, else an earlier checkpoint still on disk (a damaged latest file,
     or pack members stopped between their checkpoints), else none (a fresh start). Each damaged or
-    missing file, and each member resumed from before its acknowledged step, gets a ``RunWarning``."""
+    missing file, and each member resumed from before its acknowledged step, gets a ``RunWarning``.
+    ``checkpoints.CheckpointMissing`` (nothing emitted that changes the store) if a member's
+    checkpoint directory is not there, or none of its checkpoint files is: that is no reason to
+    train again from the beginning over files that may come back."""
     if not members or any(m.ckpt_dir is None or m.resume_step is None for m in members):
         return Resumed()
+    _require(members, emit)
     kept = [set(checkpoints.fallbacks(m.ckpt_dir, m.resume_step)) for m in members]  # type: ignore[arg-type]
     candidates = sorted(set.intersection(*kept), reverse=True)
     for step in candidates:
@@ -80,6 +87,26 @@ def load_latest(members: Sequence[Member], device: torch.device | str, emit: Emi
     for m in members:
         emit(RunWarning(m.run_id, "no readable checkpoint left: the run starts again from the beginning"))
     return Resumed()
+
+
+def _require(members: Sequence[Member], emit: Emit) -> None:
+    """``CheckpointMissing`` if any member's checkpoints are not there (``checkpoints.available``);
+    the members of a pack first end as failed, each with the path it needs (or the one its pack
+    mate needs), so that each run's reason names its own files."""
+    missing: dict[str, str] = {}
+    for m in members:
+        try:
+            checkpoints.available(m.ckpt_dir, m.resume_step)  # type: ignore[arg-type]
+        except checkpoints.CheckpointMissing as err:
+            missing[m.run_id] = str(err)
+    if not missing:
+        return
+    first = next(iter(missing.values()))
+    if len(members) > 1:
+        for m in members:
+            why = missing.get(m.run_id) or f"its pack cannot resume without a member's checkpoints: {first}"
+            emit(Finished(m.run_id, Status.FAILED, why))
+    raise checkpoints.CheckpointMissing(first)
 
 
 def _read(

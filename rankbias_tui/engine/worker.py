@@ -126,8 +126,9 @@ def _guarded(
 ) -> None:
     """Set up torch, run ``body`` and always end with ``WorkerEnded(status, error)``.
 
-    Out-of-memory and missing data sets become a one-line reason; anything else keeps the tail
-    of its traceback. ``report_oom`` also sends ``OutOfMemory`` first (packs split on it).
+    Out-of-memory, missing data sets and checkpoints that are not there (``CheckpointMissing``:
+    the run fails before it trains, naming the path) become a one-line reason; anything else keeps
+    the tail of its traceback. ``report_oom`` also sends ``OutOfMemory`` first (packs split on it).
     ``deterministic`` switches torch to deterministic kernels before CUDA starts."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scheduler's to handle
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a hang-up too (it reaches the whole group)
@@ -136,6 +137,7 @@ def _guarded(
     try:
         import torch
 
+        from ..checkpoints import CheckpointMissing
         from .data import DatasetUnavailable
 
         torch.set_num_threads(threads)
@@ -151,7 +153,7 @@ def _guarded(
             error = f"out of memory on {device}{oom_context}: {str(err).splitlines()[0]}"
             if report_oom:
                 conn.send(OutOfMemory(error))
-        except DatasetUnavailable as err:
+        except (DatasetUnavailable, CheckpointMissing) as err:
             error = str(err)
     except OSError as err:
         error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=-6)}"

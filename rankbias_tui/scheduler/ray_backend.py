@@ -227,12 +227,16 @@ class RayLauncher:
     ) -> Host:
         reader, writer = mp.get_context("spawn").Pipe(duplex=False)
         refused = self._unfit()
-        if refused:  # a node that fitted has left: say so rather than wait for ever
+        try:
+            job_runs = tuple(_job_run(launch, r, step) for r, step in zip(runs, resumes, strict=True))
+        except checkpoints.CheckpointMissing as err:  # never "start again" over files not there now
+            refused = refused or str(err)
+        if refused:  # a node that fitted has left, or checkpoints are missing: say so at once
             return Host(
                 RayTask(None, writer, launch.checkpoint_root, runs[0].run_id, refused), reader, device
             )
         job = Job(
-            tuple(_job_run(launch, r, step) for r, step in zip(runs, resumes, strict=True)),
+            job_runs,
             pack,
             self.resources.gpu,
             str(launch.data_dir) if launch.data_dir else None,
@@ -281,13 +285,14 @@ class RayLauncher:
 def _job_run(launch: Launch, run: PlannedRun, resume: int | None) -> JobRun:
     """The run with the bytes of the checkpoints it may resume from (the acknowledged one and the
     one before it) and their acknowledged digests: the worker on the node verifies and falls back
-    as a local one does (a resume from a missing file starts afresh, as locally)."""
+    as a local one does. ``checkpoints.CheckpointMissing`` if none of them is here (as locally)."""
     config = run.config.model_dump_json()
     if resume is None:
         return JobRun(run.run_id, config)
     directory = checkpoints.run_directory(launch.checkpoint_root, run.run_id)
-    paths = [checkpoints.path(directory, s) for s in checkpoints.fallbacks(directory, resume)]
-    files = tuple((int(p.stem.removeprefix(checkpoints.PREFIX)), p.read_bytes()) for p in paths if p.exists())
+    files = tuple(
+        (s, checkpoints.path(directory, s).read_bytes()) for s in checkpoints.available(directory, resume)
+    )
     return JobRun(run.run_id, config, resume, files, tuple(launch.acknowledged(run.run_id).items()))
 
 

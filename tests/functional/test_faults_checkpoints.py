@@ -53,3 +53,53 @@ def test_flipped_bytes_in_the_latest_checkpoint_warn_fall_back_and_change_no_num
     assert warnings[1].startswith("resumed from the earlier checkpoint at step "), warnings
     shown = rankbias("show", victim.run_id, "--store", str(store), env={"COLUMNS": "400"})
     assert f"warning: checkpoint {latest} is damaged" in shown.stdout
+
+
+def test_checkpoints_not_there_at_resume_fail_naming_the_path_and_resume_once_back(tmp_path: Path) -> None:
+    """The checkpoints directory unavailable while resuming (an automount not there yet: first no
+    directory at all, then an empty mount point): no run starts again from step 0, no row goes,
+    nothing is written where the files belong; once they are back, the runs resume from the
+    acknowledged step and end with the uninterrupted numbers."""
+    reference = run(tmp_path / "reference")
+    assert reference.returncode == 0, reference.stderr
+    store = tmp_path / "store"
+    stopped(store)
+    with Store(store) as s:
+        before = {
+            r.run_id: (r.checkpoint_step, len(s.metrics(r.run_id)), len(s.spectra(r.run_id)))
+            for r in s.runs()
+        }
+        root = s.paths.checkpoints
+    assert all(step and step > 0 for step, _, _ in before.values())
+    files = {p: p.read_bytes() for p in root.rglob("step-*.pt")}
+    away = tmp_path / "elsewhere"
+    root.rename(away)
+
+    for unavailable in ("no directory", "an empty mount point"):
+        if unavailable == "an empty mount point":
+            root.mkdir()
+        again = run(store)
+        assert again.returncode == 1 and "2 failed" in again.stdout, again.stdout + again.stderr
+        with Store(store) as s:
+            for r in s.runs():
+                step = before[r.run_id][0]
+                missing = root if unavailable == "no directory" else root / r.run_id
+                assert r.status == "failed" and f"{missing} does not exist" in str(r.error), r.error
+                assert (
+                    f"it needs {root / r.run_id / f'step-{step:09d}.pt'} (acknowledged at step {step})"
+                    in str(r.error)
+                )
+                assert "run the same command again to resume" in str(r.error)
+                kept = (r.checkpoint_step, len(s.metrics(r.run_id)), len(s.spectra(r.run_id)))
+                assert kept == before[r.run_id]  # not restarted: acknowledged step and rows as they were
+        assert not root.exists() or list(root.iterdir()) == []  # nothing written where the files belong
+
+    root.rmdir()
+    away.rename(root)  # mounted at last
+    assert {p: p.read_bytes() for p in root.rglob("step-*.pt")} == files  # never overwritten
+    resumed = run(store)
+    assert resumed.returncode == 0, resumed.stderr
+    assert results(store) == results(tmp_path / "reference")
+    with Store(store) as s:
+        for run_id, (step, _, _) in before.items():
+            assert [seg.from_step for seg in s.segments(run_id)] == [-1, step]  # from the acknowledged step

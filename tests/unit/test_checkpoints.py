@@ -113,3 +113,22 @@ def test_a_flipped_byte_is_damage_by_the_digest_or_else_by_the_archive_crcs(tmp_
     final.unlink()
     with pytest.raises(FileNotFoundError):
         checkpoints.read_verified(final, sent)
+
+
+def test_checkpoints_not_there_are_missing_with_the_path_never_none(tmp_path: Path) -> None:
+    root = tmp_path / "checkpoints"
+    run = root / RID
+    needed = str(checkpoints.path(run, 20))
+    with pytest.raises(checkpoints.CheckpointMissing, match=f"{root} does not exist; it needs {needed}"):
+        checkpoints.available(run, 20)  # an automount not there yet: not "no checkpoint"
+    root.mkdir()
+    with pytest.raises(checkpoints.CheckpointMissing, match=f"{run} does not exist.*acknowledged at step 20"):
+        checkpoints.available(run, 20)  # an empty mount point
+    run.mkdir()
+    checkpoints.path(run, 30).write_bytes(b"not acknowledged")
+    with pytest.raises(checkpoints.CheckpointMissing, match=f"{run} holds none of its checkpoints"):
+        checkpoints.available(run, 20)
+    checkpoints.path(run, 10).write_bytes(b"x")
+    assert checkpoints.available(run, 20) == [10]  # the acknowledged one gone, the one before it here
+    checkpoints.path(run, 20).write_bytes(b"x")
+    assert checkpoints.available(run, 20) == [20, 10]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from rankbias_tui import checkpoints
 from rankbias_tui.engine import loop as loop_mod
 from rankbias_tui.engine import pack as pack_mod
 from rankbias_tui.engine import train as train_mod
@@ -176,6 +177,24 @@ def test_a_pack_resumes_from_the_latest_step_all_members_have_intact(tmp_path: P
         start = next(e for e in events[r] if isinstance(e, Started))
         assert start.resumed_from == 90
         assert tail(events[r]) == tail(full[r])  # bitwise what the uninterrupted pack reported
+
+
+def test_a_pack_whose_checkpoints_are_not_there_fails_each_member_with_its_own_path(tmp_path: Path) -> None:
+    cfgs = configs(model="mlp", epochs=1)[:2]
+    (tmp_path / "r0").mkdir()
+    checkpoints.path(tmp_path / "r0", 90).write_bytes(b"x")  # r0's files are here, r1's are not
+    events: list[Event] = []
+    members = [Member(f"r{i}", c, tmp_path / f"r{i}", 90) for i, c in enumerate(cfgs)]
+    with pytest.raises(checkpoints.CheckpointMissing, match=f"{tmp_path / 'r1'} does not exist"):
+        train_pack(members, "cpu", events.append)
+    assert [(type(e), e.run_id, e.status) for e in events] == [
+        (Finished, "r0", "failed"),
+        (Finished, "r1", "failed"),
+    ]  # type: ignore[union-attr]
+    own, mate = events[1].error, events[0].error  # type: ignore[union-attr]
+    assert f"it needs {tmp_path / 'r1' / 'step-000000090.pt'}" in str(own)
+    assert str(mate) == f"its pack cannot resume without a member's checkpoints: {own}"
+    assert list((tmp_path / "r0").iterdir()) == [tmp_path / "r0" / "step-000000090.pt"]  # nothing written
 
 
 def test_subset_rows_are_the_single_runs_subset() -> None:

@@ -87,3 +87,23 @@ def test_checkpoint_bytes_travel_with_their_digest_and_are_checked_on_arrival(tm
     job = _job_run(launch, PlannedRun(rid, "s", RunConfig(dataset="digits")), 40)
     assert job.resume_step == 40 and job.files == ((40, data), (30, b"earlier"))  # best first
     assert dict(job.digests) == {40: sent.digest, 30: "c" * 64}  # the node verifies against these
+
+
+def test_a_resume_whose_checkpoints_are_not_there_is_refused_naming_the_path(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("ray")
+    from rankbias_tui.protocol import WorkerEnded
+    from rankbias_tui.scheduler import ray_backend
+    from rankbias_tui.scheduler.launcher import Launch
+    from rankbias_tui.spec import RunConfig
+    from rankbias_tui.sweep import PlannedRun
+
+    monkeypatch.setattr(ray_backend, "alive_nodes", lambda: [{"CPU": 8.0}])
+    launcher = ray_backend.RayLauncher(Resources(1.0, 0.0))
+    run = PlannedRun("0123456789ab", "t", RunConfig(dataset="digits"))
+    root = tmp_path / "checkpoints"  # not mounted yet
+    host = launcher.start_run(run, 40, "ray:cpu", Launch(None, root, 1, True))
+    ended = host.conn.recv()
+    assert isinstance(ended, WorkerEnded) and ended.status == "failed"  # not started afresh on a node
+    assert f"{root} does not exist; it needs {root / run.run_id / 'step-000000040.pt'}" in str(ended.error)
+    host.proc.join(5)
+    assert not root.exists()
