@@ -11,7 +11,8 @@ torch nor textual: the same messages are meant to cross machines.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,9 @@ class SpectrumRow:
 class Started:
     """The run began, or resumed from step ``resumed_from`` (-1: a fresh start), trained by ``mode``
     under training protocol ``protocol_version`` (``engine.loop.PROTOCOL_VERSION``); ``note`` says
-    what the start must not do silently (a checkpoint of another protocol, not resumed)."""
+    what the start must not do silently (a checkpoint of another protocol, not resumed);
+    ``provenance``: what the worker process runs (rankbias version, git SHA and dirty flag, Python,
+    torch, CUDA, cuDNN, GPU), stamped by it on the way out, kept with the segment this starts."""
 
     run_id: str
     total_steps: int
@@ -64,6 +67,7 @@ class Started:
     mode: str
     protocol_version: int = 0  # 0: not said (a worker older than protocol 2)
     note: str | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)  # {}: not said (an older worker)
 
 
 @dataclass(frozen=True)

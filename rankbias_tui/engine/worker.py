@@ -7,7 +7,9 @@ happens inside - an exception, CUDA running out of memory, a missing data set - 
 ``DiskFull`` first (the scheduler then stops everything, as every run would hit the same wall). A
 worker killed from outside sends nothing; the scheduler notices the dead process and records that
 instead. A worker dies with its scheduler (Linux: the parent-death signal), so a scheduler killed
-with ``kill -9`` leaves no orphan writing checkpoints that a restarted scheduler also writes.
+with ``kill -9`` leaves no orphan writing checkpoints that a restarted scheduler also writes. Each
+``Started`` it sends carries what it runs (``provenance`` and ``devices.software``): every attempt
+of a run records its own, wherever and by whichever rankbias it is trained.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 from ..measures import Status
-from ..protocol import Cancel, DiskFull, OutOfMemory, WorkerEnded
+from ..protocol import Cancel, DiskFull, Event, OutOfMemory, Started, WorkerEnded
+from ..provenance import provenance
 
 FULL = (errno.ENOSPC, errno.EDQUOT)
 
@@ -46,14 +50,14 @@ def worker_main(
     ``graphs``: replay the training step as a CUDA graph on GPUs (engine.graphs); ``digests``: step
     -> the SHA-256 the store acknowledged for each checkpoint (verified before resuming)."""
 
-    def body() -> str:
+    def body(emit: Callable[[Event], None]) -> str:
         from ..spec import RunConfig
         from .train import train
 
         return train(
             RunConfig.model_validate_json(config_json),
             device,
-            conn.send,
+            emit,
             run_id=run_id,
             data_dir=Path(data_dir) if data_dir else None,
             ckpt_dir=Path(ckpt_dir),
@@ -85,7 +89,7 @@ def pack_worker_main(
     the pack and retry. The process always ends with ``WorkerEnded``, which stands for every member
     that has not sent its own ``Finished``."""
 
-    def body() -> str:
+    def body(emit: Callable[[Event], None]) -> str:
         from ..spec import RunConfig
         from .loop import Member as PackMember
         from .pack import train_pack
@@ -97,7 +101,7 @@ def pack_worker_main(
         train_pack(
             pack,
             device,
-            conn.send,
+            emit,
             data_dir=Path(data_dir) if data_dir else None,
             graphs=graphs,
             poll_cancel=lambda: _cancelled(control),
@@ -119,12 +123,13 @@ def _guarded(
     conn: Connection,
     device: str,
     threads: int,
-    body: Callable[[], str],
+    body: Callable[[Callable[[Event], None]], str],
     oom_context: str = "",
     report_oom: bool = False,
     deterministic: bool = False,
 ) -> None:
-    """Set up torch, run ``body`` and always end with ``WorkerEnded(status, error)``.
+    """Set up torch, run ``body`` with the function that sends its events (``Started`` stamped with
+    this process's provenance) and always end with ``WorkerEnded(status, error)``.
 
     Out-of-memory, missing data sets and checkpoints that are not there (``CheckpointMissing``:
     the run fails before it trains, naming the path) become a one-line reason; anything else keeps
@@ -147,8 +152,15 @@ def _guarded(
             make_deterministic()
         if device.startswith("cuda"):
             torch.cuda.set_device(torch.device(device))
+        from .devices import software
+
+        stamp = provenance() | software(device)
+
+        def emit(event: Event) -> None:
+            conn.send(replace(event, provenance=stamp) if isinstance(event, Started) else event)
+
         try:
-            status = body()
+            status = body(emit)
         except torch.cuda.OutOfMemoryError as err:
             error = f"out of memory on {device}{oom_context}: {str(err).splitlines()[0]}"
             if report_oom:

@@ -122,7 +122,7 @@ def record(
             store.set_protocol(run_id, version, note)
             pack = worker.host.pack if worker.host is not None else (run_id,)
             segment = Segment(run_id, 0.0, resumed, live.device, mode, pack)
-            previous = store.add_segment(run_id, resumed, live.device, mode, pack)
+            previous = store.add_segment(run_id, resumed, live.device, mode, pack, event.provenance)
             if resumed >= 0 and previous is not None and not previous.same_mode(segment):
                 store.add_warning(run_id, mode_change(previous, segment))
         case RunWarning(text=text):

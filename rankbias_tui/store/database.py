@@ -194,13 +194,21 @@ class Store(Results):
 
     # ----- execution modes ---------------------------------------------------------------------
     def add_segment(
-        self, run_id: str, from_step: int, device: str, mode: str, pack: Iterable[str]
+        self,
+        run_id: str,
+        from_step: int,
+        device: str,
+        mode: str,
+        pack: Iterable[str],
+        provenance: dict[str, Any] | None = None,
     ) -> Segment | None:
-        """Record that ``run_id`` (re)starts at ``from_step`` in ``mode``; return its previous segment."""
+        """Record that ``run_id`` (re)starts at ``from_step`` in ``mode``, run by a worker with
+        ``provenance`` (``protocol.Started``); return its previous segment."""
         previous = self.segments(run_id)
         self.conn.execute(
-            "INSERT INTO segments (run_id, started_at, from_step, device, mode, pack) VALUES (?,?,?,?,?,?)",
-            (run_id, time.time(), from_step, device, mode, json.dumps(list(pack))),
+            "INSERT INTO segments (run_id, started_at, from_step, device, mode, pack, provenance)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (run_id, time.time(), from_step, device, mode, json.dumps(list(pack)), _json_or_null(provenance)),
         )
         return previous[-1] if previous else None
 
@@ -208,12 +216,13 @@ class Store(Results):
         """The execution modes a run was trained in, oldest first (none before schema v5)."""
         if self.version < 5:
             return []
+        provenance = "provenance" if self.version >= 8 else "NULL"
         rows = self.conn.execute(
-            "SELECT run_id, started_at, from_step, device, mode, pack FROM segments"
+            f"SELECT run_id, started_at, from_step, device, mode, pack, {provenance} FROM segments"
             " WHERE run_id=? ORDER BY rowid",
             (run_id,),
         )
-        return [Segment(*r[:5], tuple(json.loads(r[5]))) for r in rows]
+        return [Segment(*r[:5], tuple(json.loads(r[5])), json.loads(r[6] or "{}")) for r in rows]
 
     def set_progress(self, run_id: str, step: int, epoch: float, total_steps: int | None = None) -> None:
         self.conn.execute(
@@ -285,3 +294,7 @@ class Store(Results):
     def sweeps(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT sweep, COUNT(*) FROM sweep_runs GROUP BY sweep ORDER BY MIN(rowid)")
         return {name: n for name, n in rows}
+
+
+def _json_or_null(value: dict[str, Any] | None) -> str | None:
+    return json.dumps(value, sort_keys=True) if value else None

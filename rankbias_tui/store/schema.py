@@ -98,5 +98,10 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, step)
     ) WITHOUT ROWID
     """,
+    # 8: the provenance of each segment (each attempt), as its worker said it (``protocol.Started``):
+    # rankbias version, git SHA and dirty flag, Python, torch, CUDA, cuDNN, GPU. NULL: not said.
+    """
+    ALTER TABLE segments ADD COLUMN provenance TEXT
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,7 +1,9 @@
 """Fault injection on checkpoints (issue 19): bytes flipped inside the latest checkpoint of a stopped
-sweep. ``torch.load`` reads such a file without a word (it checks no CRC), so only the digest the
-store acknowledged with the checkpoint tells it from the file that was written. Each test makes its
-own uninterrupted reference run, and compares metrics and singular values with it bit for bit.
+sweep (``torch.load`` reads such a file without a word: it checks no CRC, so only the digest the
+store acknowledged with the checkpoint tells it from the file that was written), and the
+checkpoints directory not there when the sweep resumes (an automount not mounted yet). Each test
+makes its own uninterrupted reference run, and compares metrics and singular values with it bit for
+bit.
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ def test_flipped_bytes_in_the_latest_checkpoint_warn_fall_back_and_change_no_num
     assert warnings[1].startswith("resumed from the earlier checkpoint at step "), warnings
     shown = rankbias("show", victim.run_id, "--store", str(store), env={"COLUMNS": "400"})
     assert f"warning: checkpoint {latest} is damaged" in shown.stdout
+    lines = shown.stdout.splitlines()
+    by = [lines[i + 1] for i, line in enumerate(lines) if line.startswith("trained ")]  # each attempt's
+    assert len(by) == 2 and all(line.startswith("  by rankbias ") for line in by), shown.stdout
+    assert all(f"torch {torch.__version__}" in line and ", git " in line for line in by)
 
 
 def test_checkpoints_not_there_at_resume_fail_naming_the_path_and_resume_once_back(tmp_path: Path) -> None:
