@@ -14,13 +14,15 @@ from typing import Any
 
 
 def provenance() -> dict[str, Any]:
-    """Package version, git SHA (empty outside a git checkout), ``git_dirty`` (tracked files changed
-    since that commit; None when not known) and the Python version of the running rankbias."""
+    """Package version, git SHA (empty unless this package is a file of a git checkout: an installed
+    copy inside some other repository is not), ``git_dirty`` (tracked files changed since that
+    commit; None when not known) and the Python version of the running rankbias."""
     try:
         pkg = version("rankbias-tui")
     except PackageNotFoundError:
         pkg = "unknown"
-    sha = _git("rev-parse", "HEAD") or ""
+    tracked = _git("ls-files", "--error-unmatch", "provenance.py") is not None  # not a venv in some repo
+    sha = (_git("rev-parse", "HEAD") or "") if tracked else ""
     changes = _git("status", "--porcelain", "--untracked-files=no") if sha else None
     return {
         "rankbias": pkg,
