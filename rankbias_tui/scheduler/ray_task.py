@@ -23,13 +23,13 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .. import checkpoints
 from ..measures import Status
-from ..protocol import Cancel, Checkpoint, Event, Placed, RunWarning, WorkerEnded
+from ..protocol import Cancel, Checkpoint, Event, Finished, Placed, RunWarning, WorkerEnded
 
 POLL_S = 0.2
 CANCEL_POLL_S = 0.5  # a pack asks for cancels at most this often (each ask is a remote call)
@@ -58,9 +58,8 @@ class Job:
     data_dir: str | None  # on the node; None: the node's RANKBIAS_DATA_DIR or the default cache
     threads: int
     graphs: bool
-    origin: str | None = (
-        None  # the store's checkpoint root where the scheduler runs: paths are named as there
-    )
+    # the store's checkpoint root on the scheduler's machine: the paths events name are given as there
+    origin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -185,9 +184,9 @@ def _named_as_there(event: Any, root: Path, origin: str | None) -> Any:
     if origin is None:
         return event
     if isinstance(event, RunWarning):
-        return RunWarning(event.run_id, event.text.replace(str(root), origin))
-    if isinstance(event, WorkerEnded) and event.error:
-        return WorkerEnded(event.status, event.error.replace(str(root), origin))
+        return replace(event, text=event.text.replace(str(root), origin))
+    if isinstance(event, WorkerEnded | Finished) and event.error:
+        return replace(event, error=event.error.replace(str(root), origin))
     return event
 
 
