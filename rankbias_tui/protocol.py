@@ -11,7 +11,7 @@ torch nor textual: the same messages are meant to cross machines.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -67,7 +67,8 @@ class Started:
     mode: str
     protocol_version: int = 0  # 0: not said (a worker older than protocol 2)
     note: str | None = None
-    provenance: dict[str, Any] = field(default_factory=dict)  # {}: not said (an older worker)
+    provenance: dict[str, Any] | None = None  # None: not said (an older worker; a plain default, so
+    # that an older worker's pickled event still reads: a default factory leaves no class attribute)
 
 
 @dataclass(frozen=True)
