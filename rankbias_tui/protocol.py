@@ -12,6 +12,7 @@ torch nor textual: the same messages are meant to cross machines.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,9 @@ class SpectrumRow:
 class Started:
     """The run began, or resumed from step ``resumed_from`` (-1: a fresh start), trained by ``mode``
     under training protocol ``protocol_version`` (``engine.loop.PROTOCOL_VERSION``); ``note`` says
-    what the start must not do silently (a checkpoint of another protocol, not resumed)."""
+    what the start must not do silently (a checkpoint of another protocol, not resumed);
+    ``provenance``: what the worker process runs (rankbias version, git SHA and dirty flag, Python,
+    torch, CUDA, cuDNN, GPU), stamped by it on the way out, kept with the segment this starts."""
 
     run_id: str
     total_steps: int
@@ -64,6 +67,8 @@ class Started:
     mode: str
     protocol_version: int = 0  # 0: not said (a worker older than protocol 2)
     note: str | None = None
+    provenance: dict[str, Any] | None = None  # None: not said (an older worker; a plain default, so
+    # that an older worker's pickled event still reads: a default factory leaves no class attribute)
 
 
 @dataclass(frozen=True)
@@ -86,10 +91,12 @@ class Spectra:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """The run's checkpoint after ``step`` is on disk: it can resume from there."""
+    """The run's checkpoint after ``step`` is on disk: it can resume from there. ``digest``: the
+    SHA-256 of the file as written (the store keeps it; a resume verifies the file against it)."""
 
     run_id: str
     step: int
+    digest: str = ""  # "": not said (a worker older than digests); the file is then checked by its CRCs
 
 
 @dataclass(frozen=True)

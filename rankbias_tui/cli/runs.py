@@ -107,10 +107,12 @@ def show(
         console.print(f"note: {r.error}", markup=False, highlight=False)
     for warning in r.warnings:
         console.print(f"warning: {warning}", markup=False, highlight=False)
-    for segment in segments:  # how each stretch of the run was trained (a resume starts one)
+    for segment in segments:  # how each stretch (attempt) of the run was trained, and by what
         console.print(f"trained {segment.describe()}", markup=False, highlight=False)
+        console.print(f"  by {segment.software()}", markup=False, highlight=False)
     console.print("config: " + json.dumps(r.config.stored, sort_keys=True), soft_wrap=True, markup=False)
-    console.print("provenance: " + json.dumps(r.provenance, sort_keys=True), soft_wrap=True, markup=False)
+    queued = "provenance when queued: " + json.dumps(r.provenance, sort_keys=True)
+    console.print(queued, soft_wrap=True, markup=False)
     console.print(f"training protocol: {r.protocol_version or 'not recorded'}")
     for key in ("final_train_loss", "final_train_acc", "final_test_acc", "init_avg_rank", "final_avg_rank"):
         console.print(f"{key}: {number('.4g')(row[key])}")

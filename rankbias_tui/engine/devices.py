@@ -2,8 +2,9 @@
 
 Owns: how many GPUs are visible, how much memory a GPU has free now (packs are sized from it), a
 GPU's PCI bus id (the one name of a card that ``CUDA_VISIBLE_DEVICES`` and ``CUDA_DEVICE_ORDER``
-do not change: the dashboard finds the card's NVML handle by it), and the switches of a
-``deterministic`` run. Does not own: which devices runs go to (``scheduler.devices``) or what is
+do not change: the dashboard finds the card's NVML handle by it), the software a worker computes
+with (``software``: torch, CUDA, cuDNN, the GPU's name; recorded with each execution segment), and
+the switches of a ``deterministic`` run. Does not own: which devices runs go to (``scheduler.devices``) or what is
 shown of them (``tui.usage``).
 """
 
@@ -40,6 +41,18 @@ def pci_bus_id(index: int) -> str | None:
     except AttributeError:  # older torch
         return None
     return f"{domain:04X}:{bus:02X}:{dev:02X}.0"
+
+
+def software(device: str) -> dict[str, str | None]:
+    """What a worker on ``device`` computes with: torch, the CUDA and cuDNN versions it was built
+    with (None in a build without them), and the GPU's name (None on the CPU)."""
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    return {
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": str(cudnn) if cudnn else None,
+        "gpu": torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else None,
+    }
 
 
 def make_deterministic() -> None:

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -36,12 +36,14 @@ LOG_INTERVAL_S = 1.0
 
 @dataclass(frozen=True)
 class Member:
-    """One run being trained: its id (for events), config, checkpoint directory and resume step."""
+    """One run being trained: its id (for events), config, checkpoint directory and resume step,
+    and the SHA-256 the store acknowledged for each of its checkpoints (step -> digest)."""
 
     run_id: str
     cfg: RunConfig
     ckpt_dir: Path | None = None
     resume_step: int | None = None
+    digests: Mapping[int, str] = field(default_factory=dict)
 
 
 # ----- the protocol ------------------------------------------------------------------------------
@@ -159,7 +161,9 @@ class Trainer(Protocol):
         """Metrics about the measurement itself, sent with each member's spectra (may be empty)."""
         ...
 
-    def save(self, k: int, path: Path) -> None: ...
+    def save(self, k: int, path: Path) -> str:
+        """Write member k's checkpoint to ``path``; return the SHA-256 of the bytes written."""
+        ...
 
     def freeze(self, k: int) -> None:
         """Member k has ended: stop training it (``active[k]`` False)."""
@@ -265,8 +269,8 @@ class Loop:
             if extra := t.measure_metrics():
                 self.emit(Metrics(member.run_id, step, epoch, extra))
             if member.ckpt_dir is not None:
-                t.save(k, checkpoints.path(member.ckpt_dir, step))
-                self.emit(Checkpoint(member.run_id, step))
+                sha = t.save(k, checkpoints.path(member.ckpt_dir, step))
+                self.emit(Checkpoint(member.run_id, step, sha))
 
     def stop(self, k: int, status: str, reason: str | None = None) -> None:
         """Freeze member k for the rest of the loop and report its end, with why (its first line)

@@ -243,7 +243,7 @@ class Pack:
         return {MEASURE_SHARE: self.measure_s / max(1e-9, time.monotonic() - self.started)}
 
     # ----- checkpoints: one file per member, in the single run's format ---------------------------
-    def save(self, k: int, path: Path) -> None:
+    def save(self, k: int, path: Path) -> str:
         cfg, n_params = self.cfgs[k], len(self.model.slots)
         lr = last_lr(cfg, self.epoch)  # the optimiser's last lr
         bufs = self.model.member_buffers(k) if self.step else None
@@ -256,7 +256,7 @@ class Pack:
             "train_accs": list(self.train_accs[k]),
             "protocol_version": PROTOCOL_VERSION,
         }
-        save_atomic(payload, path)
+        return save_atomic(payload, path)
 
     def resume(self, emit: Emit) -> int:
         """Load every member's checkpoint at the latest step all of them can resume from

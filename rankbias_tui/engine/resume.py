@@ -1,17 +1,22 @@
 """Where a resumed run starts: its latest acknowledged checkpoint, or the one before if that one is
-damaged (a truncated file, a disk error), or a fresh start, each fallback said as a warning.
+damaged (flipped bytes, a truncated file, a disk error), or a fresh start, each fallback said as a
+warning; never a fresh start over checkpoints that are merely not there.
 
 Owns: choosing and reading the checkpoint files a single run or a pack's members resume from
-(members of a pack all resume from the same step); every file that cannot be read becomes a
-``protocol.RunWarning`` naming it; a checkpoint made under another training protocol is never
-resumed (``load_checkpoint``: the run restarts, and its start says why). Does not own: the file
-names or which files are kept
-(``rankbias_tui.checkpoints``), or putting a payload back into a model (``engine.train``,
-``engine.pack``).
+(members of a pack all resume from the latest step all of them have intact); every file is
+verified before it is unpickled (``checkpoints.read_verified``: the SHA-256 the store acknowledged)
+and every one that is damaged or cannot be read becomes a ``protocol.RunWarning`` naming it; a
+checkpoint made under another training protocol is never resumed (``load_checkpoint``: the run
+restarts, and its start says why); a checkpoint directory that is not there, or checkpoints none
+of which exists, stop the worker before it trains (``checkpoints.CheckpointMissing``, naming the
+path): the run's files and rows stay as they are. Does not own: the file names, digests or
+which files are kept (``rankbias_tui.checkpoints``), or putting a payload back into a model
+(``engine.train``, ``engine.pack``).
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +25,8 @@ from typing import Any
 import torch
 
 from .. import checkpoints
-from ..protocol import RunWarning
+from ..measures import Status
+from ..protocol import Finished, RunWarning
 from .loop import PROTOCOL_VERSION, Emit, Member
 
 
@@ -35,10 +41,15 @@ class Resumed:
     notes: dict[str, str] = field(default_factory=dict)
 
 
-def load_checkpoint(path: Path, device: torch.device | str) -> tuple[dict[str, Any] | None, str | None]:
+def load_checkpoint(
+    path: Path, device: torch.device | str, digest: str | None = None
+) -> tuple[dict[str, Any] | None, str | None]:
     """A checkpoint's contents if it was made under this training protocol; else None and why it
-    is not resumed (its numbers would mix two protocols): the run restarts from scratch."""
-    payload = torch.load(path, map_location=device, weights_only=True)
+    is not resumed (its numbers would mix two protocols): the run restarts from scratch. The bytes
+    are verified first (``digest``: the SHA-256 the store acknowledged; else the archive's CRCs):
+    ``checkpoints.Damaged`` if they are not the ones written."""
+    data = checkpoints.read_verified(path, digest)
+    payload = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
     version = payload.get("protocol_version", 1)  # version 1 did not record itself
     if version == PROTOCOL_VERSION:
         return payload, None
@@ -52,9 +63,13 @@ def load_latest(members: Sequence[Member], device: torch.device | str, emit: Emi
     """Read every member's checkpoint at the latest step all of them can resume from: the
     acknowledged ``resume_step``, else an earlier checkpoint still on disk (a damaged latest file,
     or pack members stopped between their checkpoints), else none (a fresh start). Each damaged or
-    missing file, and each member resumed from before its acknowledged step, gets a ``RunWarning``."""
+    missing file, and each member resumed from before its acknowledged step, gets a ``RunWarning``.
+    ``checkpoints.CheckpointMissing`` (nothing emitted that changes the store) if a member's
+    checkpoint directory is not there, or none of its checkpoint files is: that is no reason to
+    train again from the beginning over files that may come back."""
     if not members or any(m.ckpt_dir is None or m.resume_step is None for m in members):
         return Resumed()
+    _require(members, emit)
     kept = [set(checkpoints.fallbacks(m.ckpt_dir, m.resume_step)) for m in members]  # type: ignore[arg-type]
     candidates = sorted(set.intersection(*kept), reverse=True)
     for step in candidates:
@@ -74,13 +89,33 @@ def load_latest(members: Sequence[Member], device: torch.device | str, emit: Emi
     return Resumed()
 
 
+def _require(members: Sequence[Member], emit: Emit) -> None:
+    """``CheckpointMissing`` if any member's checkpoints are not there (``checkpoints.available``);
+    the members of a pack first end as failed, each with the path it needs (or the one its pack
+    mate needs), so that each run's reason names its own files."""
+    missing: dict[str, str] = {}
+    for m in members:
+        try:
+            checkpoints.available(m.ckpt_dir, m.resume_step)  # type: ignore[arg-type]
+        except checkpoints.CheckpointMissing as err:
+            missing[m.run_id] = str(err)
+    if not missing:
+        return
+    first = next(iter(missing.values()))
+    if len(members) > 1:
+        for m in members:
+            why = missing.get(m.run_id) or f"its pack cannot resume without a member's checkpoints: {first}"
+            emit(Finished(m.run_id, Status.FAILED, why))
+    raise checkpoints.CheckpointMissing(first)
+
+
 def _read(
     member: Member, file: Path, step: int, device: torch.device | str, emit: Emit
 ) -> tuple[dict[str, Any] | None, str | None]:
     """One checkpoint's payload, or None with a warning naming the file if it cannot be read, or
     None and a note if it was made under another training protocol."""
     try:
-        payload, note = load_checkpoint(file, device)
+        payload, note = load_checkpoint(file, device, member.digests.get(step))
         if payload is None:
             return None, note
         if payload.get("step") != step:
@@ -88,6 +123,8 @@ def _read(
         return payload, None
     except FileNotFoundError:
         reason = "missing"
+    except checkpoints.Damaged as err:
+        reason = f"damaged ({err})"
     except Exception as err:  # noqa: BLE001 - a damaged file raises anything the unpickler can
         reason = f"unreadable ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
     emit(RunWarning(member.run_id, f"checkpoint {file} is {reason}"))

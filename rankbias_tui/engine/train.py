@@ -114,7 +114,7 @@ class Run:
         return {}
 
     # ----- checkpoints -----------------------------------------------------------------------
-    def save(self, k: int, path: Path) -> None:
+    def save(self, k: int, path: Path) -> str:
         payload = {
             "model": self.model.state_dict(),
             "opt": self.opt.state_dict(),
@@ -124,7 +124,7 @@ class Run:
             "train_accs": list(self.train_accs[k]),
             "protocol_version": PROTOCOL_VERSION,
         }
-        save_atomic(payload, path)
+        return save_atomic(payload, path)
 
     def load(self, path: Path, payload: dict[str, Any] | None = None) -> str | None:
         """Continue from the checkpoint at ``path`` (``payload``: its contents, already read); if
@@ -197,13 +197,14 @@ def graphed_or_eager(run: Run, graphs: bool) -> tuple[EagerStep | GraphedStep, s
         return EagerStep(run), f"eager (graph capture failed: {first[:120]})"
 
 
-def save_atomic(payload: dict[str, Any], path: Path) -> None:
+def save_atomic(payload: dict[str, Any], path: Path) -> str:
     """Serialise in memory, then write through a temporary name and a rename
     (``checkpoints.write_atomic``): a killed worker never leaves half a file, a full disk raises
-    a plain ``OSError`` (ENOSPC) naming the file and leaves no temporary file behind."""
+    a plain ``OSError`` (ENOSPC) naming the file and leaves no temporary file behind. Return the
+    SHA-256 of the bytes written (sent with the checkpoint's acknowledgement)."""
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    checkpoints.write_atomic(buffer.getbuffer(), path)
+    return checkpoints.write_atomic(buffer.getbuffer(), path)
 
 
 def restore_generator(gen: torch.Generator, state: torch.Tensor, path: Path) -> None:
@@ -228,16 +229,18 @@ def train(
     ckpt_dir: Path | None = None,
     resume_step: int | None = None,
     graphs: bool = True,
+    digests: dict[int, str] | None = None,
 ) -> str:
     """Train one run to the end (its last event is ``Finished``); return its final status.
 
     On CUDA the step is one replayed CUDA graph unless ``graphs`` is False (engine.graphs); the
-    ``Started`` event's ``mode`` says which step trains the run."""
+    ``Started`` event's ``mode`` says which step trains the run. ``digests``: step -> the SHA-256
+    the store acknowledged for that checkpoint (verified before resuming from it)."""
     set_precision(cfg.precision)
     data = load_dataset(cfg.dataset, data_dir, device, cfg.train_size, subset_seed=cfg.seed)
     run = Run(cfg, device, data, run_id, ckpt_dir)
     resumed = -1
-    start = load_latest([Member(run_id, cfg, ckpt_dir, resume_step)], run.device, emit)
+    start = load_latest([Member(run_id, cfg, ckpt_dir, resume_step, digests or {})], run.device, emit)
     if start.step >= 0:
         run.load(start.paths[0], start.payloads[0])
         resumed = run.step

@@ -7,7 +7,9 @@ happens inside - an exception, CUDA running out of memory, a missing data set - 
 ``DiskFull`` first (the scheduler then stops everything, as every run would hit the same wall). A
 worker killed from outside sends nothing; the scheduler notices the dead process and records that
 instead. A worker dies with its scheduler (Linux: the parent-death signal), so a scheduler killed
-with ``kill -9`` leaves no orphan writing checkpoints that a restarted scheduler also writes.
+with ``kill -9`` leaves no orphan writing checkpoints that a restarted scheduler also writes. Each
+``Started`` it sends carries what it runs (``provenance`` and ``devices.software``): every attempt
+of a run records its own, wherever and by whichever rankbias it is trained.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 from ..measures import Status
-from ..protocol import Cancel, DiskFull, OutOfMemory, WorkerEnded
+from ..protocol import Cancel, DiskFull, Event, OutOfMemory, Started, WorkerEnded
+from ..provenance import provenance
 
 FULL = (errno.ENOSPC, errno.EDQUOT)
 
@@ -39,30 +43,34 @@ def worker_main(
     resume_step: int | None,
     threads: int,
     graphs: bool = True,
+    digests: dict[int, str] | None = None,
 ) -> None:
     """Process target (spawn): run ``run_id`` to completion, always ending with ``WorkerEnded``.
 
-    ``graphs``: replay the training step as a CUDA graph on GPUs (engine.graphs)."""
+    ``graphs``: replay the training step as a CUDA graph on GPUs (engine.graphs); ``digests``: step
+    -> the SHA-256 the store acknowledged for each checkpoint (verified before resuming)."""
 
-    def body() -> str:
+    def body(emit: Callable[[Event], None]) -> str:
         from ..spec import RunConfig
         from .train import train
 
         return train(
             RunConfig.model_validate_json(config_json),
             device,
-            conn.send,
+            emit,
             run_id=run_id,
             data_dir=Path(data_dir) if data_dir else None,
             ckpt_dir=Path(ckpt_dir),
             resume_step=resume_step,
             graphs=graphs,
+            digests=digests,
         )
 
     _guarded(conn, device, threads, body, deterministic=_deterministic([config_json]))
 
 
-Member = tuple[str, str, str, "int | None"]  # (run_id, config JSON, checkpoint dir, resume step)
+# (run_id, config JSON, checkpoint dir, resume step, step -> acknowledged SHA-256 of its checkpoint)
+Member = tuple[str, str, str, "int | None", "dict[int, str]"]
 
 
 def pack_worker_main(
@@ -81,19 +89,19 @@ def pack_worker_main(
     the pack and retry. The process always ends with ``WorkerEnded``, which stands for every member
     that has not sent its own ``Finished``."""
 
-    def body() -> str:
+    def body(emit: Callable[[Event], None]) -> str:
         from ..spec import RunConfig
         from .loop import Member as PackMember
         from .pack import train_pack
 
         pack = [
-            PackMember(run_id, RunConfig.model_validate_json(cfg), Path(ckpt), resume)
-            for run_id, cfg, ckpt, resume in members
+            PackMember(run_id, RunConfig.model_validate_json(cfg), Path(ckpt), resume, digests)
+            for run_id, cfg, ckpt, resume, digests in members
         ]
         train_pack(
             pack,
             device,
-            conn.send,
+            emit,
             data_dir=Path(data_dir) if data_dir else None,
             graphs=graphs,
             poll_cancel=lambda: _cancelled(control),
@@ -107,7 +115,7 @@ def pack_worker_main(
         body,
         oom_context=f" in a pack of {len(members)}",
         report_oom=True,
-        deterministic=_deterministic([cfg for _, cfg, _, _ in members]),
+        deterministic=_deterministic([member[1] for member in members]),
     )
 
 
@@ -115,15 +123,17 @@ def _guarded(
     conn: Connection,
     device: str,
     threads: int,
-    body: Callable[[], str],
+    body: Callable[[Callable[[Event], None]], str],
     oom_context: str = "",
     report_oom: bool = False,
     deterministic: bool = False,
 ) -> None:
-    """Set up torch, run ``body`` and always end with ``WorkerEnded(status, error)``.
+    """Set up torch, run ``body`` with the function that sends its events (``Started`` stamped with
+    this process's provenance) and always end with ``WorkerEnded(status, error)``.
 
-    Out-of-memory and missing data sets become a one-line reason; anything else keeps the tail
-    of its traceback. ``report_oom`` also sends ``OutOfMemory`` first (packs split on it).
+    Out-of-memory, missing data sets and checkpoints that are not there (``CheckpointMissing``:
+    the run fails before it trains, naming the path) become a one-line reason; anything else keeps
+    the tail of its traceback. ``report_oom`` also sends ``OutOfMemory`` first (packs split on it).
     ``deterministic`` switches torch to deterministic kernels before CUDA starts."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scheduler's to handle
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a hang-up too (it reaches the whole group)
@@ -132,6 +142,7 @@ def _guarded(
     try:
         import torch
 
+        from ..checkpoints import CheckpointMissing
         from .data import DatasetUnavailable
 
         torch.set_num_threads(threads)
@@ -141,13 +152,20 @@ def _guarded(
             make_deterministic()
         if device.startswith("cuda"):
             torch.cuda.set_device(torch.device(device))
+        from .devices import software
+
+        stamp = provenance() | software(device)
+
+        def emit(event: Event) -> None:
+            conn.send(replace(event, provenance=stamp) if isinstance(event, Started) else event)
+
         try:
-            status = body()
+            status = body(emit)
         except torch.cuda.OutOfMemoryError as err:
             error = f"out of memory on {device}{oom_context}: {str(err).splitlines()[0]}"
             if report_oom:
                 conn.send(OutOfMemory(error))
-        except DatasetUnavailable as err:
+        except (DatasetUnavailable, CheckpointMissing) as err:
             error = str(err)
     except OSError as err:
         error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=-6)}"

@@ -122,7 +122,7 @@ def record(
             store.set_protocol(run_id, version, note)
             pack = worker.host.pack if worker.host is not None else (run_id,)
             segment = Segment(run_id, 0.0, resumed, live.device, mode, pack)
-            previous = store.add_segment(run_id, resumed, live.device, mode, pack)
+            previous = store.add_segment(run_id, resumed, live.device, mode, pack, event.provenance)
             if resumed >= 0 and previous is not None and not previous.same_mode(segment):
                 store.add_warning(run_id, mode_change(previous, segment))
         case RunWarning(text=text):
@@ -134,8 +134,8 @@ def record(
         case Spectra(rows=rows):
             store.add_spectra(rows)
             live.avg_rank = mean(r.rank for r in rows)  # the average rank (measures)
-        case Checkpoint(step=step):
-            store.set_checkpoint(run_id, step)
+        case Checkpoint(step=step, digest=digest):
+            store.set_checkpoint(run_id, step, digest)
             directory = checkpoints.run_directory(store.paths.checkpoints, run_id)
             defer(lambda: checkpoints.prune(directory, keep=step))
         case Progress(step=step, epoch=epoch):

@@ -10,6 +10,7 @@ methods plus a row in ``scheduler.backends.BACKENDS``; the scheduler's loop
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -26,6 +27,8 @@ class Launch:
     checkpoint_root: Path  # the store's; each run has a directory of its own below it
     threads: int
     graphs: bool
+    # run id -> {step: SHA-256} of the checkpoints the store acknowledged (verified before a resume)
+    acknowledged: Callable[[str], dict[int, str]] = lambda run_id: {}
 
 
 @runtime_checkable

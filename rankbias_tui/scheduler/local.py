@@ -63,6 +63,7 @@ def start_run(ctx: Any, run: PlannedRun, resume: int | None, device: str, launch
             resume,
             launch.threads,
             launch.graphs,
+            launch.acknowledged(run.run_id) if resume is not None else {},
         ),
         name=f"rankbias-{run.run_id}",
         daemon=True,
@@ -84,6 +85,7 @@ def start_pack(
             r.config.model_dump_json(),
             str(checkpoints.run_directory(launch.checkpoint_root, r.run_id)),
             resume,
+            launch.acknowledged(r.run_id) if resume is not None else {},
         )
         for r, resume in zip(runs, resumes, strict=True)
     ]

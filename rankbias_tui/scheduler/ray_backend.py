@@ -4,8 +4,9 @@ Owns: connecting (``connect``: a private local instance, or an existing cluster)
 task asks for and how many such tasks the cluster holds (``plan``), and ``RayLauncher``, which
 starts a task per run or pack and hands the scheduler the same ``Host`` a worker process gives it:
 a relay thread reads the task's stream of events (a Ray streaming generator running
-``scheduler.ray_task.run_job`` on a node) into a local pipe, writing each checkpoint's bytes into
-the store's checkpoint directory before passing on its acknowledgement; ``RayTask`` stands in for
+``scheduler.ray_task.run_job`` on a node) into a local pipe, writing each checkpoint's bytes (if
+they are the ones the worker wrote: the digest it sent) into the store's checkpoint directory
+before passing on its acknowledgement; ``RayTask`` stands in for
 the process (cancel, kill, exit code). A task lost with its node or worker ends with
 ``protocol.WorkerLost``, so the scheduler requeues its runs; they resume from their last
 acknowledged checkpoint on whichever node Ray picks. Pack members are cancelled through a small
@@ -34,13 +35,13 @@ from typing import Any
 
 from .. import checkpoints
 from ..measures import Status
-from ..protocol import Placed, WorkerEnded, WorkerLost
+from ..protocol import Checkpoint, Placed, RunWarning, WorkerEnded, WorkerLost
 from ..sweep import PlannedRun
 from .devices import Backend, BackendError, DeviceError, Slots, check_syntax, cuda_count
 from .hosts import Host
 from .launcher import Launch
 from .options import SchedulerOptions
-from .ray_task import CheckpointFile, Job, JobRun, run_job
+from .ray_task import CheckpointFile, Job, JobRun, damaged, run_job
 
 INSTALL = "pip install 'rankbias-tui[ray]'"
 
@@ -226,17 +227,22 @@ class RayLauncher:
     ) -> Host:
         reader, writer = mp.get_context("spawn").Pipe(duplex=False)
         refused = self._unfit()
-        if refused:  # a node that fitted has left: say so rather than wait for ever
+        try:
+            job_runs = tuple(_job_run(launch, r, step) for r, step in zip(runs, resumes, strict=True))
+        except checkpoints.CheckpointMissing as err:  # never "start again" over files not there now
+            refused = refused or str(err)
+        if refused:  # a node that fitted has left, or checkpoints are missing: say so at once
             return Host(
                 RayTask(None, writer, launch.checkpoint_root, runs[0].run_id, refused), reader, device
             )
         job = Job(
-            tuple(_job_run(launch.checkpoint_root, r, step) for r, step in zip(runs, resumes, strict=True)),
+            job_runs,
             pack,
             self.resources.gpu,
             str(launch.data_dir) if launch.data_dir else None,
             1,
             launch.graphs,
+            str(launch.checkpoint_root),
         )
         key = uuid.uuid4().hex
         stream = (
@@ -276,13 +282,18 @@ class RayLauncher:
         return self._mailbox
 
 
-def _job_run(root: Path, run: PlannedRun, resume: int | None) -> JobRun:
-    """The run with its checkpoint's bytes (a resume from a missing file starts afresh, as locally)."""
-    path = (
-        checkpoints.path(checkpoints.run_directory(root, run.run_id), resume) if resume is not None else None
+def _job_run(launch: Launch, run: PlannedRun, resume: int | None) -> JobRun:
+    """The run with the bytes of the checkpoints it may resume from (the acknowledged one and the
+    one before it) and their acknowledged digests: the worker on the node verifies and falls back
+    as a local one does. ``checkpoints.CheckpointMissing`` if none of them is here (as locally)."""
+    config = run.config.model_dump_json()
+    if resume is None:
+        return JobRun(run.run_id, config)
+    directory = checkpoints.run_directory(launch.checkpoint_root, run.run_id)
+    files = tuple(
+        (s, checkpoints.path(directory, s).read_bytes()) for s in checkpoints.available(directory, resume)
     )
-    data = path.read_bytes() if path is not None and path.exists() else None
-    return JobRun(run.run_id, run.config.model_dump_json(), resume, data)
+    return JobRun(run.run_id, config, resume, files, tuple(launch.acknowledged(run.run_id).items()))
 
 
 def _task_main(job: Job, mailbox: Any, key: str) -> Any:
@@ -340,9 +351,8 @@ def _relay(task: RayTask, writer: Any, checkpoint_root: Path) -> None:
                 task.placed, task.pid = item, item.pid
                 task.wait_s = time.monotonic() - task.submitted
             if isinstance(item, CheckpointFile):
-                _store_file(checkpoint_root, item)
                 task.checkpoint_bytes += len(item.data)
-                item = item.event
+                item = _store_file(checkpoint_root, item)
             data = pickle.dumps(item)  # what Connection.send would send; counted on the way
             writer.send_bytes(data)
             task.event_bytes += len(data)
@@ -369,10 +379,15 @@ def _relay(task: RayTask, writer: Any, checkpoint_root: Path) -> None:
         os.close(task._ended)
 
 
-def _store_file(root: Path, item: CheckpointFile) -> None:
-    """Write a checkpoint the way a local worker does: a temporary name, then a rename."""
-    final = checkpoints.path(checkpoints.run_directory(root, item.event.run_id), item.event.step)
+def _store_file(root: Path, item: CheckpointFile) -> Checkpoint | RunWarning:
+    """Write a checkpoint the way a local worker does: a temporary name, then a rename; return its
+    acknowledgement, or the warning that its bytes came back damaged (``ray_task.damaged``)."""
+    event = item.event
+    if warning := damaged(item):
+        return warning
+    final = checkpoints.path(checkpoints.run_directory(root, event.run_id), event.step)
     final.parent.mkdir(parents=True, exist_ok=True)
     partial = checkpoints.partial(final)
     partial.write_bytes(item.data)
     os.replace(partial, final)
+    return event

@@ -1,13 +1,16 @@
 """What a Ray task does on its node: one worker process, and its events relayed back (no ray here).
 
-Owns: ``Job`` (what a task is given: its runs, each with the checkpoint it resumes from as bytes,
-and how to train them), the one message only this transport adds (``CheckpointFile``: a
-``protocol.Checkpoint`` with the file's bytes) and ``run_job``, the generator a Ray task wraps.
-``run_job`` writes the resume checkpoints into a private temporary
-directory, starts the very worker process the local backend starts (``engine.worker``, spawned,
-the same torch thread count), yields its ``protocol`` events as they come, swaps each checkpoint
-for its bytes, passes pack cancels on, and always ends its worker process and deletes the
-directory. So no file system is shared with the scheduler, and a run can resume on any node.
+Owns: ``Job`` (what a task is given: its runs, each with the checkpoints it may resume from as
+bytes and the SHA-256 the store acknowledged for each, and how to train them), the one message
+only this transport adds (``CheckpointFile``: a ``protocol.Checkpoint``, its digest included, with
+the file's bytes) and ``run_job``, the generator a Ray task wraps. ``run_job`` writes the resume
+checkpoints into a private temporary directory laid out as the store's, starts the very worker
+process the local backend starts (``engine.worker``, spawned, the same torch thread count: it
+verifies each file against its digest before resuming, and falls back as it does locally), yields
+its ``protocol`` events as they come (the paths they name given as on the scheduler's machine),
+swaps each checkpoint for its bytes, passes pack cancels on, and always ends its worker process
+and deletes the directory. So no file system is shared with the scheduler, and a run can resume on
+any node.
 
 Does not own: Ray itself (``scheduler.ray_backend`` makes this a task and relays what it yields)
 or the store (the scheduler writes every event and every checkpoint file it receives).
@@ -20,13 +23,13 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .. import checkpoints
 from ..measures import Status
-from ..protocol import Cancel, Checkpoint, Event, Placed, WorkerEnded
+from ..protocol import Cancel, Checkpoint, Event, Finished, Placed, RunWarning, WorkerEnded
 
 POLL_S = 0.2
 CANCEL_POLL_S = 0.5  # a pack asks for cancels at most this often (each ask is a remote call)
@@ -39,7 +42,10 @@ class JobRun:
     run_id: str
     config_json: str
     resume_step: int | None = None
-    checkpoint: bytes | None = None  # the file of resume_step, as the scheduler stored it
+    # (step, bytes) of the files the scheduler stored for resume_step and the one before it (to fall
+    # back to if the latest is damaged), and (step, SHA-256) of each as the store acknowledged it
+    files: tuple[tuple[int, bytes], ...] = ()
+    digests: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,8 @@ class Job:
     data_dir: str | None  # on the node; None: the node's RANKBIAS_DATA_DIR or the default cache
     threads: int
     graphs: bool
+    # the store's checkpoint root on the scheduler's machine: the paths events name are given as there
+    origin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +86,7 @@ def run_job(job: Job, node: tuple[str, str], poll_cancels: Callable[[], list[str
         ended = False
         for event in _relay(conn, control, poll_cancels if job.pack else list):
             ended = ended or isinstance(event, WorkerEnded)
-            yield _with_file(event, root)
+            yield _named_as_there(_with_file(event, root), root, job.origin)
         proc.join()
         if not ended:
             from .hosts import death_reason
@@ -91,10 +99,10 @@ def run_job(job: Job, node: tuple[str, str], poll_cancels: Callable[[], list[str
 
 def _write_resumes(job: Job, root: Path) -> None:
     for run in job.runs:
-        if run.checkpoint is not None and run.resume_step is not None:
-            path = checkpoints.path(checkpoints.run_directory(root, run.run_id), run.resume_step)
+        for step, data in run.files:
+            path = checkpoints.path(checkpoints.run_directory(root, run.run_id), step)
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(run.checkpoint)
+            path.write_bytes(data)
 
 
 def _spawn(job: Job, device: str, root: Path) -> tuple[Any, Any, Any]:
@@ -105,11 +113,12 @@ def _spawn(job: Job, device: str, root: Path) -> tuple[Any, Any, Any]:
     parent, child = ctx.Pipe(duplex=False)
     control_in = control_out = None
     data_dir = job.data_dir or _node_data_dir()
-    resume = {r.run_id: r.resume_step if r.checkpoint is not None else None for r in job.runs}
     ckpt = {r.run_id: str(checkpoints.run_directory(root, r.run_id)) for r in job.runs}
     if job.pack:
         control_in, control_out = ctx.Pipe(duplex=False)
-        members = [(r.run_id, r.config_json, ckpt[r.run_id], resume[r.run_id]) for r in job.runs]
+        members = [
+            (r.run_id, r.config_json, ckpt[r.run_id], r.resume_step, dict(r.digests)) for r in job.runs
+        ]
         target, args = (
             pack_worker_main,
             (child, control_in, members, device, data_dir, job.threads, job.graphs),
@@ -124,9 +133,10 @@ def _spawn(job: Job, device: str, root: Path) -> tuple[Any, Any, Any]:
             device,
             data_dir,
             ckpt[r.run_id],
-            resume[r.run_id],
+            r.resume_step,
             job.threads,
             job.graphs,
+            dict(r.digests),
         )
     proc = ctx.Process(target=target, args=args, name=f"rankbias-{job.runs[0].run_id}", daemon=True)
     proc.start()
@@ -166,6 +176,33 @@ def _with_file(event: Event, root: Path) -> Any:
     data = checkpoints.path(directory, event.step).read_bytes()
     checkpoints.prune(directory, keep=event.step)
     return CheckpointFile(event, data)
+
+
+def _named_as_there(event: Any, root: Path, origin: str | None) -> Any:
+    """A warning or an error naming a checkpoint file names it as the scheduler stored it
+    (``origin``), not as this node's temporary copy (which is gone once the task ends)."""
+    if origin is None:
+        return event
+    if isinstance(event, RunWarning):
+        return replace(event, text=event.text.replace(str(root), origin))
+    if isinstance(event, WorkerEnded | Finished) and event.error:
+        return replace(event, error=event.error.replace(str(root), origin))
+    return event
+
+
+def damaged(item: CheckpointFile) -> RunWarning | None:
+    """The warning for checkpoint bytes that came back other than the worker wrote them (their
+    SHA-256 is not the digest it sent): they are neither stored nor acknowledged, and the run keeps
+    its previous checkpoint to resume from. None for intact bytes (or a worker that sent no digest)."""
+    event = item.event
+    if not event.digest or (found := checkpoints.digest(item.data)) == event.digest:
+        return None
+    return RunWarning(
+        event.run_id,
+        f"the checkpoint at step {event.step} came back from the node damaged (SHA-256 {found[:16]}..., "
+        f"the worker wrote {event.digest[:16]}...): not stored nor acknowledged; the run resumes "
+        "from its previous checkpoint if it is interrupted",
+    )
 
 
 def _end(proc: Any) -> None:

@@ -265,7 +265,8 @@ class Scheduler(Endings):
 
     def _worker_launch(self) -> Launch:
         o = self.options
-        return Launch(o.data_dir, self.store.paths.checkpoints, self.slots.threads, o.graphs)
+        root = self.store.paths.checkpoints
+        return Launch(o.data_dir, root, self.slots.threads, o.graphs, self.store.checkpoint_digests)
 
     def _pump(self, timeout: float) -> None:
         """Wait for messages or exits, then write everything that arrived in one transaction."""

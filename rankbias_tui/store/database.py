@@ -198,13 +198,21 @@ class Store(Results):
 
     # ----- execution modes ---------------------------------------------------------------------
     def add_segment(
-        self, run_id: str, from_step: int, device: str, mode: str, pack: Iterable[str]
+        self,
+        run_id: str,
+        from_step: int,
+        device: str,
+        mode: str,
+        pack: Iterable[str],
+        provenance: dict[str, Any] | None = None,
     ) -> Segment | None:
-        """Record that ``run_id`` (re)starts at ``from_step`` in ``mode``; return its previous segment."""
+        """Record that ``run_id`` (re)starts at ``from_step`` in ``mode``, run by a worker with
+        ``provenance`` (``protocol.Started``); return its previous segment."""
         previous = self.segments(run_id)
         self.conn.execute(
-            "INSERT INTO segments (run_id, started_at, from_step, device, mode, pack) VALUES (?,?,?,?,?,?)",
-            (run_id, time.time(), from_step, device, mode, json.dumps(list(pack))),
+            "INSERT INTO segments (run_id, started_at, from_step, device, mode, pack, provenance)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (run_id, time.time(), from_step, device, mode, json.dumps(list(pack)), _json_or_null(provenance)),
         )
         return previous[-1] if previous else None
 
@@ -212,12 +220,13 @@ class Store(Results):
         """The execution modes a run was trained in, oldest first (none before schema v5)."""
         if self.version < 5:
             return []
+        provenance = "provenance" if self.version >= 8 else "NULL"
         rows = self.conn.execute(
-            "SELECT run_id, started_at, from_step, device, mode, pack FROM segments"
+            f"SELECT run_id, started_at, from_step, device, mode, pack, {provenance} FROM segments"
             " WHERE run_id=? ORDER BY rowid",
             (run_id,),
         )
-        return [Segment(*r[:5], tuple(json.loads(r[5]))) for r in rows]
+        return [Segment(*r[:5], tuple(json.loads(r[5])), json.loads(r[6] or "{}")) for r in rows]
 
     def set_progress(self, run_id: str, step: int, epoch: float, total_steps: int | None = None) -> None:
         self.conn.execute(
@@ -233,8 +242,32 @@ class Store(Results):
             (version or None, note, run_id),
         )
 
-    def set_checkpoint(self, run_id: str, step: int) -> None:
-        self.conn.execute("UPDATE runs SET checkpoint_step=? WHERE run_id=?", (step, run_id))
+    def set_checkpoint(self, run_id: str, step: int, digest: str = "") -> None:
+        """Acknowledge the run's checkpoint after ``step``, with the SHA-256 of its file (""
+        from a worker that did not say: none is kept, and a resume checks the file's CRCs). The
+        digests of the acknowledged checkpoint before it stay (its file is kept to fall back to);
+        older ones go, as their files do (``checkpoints.prune``)."""
+        with self.transaction():
+            self.conn.execute("UPDATE runs SET checkpoint_step=? WHERE run_id=?", (step, run_id))
+            if digest:
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO checkpoint_digests (run_id, step, digest) VALUES (?,?,?)",
+                    (run_id, step, digest),
+                )
+            else:  # a digest of an earlier attempt at this step would not be this file's
+                self.conn.execute("DELETE FROM checkpoint_digests WHERE run_id=? AND step=?", (run_id, step))
+            self.conn.execute(
+                "DELETE FROM checkpoint_digests WHERE run_id=? AND step < (SELECT MAX(step) FROM"
+                " checkpoint_digests WHERE run_id=? AND step < ?)",
+                (run_id, run_id, step),
+            )
+
+    def checkpoint_digests(self, run_id: str) -> dict[int, str]:
+        """Step -> the SHA-256 of each checkpoint of the run the store acknowledged and keeps."""
+        if self.version < 7:
+            return {}
+        rows = self.conn.execute("SELECT step, digest FROM checkpoint_digests WHERE run_id=?", (run_id,))
+        return {step: digest for step, digest in rows}
 
     def truncate_after(self, run_id: str, step: int) -> None:
         """Drop metric and spectrum rows after ``step``: a resumed run will write them again."""
@@ -265,3 +298,7 @@ class Store(Results):
     def sweeps(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT sweep, COUNT(*) FROM sweep_runs GROUP BY sweep ORDER BY MIN(rowid)")
         return {name: n for name, n in rows}
+
+
+def _json_or_null(value: dict[str, Any] | None) -> str | None:
+    return json.dumps(value, sort_keys=True) if value else None

@@ -77,7 +77,8 @@ class RunRow:
 @dataclass(frozen=True)
 class Segment:
     """A stretch of a run trained in one execution mode: from ``from_step`` (-1: a fresh start) on
-    ``device`` by ``mode`` (``Started.mode``), with ``pack`` the ids trained together, in order."""
+    ``device`` by ``mode`` (``Started.mode``), with ``pack`` the ids trained together, in order,
+    by a worker with ``provenance`` (``Started.provenance``; empty: not recorded)."""
 
     run_id: str
     started_at: float
@@ -85,6 +86,7 @@ class Segment:
     device: str | None
     mode: str
     pack: tuple[str, ...]
+    provenance: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def same_mode(self, other: Segment) -> bool:
         """Trained the same way: the same step (mode) on the same kind of device, with the same
@@ -97,6 +99,26 @@ class Segment:
             f" (pack of {len(self.pack)}: {' '.join(r[:8] for r in self.pack)})" if len(self.pack) > 1 else ""
         )
         return f"{where} on {self.device}: {self.mode}{with_}"
+
+    def software(self) -> str:
+        """Who trained it, on one line: ``rankbias 0.1.0, git 72eb1b5fa341 (uncommitted changes),
+        Python 3.11.7, torch 2.5.1+cu124, CUDA 12.4, cuDNN 90100, GPU NVIDIA H100 80GB HBM3``."""
+        p = self.provenance
+        if not p:
+            return "provenance not recorded (an older rankbias)"
+        sha = p.get("git_sha") or ""
+        git = f"git {sha[:12]}" if sha else "no git checkout"
+        if p.get("git_dirty"):
+            git += " (uncommitted changes)"
+        named = [
+            ("Python", "python"),
+            ("torch", "torch"),
+            ("CUDA", "cuda"),
+            ("cuDNN", "cudnn"),
+            ("GPU", "gpu"),
+        ]
+        rest = [f"{label} {p[key]}" for label, key in named if p.get(key)]
+        return ", ".join([f"rankbias {p.get('rankbias', '?')}", git, *rest])
 
 
 def _kind(device: str | None) -> str:

@@ -90,5 +90,18 @@ MIGRATIONS: list[str] = [
     UPDATE runs SET active_s = finished_at - started_at
         WHERE finished_at IS NOT NULL AND started_at IS NOT NULL AND finished_at > started_at
     """,
+    # 7: the SHA-256 of each acknowledged checkpoint file, as the worker wrote it (the latest two per
+    # run, as on disk): a resume verifies the file against it (``checkpoints.read_verified``).
+    """
+    CREATE TABLE checkpoint_digests (
+        run_id TEXT NOT NULL, step INTEGER NOT NULL, digest TEXT NOT NULL,
+        PRIMARY KEY (run_id, step)
+    ) WITHOUT ROWID
+    """,
+    # 8: the provenance of each segment (each attempt), as its worker said it (``protocol.Started``):
+    # rankbias version, git SHA and dirty flag, Python, torch, CUDA, cuDNN, GPU. NULL: not said.
+    """
+    ALTER TABLE segments ADD COLUMN provenance TEXT
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -63,7 +63,7 @@ def test_sigterm_stops_and_a_truncated_checkpoint_falls_back(reference: dict, tm
     assert results(store) == reference
     with Store(store) as s:
         warnings = " ".join(s.run(victim.run_id).warnings)  # type: ignore[union-attr]
-    assert f"checkpoint {damaged} is unreadable" in warnings and "earlier checkpoint" in warnings
+    assert f"checkpoint {damaged} is damaged" in warnings and "earlier checkpoint" in warnings
 
 
 def test_sighup_is_ctrl_c_too(tmp_path: Path) -> None:

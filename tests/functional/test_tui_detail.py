@@ -161,6 +161,7 @@ async def test_the_log_tab_shows_warnings_segments_and_the_scheduler_lines(tui_s
         await pilot.pause()
         text = str(screen.query_one("#log-text").render())
         assert "checkpoint step-40.pt is unreadable" in text and "from the start on cpu: eager" in text
+        assert "by provenance not recorded" in text  # a segment its worker said nothing about
         assert f"10:00 run {run_id} on cpu: eager" in text and f"10:02 run {run_id}: done" in text
         assert "0123456789ab" not in text  # another run's line
 

@@ -118,7 +118,7 @@ def test_out_of_memory_in_a_pack_reaches_the_scheduler(tmp_path: Path) -> None:
     try:
         big = MLP.model_copy(update={"width": 2048, "depth": 4, "epochs": 1})
         members = [
-            (f"r{i}", big.model_copy(update={"seed": i}).model_dump_json(), str(tmp_path / f"r{i}"), None)
+            (f"r{i}", big.model_copy(update={"seed": i}).model_dump_json(), str(tmp_path / f"r{i}"), None, {})
             for i in range(32)
         ]
         parent, child = Pipe(duplex=False)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -73,3 +75,33 @@ def results(store: Path) -> dict[str, Any]:
             r.run_id: (r.status, [m for m in s.metrics(r.run_id) if m[2] in EVAL], s.spectra(r.run_id))
             for r in s.runs()
         }
+
+
+def records(checkpoint: Path) -> dict[str, int]:
+    """The records of a checkpoint (the zip ``torch.save`` writes) and their sizes in bytes: the
+    first weight is ``.../data/0``; a CPU batch-order generator's state is the 5,056-byte one."""
+    with zipfile.ZipFile(checkpoint) as archive:
+        return {info.filename: info.file_size for info in archive.infolist()}
+
+
+def record_of(checkpoint: Path, what: str) -> str:
+    """The record holding the first weight matrix (``weights``) or the CPU batch-order generator's
+    state (``generator``: mt19937, 5,056 bytes) of a checkpoint."""
+    sizes = records(checkpoint)
+    if what == "weights":
+        return next(name for name in sizes if name.endswith("/data/0"))
+    return next(name for name, size in sizes.items() if size == 5056)
+
+
+def flip(checkpoint: Path, record: str, count: int = 8, at: int = 0) -> None:
+    """Invert ``count`` bytes of ``record``'s data in place, from byte ``at`` of it on: the file
+    stays a well-formed archive of the same size that ``torch.load`` reads without a word (it does
+    not check the CRCs), with different numbers in it."""
+    with zipfile.ZipFile(checkpoint) as archive:
+        info = archive.getinfo(record)
+    data = bytearray(checkpoint.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
+    start = info.header_offset + 30 + name_len + extra_len + at  # the stored (uncompressed) bytes
+    assert info.compress_type == zipfile.ZIP_STORED and at + count <= info.file_size
+    data[start : start + count] = bytes(b ^ 0xFF for b in data[start : start + count])
+    checkpoint.write_bytes(bytes(data))

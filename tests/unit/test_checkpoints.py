@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -79,3 +82,53 @@ def test_clean_partial_removes_only_temporary_files(tmp_path: Path) -> None:
     checkpoints.partial(checkpoints.path(run, 2)).write_bytes(b"half")
     assert checkpoints.clean_partial(tmp_path) == [checkpoints.partial(checkpoints.path(run, 2))]
     assert checkpoints.steps(run) == [1] and len(list(run.iterdir())) == 1
+
+
+def archive(payload: bytes) -> bytes:
+    """A zip of stored records, as ``torch.save`` writes."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("archive/data.pkl", b"pickle")
+        z.writestr("archive/data/0", payload)
+    return buffer.getvalue()
+
+
+def test_a_flipped_byte_is_damage_by_the_digest_or_else_by_the_archive_crcs(tmp_path: Path) -> None:
+    data = archive(bytes(range(256)) * 4)
+    final = checkpoints.path(tmp_path / RID, 7)
+    sent = checkpoints.write_atomic(data, final)
+    assert sent == hashlib.sha256(data).hexdigest() == checkpoints.digest(data)  # what the ack carries
+    assert checkpoints.read_verified(final, sent) == data and checkpoints.read_verified(final, None) == data
+    flipped = bytearray(data)
+    at = data.index(bytes(range(256)))  # inside the stored weights
+    flipped[at + 100] ^= 0x01
+    final.write_bytes(bytes(flipped))
+    with pytest.raises(checkpoints.Damaged, match="SHA-256 is .* the store acknowledged"):
+        checkpoints.read_verified(final, sent)
+    with pytest.raises(checkpoints.Damaged, match="CRC of archive/data/0"):
+        checkpoints.read_verified(final, None)  # acknowledged before digests: the zip's own CRCs
+    final.write_bytes(data[:200])
+    with pytest.raises(checkpoints.Damaged, match="not a checkpoint archive"):
+        checkpoints.read_verified(final, None)
+    final.unlink()
+    with pytest.raises(FileNotFoundError):
+        checkpoints.read_verified(final, sent)
+
+
+def test_checkpoints_not_there_are_missing_with_the_path_never_none(tmp_path: Path) -> None:
+    root = tmp_path / "checkpoints"
+    run = root / RID
+    needed = str(checkpoints.path(run, 20))
+    with pytest.raises(checkpoints.CheckpointMissing, match=f"{root} does not exist; it needs {needed}"):
+        checkpoints.available(run, 20)  # an automount not there yet: not "no checkpoint"
+    root.mkdir()
+    with pytest.raises(checkpoints.CheckpointMissing, match=f"{run} does not exist.*acknowledged at step 20"):
+        checkpoints.available(run, 20)  # an empty mount point
+    run.mkdir()
+    checkpoints.path(run, 30).write_bytes(b"not acknowledged")
+    with pytest.raises(checkpoints.CheckpointMissing, match=f"{run} holds none of its checkpoints"):
+        checkpoints.available(run, 20)
+    checkpoints.path(run, 10).write_bytes(b"x")
+    assert checkpoints.available(run, 20) == [10]  # the acknowledged one gone, the one before it here
+    checkpoints.path(run, 20).write_bytes(b"x")
+    assert checkpoints.available(run, 20) == [20, 10]

@@ -187,7 +187,8 @@ class RunDetailScreen(Screen[None]):
         assert self.detail is not None
         run, detail = self.detail.run, self.detail
         lines = ["warnings:", *(f"  {w}" for w in run.warnings)] if run.warnings else ["warnings: none"]
-        lines += ["", "trained:", *(f"  {s.describe()}" for s in detail.segments)] if detail.segments else []
+        trained = [line for s in detail.segments for line in (f"  {s.describe()}", f"    by {s.software()}")]
+        lines += ["", "trained:", *trained] if trained else []
         lines += ["", f"scheduler.log, the lines about {run.run_id[:8]} (latest last):"]
         lines += [f"  {line}" for line in detail.log] or ["  none"]
         self.query_one("#log-text", Static).update(Text("\n".join(lines)))

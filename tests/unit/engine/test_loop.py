@@ -72,8 +72,9 @@ class Fake:
     def measure_metrics(self) -> dict[str, float]:
         return {}
 
-    def save(self, k: int, path: Path) -> None:
+    def save(self, k: int, path: Path) -> str:
         self.saved.append((k, path))
+        return f"digest of {path.name}"  # what the loop sends with the acknowledgement
 
     def freeze(self, k: int) -> None:
         self.active[k] = False
@@ -102,6 +103,7 @@ def test_cadence_of_one_member(tmp_path: Path) -> None:
     epoch2 = ["Metrics", "Metrics", "Spectra", "Checkpoint", "Progress"]
     assert kinds(events) == ["Started", *init, *epoch1, *epoch2, *epoch2, "Finished"]
     assert [e.step for e in events if isinstance(e, Checkpoint)] == [0, 8, 12]
+    assert [e.digest for e in events if isinstance(e, Checkpoint)][-1] == "digest of step-000000012.pt"
     assert fake.saved == [(0, tmp_path / "r0" / f"step-{s:09d}.pt") for s in (0, 8, 12)]
     running = [e for e in events if isinstance(e, Metrics) and "loss" in e.values]
     # the authors' schedule: milestone 2 means the 2nd epoch already trains at lr * gamma

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from rankbias_tui import checkpoints
 from rankbias_tui.engine import loop as loop_mod
 from rankbias_tui.engine import pack as pack_mod
 from rankbias_tui.engine import train as train_mod
@@ -18,8 +19,9 @@ from rankbias_tui.engine.data import load_dataset, subset_rows
 from rankbias_tui.engine.loop import Member
 from rankbias_tui.engine.pack import train_pack
 from rankbias_tui.measures import MEASURE_SHARE, METRICS
-from rankbias_tui.protocol import Checkpoint, Event, Finished, Metrics, Progress, Spectra, Started
+from rankbias_tui.protocol import Checkpoint, Event, Finished, Metrics, Progress, RunWarning, Spectra, Started
 from rankbias_tui.spec import RunConfig
+from tests.support.faults import flip, record_of
 
 pytestmark = pytest.mark.slow  # trains real (tiny) runs
 
@@ -146,6 +148,53 @@ def test_pack_resumes_and_checkpoints_are_single_run_checkpoints(tmp_path: Path)
     # A pack member's checkpoint resumes as a single run, too.
     status, single = alone(cfgs[1], tmp_path / "cut" / "r1", resume_step=step)
     assert status == "done" and single[0].resumed_from == step  # type: ignore[union-attr]
+
+
+def test_a_pack_resumes_from_the_latest_step_all_members_have_intact(tmp_path: Path) -> None:
+    cfgs = configs()[:2]
+    _, full = packed(cfgs, tmp_path)
+    sent = {r: {e.step: e.digest for e in events if isinstance(e, Checkpoint)} for r, events in full.items()}
+    assert list(sent["r0"]) == [0, 90, 180, 270]  # 90 steps an epoch
+    damaged = tmp_path / "r1" / "step-000000180.pt"  # one member's latest: the other's is intact
+    flip(damaged, record_of(damaged, "weights"), at=64)
+    events: dict[str, list[Event]] = {}
+    members = [Member(f"r{i}", c, tmp_path / f"r{i}", 180, sent[f"r{i}"]) for i, c in enumerate(cfgs)]
+    train_pack(members, "cpu", lambda e: events.setdefault(e.run_id, []).append(e))
+    warned = {r: [e.text for e in evs if isinstance(e, RunWarning)] for r, evs in events.items()}
+    assert warned["r0"] == ["resumed from the earlier checkpoint at step 90 instead"]
+    assert warned["r1"][0].startswith(f"checkpoint {damaged} is damaged (its SHA-256")
+    assert warned["r1"][1:] == warned["r0"]
+    exact = (Metrics, Spectra, Checkpoint, Progress)
+
+    def tail(evs: list[Event]) -> list[Event]:  # the measurement's share of wall time aside
+        return [
+            e
+            for e in evs
+            if isinstance(e, exact) and step_of(e) > 90 and MEASURE_SHARE not in getattr(e, "values", {})
+        ]
+
+    for r in ("r0", "r1"):
+        start = next(e for e in events[r] if isinstance(e, Started))
+        assert start.resumed_from == 90
+        assert tail(events[r]) == tail(full[r])  # bitwise what the uninterrupted pack reported
+
+
+def test_a_pack_whose_checkpoints_are_not_there_fails_each_member_with_its_own_path(tmp_path: Path) -> None:
+    cfgs = configs(model="mlp", epochs=1)[:2]
+    (tmp_path / "r0").mkdir()
+    checkpoints.path(tmp_path / "r0", 90).write_bytes(b"x")  # r0's files are here, r1's are not
+    events: list[Event] = []
+    members = [Member(f"r{i}", c, tmp_path / f"r{i}", 90) for i, c in enumerate(cfgs)]
+    with pytest.raises(checkpoints.CheckpointMissing, match=f"{tmp_path / 'r1'} does not exist"):
+        train_pack(members, "cpu", events.append)
+    assert [(type(e), e.run_id, e.status) for e in events] == [
+        (Finished, "r0", "failed"),
+        (Finished, "r1", "failed"),
+    ]  # type: ignore[union-attr]
+    own, mate = events[1].error, events[0].error  # type: ignore[union-attr]
+    assert f"it needs {tmp_path / 'r1' / 'step-000000090.pt'}" in str(own)
+    assert str(mate) == f"its pack cannot resume without a member's checkpoints: {own}"
+    assert list((tmp_path / "r0").iterdir()) == [tmp_path / "r0" / "step-000000090.pt"]  # nothing written
 
 
 def test_subset_rows_are_the_single_runs_subset() -> None:

@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from rankbias_tui import checkpoints
 from rankbias_tui.engine.data import load_dataset
 from rankbias_tui.engine.loop import PROTOCOL_VERSION, Loop, is_measure_epoch, lr_at
 from rankbias_tui.engine.train import EagerStep, Run, load_checkpoint, train
-from rankbias_tui.protocol import Checkpoint, Event, Finished, Metrics, Spectra, Started
+from rankbias_tui.protocol import Checkpoint, Event, Finished, Metrics, Progress, RunWarning, Spectra, Started
 from rankbias_tui.spec import RunConfig
+from tests.support.faults import flip, record_of
 
 pytestmark = pytest.mark.slow  # trains real (tiny) runs
 
@@ -130,7 +132,11 @@ def test_divergence_guard_on_measurement_points() -> None:
     status, events = record(cfg)
     assert status == "diverged"
     end = events[-1]
-    assert isinstance(end, Finished) and "at epoch 0, " in str(end.error) and str(end.error).endswith("at epoch 4)")
+    assert (
+        isinstance(end, Finished)
+        and "at epoch 0, " in str(end.error)
+        and str(end.error).endswith("at epoch 4)")
+    )
     assert max(e.epoch for e in events if isinstance(e, Metrics)) == 4.0
 
 
@@ -162,6 +168,38 @@ def test_resume_from_checkpoint_matches(tmp_path: Path) -> None:
 
 def at(event: Checkpoint | Spectra) -> int:
     return event.step if isinstance(event, Checkpoint) else event.rows[0].step
+
+
+def after(events: list[Event], step: int) -> list[Event]:
+    """What a run reported after ``step`` (running loss/accuracy aside: they follow the clock)."""
+    kept = (Metrics, Spectra, Checkpoint, Progress)
+    return [
+        e
+        for e in timeless(events)
+        if isinstance(e, kept) and (e.rows[0].step if isinstance(e, Spectra) else e.step) > step
+    ]
+
+
+@pytest.mark.parametrize("what", ["weights", "generator"])
+@pytest.mark.parametrize("acknowledged", [True, False], ids=["digest", "crc-only"])
+def test_flipped_bytes_in_the_latest_checkpoint_fall_back_to_the_one_before(
+    tmp_path: Path, what: str, acknowledged: bool
+) -> None:
+    status, full = record(TINY, ckpt_dir=tmp_path)
+    sent = {e.step: e.digest for e in full if isinstance(e, Checkpoint)}
+    assert sorted(sent) == [0, 46, 69] and all(len(d) == 64 for d in sent.values())
+    latest = checkpoints.path(tmp_path, 46)
+    flip(latest, record_of(latest, what))
+    torch.load(latest, weights_only=True)  # torch.load does not notice: it checks no CRC
+    status, again = record(TINY, ckpt_dir=tmp_path, resume_step=46, digests=sent if acknowledged else None)
+    warned = [e.text for e in again if isinstance(e, RunWarning)]
+    assert warned[0].startswith(f"checkpoint {latest} is damaged (")
+    assert ("SHA-256" if acknowledged else "CRC of archive/data/") in warned[0]
+    assert warned[1:] == ["resumed from the earlier checkpoint at step 0 instead"]
+    start = next(e for e in again if isinstance(e, Started))
+    assert start.resumed_from == 0 and status == "done"
+    assert after(again, 0) == after(full, 0)  # bitwise the numbers of the uninterrupted run
+    assert checkpoints.read_verified(latest, sent[46])  # and the damaged file was written afresh
 
 
 def test_bound_uses_the_lr_that_trained_the_weights() -> None:

@@ -46,7 +46,7 @@ def test_events_reach_the_store_and_the_live_view(tmp_path: Path) -> None:
             Started(run.run_id, 100, -1, "pack of 2, eager", 2, "old checkpoint not used"),
             Metrics(run.run_id, 20, 2.0, {"loss": 0.5, "test_acc": 0.75}),
             Spectra(run.run_id, rows),
-            Checkpoint(run.run_id, 20),
+            Checkpoint(run.run_id, 20, "ab" * 32),
             Progress(run.run_id, 20, 2.0),
             Finished(run.run_id, "diverged"),
         ):
@@ -57,6 +57,7 @@ def test_events_reach_the_store_and_the_live_view(tmp_path: Path) -> None:
         assert stored is not None and (stored.step, stored.total_steps, stored.checkpoint_step) == (20, 100, 20)
         assert (stored.protocol_version, stored.error) == (2, "old checkpoint not used")  # said at the start
         assert [s.mode for s in store.segments(run.run_id)] == ["pack of 2, eager"]
+        assert store.checkpoint_digests(run.run_id) == {20: "ab" * 32}  # kept with the acknowledgement
     live = worker.live
     assert (live.mode, live.step, live.epoch, live.avg_rank) == ("pack of 2, eager", 20, 2.0, 2.0)
     assert worker.finished == ("diverged", None)
@@ -96,3 +97,30 @@ def test_a_resumed_run_shows_its_checkpoint_epoch_not_zero(tmp_path: Path) -> No
         record(store, worker, Started(run.run_id, 100, 40, "eager"), lambda f: None)  # resumed at step 40
         stored = store.run(run.run_id)
         assert stored is not None and (stored.step, stored.epoch) == (40, 4.0)
+
+
+def test_each_attempt_records_the_provenance_its_worker_sent(tmp_path: Path) -> None:
+    """Provenance per segment: a run queued by one rankbias and resumed by a newer one, on a GPU,
+    from a checkout with uncommitted changes, says so for each stretch; what was recorded when it
+    was queued stays as it was."""
+    cfg = RunConfig(dataset="digits")
+    run = PlannedRun(run_id(cfg), "s", cfg)
+    queued = {"rankbias": "0.1.0", "git_sha": "a" * 40, "python": "3.11.7"}
+    first = queued | {"git_dirty": False, "torch": "2.4.0+cpu", "cuda": None, "cudnn": None, "gpu": None}
+    later = dict(rankbias="0.2.0", git_sha="b" * 40, git_dirty=True, python="3.12.1", torch="2.5.1+cu124")
+    later |= dict(cuda="12.4", cudnn="90100", gpu="NVIDIA H100 80GB HBM3")
+    with Store(tmp_path) as store:
+        store.add_runs([run], queued)
+        worker = Worker(run, None, None, Live(run.run_id, "cpu"))  # type: ignore[arg-type]
+        record(store, worker, Started(run.run_id, 100, -1, "eager", 2, None, first), print)
+        record(store, worker, Started(run.run_id, 100, 40, "eager", 2, None, later), print)
+        record(store, worker, Started(run.run_id, 100, 60, "eager"), print)  # a worker that says nothing
+        segments = store.segments(run.run_id)
+        assert [s.provenance for s in segments] == [first, later, {}]
+        assert [s.software() for s in segments] == [
+            "rankbias 0.1.0, git aaaaaaaaaaaa, Python 3.11.7, torch 2.4.0+cpu",
+            "rankbias 0.2.0, git bbbbbbbbbbbb (uncommitted changes), Python 3.12.1, torch 2.5.1+cu124, "
+            "CUDA 12.4, cuDNN 90100, GPU NVIDIA H100 80GB HBM3",
+            "provenance not recorded (an older rankbias)",
+        ]
+        assert store.run(run.run_id).provenance == queued  # type: ignore[union-attr]

@@ -58,3 +58,52 @@ def test_a_task_no_live_node_can_take_fails_its_runs_at_once(tmp_path, monkeypat
     host.proc.join(5)
     assert not host.proc.is_alive() and host.proc.exitcode == 1
 
+
+
+def test_checkpoint_bytes_travel_with_their_digest_and_are_checked_on_arrival(tmp_path) -> None:
+    import hashlib
+
+    from rankbias_tui import checkpoints
+    from rankbias_tui.protocol import Checkpoint, RunWarning
+    from rankbias_tui.scheduler.launcher import Launch
+    from rankbias_tui.scheduler.ray_backend import _job_run, _store_file
+    from rankbias_tui.scheduler.ray_task import CheckpointFile
+    from rankbias_tui.spec import RunConfig
+    from rankbias_tui.sweep import PlannedRun
+
+    rid, data = "0123456789ab", b"PK checkpoint bytes"
+    sent = Checkpoint(rid, 40, hashlib.sha256(data).hexdigest())
+    (tmp_path / "checkpoints").mkdir()
+    root = tmp_path / "checkpoints"
+    assert _store_file(root, CheckpointFile(sent, data)) == sent  # stored, then acknowledged
+    stored = checkpoints.path(root / rid, 40)
+    assert stored.read_bytes() == data
+    damaged = _store_file(root, CheckpointFile(Checkpoint(rid, 50, sent.digest), data + b"!"))
+    assert isinstance(damaged, RunWarning) and "came back from the node damaged" in damaged.text
+    assert checkpoints.steps(root / rid) == [40]  # neither stored nor acknowledged
+
+    checkpoints.path(root / rid, 30).write_bytes(b"earlier")
+    launch = Launch(None, root, 1, False, lambda run_id: {40: sent.digest, 30: "c" * 64})
+    job = _job_run(launch, PlannedRun(rid, "s", RunConfig(dataset="digits")), 40)
+    assert job.resume_step == 40 and job.files == ((40, data), (30, b"earlier"))  # best first
+    assert dict(job.digests) == {40: sent.digest, 30: "c" * 64}  # the node verifies against these
+
+
+def test_a_resume_whose_checkpoints_are_not_there_is_refused_naming_the_path(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("ray")
+    from rankbias_tui.protocol import WorkerEnded
+    from rankbias_tui.scheduler import ray_backend
+    from rankbias_tui.scheduler.launcher import Launch
+    from rankbias_tui.spec import RunConfig
+    from rankbias_tui.sweep import PlannedRun
+
+    monkeypatch.setattr(ray_backend, "alive_nodes", lambda: [{"CPU": 8.0}])
+    launcher = ray_backend.RayLauncher(Resources(1.0, 0.0))
+    run = PlannedRun("0123456789ab", "t", RunConfig(dataset="digits"))
+    root = tmp_path / "checkpoints"  # not mounted yet
+    host = launcher.start_run(run, 40, "ray:cpu", Launch(None, root, 1, True))
+    ended = host.conn.recv()
+    assert isinstance(ended, WorkerEnded) and ended.status == "failed"  # not started afresh on a node
+    assert f"{root} does not exist; it needs {root / run.run_id / 'step-000000040.pt'}" in str(ended.error)
+    host.proc.join(5)
+    assert not root.exists()

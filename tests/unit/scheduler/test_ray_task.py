@@ -3,9 +3,11 @@ checkpoints come back as bytes, and a job given those bytes resumes exactly wher
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
-from rankbias_tui.protocol import Checkpoint, Finished, Metrics, Placed, Started, WorkerEnded
+from rankbias_tui.protocol import Checkpoint, Finished, Metrics, Placed, RunWarning, Started, WorkerEnded
 from rankbias_tui.scheduler.ray_task import CheckpointFile, Job, JobRun, run_job
 from rankbias_tui.spec import RunConfig
 
@@ -37,13 +39,28 @@ def test_a_job_streams_its_events_and_checkpoint_bytes_then_resumes_from_them() 
     assert len(steps) == 3 and steps == sorted(steps) and steps[0] == 0  # at init, epoch 2 and epoch 4
     assert all(isinstance(f.event, Checkpoint) and f.data[:2] == b"PK" for f in files)  # torch.save zips
     middle = files[1]
-    resumed = list(
-        run_job(job(JobRun(R1, CFG.model_dump_json(), middle.event.step, middle.data)), ("there", "n2"))
-    )
+    step, digest = middle.event.step, middle.event.digest
+    assert digest == hashlib.sha256(middle.data).hexdigest()  # the digest travels with the bytes
+    back = JobRun(R1, CFG.model_dump_json(), step, ((step, middle.data),), ((step, digest),))
+    resumed = list(run_job(job(back), ("there", "n2")))
     started = next(e for e in resumed if isinstance(e, Started))
     assert started.resumed_from == middle.event.step
     after = [m for m in evals(events) if m[0] > middle.event.step]
     assert after and evals(resumed) == after  # bitwise the same numbers as the uninterrupted job
+
+    # The latest file damaged on the scheduler's disk: the node's worker verifies it against its
+    # digest, falls back to the one before, and names the file as the scheduler stored it.
+    first, flipped = files[0], bytearray(middle.data)
+    flipped[len(flipped) // 2 : len(flipped) // 2 + 8] = bytes(8)
+    sent = ((step, digest), (first.event.step, first.event.digest))
+    back = JobRun(R1, CFG.model_dump_json(), step, ((step, bytes(flipped)), (0, first.data)), sent)
+    origin = "/srv/lab/store/checkpoints"
+    fallen = list(run_job(Job((back,), False, False, None, 1, False, origin), ("there", "n2")))
+    warned = [e.text for e in fallen if isinstance(e, RunWarning)]
+    assert warned[0].startswith(f"checkpoint {origin}/{R1}/step-{step:09d}.pt is damaged (its SHA-256")
+    assert warned[1] == "resumed from the earlier checkpoint at step 0 instead"
+    assert next(e for e in fallen if isinstance(e, Started)).resumed_from == 0
+    assert evals(fallen) == [m for m in evals(events) if m[0] > 0]
 
 
 @pytest.mark.slow

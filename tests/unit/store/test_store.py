@@ -322,6 +322,22 @@ def test_warnings_and_segments_are_kept_per_run(tmp_path: Path) -> None:
         assert store.run(run.run_id).warnings == ("checkpoint a.pt is unreadable", "resumed from step 10")  # type: ignore[union-attr]
 
 
+def test_acknowledged_checkpoints_keep_their_digests_as_long_as_their_files(tmp_path: Path) -> None:
+    run = planned()
+    with Store(tmp_path) as store:
+        store.add_runs([run], {})
+        assert store.checkpoint_digests(run.run_id) == {}
+        for step in (0, 10, 20):
+            store.set_checkpoint(run.run_id, step, f"{step:064x}")
+        # the acknowledged one and the one before it (kept on disk to fall back to), as prune keeps
+        assert store.checkpoint_digests(run.run_id) == {10: f"{10:064x}", 20: f"{20:064x}"}
+        assert store.run(run.run_id).checkpoint_step == 20  # type: ignore[union-attr]
+        store.set_checkpoint(run.run_id, 20, "f" * 64)  # written again after a fallback: the new file's
+        assert store.checkpoint_digests(run.run_id)[20] == "f" * 64
+        store.set_checkpoint(run.run_id, 30)  # a worker that sent no digest: no stale one for its file
+        assert store.checkpoint_digests(run.run_id) == {20: "f" * 64}
+
+
 def test_a_deleted_or_replaced_database_is_noticed(tmp_path: Path) -> None:
     with Store(tmp_path / "a") as store:
         assert store.still_there()
