@@ -4,8 +4,8 @@ Owns: how many GPUs are visible, how much memory a GPU has free now (packs are s
 GPU's PCI bus id (the one name of a card that ``CUDA_VISIBLE_DEVICES`` and ``CUDA_DEVICE_ORDER``
 do not change: the dashboard finds the card's NVML handle by it), the software a worker computes
 with (``software``: torch, CUDA, cuDNN, the GPU's name; recorded with each execution segment), and
-the switches of a ``deterministic`` run. Does not own: which devices runs go to (``scheduler.devices``) or what is
-shown of them (``tui.usage``).
+the switches of a ``deterministic`` run. Does not own: which devices runs go to
+(``scheduler.devices``) or what is shown of them (``tui.usage``).
 """
 
 from __future__ import annotations
