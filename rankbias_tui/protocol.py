@@ -122,6 +122,16 @@ class RunWarning:
 
 
 # ----- worker -> scheduler: events about the worker process --------------------------------------
+HEARTBEAT_S = 1.0  # a live worker sends something (a Heartbeat if nothing else) at least this often
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """The worker process is alive: sent every ``HEARTBEAT_S`` by a thread of its own, so that a
+    worker busy loading data, evaluating or measuring is still heard from. A worker silent for
+    much longer is stalled (frozen, hung): the scheduler kills it and requeues its runs."""
+
+
 @dataclass(frozen=True)
 class DiskFull:
     """A write of the worker failed for lack of space (or quota) at ``path``: the whole scheduler
@@ -171,7 +181,7 @@ class WorkerLost:
 
 
 RunEvent = Started | Metrics | Spectra | Checkpoint | Progress | Finished | RunWarning
-Event = RunEvent | OutOfMemory | DiskFull | WorkerEnded | WorkerLost | Placed
+Event = RunEvent | Heartbeat | OutOfMemory | DiskFull | WorkerEnded | WorkerLost | Placed
 
 
 # ----- scheduler -> pack worker ------------------------------------------------------------------

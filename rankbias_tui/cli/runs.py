@@ -186,7 +186,7 @@ def cancel(
         if scheduler.cancel(store, r.run_id):
             console.print(f"cancelled {r.run_id}")
             return
-    console.print(f"cancel requested for {r.run_id}; the scheduler stops it within a second")
+    console.print(f"cancel requested for {r.run_id}; the scheduler stops it within seconds")
 
 
 def register(app: typer.Typer) -> None:

@@ -5,8 +5,10 @@ writes to the store. Events are ``rankbias_tui.protocol`` dataclasses, sent as t
 happens inside - an exception, CUDA running out of memory, a missing data set - ends as one
 ``WorkerEnded`` event carrying a status and a reason; a write that fails for lack of space sends
 ``DiskFull`` first (the scheduler then stops everything, as every run would hit the same wall). A
-worker killed from outside sends nothing; the scheduler notices the dead process and records that
-instead. A worker dies with its scheduler (Linux: the parent-death signal), so a scheduler killed
+thread of the worker sends a ``Heartbeat`` every ``protocol.HEARTBEAT_S`` while it lives, the
+training thread and it taking turns on the pipe (``Channel``): a worker the scheduler no longer
+hears from is frozen or hung, and is killed. A worker killed from outside sends nothing; the
+scheduler notices the dead process and records that instead. A worker dies with its scheduler (Linux: the parent-death signal), so a scheduler killed
 with ``kill -9`` leaves no orphan writing checkpoints that a restarted scheduler also writes.
 """
 
@@ -18,15 +20,49 @@ import json
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 from ..measures import Status
-from ..protocol import Cancel, DiskFull, OutOfMemory, WorkerEnded
+from ..protocol import HEARTBEAT_S, Cancel, DiskFull, Heartbeat, OutOfMemory, WorkerEnded
 
 FULL = (errno.ENOSPC, errno.EDQUOT)
+Emit = Callable[[Any], None]
+
+
+class Channel:
+    """The worker's end of its pipe, shared by the training thread and the heartbeat thread: one
+    whole message at a time (``Connection.send`` is not safe from two threads at once)."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._beats: threading.Thread | None = None
+
+    def send(self, event: object) -> None:
+        with self._lock:
+            self.conn.send(event)
+
+    def start_heartbeat(self, every: float = HEARTBEAT_S) -> None:
+        self._beats = threading.Thread(target=self._beat, args=(every,), name="heartbeat", daemon=True)
+        self._beats.start()
+
+    def stop_heartbeat(self) -> None:
+        self._stop.set()
+        if self._beats is not None:
+            self._beats.join(2 * HEARTBEAT_S)  # a beat blocked on a full pipe must not hold the end
+
+    def _beat(self, every: float) -> None:
+        while not self._stop.wait(every):
+            try:
+                self.send(Heartbeat())
+            except (BrokenPipeError, OSError):
+                return  # the scheduler is gone; the training thread finds out at its next message
 
 
 def worker_main(
@@ -44,14 +80,14 @@ def worker_main(
 
     ``graphs``: replay the training step as a CUDA graph on GPUs (engine.graphs)."""
 
-    def body() -> str:
+    def body(emit: Emit) -> str:
         from ..spec import RunConfig
         from .train import train
 
         return train(
             RunConfig.model_validate_json(config_json),
             device,
-            conn.send,
+            emit,
             run_id=run_id,
             data_dir=Path(data_dir) if data_dir else None,
             ckpt_dir=Path(ckpt_dir),
@@ -81,7 +117,7 @@ def pack_worker_main(
     the pack and retry. The process always ends with ``WorkerEnded``, which stands for every member
     that has not sent its own ``Finished``."""
 
-    def body() -> str:
+    def body(emit: Emit) -> str:
         from ..spec import RunConfig
         from .loop import Member as PackMember
         from .pack import train_pack
@@ -93,7 +129,7 @@ def pack_worker_main(
         train_pack(
             pack,
             device,
-            conn.send,
+            emit,
             data_dir=Path(data_dir) if data_dir else None,
             graphs=graphs,
             poll_cancel=lambda: _cancelled(control),
@@ -115,12 +151,13 @@ def _guarded(
     conn: Connection,
     device: str,
     threads: int,
-    body: Callable[[], str],
+    body: Callable[[Emit], str],
     oom_context: str = "",
     report_oom: bool = False,
     deterministic: bool = False,
 ) -> None:
-    """Set up torch, run ``body`` and always end with ``WorkerEnded(status, error)``.
+    """Set up torch, run ``body`` (given the function that sends an event) with heartbeats, and
+    always end with ``WorkerEnded(status, error)``.
 
     Out-of-memory and missing data sets become a one-line reason; anything else keeps the tail
     of its traceback. ``report_oom`` also sends ``OutOfMemory`` first (packs split on it).
@@ -128,6 +165,8 @@ def _guarded(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scheduler's to handle
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a hang-up too (it reaches the whole group)
     _die_with_parent()
+    channel = Channel(conn)
+    channel.start_heartbeat()
     status, error = Status.FAILED, None
     try:
         import torch
@@ -142,22 +181,23 @@ def _guarded(
         if device.startswith("cuda"):
             torch.cuda.set_device(torch.device(device))
         try:
-            status = body()
+            status = body(channel.send)
         except torch.cuda.OutOfMemoryError as err:
             error = f"out of memory on {device}{oom_context}: {str(err).splitlines()[0]}"
             if report_oom:
-                conn.send(OutOfMemory(error))
+                channel.send(OutOfMemory(error))
         except DatasetUnavailable as err:
             error = str(err)
     except OSError as err:
         error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=-6)}"
         if err.errno in FULL:
             error = f"no space left on the device holding {err.filename or 'a file it wrote'}"
-            _send(conn, DiskFull(str(err.filename or ""), os.strerror(err.errno)))
+            _send(channel, DiskFull(str(err.filename or ""), os.strerror(err.errno)))
     except Exception as err:  # noqa: BLE001 - every failure must reach the store with its reason
         error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=-6)}"
+    channel.stop_heartbeat()
     try:
-        conn.send(WorkerEnded(status if error is None else Status.FAILED, error))
+        channel.send(WorkerEnded(status if error is None else Status.FAILED, error))
         conn.close()
     except (BrokenPipeError, OSError):
         os._exit(1)
@@ -169,9 +209,9 @@ def _deterministic(configs_json: list[str]) -> bool:
     return any(json.loads(c).get("deterministic", False) for c in configs_json)
 
 
-def _send(conn: Connection, event: object) -> None:
+def _send(channel: Channel, event: object) -> None:
     try:
-        conn.send(event)
+        channel.send(event)
     except (BrokenPipeError, OSError):
         pass  # the scheduler is gone; WorkerEnded will find that out too
 

@@ -1,6 +1,6 @@
 """How the scheduler settles a worker process that ended: what it sent last is recorded, a pack that
-ran out of GPU memory is retried in packs of half the size, the runs of a node a remote backend
-lost go back to the queue (a run lost more than ``MAX_LOST`` times fails), and every other run is
+ran out of GPU memory is retried in packs of half the size, the runs of a node a remote backend lost and of a worker the watchdog killed (stalled) go back to
+the queue (a run lost or stalled more than ``MAX_LOST`` times fails), and every other run is
 recorded with its final status (its checkpoints removed once finished, unless kept).
 
 A mixin of ``service.Scheduler``, which owns the loop and the state these methods change.
@@ -22,7 +22,8 @@ from . import packing
 from .hosts import Host, Worker, death_reason
 from .options import SchedulerOptions
 
-MAX_LOST = 3  # a run lost with its node more often than this fails: it may be what kills them
+MAX_LOST = 3  # a run lost with its node (or stalled) more often than this fails: it may be the cause
+JOIN_S = 1.0  # a process found ended is joined at once; one given up on is not waited for
 log = logging.getLogger("rankbias_tui.scheduler.service")
 
 
@@ -42,7 +43,7 @@ class Endings:
     _ckpt_dir: Callable[[str], Path]
 
     def _reap(self, host: Host) -> None:
-        host.proc.join()
+        host.proc.join(JOIN_S)
         self._drain(host)  # what it sent between the last poll and its exit
         host.conn.close()
         if host.control is not None:
@@ -56,10 +57,12 @@ class Endings:
                         Status.QUEUED,
                         "stopped: the disk is full; resumes from its last checkpoint",
                     )
+        if host.stalled:
+            workers = self._requeue_lost(host, workers, host.stalled, "stalled")
         if host.oom and host.size > 1:
             workers = self._retry_smaller(host, workers)
         if host.lost:
-            workers = self._requeue_lost(host, workers)
+            workers = self._requeue_lost(host, workers, host.lost, "lost")
         for worker in workers:
             self._settle(worker)
 
@@ -87,10 +90,11 @@ class Endings:
         )
         return [w for w in workers if all(w is not r for r in retry)]
 
-    def _requeue_lost(self, host: Host, workers: list[Worker]) -> list[Worker]:
-        """Requeue (at the front) the unfinished runs of a host a remote backend lost with its node:
-        they resume from their last acknowledged checkpoint wherever they start next. A run lost
-        more than ``MAX_LOST`` times fails instead. Returns the members to settle as usual."""
+    def _requeue_lost(self, host: Host, workers: list[Worker], reason: str, what: str) -> list[Worker]:
+        """Requeue (at the front) the unfinished runs of a host a remote backend lost with its node,
+        or that the watchdog killed (``what``: lost, stalled): they resume from their last
+        acknowledged checkpoint wherever they start next. A run lost or stalled more than
+        ``MAX_LOST`` times fails instead. Returns the members to settle as usual."""
         back = []
         for worker in workers:
             run_id = worker.run.run_id
@@ -98,15 +102,15 @@ class Endings:
                 continue
             self.lost[run_id] = self.lost.get(run_id, 0) + 1
             if self.lost[run_id] > MAX_LOST:
-                worker.finished = (Status.FAILED, f"{host.lost} (lost {self.lost[run_id]} times: giving up)")
+                worker.finished = (Status.FAILED, f"{reason} ({what} {self.lost[run_id]} times: giving up)")
             else:
                 back.append(worker)
         for worker in reversed(back):
             del self.workers[worker.run.run_id]
-            self.store.set_status(worker.run.run_id, Status.QUEUED, error=host.lost)
+            self.store.set_status(worker.run.run_id, Status.QUEUED, error=reason)
             self.queue.appendleft(worker.run)
         if back:
-            log.warning("%s: %d run(s) requeued", host.lost, len(back))
+            log.warning("%s: %d run(s) requeued, to resume from their last checkpoint", reason, len(back))
         return [w for w in workers if all(w is not b for b in back)]
 
     def _settle(self, worker: Worker) -> None:

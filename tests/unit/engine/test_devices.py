@@ -49,7 +49,7 @@ def test_the_worker_sets_deterministic_kernels_before_the_run(
 ) -> None:
     seen = {}
 
-    def body() -> str:
+    def body(emit: object) -> str:
         seen["algorithms"] = torch.are_deterministic_algorithms_enabled()
         seen["cudnn"] = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
         seen["cublas"] = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
