@@ -143,7 +143,8 @@ class DiskFull:
 
 @dataclass(frozen=True)
 class OutOfMemory:
-    """A pack ran out of GPU memory (its ``WorkerEnded`` follows): retry its members in smaller packs."""
+    """A pack ran out of memory, GPU or CPU (its ``WorkerEnded`` follows): retry its members in
+    smaller packs."""
 
     reason: str
 

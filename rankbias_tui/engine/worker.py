@@ -113,8 +113,8 @@ def pack_worker_main(
     """Process target (spawn) for a fused pack (engine.pack): train every member to its end.
 
     Each member's events carry its run id; ``control`` brings ``Cancel`` messages from the
-    scheduler. Running out of GPU memory sends ``OutOfMemory`` first, so the scheduler can split
-    the pack and retry. The process always ends with ``WorkerEnded``, which stands for every member
+    scheduler. Running out of memory (GPU or CPU) sends ``OutOfMemory`` first, so the scheduler can
+    split the pack and retry. The process always ends with ``WorkerEnded``, which stands for every member
     that has not sent its own ``Finished``."""
 
     def body(emit: Emit) -> str:
@@ -182,8 +182,14 @@ def _guarded(
             torch.cuda.set_device(torch.device(device))
         try:
             status = body(channel.send)
-        except torch.cuda.OutOfMemoryError as err:
-            error = f"out of memory on {device}{oom_context}: {str(err).splitlines()[0]}"
+        except (torch.cuda.OutOfMemoryError, MemoryError) as err:
+            error = f"out of memory on {device}{oom_context}: {_first_line(err)}"
+            if report_oom:
+                channel.send(OutOfMemory(error))
+        except RuntimeError as err:
+            if not _cpu_out_of_memory(err):
+                raise
+            error = f"out of memory on {device}{oom_context}: {_first_line(err)}"
             if report_oom:
                 channel.send(OutOfMemory(error))
         except DatasetUnavailable as err:
@@ -201,6 +207,15 @@ def _guarded(
         conn.close()
     except (BrokenPipeError, OSError):
         os._exit(1)
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).splitlines() or [type(err).__name__])[0]
+
+
+def _cpu_out_of_memory(err: RuntimeError) -> bool:
+    """torch's CPU allocator failing (a memory limit without the OOM killer: ``ulimit -v``)."""
+    return "DefaultCPUAllocator" in str(err) and "memory" in str(err)
 
 
 def _deterministic(configs_json: list[str]) -> bool:

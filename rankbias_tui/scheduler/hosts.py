@@ -127,7 +127,14 @@ class Host:
     disk_full: bool = False  # it sent DiskFull: its runs are requeued, not failed
     watch: Watch = field(default_factory=Watch)
     stalled: str | None = None  # why the scheduler killed it (silent, a cancel unanswered): requeue its runs
+    available: int | None = None  # bytes of memory available when it started (scheduler.memory)
+    oom_kills: int | None = None  # the kernel's OOM-kill count when it started
     inbox: Inbox | None = field(default=None, repr=False)  # what arrived of its messages (scheduler.inbox)
+
+    @property
+    def starting(self) -> bool:
+        """No member has started training yet: the memory it will take is not in use yet."""
+        return not any(w.live.total_steps for w in self.members.values())
 
 
 def record(

@@ -8,9 +8,9 @@ answers cancel requests found in the store, and fills free device slots from the
 Compatible small-MLP runs are started together as a fused pack (scheduler.packing, engine.pack):
 one worker process trains them all, and every event carries its run's id (``rankbias_tui.protocol``);
 every member is still an ordinary run in the store. A member that ends early (diverged, cancelled)
-is recorded at once while the rest of its pack goes on; a pack that runs out of GPU memory goes
-back to the front of the queue to be retried in packs of half the size. Starting workers is the
-backend's launcher's (``scheduler.launcher``), reading their pipes without ever blocking
+is recorded at once while the rest of its pack goes on; a pack that runs out of memory goes back to
+the front of the queue to be retried in packs of half the size. Starting workers is the backend's
+launcher's (``scheduler.launcher``), reading their pipes without ever blocking
 ``scheduler.inbox``'s, writing each event to the store ``scheduler.hosts``'s, ending a worker that
 stopped talking ``scheduler.watchdog``'s, settling a worker that ended ``scheduler.endings``'s;
 this module owns the loop.
@@ -36,7 +36,7 @@ from ..measures import FINISHED, Status
 from ..protocol import Cancel, DiskFull, Event, Heartbeat, OutOfMemory, Placed, WorkerEnded, WorkerLost
 from ..store import Store
 from ..sweep import PlannedRun
-from . import faults, packing, recovery
+from . import faults, memory, packing, recovery
 from .devices import Slots
 from .endings import Endings
 from .faults import StopRequested
@@ -235,13 +235,19 @@ class Scheduler(Endings, Watchdog):
 
     def _auto_pack_size(self, run: PlannedRun, device: str) -> int:
         """Sized from the memory free on ``device`` now (other tenants and our own workers hold the
-        rest), asked afresh for every pack."""
-        memory = None
+        rest; the machine's available memory for the CPU), asked afresh for every pack, and shared
+        with the packs that start beside it: the slots still free on the device and the packs
+        started there whose memory is not in use yet."""
+        free = None
         if device.startswith("cuda"):
             from ..engine.devices import free_memory  # noqa: PLC0415 - torch only for GPUs
 
-            memory = free_memory(device)
-        return packing.auto_pack_size(run.config, memory)
+            free = free_memory(device)
+        elif device == "cpu":
+            free = memory.available_bytes()
+        idle = self.slots.per_device - self._busy(device)
+        starting = sum(h.device == device and h.starting for h in self.hosts)
+        return packing.auto_pack_size(run.config, free, idle + starting, cpu=device == "cpu")
 
     def _start(self, run: PlannedRun, device: str) -> None:
         self._register(
@@ -255,6 +261,7 @@ class Scheduler(Endings, Watchdog):
         log.info("pack of %d on %s: %s", len(runs), device, " ".join(r.run_id for r in runs))
 
     def _register(self, host: Host, runs: list[PlannedRun]) -> None:
+        host.available, host.oom_kills = memory.available_bytes(), memory.oom_kills()  # endings reads them
         self.hosts.append(host)
         host.pack = tuple(run.run_id for run in runs)  # what a resume must reassemble (recovery.same_pack)
         for run in runs:

@@ -1,5 +1,5 @@
 """The worker's end of the pipe (engine.worker): heartbeats while the body is busy and silent, the
-last word always ``WorkerEnded``."""
+last word always ``WorkerEnded``, and a CPU allocation failure reported as running out of memory."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from multiprocessing import Pipe
 import pytest
 
 from rankbias_tui.engine import worker
-from rankbias_tui.protocol import HEARTBEAT_S, Heartbeat, Progress, WorkerEnded
+from rankbias_tui.protocol import HEARTBEAT_S, Heartbeat, OutOfMemory, Progress, WorkerEnded
 
 
 @pytest.fixture(autouse=True)
@@ -47,3 +47,13 @@ def test_a_busy_silent_worker_still_beats_and_ends_with_its_last_word() -> None:
     assert len(silent) >= 2 and all(isinstance(m, Heartbeat) for m in silent)
     assert all(isinstance(m, (Heartbeat, Progress)) for m in sent[:-1])  # beats from the start on
 
+
+def test_running_out_of_cpu_memory_splits_a_pack_like_a_gpu_s() -> None:
+    def body(emit) -> str:  # noqa: ANN001
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory")
+
+    parent, child = Pipe(duplex=False)
+    worker._guarded(child, "cpu", 1, body, oom_context=" in a pack of 4", report_oom=True)
+    sent = [m for m in received(parent) if not isinstance(m, Heartbeat)]
+    assert isinstance(sent[0], OutOfMemory) and "out of memory on cpu in a pack of 4" in sent[0].reason
+    assert isinstance(sent[-1], WorkerEnded) and sent[-1].status == "failed"
