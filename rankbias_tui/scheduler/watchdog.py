@@ -133,19 +133,27 @@ class Watchdog:
             self._stall(host, f"no word from it for {silent:.0f} s (frozen or hung)", now)
 
     def _stall(self, host: Host, why: str, now: float, at_once: bool = False) -> None:
-        """Report ``host`` stalled on each of its runs still training, and start ending it."""
+        """Report ``host`` stalled on each of its runs still training, and start ending it (quietly
+        for a worker that said its last word and only fails to exit)."""
         host.stalled = f"worker stalled: {why}"
-        for worker in host.members.values():
-            if worker.finished is None and not worker.cancelled:
-                self.store.add_warning(
-                    worker.run.run_id,
-                    f"worker stalled at step {worker.live.step}: {why}; it was killed and the run "
-                    "resumes from its last checkpoint",
-                )
+        training = [w for w in host.members.values() if w.finished is None and not w.cancelled]
+        for worker in training:
+            self.store.add_warning(
+                worker.run.run_id,
+                f"worker stalled at step {worker.live.step}: {why}; it was killed and the run "
+                "resumes from its last checkpoint",
+            )
         action = "SIGKILL" if at_once else f"SIGTERM, then SIGKILL in {KILL_GRACE_S:g} s"
-        runs = " ".join(host.members) or "none left"
-        log.warning(
-            "worker pid %s on %s (runs %s) stalled: %s; %s", host.proc.pid, host.device, runs, why, action
+        runs = " ".join(w.run.run_id for w in training) or "none still training"
+        level = logging.WARNING if training else logging.INFO
+        log.log(
+            level,
+            "worker pid %s on %s (runs %s) stalled: %s; %s",
+            host.proc.pid,
+            host.device,
+            runs,
+            why,
+            action,
         )
         if at_once:
             host.proc.kill()

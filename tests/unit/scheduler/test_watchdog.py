@@ -4,6 +4,7 @@ absence is not counted; shutdown ends even a process that outlives SIGKILL."""
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import time
 from multiprocessing import Pipe
@@ -164,3 +165,20 @@ def test_a_forgotten_process_is_not_joined_at_interpreter_exit() -> None:
     finally:
         proc.kill()
         proc.join(10)
+
+
+def test_a_worker_that_said_its_last_word_but_does_not_exit_is_ended_quietly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Store(tmp_path) as store:
+        sched = Scheduler(store, [], plan_slots("cpu", 1), SchedulerOptions(stall_s=10))
+        host = host_of(sched, store, 1, Proc(dies_on=("TERM", "KILL")), heard=100.0)
+        (worker,) = host.members.values()
+        worker.finished = ("done", None)  # its Finished and WorkerEnded came; the process lingers
+        with caplog.at_level(logging.INFO):
+            watch_at(sched, 111.0)
+        assert host.proc.signals == ["TERM"]  # type: ignore[attr-defined]
+        assert [r.levelno for r in caplog.records] == [logging.INFO]
+        sched._reap(host)
+        assert sched.outcomes == {worker.run.run_id: "done"}
+        assert store.run(worker.run.run_id).warnings == ()  # type: ignore[union-attr]
