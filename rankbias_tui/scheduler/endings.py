@@ -88,11 +88,16 @@ class Endings:
         unfinished = [w for w in workers if w.finished is None and not w.cancelled]
         if host.size > 1:
             return self._retry_smaller(host, workers, why)
+        beside = sum(h.device == host.device for h in self.hosts)  # still running: they shared it
+        advice = f"; {beside} other worker(s) shared it: fewer at a time with --per-device" if beside else ""
         for worker in unfinished:
             cfg, need = worker.run.config, ""
             if packing.pack_key(cfg) is not None:  # the catalog's estimate holds for these models
                 need = f"; it needs about {memory.describe(packing.member_bytes(cfg))} by rankbias's estimate"
-            worker.finished = (Status.FAILED, f"{why}{need}. Free some memory or use a larger machine")
+            worker.finished = (
+                Status.FAILED,
+                f"{why}{need}{advice}. Free some memory or use a larger machine",
+            )
         log.warning("%s: %s", why, " ".join(w.run.run_id for w in unfinished))
         return workers
 

@@ -134,3 +134,22 @@ def test_a_single_run_the_oom_killer_took_fails_naming_the_memory(tmp_path: Path
         error = store.run(alone.run_id).error or ""  # type: ignore[union-attr]
         assert "the system ran out of memory (1.1 GB available when it started)" in error
         assert f"it needs about {memory.describe(packing.member_bytes(cfg))}" in error
+        assert "--per-device" not in error  # it was alone
+
+
+def test_a_single_run_killed_beside_others_is_told_about_per_device(tmp_path: Path) -> None:
+    cfg = RunConfig(**WIDE)
+    alone = PlannedRun(run_id(cfg), "t", cfg)
+    with Store(tmp_path) as store:
+        store.add_runs([alone], {})
+        sched = Scheduler(store, [], plan_slots("cpu", 2))
+        sched.hosts.append(Host(Killed(0), None, "cpu"))  # type: ignore[arg-type]  # another worker, running
+        reader, writer = Pipe(duplex=False)
+        writer.close()
+        host = Host(Killed(signal.SIGKILL), reader, "cpu")  # type: ignore[arg-type]
+        worker = Worker(alone, host.proc, reader, Live(alone.run_id, "cpu"), host=host)
+        host.members[alone.run_id] = sched.workers[alone.run_id] = worker
+        sched.hosts.append(host)
+        sched._reap(host)
+        error = store.run(alone.run_id).error or ""  # type: ignore[union-attr]
+        assert "1 other worker(s) shared it: fewer at a time with --per-device" in error
