@@ -78,6 +78,16 @@ def reason(status: str, error: str | None) -> str | None:
     return first or NO_REASON.get(status)
 
 
+def shown_reason(status: str, error: str | None, warning: str | None = None) -> str | None:
+    """A runs table's reason column (``rankbias list``, the app's dashboard): ``reason``, or for a
+    queued or running run, which has none, its latest ``warning`` (a worker that stalled and was
+    killed, a pack retried in smaller packs) as ``warning: ...``."""
+    why = reason(status, error)
+    if why is None and warning and status in (Status.QUEUED, Status.RUNNING):
+        return f"warning: {warning}"
+    return why
+
+
 # ----- metric names ------------------------------------------------------------------------------
 LOSS, ACC, LR = "loss", "acc", "lr"
 TRAIN_LOSS, TRAIN_ACC, TEST_LOSS, TEST_ACC = "train_loss", "train_acc", "test_loss", "test_acc"

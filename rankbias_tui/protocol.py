@@ -129,6 +129,16 @@ class RunWarning:
 
 
 # ----- worker -> scheduler: events about the worker process --------------------------------------
+HEARTBEAT_S = 1.0  # a live worker sends something (a Heartbeat if nothing else) at least this often
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """The worker process is alive: sent every ``HEARTBEAT_S`` by a thread of its own, so that a
+    worker busy loading data, evaluating or measuring is still heard from. A worker silent for
+    much longer is stalled (frozen, hung): the scheduler kills it and requeues its runs."""
+
+
 @dataclass(frozen=True)
 class DiskFull:
     """A write of the worker failed for lack of space (or quota) at ``path``: the whole scheduler
@@ -140,7 +150,8 @@ class DiskFull:
 
 @dataclass(frozen=True)
 class OutOfMemory:
-    """A pack ran out of GPU memory (its ``WorkerEnded`` follows): retry its members in smaller packs."""
+    """A pack ran out of memory, GPU or CPU (its ``WorkerEnded`` follows): retry its members in
+    smaller packs."""
 
     reason: str
 
@@ -178,7 +189,7 @@ class WorkerLost:
 
 
 RunEvent = Started | Metrics | Spectra | Checkpoint | Progress | Finished | RunWarning
-Event = RunEvent | OutOfMemory | DiskFull | WorkerEnded | WorkerLost | Placed
+Event = RunEvent | Heartbeat | OutOfMemory | DiskFull | WorkerEnded | WorkerLost | Placed
 
 
 # ----- scheduler -> pack worker ------------------------------------------------------------------

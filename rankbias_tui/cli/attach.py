@@ -38,6 +38,7 @@ from .options import (
     PackSize,
     PerDevice,
     RayAddress,
+    StallAfter,
     StoreDir,
     scheduler_options,
 )
@@ -126,6 +127,7 @@ def attach(
     no_graphs: NoGraphs = not DEFAULT.graphs,
     backend: Backend = DEFAULT.backend,
     ray_address: RayAddress = DEFAULT.ray_address,
+    stall_after: StallAfter = DEFAULT.stall_s,
 ) -> None:
     """Open the terminal UI on a store: watch the runs, launch sweeps, cancel and resume runs.
 
@@ -143,6 +145,7 @@ def attach(
         no_graphs=no_graphs,
         backend=backend,
         ray_address=ray_address,
+        stall_after=stall_after,
     )
     try:
         check_backend(options)

@@ -70,7 +70,7 @@ class HeadlessView:
             info += f" rank {live.avg_rank:.1f}" if live.avg_rank is not None else ""
             self.progress.update(self.tasks[run_id], completed=frac, info=info)
         for run_id in [r for r in self.tasks if r not in active]:
-            status = scheduler.outcomes.get(run_id, Status.STOPPED)
+            status = scheduler.outcomes.get(run_id) or self._requeued(scheduler, run_id) or Status.STOPPED
             self.progress.console.print(f"  {run_label(self.runs[run_id], self.varied)}: {status}")
             self.progress.remove_task(self.tasks.pop(run_id))
             self.fraction[run_id] = 1.0
@@ -80,3 +80,8 @@ class HeadlessView:
         self.progress.update(
             self.total, completed=sum(self.fraction.values()), info=f"{ended} ended, {len(active)} running"
         )
+
+    @staticmethod
+    def _requeued(scheduler: Scheduler, run_id: str) -> str | None:
+        """A run sent back to the queue (its worker stalled, its pack ran out of memory): it starts again."""
+        return "requeued" if any(run.run_id == run_id for run in scheduler.queue) else None

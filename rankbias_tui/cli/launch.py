@@ -39,6 +39,7 @@ from .options import (
     PerDevice,
     RayAddress,
     SpecFile,
+    StallAfter,
     StoreDir,
     scheduler_options,
 )
@@ -73,6 +74,7 @@ def run(
     no_graphs: NoGraphs = not DEFAULT.graphs,
     backend: Backend = DEFAULT.backend,
     ray_address: RayAddress = DEFAULT.ray_address,
+    stall_after: StallAfter = DEFAULT.stall_s,
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the runs, their packs and where they would go; start nothing."
     ),
@@ -90,6 +92,7 @@ def run(
         no_graphs=no_graphs,
         backend=backend,
         ray_address=ray_address,
+        stall_after=stall_after,
     )
     parsed = load_or_exit(spec)
     if dry_run:

@@ -55,6 +55,16 @@ NoGraphs = Annotated[
     bool,
     typer.Option("--no-graphs", help="On GPUs, train with the eager loop instead of replaying CUDA graphs."),
 ]
+StallAfter = Annotated[
+    float,
+    typer.Option(
+        "--stall-after",
+        min=0,
+        help="Seconds a worker may go unheard (it sends a heartbeat every second) before it counts as "
+        "stalled: it is killed and its runs resume from their last checkpoint (longer for runs whose "
+        "steps are slow; 0: never).",
+    ),
+]
 Backend = Annotated[str, typer.Option("--backend", help=f"{describe_backends()}.")]
 RayAddress = Annotated[
     Optional[str],
@@ -76,6 +86,7 @@ def scheduler_options(
     no_graphs: bool,
     backend: str,
     ray_address: str | None,
+    stall_after: float = DEFAULT.stall_s,
 ) -> SchedulerOptions:
     """The one place the command-line options become ``SchedulerOptions``."""
     return SchedulerOptions(
@@ -87,4 +98,5 @@ def scheduler_options(
         graphs=not no_graphs,
         backend=backend,
         ray_address=ray_address,
+        stall_s=stall_after,
     )

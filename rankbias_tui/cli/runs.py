@@ -17,7 +17,7 @@ from rich.markup import escape
 
 from .. import export as export_mod
 from .. import scheduler
-from ..measures import ACTIVE, is_vacuous, reason
+from ..measures import ACTIVE, is_vacuous, reason, shown_reason
 from ..store import RunRow, SpectrumRow, Store
 from .common import fail, open_store
 from .options import DEFAULT_STORE, Format, StoreDir, SweepFilter
@@ -57,7 +57,7 @@ def list_row(store: Store, run: RunRow) -> dict[str, Any]:
         "epoch": f"{run.epoch:g}/{run.config.epochs}",
         "final_test_acc": summary["final_test_acc"],
         "final_avg_rank": summary["final_avg_rank"],
-        "reason": reason(run.status, run.error),
+        "reason": shown_reason(run.status, run.error, run.warnings[-1] if run.warnings else None),
     }
 
 
@@ -188,7 +188,7 @@ def cancel(
         if scheduler.cancel(store, r.run_id):
             console.print(f"cancelled {r.run_id}")
             return
-    console.print(f"cancel requested for {r.run_id}; the scheduler stops it within a second")
+    console.print(f"cancel requested for {r.run_id}; the scheduler stops it within seconds")
 
 
 def register(app: typer.Typer) -> None:

@@ -5,11 +5,13 @@ writes to the store. Events are ``rankbias_tui.protocol`` dataclasses, sent as t
 happens inside - an exception, CUDA running out of memory, a missing data set - ends as one
 ``WorkerEnded`` event carrying a status and a reason; a write that fails for lack of space sends
 ``DiskFull`` first (the scheduler then stops everything, as every run would hit the same wall). A
-worker killed from outside sends nothing; the scheduler notices the dead process and records that
-instead. A worker dies with its scheduler (Linux: the parent-death signal), so a scheduler killed
-with ``kill -9`` leaves no orphan writing checkpoints that a restarted scheduler also writes. Each
-``Started`` it sends carries what it runs (``provenance`` and ``devices.software``): every attempt
-of a run records its own, wherever and by whichever rankbias it is trained.
+thread of the worker sends a ``Heartbeat`` every ``protocol.HEARTBEAT_S`` while it lives, the
+training thread and it taking turns on the pipe (``Channel``): a worker the scheduler no longer
+hears from is frozen or hung, and is killed. A worker killed from outside sends nothing; the
+scheduler notices the dead process and records that instead. A worker dies with its scheduler
+(Linux: the parent-death signal), so a scheduler killed with ``kill -9`` leaves no orphan writing
+checkpoints that a restarted scheduler also writes. Each ``Started`` it sends carries what it runs
+(``provenance`` and ``devices.software``): every attempt of a run records its own.
 """
 
 from __future__ import annotations
@@ -20,17 +22,51 @@ import json
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 from ..measures import Status
-from ..protocol import Cancel, DiskFull, Event, OutOfMemory, Started, WorkerEnded
+from ..protocol import HEARTBEAT_S, Cancel, DiskFull, Event, Heartbeat, OutOfMemory, Started, WorkerEnded
 from ..provenance import provenance
 
 FULL = (errno.ENOSPC, errno.EDQUOT)
+Emit = Callable[[Any], None]
+
+
+class Channel:
+    """The worker's end of its pipe, shared by the training thread and the heartbeat thread: one
+    whole message at a time (``Connection.send`` is not safe from two threads at once)."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._beats: threading.Thread | None = None
+
+    def send(self, event: object) -> None:
+        with self._lock:
+            self.conn.send(event)
+
+    def start_heartbeat(self, every: float = HEARTBEAT_S) -> None:
+        self._beats = threading.Thread(target=self._beat, args=(every,), name="heartbeat", daemon=True)
+        self._beats.start()
+
+    def stop_heartbeat(self) -> None:
+        self._stop.set()
+        if self._beats is not None:
+            self._beats.join(2 * HEARTBEAT_S)  # a beat blocked on a full pipe must not hold the end
+
+    def _beat(self, every: float) -> None:
+        while not self._stop.wait(every):
+            try:
+                self.send(Heartbeat())
+            except (BrokenPipeError, OSError):
+                return  # the scheduler is gone; the training thread finds out at its next message
 
 
 def worker_main(
@@ -50,7 +86,7 @@ def worker_main(
     ``graphs``: replay the training step as a CUDA graph on GPUs (engine.graphs); ``digests``: step
     -> the SHA-256 the store acknowledged for each checkpoint (verified before resuming)."""
 
-    def body(emit: Callable[[Event], None]) -> str:
+    def body(emit: Emit) -> str:
         from ..spec import RunConfig
         from .train import train
 
@@ -85,11 +121,11 @@ def pack_worker_main(
     """Process target (spawn) for a fused pack (engine.pack): train every member to its end.
 
     Each member's events carry its run id; ``control`` brings ``Cancel`` messages from the
-    scheduler. Running out of GPU memory sends ``OutOfMemory`` first, so the scheduler can split
-    the pack and retry. The process always ends with ``WorkerEnded``, which stands for every member
+    scheduler. Running out of memory (GPU or CPU) sends ``OutOfMemory`` first, so the scheduler can
+    split the pack and retry. The process always ends with ``WorkerEnded``, which stands for every member
     that has not sent its own ``Finished``."""
 
-    def body(emit: Callable[[Event], None]) -> str:
+    def body(emit: Emit) -> str:
         from ..spec import RunConfig
         from .loop import Member as PackMember
         from .pack import train_pack
@@ -123,13 +159,13 @@ def _guarded(
     conn: Connection,
     device: str,
     threads: int,
-    body: Callable[[Callable[[Event], None]], str],
+    body: Callable[[Emit], str],
     oom_context: str = "",
     report_oom: bool = False,
     deterministic: bool = False,
 ) -> None:
-    """Set up torch, run ``body`` with the function that sends its events (``Started`` stamped with
-    this process's provenance) and always end with ``WorkerEnded(status, error)``.
+    """Set up torch, run ``body`` (given the function that sends an event: ``Started`` stamped with
+    this process's provenance) with heartbeats, and always end with ``WorkerEnded(status, error)``.
 
     Out-of-memory, missing data sets and checkpoints that are not there (``CheckpointMissing``:
     the run fails before it trains, naming the path) become a one-line reason; anything else keeps
@@ -138,6 +174,8 @@ def _guarded(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scheduler's to handle
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a hang-up too (it reaches the whole group)
     _die_with_parent()
+    channel = Channel(conn)
+    channel.start_heartbeat()
     status, error = Status.FAILED, None
     try:
         import torch
@@ -157,28 +195,44 @@ def _guarded(
         stamp = provenance() | software(device)
 
         def emit(event: Event) -> None:
-            conn.send(replace(event, provenance=stamp) if isinstance(event, Started) else event)
+            channel.send(replace(event, provenance=stamp) if isinstance(event, Started) else event)
 
         try:
             status = body(emit)
-        except torch.cuda.OutOfMemoryError as err:
-            error = f"out of memory on {device}{oom_context}: {str(err).splitlines()[0]}"
+        except (torch.cuda.OutOfMemoryError, MemoryError) as err:
+            error = f"out of memory on {device}{oom_context}: {_first_line(err)}"
             if report_oom:
-                conn.send(OutOfMemory(error))
+                channel.send(OutOfMemory(error))
+        except RuntimeError as err:
+            if not _cpu_out_of_memory(err):
+                raise
+            error = f"out of memory on {device}{oom_context}: {_first_line(err)}"
+            if report_oom:
+                channel.send(OutOfMemory(error))
         except (DatasetUnavailable, CheckpointMissing) as err:
             error = str(err)
     except OSError as err:
         error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=-6)}"
         if err.errno in FULL:
             error = f"no space left on the device holding {err.filename or 'a file it wrote'}"
-            _send(conn, DiskFull(str(err.filename or ""), os.strerror(err.errno)))
+            _send(channel, DiskFull(str(err.filename or ""), os.strerror(err.errno)))
     except Exception as err:  # noqa: BLE001 - every failure must reach the store with its reason
         error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=-6)}"
+    channel.stop_heartbeat()
     try:
-        conn.send(WorkerEnded(status if error is None else Status.FAILED, error))
+        channel.send(WorkerEnded(status if error is None else Status.FAILED, error))
         conn.close()
     except (BrokenPipeError, OSError):
         os._exit(1)
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).splitlines() or [type(err).__name__])[0]
+
+
+def _cpu_out_of_memory(err: RuntimeError) -> bool:
+    """torch's CPU allocator failing (a memory limit without the OOM killer: ``ulimit -v``)."""
+    return "DefaultCPUAllocator" in str(err) and "memory" in str(err)
 
 
 def _deterministic(configs_json: list[str]) -> bool:
@@ -187,9 +241,9 @@ def _deterministic(configs_json: list[str]) -> bool:
     return any(json.loads(c).get("deterministic", False) for c in configs_json)
 
 
-def _send(conn: Connection, event: object) -> None:
+def _send(channel: Channel, event: object) -> None:
     try:
-        conn.send(event)
+        channel.send(event)
     except (BrokenPipeError, OSError):
         pass  # the scheduler is gone; WorkerEnded will find that out too
 

@@ -164,7 +164,8 @@ def cancel(store: Store, run_id: str) -> bool:
     """Cancel a run: True if it was marked at once, False if the running scheduler was asked to.
 
     With no scheduler on the store, this process takes the lock for a moment, so nobody else can
-    be running the run, and marks it; a running scheduler stops it within a second.
+    be running the run, and marks it; a running scheduler stops it within seconds (a worker that
+    does not answer is killed).
     """
     try:
         with SchedulerLock(store.directory):

@@ -33,7 +33,10 @@ class Placement:
 
 @dataclass(eq=False)
 class _Slot:
-    device: str  # all the scheduler reads of a host while it fills slots
+    """All the scheduler reads of a host while it fills slots."""
+
+    device: str
+    starting: bool = True  # the tasks of a wave start together: their memory is not in use yet
 
 
 class _Planner(Scheduler):

@@ -2,8 +2,9 @@
 
 Owns: ``Host`` (one worker process: a single run, or the members of a fused pack it still trains)
 and what the scheduler uses of its process handle and control channel (``WorkerProcess``,
-``Control``: what every backend's launcher must hand back), ``Worker`` (one run in progress on a
-host) and its ``Live`` view for progress displays; ``record``, which writes one ``protocol`` event
+``Control``: what every backend's launcher must hand back), ``Watch`` (when a host was last heard
+from and how it is being ended: ``scheduler.watchdog`` judges it), ``Worker`` (one run in progress
+on a host) and its ``Live`` view for progress displays; ``record``, which writes one ``protocol`` event
 of a run to the store and its live view; and the reason given for a process that died without a
 word. Does not own: starting workers (the launchers: ``scheduler.local``, ``scheduler.ray_backend``;
 their protocol is ``scheduler.launcher``), the queue, slots, packing or how a run's end is settled
@@ -24,6 +25,7 @@ from ..measures import mean
 from ..protocol import Checkpoint, Finished, Metrics, Progress, RunEvent, RunWarning, Spectra, Started
 from ..store import Segment, Store
 from ..sweep import PlannedRun
+from .inbox import Inbox
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,28 @@ class Live:
 
 
 @dataclass
+class Watch:
+    """What the scheduler knows of a host's liveness (times are ``time.monotonic()``)."""
+
+    heard: float | None = None  # its last message; None: not judged until it says something
+    step_s: float | None = None  # seconds per training step, measured between running metrics
+    last_step: tuple[float, int] | None = None  # (time, step) of the latest running metrics
+    cancel_at: float | None = None  # a cancel was sent to it
+    kill_at: float | None = None  # it was told to end (SIGTERM): SIGKILL is due then
+    killed_at: float | None = None  # SIGKILL was sent
+
+    def hear(self, now: float, step: int | None = None) -> None:
+        """A message arrived; ``step``: the step of a run's running metrics (its pace is measured)."""
+        self.heard = now
+        if step is None:
+            return
+        if self.last_step is not None and step > self.last_step[1]:
+            self.step_s = (now - self.last_step[0]) / (step - self.last_step[1])
+        if self.last_step is None or step != self.last_step[1]:
+            self.last_step = (now, step)
+
+
+@dataclass
 class Worker:
     """One run in progress, and how it ended once its host said so."""
 
@@ -101,6 +125,16 @@ class Host:
     lost: str | None = None  # why a remote backend lost it (protocol.WorkerLost): requeue its runs
     pack: tuple[str, ...] = ()  # the run ids it trains, in pack order (set when the scheduler registers it)
     disk_full: bool = False  # it sent DiskFull: its runs are requeued, not failed
+    watch: Watch = field(default_factory=Watch)
+    stalled: str | None = None  # why the scheduler killed it (silent, a cancel unanswered): requeue its runs
+    available: int | None = None  # bytes of memory available when it started (scheduler.memory)
+    oom_kills: int | None = None  # the kernel's OOM-kill count when it started
+    inbox: Inbox | None = field(default=None, repr=False)  # what arrived of its messages (scheduler.inbox)
+
+    @property
+    def starting(self) -> bool:
+        """No member has started training yet: the memory it will take is not in use yet."""
+        return not any(w.live.total_steps for w in self.members.values())
 
 
 def record(

@@ -3,7 +3,8 @@
 Owns: ``prepare`` (the backend for ``--backend local``: slots from ``--devices`` and
 ``--per-device``, ``devices.plan_slots``) and ``ProcessLauncher``, the ``launcher.Launcher`` that
 starts the worker processes (``start_run``, ``start_pack``: spawned, each with its own pipe, and
-for a pack a control pipe that carries ``protocol.Cancel``). Does not own what the scheduler does
+for a pack a control pipe that carries ``protocol.Cancel``); a worker here is judged by the watchdog
+from the moment it is spawned (``hosts.Watch``: a remote task waiting for a node is not). Does not own what the scheduler does
 with a worker's events (``scheduler.hosts``) nor the loop (``scheduler.service``). Imports no
 torch: the engine is imported in the child process only.
 """
@@ -11,13 +12,14 @@ torch: the engine is imported in the child process only.
 from __future__ import annotations
 
 import multiprocessing as mp
+import time
 from pathlib import Path
 from typing import Any
 
 from .. import checkpoints
 from ..sweep import PlannedRun
 from .devices import Backend, plan_slots
-from .hosts import Host
+from .hosts import Host, Watch
 from .launcher import Launch
 from .options import SchedulerOptions
 
@@ -70,7 +72,7 @@ def start_run(ctx: Any, run: PlannedRun, resume: int | None, device: str, launch
     )
     proc.start()
     child.close()
-    return Host(proc, parent, device)
+    return Host(proc, parent, device, watch=Watch(heard=time.monotonic()))
 
 
 def start_pack(
@@ -100,7 +102,9 @@ def start_pack(
     proc.start()
     child.close()
     control_in.close()
-    return Host(proc, parent, device, control=control_out, size=len(runs))
+    return Host(
+        proc, parent, device, control=control_out, size=len(runs), watch=Watch(heard=time.monotonic())
+    )
 
 
 def _str(path: Path | None) -> str | None:

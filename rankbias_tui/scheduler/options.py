@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 IDLE_EXIT_S = 300.0
+STALL_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,10 @@ class SchedulerOptions:
     """A name in ``scheduler.backends.BACKENDS``: local (worker processes here) or ray (Ray tasks)."""
     ray_address: str | None = None
     """The Ray cluster (auto, ray://host:10001); None: a private Ray instance on this machine."""
+    stall_s: float = STALL_S
+    """A worker not heard from for this many seconds (longer if its runs' steps are slow) is
+    stalled: killed, and its runs resume from their checkpoints (0: never; ``scheduler.watchdog``).
+    A live worker sends a heartbeat every second."""
 
     def argv(self) -> list[str]:
         """These options as arguments of ``python -m rankbias_tui.scheduler.daemon``."""
@@ -55,6 +60,8 @@ class SchedulerOptions:
             args += ["--backend", self.backend]
         if self.ray_address is not None:
             args += ["--ray-address", self.ray_address]
+        if self.stall_s != STALL_S:
+            args += ["--stall-after", str(self.stall_s)]
         return args
 
     @classmethod
@@ -70,6 +77,7 @@ class SchedulerOptions:
             args.idle_exit,
             args.backend,
             args.ray_address,
+            args.stall_after,
         )
 
 
@@ -85,3 +93,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # no choices here: ``backends.prepare`` checks the name against its table (exit status 2 too)
     parser.add_argument("--backend", default="local", help="where runs train (scheduler.backends)")
     parser.add_argument("--ray-address", default=None, help="Ray cluster (default: a private instance)")
+    parser.add_argument(
+        "--stall-after", type=float, default=STALL_S, help="seconds silent before a worker is killed"
+    )

@@ -3,9 +3,11 @@
 A pack (engine.pack) trains K runs of the same small MLP as one program: they must agree on
 everything that fixes shapes, data and cadence, and may differ in what each member carries on its
 own (seed, lr, momentum, weight decay and schedule, rank threshold, divergence guard). The size of
-a pack is ``--pack-size``, else the run's ``pack_size``, else sized from the device's free memory;
-a pack that ran out of memory retries at half its size. Packs are also split so that every free
-worker slot gets work (on a CPU, two single-threaded packs beat one pack on two cores).
+a pack is ``--pack-size``, else the run's ``pack_size``, else sized from the memory free on its
+device now (a GPU's, or the machine's available memory for the CPU: ``scheduler.memory``), shared
+with the packs starting beside it; a pack that ran out of memory (or whose worker the OOM killer
+took) retries at half its size. Packs are also split so that every free worker slot gets work (on
+a CPU, two single-threaded packs beat one pack on two cores).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from ..spec import RunConfig
 from ..sweep import PlannedRun
 
 MAX_PACK_SIZE = 256  # beyond this a pack-step no longer gets cheaper per member (bench/README.md)
-CPU_PACK_SIZE = 16
+CPU_PACK_SIZE = 16  # the most on a CPU: more members no longer train faster there
 MEMORY_SHARE = 0.4  # of a GPU's free memory that one pack may plan to use
+CPU_MEMORY_SHARE = 0.5  # of the machine's available memory (the rest: the workers' own torch, data)
 # Fields each member of a pack carries on its own; every other run field must be equal.
 PER_MEMBER_FIELDS = frozenset(
     {
@@ -62,14 +65,19 @@ def member_bytes(cfg: RunConfig) -> int:
     return 4 * (6 * params + activations) + (1 << 20)
 
 
-def auto_pack_size(cfg: RunConfig, free_memory: int | None) -> int:
-    """Pack size for ``cfg`` on a device with ``free_memory`` bytes free now (None: a CPU).
+def auto_pack_size(cfg: RunConfig, free_memory: int | None, sharers: int = 1, cpu: bool = False) -> int:
+    """Pack size for ``cfg`` on a device with ``free_memory`` bytes free now (None: not known, the
+    CPU's ``CPU_PACK_SIZE``), to be shared by ``sharers`` packs starting now (this one included);
+    ``cpu``: the machine's memory (``CPU_MEMORY_SHARE`` of it, at most ``CPU_PACK_SIZE`` members).
 
     Free, not total: on a GPU shared with other processes a size from the total runs out of
-    memory, then halves, then halves again (engine.devices.free_memory)."""
+    memory, then halves, then halves again (engine.devices.free_memory); on a CPU a pack of 16
+    whatever the memory was killed by the OOM killer, then again, run after run (issue 19)."""
     if free_memory is None:
         return CPU_PACK_SIZE
-    return max(1, min(MAX_PACK_SIZE, int(MEMORY_SHARE * free_memory) // member_bytes(cfg)))
+    share, most = (CPU_MEMORY_SHARE, CPU_PACK_SIZE) if cpu else (MEMORY_SHARE, MAX_PACK_SIZE)
+    budget = int(share * free_memory) // max(1, sharers)
+    return max(1, min(most, budget // member_bytes(cfg)))
 
 
 def pack_limit(cfg: RunConfig, override: int | None, auto: Callable[[], int], cap: int | None) -> int:

@@ -8,10 +8,12 @@ answers cancel requests found in the store, and fills free device slots from the
 Compatible small-MLP runs are started together as a fused pack (scheduler.packing, engine.pack):
 one worker process trains them all, and every event carries its run's id (``rankbias_tui.protocol``);
 every member is still an ordinary run in the store. A member that ends early (diverged, cancelled)
-is recorded at once while the rest of its pack goes on; a pack that runs out of GPU memory goes
-back to the front of the queue to be retried in packs of half the size. Starting workers is the
-backend's launcher's (``scheduler.launcher``), writing each event to the store is
-``scheduler.hosts``'s, settling a worker that ended ``scheduler.endings``'s; this module owns the loop.
+is recorded at once while the rest of its pack goes on; a pack that runs out of memory goes back to
+the front of the queue to be retried in packs of half the size. Starting workers is the backend's
+launcher's (``scheduler.launcher``), reading their pipes without ever blocking
+``scheduler.inbox``'s, writing each event to the store ``scheduler.hosts``'s, ending a worker that
+stopped talking ``scheduler.watchdog``'s, settling a worker that ended ``scheduler.endings``'s;
+this module owns the loop.
 
 Faults end the loop with a ``faults.Stopped``; ``shutdown`` marks the runs stopped in one small
 transaction (if that fails they read as interrupted and the next scheduler adopts them: ``recovery``).
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections import deque
 from collections.abc import Callable
 from multiprocessing.connection import wait
@@ -30,23 +33,25 @@ from typing import Any
 
 from .. import checkpoints
 from ..measures import FINISHED, Status
-from ..protocol import Cancel, DiskFull, Event, OutOfMemory, Placed, WorkerEnded, WorkerLost
+from ..protocol import Cancel, DiskFull, Event, Heartbeat, OutOfMemory, Placed, WorkerEnded, WorkerLost
 from ..store import Store
 from ..sweep import PlannedRun
-from . import faults, packing, recovery
+from . import faults, memory, packing, recovery
 from .devices import Slots
 from .endings import Endings
 from .faults import StopRequested
 from .hosts import Host, Live, Worker, record
+from .inbox import Inbox
 from .launcher import Launch, Launcher
 from .local import ProcessLauncher
 from .options import SchedulerOptions
+from .watchdog import Watchdog, end_hosts
 
 POLL_S = 0.25
 log = logging.getLogger(__name__)
 
 
-class Scheduler(Endings):
+class Scheduler(Endings, Watchdog):
     """Run ``runs`` on ``slots``; ``on_tick`` is called every loop turn (headless progress)."""
 
     def __init__(
@@ -74,7 +79,8 @@ class Scheduler(Endings):
         self.disk_full: DiskFull | None = None  # a worker's write failed for lack of space
         self._after_commit: list[Callable[[], None]] = []
         self.launcher: Launcher = launcher or ProcessLauncher()
-        self.lost: dict[str, int] = {}  # run_id -> times a remote backend lost it
+        self.lost: dict[str, int] = {}  # run_id -> times a remote backend lost it (or it stalled)
+        self._watched: float | None = None  # when the watchdog last looked (watchdog.BLIND_S)
 
     # ----- public ------------------------------------------------------------------------------
     def run(self, on_tick: Callable[[Scheduler], None] | None = None) -> dict[str, str]:
@@ -136,6 +142,8 @@ class Scheduler(Endings):
             return False
         worker.cancelled = True
         host = worker.host
+        if host is not None and host.watch.cancel_at is None:
+            host.watch.cancel_at = time.monotonic()  # unanswered by a silent worker: killed (watchdog)
         if host is not None and host.control is not None and len(host.members) > 1:
             try:
                 host.control.send(Cancel(run_id))  # the pack freezes it; the others go on
@@ -149,13 +157,9 @@ class Scheduler(Endings):
         """Stop every worker; their runs, and the queued ones nobody will start now, are marked
         ``stopped`` in one transaction (if it fails, they read as interrupted and the next scheduler
         adopts them), resumable from the last checkpoint, together (resume or a launch). ``write``
-        False (the store is gone): write nothing. Return (runs in progress, marked stopped?)."""
-        for host in self.hosts:
-            host.proc.terminate()
-        for host in self.hosts:
-            host.proc.join(10)
-            if host.proc.is_alive():
-                host.proc.kill()
+        False (the store is gone): write nothing. Every worker is ended within bounded time, a frozen
+        one too (``watchdog.end_hosts``). Return (runs in progress, marked stopped?)."""
+        end_hosts(self.hosts)
         stopped = sum(1 for w in self.workers.values() if w.finished is None or w.finished[0] not in FINISHED)
         recorded = write and self._stop_all(reason)
         self.workers.clear()
@@ -232,13 +236,19 @@ class Scheduler(Endings):
 
     def _auto_pack_size(self, run: PlannedRun, device: str) -> int:
         """Sized from the memory free on ``device`` now (other tenants and our own workers hold the
-        rest), asked afresh for every pack."""
-        memory = None
+        rest; the machine's available memory for the CPU), asked afresh for every pack, and shared
+        with the packs that start beside it: the slots still free on the device and the packs
+        started there whose memory is not in use yet."""
+        free = None
         if device.startswith("cuda"):
             from ..engine.devices import free_memory  # noqa: PLC0415 - torch only for GPUs
 
-            memory = free_memory(device)
-        return packing.auto_pack_size(run.config, memory)
+            free = free_memory(device)
+        elif device == "cpu":
+            free = memory.available_bytes()
+        idle = self.slots.per_device - self._busy(device)
+        starting = sum(h.device == device and h.starting for h in self.hosts)
+        return packing.auto_pack_size(run.config, free, idle + starting, cpu=device == "cpu")
 
     def _start(self, run: PlannedRun, device: str) -> None:
         self._register(
@@ -252,6 +262,7 @@ class Scheduler(Endings):
         log.info("pack of %d on %s: %s", len(runs), device, " ".join(r.run_id for r in runs))
 
     def _register(self, host: Host, runs: list[PlannedRun]) -> None:
+        host.available, host.oom_kills = memory.available_bytes(), memory.oom_kills()  # endings reads them
         self.hosts.append(host)
         host.pack = tuple(run.run_id for run in runs)  # what a resume must reassemble (recovery.same_pack)
         for run in runs:
@@ -281,6 +292,7 @@ class Scheduler(Endings):
                 self._drain(host)
                 if not host.proc.is_alive():
                     self._reap(host)
+            self._watch()
         for action in self._after_commit:  # only once the rows that allow it are committed
             action()
         self._after_commit = []
@@ -294,15 +306,21 @@ class Scheduler(Endings):
             action()
 
     def _drain(self, host: Host) -> None:
+        """Record every whole message that has arrived; never waits for the rest of one."""
         try:
-            while host.conn.poll():
-                self._dispatch(host, host.conn.recv())
+            if host.inbox is None:
+                host.inbox = Inbox(host.conn)
+            for event in host.inbox.messages():
+                self._hear(host, event)
+                self._dispatch(host, event)
         except (EOFError, OSError):
             pass  # the worker is gone; _reap decides what that means
 
     def _dispatch(self, host: Host, event: Event) -> None:
         """Route one event of a worker process to the run it concerns (or to all of its runs)."""
         match event:
+            case Heartbeat():
+                pass  # heard (the watchdog's)
             case OutOfMemory():
                 host.oom = True
             case WorkerLost(reason=reason):

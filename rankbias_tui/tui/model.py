@@ -48,6 +48,7 @@ class RunView:
     test_acc: float | None = None
     avg_rank: float | None = None
     error: str | None = None
+    warning: str | None = None  # the latest of the run's warnings
     started_at: float | None = None
     finished_at: float | None = None
     active_s: float = 0.0  # seconds trained in the attempts that ended
@@ -237,6 +238,7 @@ class StoreFeed:
             row.checkpoint_step,
             row.attempts,
             row.error,
+            row.warnings,
             row.device,
             row.started_at,
             row.active_s,
@@ -260,6 +262,7 @@ class StoreFeed:
             test_acc=last.get(measures.TEST_ACC),
             avg_rank=measures.mean(ranks),  # the average rank: mean over layers (measures.avg_rank)
             error=row.error,
+            warning=row.warnings[-1] if row.warnings else None,
             started_at=row.started_at,
             finished_at=row.finished_at,
             active_s=row.active_s,

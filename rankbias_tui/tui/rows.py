@@ -5,7 +5,7 @@ Columns, left to right: the run id (frozen: it never scrolls away), then what a 
 (status, epoch, progress, loss, test accuracy, average rank: these fit in 80 columns beside the id),
 then the sweep when the rows shown come from several, the hyperparameters that vary among the rows
 shown (after the filter: ``measures.varied_fields``), the time left, and why a run failed or
-diverged. The filter's ``key=value`` words match values exactly (``wd=0.0`` is not ``wd=0.01``);
+diverged (for a running or queued run, its latest warning: ``measures.shown_reason``). The filter's ``key=value`` words match values exactly (``wd=0.0`` is not ``wd=0.01``);
 other words match a part of the id, sweep, status, device or reason. The default order puts the
 running runs first and keeps the store's order otherwise.
 """
@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..measures import SHORT_NAMES as SHORT
-from ..measures import Status, reason
+from ..measures import Status, shown_reason
 from .format import bar, duration, num
 from .model import RunView, varied_fields
 
@@ -48,17 +48,22 @@ LONG = {short.lower(): name for name, short in SHORT.items()} | {
 ATTRIBUTES = ("status", "sweep", "device")  # key=value words that match the run, not its config
 
 
+def _why(view: RunView) -> str | None:
+    """The reason column: why a run ended, or a running or queued run's latest warning."""
+    return shown_reason(view.status, view.error, view.warning)
+
+
 def columns_for(views: Sequence[RunView], etas: Mapping[str, float | None] | None = None) -> tuple[str, ...]:
     """The table's columns for these rows (the ones shown, after the filter)."""
     sweep = ("sweep",) if len({v.sweep for v in views}) > 1 else ()
     eta = ("eta",) if etas and any(etas.get(v.run_id) is not None for v in views) else ()
-    why = ("why",) if any(reason(v.status, v.error) for v in views) else ()
+    why = ("why",) if any(_why(v) for v in views) else ()
     return (FROZEN, *LIVE, *sweep, *varied_fields(v.config.stored for v in views), *eta, *why)
 
 
 def cells(v: RunView, columns: Iterable[str], pending: str = "", eta: float | None = None) -> tuple[str, ...]:
     """The texts of one row, in ``columns`` order."""
-    why = reason(v.status, v.error) or ""
+    why = _why(v) or ""
     values = {
         "run": v.run_id[:8],
         "sweep": v.sweep,
@@ -77,9 +82,7 @@ def cells(v: RunView, columns: Iterable[str], pending: str = "", eta: float | No
 # ----- filter ------------------------------------------------------------------------------------
 def search_text(view: RunView) -> str:
     """What a plain filter word may be a part of."""
-    return " ".join(
-        [view.run_id, view.sweep, view.status, view.device or "", reason(view.status, view.error) or ""]
-    ).lower()
+    return " ".join([view.run_id, view.sweep, view.status, view.device or "", _why(view) or ""]).lower()
 
 
 def same_value(value: Any, text: str) -> bool:
@@ -125,6 +128,6 @@ def sort_key(v: RunView, column: str | None, reverse: bool, position: int, eta: 
         value = numbers[column]
         return (value is None) != reverse, value or 0.0, position  # missing values last
     if column in ("run", "sweep", "why"):
-        return {"run": v.run_id, "sweep": v.sweep, "why": reason(v.status, v.error) or ""}[column], position
+        return {"run": v.run_id, "sweep": v.sweep, "why": _why(v) or ""}[column], position
     value = v.config.value(column)
     return value is None, value if isinstance(value, (int, float)) else str(value), position

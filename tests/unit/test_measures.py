@@ -160,3 +160,14 @@ def test_reason_is_the_first_line_of_the_error_or_a_stand_in() -> None:
     assert reason("queued", "stopped (stop requested); resumable") is None  # stale once requeued
     assert reason("stopped", "stopped (stop requested)\nmore") == "stopped (stop requested)"
     assert "next scheduler" in (reason("interrupted", None) or "")
+
+
+def test_a_runs_table_shows_an_active_run_s_latest_warning_as_its_reason() -> None:
+    from rankbias_tui.measures import shown_reason
+
+    stalled = "worker stalled at step 40: no word from it for 300 s (frozen or hung)"
+    assert shown_reason("running", None, stalled) == f"warning: {stalled}"
+    assert shown_reason("queued", "stopped (stop requested)", stalled) == f"warning: {stalled}"
+    assert shown_reason("running", None, None) is None
+    assert shown_reason("failed", "RuntimeError: boom", stalled) == "RuntimeError: boom"  # why it ended
+    assert shown_reason("done", None, stalled) is None

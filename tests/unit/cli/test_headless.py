@@ -15,12 +15,13 @@ from rankbias_tui.sweep import PlannedRun, run_id
 class Ticking:
     """What the view reads of a scheduler: its live runs and the outcomes so far."""
 
-    def __init__(self, live: Live) -> None:
+    def __init__(self, live: Live | None, queue: tuple[PlannedRun, ...] = ()) -> None:
         self.outcomes: dict[str, str] = {}
+        self.queue = list(queue)
         self._live = live
 
     def live(self) -> list[Live]:
-        return [self._live]
+        return [self._live] if self._live else []
 
 
 def test_progress_shows_the_loss_the_app_shows() -> None:
@@ -35,3 +36,14 @@ def test_progress_shows_the_loss_the_app_shows() -> None:
     view.tick(Ticking(live))  # type: ignore[arg-type]
     info = view.progress.tasks[-1].fields["info"]
     assert "loss 0.500" in info and "test 0.750" in info  # then the eval-mode one (measures.shown_loss)
+
+
+def test_a_run_sent_back_to_the_queue_reads_requeued_not_stopped() -> None:
+    cfg = RunConfig(dataset="digits")
+    run = PlannedRun(run_id(cfg), "s", cfg)
+    out = io.StringIO()
+    view = HeadlessView([run], Console(file=out, width=200))
+    view.tick(Ticking(Live(run.run_id, "cpu", total_steps=10)))  # type: ignore[arg-type]
+    view.tick(Ticking(None, queue=(run,)))  # type: ignore[arg-type]  # its worker stalled: requeued
+    assert f"{run.run_id[:8]}" in out.getvalue() and ": requeued" in out.getvalue()
+    assert "stopped" not in out.getvalue()

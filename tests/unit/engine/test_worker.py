@@ -1,51 +1,59 @@
-"""The worker process: what it stamps on the events it sends (a real spawned worker, a tiny run)."""
+"""The worker's end of the pipe (engine.worker): heartbeats while the body is busy and silent, the
+last word always ``WorkerEnded``, and a CPU allocation failure reported as running out of memory."""
 
 from __future__ import annotations
 
-import multiprocessing as mp
-from pathlib import Path
+import signal
+import time
+from multiprocessing import Pipe
 
 import pytest
-import torch
 
-from rankbias_tui.engine.worker import worker_main
-from rankbias_tui.protocol import Started, WorkerEnded
-from rankbias_tui.provenance import provenance
-from rankbias_tui.spec import RunConfig
-
-pytestmark = pytest.mark.slow  # spawns a worker that imports torch and trains a tiny run
-
-TINY = RunConfig(model="mlp", depth=2, width=16, dataset="digits", epochs=1, batch_size=256, lr_milestones=())
+from rankbias_tui.engine import worker
+from rankbias_tui.protocol import HEARTBEAT_S, Heartbeat, OutOfMemory, Progress, WorkerEnded
 
 
-def test_a_worker_stamps_each_start_with_what_it_runs(tmp_path: Path) -> None:
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe(duplex=False)
-    args = (
-        child,
-        "0123456789ab",
-        TINY.model_dump_json(),
-        "cpu",
-        None,
-        str(tmp_path / "ckpt"),
-        None,
-        1,
-        False,
-    )
-    proc = ctx.Process(target=worker_main, args=args, daemon=True)
-    proc.start()
-    child.close()
-    events = []
-    while not (events and isinstance(events[-1], WorkerEnded)):
-        events.append(parent.recv())
-    proc.join(30)
-    assert events[-1] == WorkerEnded("done", None)
-    start = next(e for e in events if isinstance(e, Started))
-    here = provenance()
-    assert start.provenance == here | {
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "cudnn": str(torch.backends.cudnn.version()) if torch.backends.cudnn.is_available() else None,
-        "gpu": None,  # on the CPU
-    }
-    assert isinstance(start.provenance["git_dirty"], bool) == bool(here["git_sha"])
+@pytest.fixture(autouse=True)
+def keep_signals():  # noqa: ANN201 - the worker ignores SIGINT and SIGHUP in its process
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGHUP)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
+def received(conn) -> list:  # noqa: ANN001
+    out = []
+    try:
+        while conn.poll():
+            out.append(conn.recv())
+    except EOFError:  # the worker closed its end after its last word
+        pass
+    return out
+
+
+def test_a_busy_silent_worker_still_beats_and_ends_with_its_last_word() -> None:
+    def body(emit) -> str:  # noqa: ANN001 - a long evaluation: nothing to say for a while
+        emit(Progress("r", 1, 0.0))
+        time.sleep(3.5 * HEARTBEAT_S)
+        emit(Progress("r", 2, 1.0))
+        return "done"
+
+    parent, child = Pipe(duplex=False)
+    worker._guarded(child, "cpu", 1, body)
+    sent = received(parent)
+    assert sent[-1] == WorkerEnded("done", None)
+    first, second = sent.index(Progress("r", 1, 0.0)), sent.index(Progress("r", 2, 1.0))
+    silent = sent[first + 1 : second]  # while the body had nothing to say
+    assert len(silent) >= 2 and all(isinstance(m, Heartbeat) for m in silent)
+    assert all(isinstance(m, (Heartbeat, Progress)) for m in sent[:-1])  # beats from the start on
+
+
+def test_running_out_of_cpu_memory_splits_a_pack_like_a_gpu_s() -> None:
+    def body(emit) -> str:  # noqa: ANN001
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory")
+
+    parent, child = Pipe(duplex=False)
+    worker._guarded(child, "cpu", 1, body, oom_context=" in a pack of 4", report_oom=True)
+    sent = [m for m in received(parent) if not isinstance(m, Heartbeat)]
+    assert isinstance(sent[0], OutOfMemory) and "out of memory on cpu in a pack of 4" in sent[0].reason
+    assert isinstance(sent[-1], WorkerEnded) and sent[-1].status == "failed"

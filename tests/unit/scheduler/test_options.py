@@ -29,5 +29,7 @@ def test_parse_reads_back_what_argv_wrote() -> None:
         SchedulerOptions("cuda:0,1", 3, Path("/data"), True, 4, False, 0.0),
         SchedulerOptions("cuda", backend="ray", ray_address="ray://head:10001"),
         SchedulerOptions(backend="ray"),
+        SchedulerOptions(stall_s=2.5),
+        SchedulerOptions(stall_s=0),
     ):
         assert parse(options.argv()) == options

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 import time
 from collections import deque
@@ -76,15 +77,14 @@ def test_out_of_memory_requeues_the_pack_at_half_size(tmp_path: Path) -> None:
             return False
 
     class Closed:
-        def poll(self) -> bool:
-            return False
-
         def close(self) -> None: ...
 
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    writer.close()  # the worker has exited: nothing more comes
     with Store(tmp_path) as store:
         store.add_runs(runs, {})
         sched = Scheduler(store, [], plan_slots("cpu", 1))
-        host = Host(Gone(), Closed(), "cpu", control=Closed(), size=4, oom=True)  # type: ignore[arg-type]
+        host = Host(Gone(), reader, "cpu", control=Closed(), size=4, oom=True)  # type: ignore[arg-type]
         for r in runs:
             worker = Worker(
                 r, host.proc, host.conn, Live(r.run_id, "cpu"), ("failed", "out of memory"), host=host

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rankbias_tui.scheduler import SchedulerStatus  # noqa: F401 - the model imports it too
 from rankbias_tui.spec import RunConfig
 from rankbias_tui.tui import rows
@@ -47,3 +49,15 @@ def test_default_order_puts_running_runs_first_then_store_order() -> None:
     runs = [view("a"), view("b", status="running"), view("c", status="queued"), view("d", status="running")]
     order = sorted(runs, key=lambda v: rows.sort_key(v, None, False, runs.index(v)))
     assert [v.run_id for v in order] == ["b", "d", "a", "c"]
+
+
+
+def test_a_running_run_s_latest_warning_shows_as_its_reason() -> None:
+    """A worker that stalled was killed and its run resumed: the table says so while it runs."""
+    stalled = "worker stalled at step 359: no word from it for 300 s (frozen or hung); it was killed"
+    quiet, warned = view("a", status="running"), replace(view("b", status="running"), warning=stalled)
+    assert rows.columns_for([quiet, warned])[-1] == "why" and rows.columns_for([quiet])[-1] != "why"
+    assert rows.cells(warned, ("why",)) == ("warning: worker stalled at step…",)  # cut at 32
+    assert rows.matches(warned, ["stalled"], rows.search_text(warned))
+    done = replace(view("c", status="done"), warning=stalled)  # finished: its warnings are in its detail
+    assert rows.cells(done, ("why",)) == ("",)
