@@ -84,10 +84,10 @@ def test_show_gives_the_reason_of_a_failed_run_and_whole_lines(store_dir: Path) 
 def test_claims_piped_keeps_each_claim_on_one_line_and_formats(tmp_path: Path) -> None:
     from tests.support.trend_store import build_store
 
-    build_store(tmp_path / "c").close()
+    build_store(tmp_path / "c", seeds=(0, 1)).close()
     done = rankbias("claims", "--store", str(tmp_path / "c"), "-s", "trend")
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.split()[:1] in (["2a"], ["2b"], ["2c"])]
     assert len(rows) == 3 and all("holds" in r and "slices with an effect agree" in r for r in rows)
     as_csv = rankbias("claims", "--store", str(tmp_path / "c"), "-s", "trend", "--format", "csv").stdout
-    assert as_csv.splitlines()[0] == "claim,verdict,text,evidence" and len(as_csv.splitlines()) == 7
+    assert as_csv.splitlines()[0] == "claim,verdict,size,text,evidence" and len(as_csv.splitlines()) == 8
