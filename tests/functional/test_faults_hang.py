@@ -113,7 +113,9 @@ def test_a_cancel_of_a_frozen_worker_takes_effect_within_seconds(
             assert mate.attempts == 2 and any("after a cancel" in w for w in mate.warnings)
 
 
-def test_a_scheduler_with_a_frozen_worker_stops_within_bounded_time(tmp_path: Path, frozen: list[int]) -> None:
+def test_a_scheduler_with_a_frozen_worker_stops_within_bounded_time(
+    tmp_path: Path, frozen: list[int]
+) -> None:
     store = tmp_path / "store"
     proc = faults.start(store)  # rankbias run --headless, default stall time (minutes)
     try:

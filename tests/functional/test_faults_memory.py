@@ -40,11 +40,15 @@ def start(store_dir: Path, runs: list[PlannedRun]) -> tuple[threading.Thread, di
     return thread, outcomes
 
 
-def test_a_pack_the_oom_killer_ends_is_retried_smaller_and_finishes(tmp_path: Path, oom_killer: list[int]) -> None:
+def test_a_pack_the_oom_killer_ends_is_retried_smaller_and_finishes(
+    tmp_path: Path, oom_killer: list[int]
+) -> None:
     pack = [planned(batch_size=4, epochs=2, seed=s, measure_every=1) for s in (1, 2)]
     thread, outcomes = start(tmp_path, pack)
     with Store(tmp_path) as store:
-        wait_for(lambda: all((r := store.run(p.run_id)) is not None and (r.checkpoint_step or 0) > 0 for p in pack))
+        wait_for(
+            lambda: all((r := store.run(p.run_id)) is not None and (r.checkpoint_step or 0) > 0 for p in pack)
+        )
         (pid,) = {store.run(p.run_id).pid for p in pack}  # type: ignore[union-attr]  # one worker: a pack
         oom_killer[0] += 1
         os.kill(pid, signal.SIGKILL)
@@ -57,11 +61,15 @@ def test_a_pack_the_oom_killer_ends_is_retried_smaller_and_finishes(tmp_path: Pa
             assert "the system ran out of memory" in said and "available when it started" in said
             assert "in a pack of 2; retrying in packs of 1 (--pack-size sets the most runs per pack)" in said
             modes = [s.mode for s in store.segments(p.run_id)]
-            assert modes[0] == "pack of 2, eager" and modes[1] == "eager"  # resumed alone, from its checkpoint
+            assert (
+                modes[0] == "pack of 2, eager" and modes[1] == "eager"
+            )  # resumed alone, from its checkpoint
             assert store.segments(p.run_id)[1].from_step > 0
 
 
-def test_a_single_run_the_oom_killer_ends_fails_naming_the_memory(tmp_path: Path, oom_killer: list[int]) -> None:
+def test_a_single_run_the_oom_killer_ends_fails_naming_the_memory(
+    tmp_path: Path, oom_killer: list[int]
+) -> None:
     alone = planned(batch_size=4, epochs=2, seed=3)
     thread, outcomes = start(tmp_path, [alone])
     with Store(tmp_path) as store:

@@ -18,6 +18,8 @@ def test_a_running_run_s_latest_warning_is_its_reason_in_list(tmp_path: Path) ->
         store.add_warning(run.run_id, "worker stalled at step 40: no word from it for 300 s (frozen or hung)")
         row = list_row(store, store.run(run.run_id))  # type: ignore[arg-type]
         assert row["status"] == "running"
-        assert row["reason"] == "warning: worker stalled at step 40: no word from it for 300 s (frozen or hung)"
+        assert (
+            row["reason"] == "warning: worker stalled at step 40: no word from it for 300 s (frozen or hung)"
+        )
         store.set_status(run.run_id, "failed", error="worker killed by SIGKILL before the run finished")
         assert list_row(store, store.run(run.run_id))["reason"].startswith("worker killed")  # type: ignore[arg-type, union-attr]

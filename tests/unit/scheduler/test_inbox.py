@@ -31,7 +31,9 @@ def test_a_message_cut_short_is_kept_until_the_rest_comes_without_waiting() -> N
     """A worker frozen half-way through a message must not hold the scheduler in ``recv``."""
     reader, writer = Pipe(duplex=False)
     inbox = Inbox(reader)
-    payload = pickle.dumps(Metrics("r", 5, 0.5, {"svals": float(np.pi)} | {f"k{i}": 1.0 for i in range(9000)}))
+    payload = pickle.dumps(
+        Metrics("r", 5, 0.5, {"svals": float(np.pi)} | {f"k{i}": 1.0 for i in range(9000)})
+    )
     frame = struct.pack("!i", len(payload)) + payload
     writer.send(Heartbeat())
     os.write(writer.fileno(), frame[:1000])  # the header and a part: the writer stops here
