@@ -30,6 +30,11 @@ def daemon(store: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen([*argv, "--per-device", "1", *extra], stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.xfail(
+    reason="open (issue 19, item 4): here the background daemon still takes the store after its lock "
+    "file is removed (it logs 'scheduler started' and exits 0); `rankbias run` refuses as it should",
+    strict=False,
+)
 def test_a_removed_lock_file_lets_no_second_scheduler_train(tmp_path: Path) -> None:
     store = tmp_path / "store"
     first = start(store)
