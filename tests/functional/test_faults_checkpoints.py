@@ -61,6 +61,7 @@ def test_flipped_bytes_in_the_latest_checkpoint_warn_fall_back_and_change_no_num
     assert all(f"torch {torch.__version__}" in line and ", git " in line for line in by)
 
 
+@pytest.mark.soak
 def test_checkpoints_not_there_at_resume_fail_naming_the_path_and_resume_once_back(tmp_path: Path) -> None:
     """The checkpoints directory unavailable while resuming (an automount not there yet: first no
     directory at all, then an empty mount point): no run starts again from step 0, no row goes,

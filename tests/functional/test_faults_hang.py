@@ -86,6 +86,7 @@ def test_a_frozen_worker_is_stalled_killed_and_its_run_resumes_from_its_checkpoi
         assert all((x.svals == y.svals).all() for x, y in zip(a, b, strict=True))
 
 
+@pytest.mark.soak
 @pytest.mark.parametrize("shape", ["single run", "pack member"])
 def test_a_cancel_of_a_frozen_worker_takes_effect_within_seconds(
     tmp_path: Path, frozen: list[int], shape: str
@@ -113,6 +114,7 @@ def test_a_cancel_of_a_frozen_worker_takes_effect_within_seconds(
             assert mate.attempts == 2 and any("after a cancel" in w for w in mate.warnings)
 
 
+@pytest.mark.soak
 def test_a_scheduler_with_a_frozen_worker_stops_within_bounded_time(
     tmp_path: Path, frozen: list[int]
 ) -> None:
@@ -136,6 +138,7 @@ def test_a_scheduler_with_a_frozen_worker_stops_within_bounded_time(
         assert {r.status for r in s.runs()} == {"stopped"}
 
 
+@pytest.mark.soak
 def test_a_worker_frozen_half_way_through_a_message_holds_nothing(tmp_path: Path) -> None:
     """``Connection.recv`` would wait for the rest of the message for ever: no stop, no cancel."""
     launcher = FreezingLauncher()

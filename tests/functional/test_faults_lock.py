@@ -35,6 +35,7 @@ def daemon(store: Path, *extra: str) -> subprocess.Popen[str]:
     "file is removed (it logs 'scheduler started' and exits 0); `rankbias run` refuses as it should",
     strict=False,
 )
+@pytest.mark.soak
 def test_a_removed_lock_file_lets_no_second_scheduler_train(tmp_path: Path) -> None:
     store = tmp_path / "store"
     first = start(store)

@@ -40,6 +40,7 @@ def start(store_dir: Path, runs: list[PlannedRun]) -> tuple[threading.Thread, di
     return thread, outcomes
 
 
+@pytest.mark.soak
 def test_a_pack_the_oom_killer_ends_is_retried_smaller_and_finishes(
     tmp_path: Path, oom_killer: list[int]
 ) -> None:
