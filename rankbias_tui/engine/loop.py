@@ -29,7 +29,6 @@ from ..catalog import MODELS
 from ..measures import ACC, LOSS, LR, TRAIN_ACC, Status
 from ..protocol import Checkpoint, Event, Finished, Metrics, Progress, Spectra, SpectrumRow, Started
 from ..spec import RunConfig
-from . import spectral
 
 Emit = Callable[[Event], None]
 LOG_INTERVAL_S = 1.0
@@ -67,14 +66,6 @@ def last_lr(cfg: RunConfig, epoch: int) -> float:
     (the bound at a milestone must use the rate the weights were trained with, not the next one);
     at initialisation, the rate the first epoch will use."""
     return lr_at(cfg, max(1, epoch))
-
-
-def measure_context(run_id: str, cfg: RunConfig, step: int, epoch: int) -> spectral.Context:
-    """What a measurement of ``run_id``'s weights at ``step`` (after ``epoch`` epochs) is stamped
-    with, and the bound's hyper-parameters (the lr that trained them: ``last_lr``)."""
-    return spectral.Context(
-        run_id, step, float(epoch), cfg.rank_eps, last_lr(cfg, epoch), cfg.batch_size, cfg.weight_decay
-    )
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from . import spectral
 from .data import DataSet, load_dataset, subset_rows
 from .fused import PackModel, buffers_from_state, sgd_state
 from .graphs import StepGraph
-from .loop import PROTOCOL_VERSION, Emit, Loop, Member, epoch_batches, last_lr, lr_at, measure_context
+from .loop import PROTOCOL_VERSION, Emit, Loop, Member, epoch_batches, last_lr, lr_at
 from .models import measured_layers
 from .resume import load_latest
 from .train import restore_generator, save_atomic, set_precision
@@ -227,7 +227,9 @@ class Pack:
     def _row(self, k: int, i: int, name: str, m: int, s: Tensor, fro: float) -> SpectrumRow:
         cfg = self.cfgs[k]
         d_out, d_in = self.model.weight(name).shape[1:]
-        ctx = measure_context(self.members[k].run_id, cfg, self.step, self.epoch)
+        ctx = spectral.Context.of(
+            self.members[k].run_id, cfg, self.step, self.epoch, last_lr(cfg, self.epoch)
+        )
         return spectral.layer_row(i, name, (int(d_out), int(d_in)), s, fro, m, ctx)
 
     def measure_metrics(self) -> dict[str, float]:

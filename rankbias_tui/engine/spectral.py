@@ -14,12 +14,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..measures import rank_at_eps
 from ..protocol import SpectrumRow
+
+if TYPE_CHECKING:
+    from ..spec import RunConfig
 
 Route = Callable[[torch.Tensor], torch.Tensor]  # (G, d_out, d_in) float64 -> (G, min(d)) descending
 
@@ -135,6 +139,12 @@ class Context:
     lr: float
     batch_size: int
     weight_decay: float
+
+    @classmethod
+    def of(cls, run_id: str, cfg: RunConfig, step: int, epoch: int, lr: float) -> Context:
+        """The context of ``run_id``'s weights at ``step`` (after ``epoch`` epochs), trained with
+        ``lr`` (``engine.loop.last_lr``), with ``cfg``'s eps, batch size and weight decay."""
+        return cls(run_id, step, float(epoch), cfg.rank_eps, lr, cfg.batch_size, cfg.weight_decay)
 
 
 def _fro_norms(mats: list[torch.Tensor]) -> list[float]:

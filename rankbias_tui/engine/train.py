@@ -24,7 +24,7 @@ from ..spec import RunConfig
 from . import spectral
 from .data import DataSet, load_dataset
 from .graphs import GraphedStep, running_means
-from .loop import PROTOCOL_VERSION, Emit, Loop, Member, epoch_batches, lr_at, measure_context
+from .loop import PROTOCOL_VERSION, Emit, Loop, Member, epoch_batches, last_lr, lr_at
 from .models import build_model, loss_fn, measured_layers, weight_matrix
 from .resume import load_checkpoint, load_latest
 
@@ -99,7 +99,9 @@ class Run:
         (naming the layers): the run fails with that reason rather than ending as diverged."""
         cfg = self.cfg
         named = [(layer.name, weight_matrix(layer), layer.m) for layer in self.layers]
-        ctx = measure_context(self.members[0].run_id, cfg, self.step, self.epoch)
+        ctx = spectral.Context.of(
+            self.members[0].run_id, cfg, self.step, self.epoch, last_lr(cfg, self.epoch)
+        )
         return {0: spectral.measure(named, ctx)}
 
     def measure_metrics(self) -> dict[str, float]:
