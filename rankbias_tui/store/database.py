@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..display import printable
 from ..measures import FINISHED, Status
 from . import owner as owners
 from .connection import (
@@ -173,7 +174,8 @@ class Store(Results):
                     (ended, began, run_id, began),
                 )
             self.conn.execute(
-                f"UPDATE runs SET {sets} WHERE run_id=?", (status, error, *extra.values(), run_id)
+                f"UPDATE runs SET {sets} WHERE run_id=?",
+                (status, None if error is None else printable(error), *extra.values(), run_id),
             )
 
     def start_attempt(self, run_id: str, device: str, pid: int | None, owner: str | None = None) -> None:
@@ -193,7 +195,7 @@ class Store(Results):
         """Record something that went wrong on a run without ending it (kept across attempts)."""
         self.conn.execute(
             "UPDATE runs SET warnings = COALESCE(warnings || char(10), '') || ? WHERE run_id=?",
-            (" ".join(text.split()), run_id),
+            (printable(" ".join(text.split())), run_id),
         )
 
     # ----- execution modes ---------------------------------------------------------------------
