@@ -147,6 +147,14 @@ def _run_headless(parsed: Spec, sweeps: list[str], store_dir: Path, options: Sch
                 f"Store: {store_dir}/",
                 markup=False,
             )
+            if todo.superseded:
+                console.print(
+                    f"not running {len(todo.superseded)} unfinished run(s) of these sweeps that the spec no "
+                    "longer holds (it changed since they were queued; marked stopped, data kept): "
+                    + " ".join(todo.superseded[:8])
+                    + (" ..." if len(todo.superseded) > 8 else ""),
+                    markup=False,
+                )
             if todo.adopted:
                 console.print(
                     f"also running {len(todo.adopted)} interrupted or queued run(s) of other sweeps (their "
@@ -188,6 +196,7 @@ def _dry_run(parsed: Spec, sweeps: list[str], store_dir: Path, options: Schedule
 class _Todo(NamedTuple):
     mine: list[PlannedRun]  # the sweeps' unfinished runs
     adopted: list[PlannedRun]  # interrupted or queued runs of other sweeps (their scheduler is gone)
+    superseded: list[str]  # unfinished runs of these sweeps that their current grid no longer holds
 
 
 def _queue(store: Store, planned: list[PlannedRun]) -> _Todo:
@@ -195,8 +204,9 @@ def _queue(store: Store, planned: list[PlannedRun]) -> _Todo:
     sweeps' unfinished runs."""
     adopted = scheduler.adopt(store)
     mine = store.queue(planned, provenance())
-    ids = {run.run_id for run in mine}
-    return _Todo(mine, [run for run in adopted if run.run_id not in ids])
+    superseded = scheduler.stop_superseded(store, store.supersede(planned))
+    ids = {run.run_id for run in mine} | set(superseded)
+    return _Todo(mine, [run for run in adopted if run.run_id not in ids], superseded)
 
 
 def _engine_line(devices: tuple[str, ...], options: SchedulerOptions) -> str:

@@ -122,6 +122,37 @@ class Store(Results):
                 )
         return added
 
+    def supersede(self, planned: Iterable[Any]) -> list[str]:
+        """Record ``planned`` as the whole current grid of each sweep it names: the sweeps' other runs
+        (queued with an earlier version of the spec) are superseded there, and a run planned again
+        is current again. Return the ids of unfinished runs that no sweep's grid holds any more
+        (the caller decides what becomes of them: ``stop_superseded``)."""
+        by_sweep: dict[str, list[str]] = {}
+        for run in planned:
+            by_sweep.setdefault(run.sweep, []).append(run.run_id)
+        now = time.time()
+        with self.transaction():
+            for sweep, ids in by_sweep.items():
+                self.conn.execute(
+                    "UPDATE sweep_runs SET superseded_at=? WHERE sweep=? AND superseded_at IS NULL",
+                    (now, sweep),
+                )
+                self.conn.executemany(
+                    "UPDATE sweep_runs SET superseded_at=NULL WHERE sweep=? AND run_id=?",
+                    [(sweep, run_id) for run_id in ids],
+                )
+        return self.orphaned()
+
+    def orphaned(self) -> list[str]:
+        """Unfinished runs that belong to sweeps but to no sweep's current grid (``supersede``)."""
+        rows = self.conn.execute(
+            "SELECT r.run_id FROM runs r WHERE r.status NOT IN (?, ?) AND EXISTS (SELECT 1 FROM"
+            " sweep_runs s WHERE s.run_id=r.run_id) AND NOT EXISTS (SELECT 1 FROM sweep_runs s"
+            " WHERE s.run_id=r.run_id AND s.superseded_at IS NULL) ORDER BY r.created_at, r.rowid",
+            tuple(FINISHED),
+        )
+        return [run_id for (run_id,) in rows]
+
     def queue(self, planned: list[Any], provenance: dict[str, Any], active: Iterable[str] = ()) -> list[Any]:
         """Register planned runs and return those still to run (not done/diverged), requeued.
 
@@ -277,14 +308,18 @@ class Store(Results):
             self.conn.execute("DELETE FROM metrics WHERE run_id=? AND step>?", (run_id, step))
             self.conn.execute("DELETE FROM spectra WHERE run_id=? AND step>?", (run_id, step))
 
-    def runs(self, sweep: str | None = None, status: Iterable[str] | None = None) -> list[RunRow]:
-        """Runs in sweep order (all sweeps: creation order), optionally filtered."""
+    def runs(
+        self, sweep: str | None = None, status: Iterable[str] | None = None, *, superseded: bool = False
+    ) -> list[RunRow]:
+        """Runs in sweep order (all sweeps: creation order), optionally filtered. A sweep's runs are
+        those of the grid it was last queued with, unless ``superseded`` (then all it ever had)."""
         if sweep is None:
             sql, args = "SELECT r.* FROM runs r ORDER BY r.created_at, r.rowid", []
         else:
+            current = "" if superseded else " AND s.superseded_at IS NULL"
             sql = (
                 "SELECT r.* FROM runs r JOIN sweep_runs s ON s.run_id=r.run_id WHERE s.sweep=?"
-                " ORDER BY s.position"
+                f"{current} ORDER BY s.position"
             )
             args = [sweep]
         live = Owners()
@@ -298,8 +333,20 @@ class Store(Results):
         return run_row(rows[0], Owners(), self._decode, self._config) if len(rows) == 1 else None
 
     def sweeps(self) -> dict[str, int]:
-        rows = self.conn.execute("SELECT sweep, COUNT(*) FROM sweep_runs GROUP BY sweep ORDER BY MIN(rowid)")
+        """Each sweep's name and its number of runs in the grid it was last queued with."""
+        rows = self.conn.execute(
+            "SELECT sweep, COUNT(*) - COUNT(superseded_at) FROM sweep_runs GROUP BY sweep ORDER BY MIN(rowid)"
+        )
         return {name: n for name, n in rows}
+
+    def superseded(self) -> dict[str, list[str]]:
+        """Run id -> the sweeps whose current grid no longer holds it (``supersede``)."""
+        out: dict[str, list[str]] = {}
+        for sweep, run_id in self.conn.execute(
+            "SELECT sweep, run_id FROM sweep_runs WHERE superseded_at IS NOT NULL ORDER BY rowid"
+        ):
+            out.setdefault(run_id, []).append(sweep)
+        return out
 
 
 def _json_or_null(value: dict[str, Any] | None) -> str | None:
