@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import math
 import multiprocessing as mp
 import os
 import pickle
+import secrets
 import signal
+import stat
 import threading
 import time
 import uuid
@@ -43,6 +46,7 @@ from .launcher import Launch
 from .options import SchedulerOptions
 from .ray_task import CheckpointFile, Job, JobRun, damaged, run_job
 
+log = logging.getLogger(__name__)
 INSTALL = "pip install 'rankbias-tui[ray]'"
 
 
@@ -93,17 +97,28 @@ def prepare(options: SchedulerOptions, connect_now: bool = True) -> Backend:
 def connect(address: str | None, num_cpus: int | None = None) -> str:
     """Connect this process to Ray; return a one-line description of the cluster.
 
-    No address: a private instance on this machine (``num_cpus``: default all), on 127.0.0.1 only,
-    with no dashboard and Ray's token authentication on. ``auto`` or ``ray://host:10001``: an
-    existing cluster."""
+    No address: a new private instance on this machine (``num_cpus``: default all), on 127.0.0.1
+    only, with no dashboard, never a cluster that Ray's address file names (``address="local"``: a
+    ``ray start`` on this machine, someone else's or long gone, is not joined) and Ray's token
+    authentication on with a fresh random token that only this process and the ones Ray starts for
+    it hold (in their environment, never in a file others can read). ``auto`` or
+    ``ray://host:10001``: an existing cluster; a token file it uses is made owner-only first."""
     if address is None:
-        # before ray is imported: Ray reads it then, and passes it on to the processes it starts
+        # before ray is imported: Ray reads them then, and passes them on to the processes it starts
         os.environ["RAY_AUTH_MODE"] = "token"
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+        os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
+    else:
+        private_token_file()
     ray = import_ray()
     if not ray.is_initialized():
         if address is None:
             ray.init(
-                _node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=num_cpus, log_to_driver=False
+                address="local",
+                _node_ip_address="127.0.0.1",
+                include_dashboard=False,
+                num_cpus=num_cpus,
+                log_to_driver=False,
             )
         else:
             try:
@@ -113,6 +128,26 @@ def connect(address: str | None, num_cpus: int | None = None) -> str:
     total = ray.cluster_resources()
     nodes = len(alive_nodes())
     return f"Ray cluster: {nodes} node(s), {total.get('CPU', 0):g} CPUs, {total.get('GPU', 0):g} GPUs"
+
+
+def private_token_file() -> Path | None:
+    """Ray's token file for an existing cluster (``RAY_AUTH_TOKEN_PATH``, else ``~/.ray/auth_token``)
+    made readable by its owner only, when this user owns it and others could read it (``ray start``
+    writes it 0644): whoever reads the token can submit jobs as its owner. Return the file fixed."""
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    try:
+        info = path.lstat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or not info.st_mode & 0o077:
+        return None
+    path.chmod(0o600)
+    log.warning(
+        "made %s readable by its owner only (it was %o): its token lets anyone run jobs",
+        path,
+        stat.S_IMODE(info.st_mode),
+    )
+    return path
 
 
 def alive_nodes() -> list[dict[str, float]]:

@@ -41,7 +41,9 @@ def test_piped_list_prints_whole_ids_and_values(store_dir: Path) -> None:
     assert len(running) == list(runs.values()).count("running")  # `| grep running` finds them
 
 
-@pytest.mark.parametrize("command", [["list"], ["export"], ["export", "--what", "spectra"], ["show", "PREFIX"]])
+@pytest.mark.parametrize(
+    "command", [["list"], ["export"], ["export", "--what", "spectra"], ["show", "PREFIX"]]
+)
 def test_a_closed_pipe_ends_quietly(store_dir: Path, command: list[str]) -> None:
     with Store(store_dir) as store:
         prefix = store.runs()[0].run_id[:6]

@@ -79,4 +79,3 @@ def test_a_stop_from_a_client_whose_clock_is_behind_is_obeyed(
     assert background.returncode == 0 and "stopping (stop requested)" in log, log
     with Store(store) as s:
         assert {r.status for r in s.runs()} <= {"stopped", "done"}  # resumable, nothing lost
-

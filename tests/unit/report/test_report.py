@@ -70,8 +70,13 @@ def test_protocol_version_hook_reads_a_recorded_version(data: report.ReportData,
     with Store(store_dir, create=False) as store:
         run = store.runs("trend")[0]
     assert report.protocol_version(run) is None
-    assert report.protocol_version(run.__class__(**{**run.__dict__, "provenance": {"protocol_version": 2}})) == "2"
-    assert report.protocol_version(run.__class__(**{**run.__dict__, "protocol_version": 2})) == "2"  # the store's
+    assert (
+        report.protocol_version(run.__class__(**{**run.__dict__, "provenance": {"protocol_version": 2}}))
+        == "2"
+    )
+    assert (
+        report.protocol_version(run.__class__(**{**run.__dict__, "protocol_version": 2})) == "2"
+    )  # the store's
 
 
 def test_report_command_html_and_markdown(store_dir: Path, tmp_path: Path) -> None:
@@ -100,14 +105,18 @@ def test_report_command_html_and_markdown(store_dir: Path, tmp_path: Path) -> No
         (["-s", "trend", "--spec", "missing.toml", "-o", "r.html"], 2, "not found"),
     ],
 )
-def test_report_command_errors(store_dir: Path, tmp_path: Path, args: list[str], code: int, message: str) -> None:
+def test_report_command_errors(
+    store_dir: Path, tmp_path: Path, args: list[str], code: int, message: str
+) -> None:
     result = runner.invoke(app, ["report", "--store", str(store_dir), *args], env={"COLUMNS": "200"})
     assert result.exit_code == code, result.output
     assert message in result.output and "Traceback" not in result.output
 
 
 def test_report_of_a_sweep_without_finished_runs(store_dir: Path, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["report", "--store", str(store_dir), "-s", "pending", "-o", str(tmp_path / "p.html")])
+    result = runner.invoke(
+        app, ["report", "--store", str(store_dir), "-s", "pending", "-o", str(tmp_path / "p.html")]
+    )
     assert result.exit_code == 0, result.output
     page = (tmp_path / "p.html").read_text()
     assert "no claim can be checked yet" in page and "Not drawn" in page and "queued" in page

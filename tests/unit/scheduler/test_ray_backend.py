@@ -1,9 +1,13 @@
-"""The Ray backend's planning, without a cluster: what a task asks for, and how many fit."""
+"""The Ray backend without a cluster: what a task asks for, how many fit, and its token file kept private."""
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
+
 import pytest
 
+from rankbias_tui.scheduler import ray_backend
 from rankbias_tui.scheduler.devices import DeviceError
 from rankbias_tui.scheduler.ray_backend import RayUnfit, Resources, plan
 
@@ -40,7 +44,9 @@ def test_gpu_ids_are_ray_s_to_assign() -> None:
         plan("cuda:0,1", None, GPU_NODES)
 
 
-def test_a_task_no_live_node_can_take_fails_its_runs_at_once(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_task_no_live_node_can_take_fails_its_runs_at_once(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("ray")
     from rankbias_tui.protocol import WorkerEnded
     from rankbias_tui.scheduler import ray_backend
@@ -57,7 +63,6 @@ def test_a_task_no_live_node_can_take_fails_its_runs_at_once(tmp_path, monkeypat
     assert "no live node of the Ray cluster has the 1 CPU, 1 GPU a run asks for" in ended.error
     host.proc.join(5)
     assert not host.proc.is_alive() and host.proc.exitcode == 1
-
 
 
 def test_checkpoint_bytes_travel_with_their_digest_and_are_checked_on_arrival(tmp_path) -> None:
@@ -107,3 +112,24 @@ def test_a_resume_whose_checkpoints_are_not_there_is_refused_naming_the_path(tmp
     assert f"{root} does not exist; it needs {root / run.run_id / 'step-000000040.pt'}" in str(ended.error)
     host.proc.join(5)
     assert not root.exists()
+
+
+def test_a_token_file_others_can_read_is_made_owner_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19 row 2: ``ray start`` writes ``~/.ray/auth_token`` 0644; whoever reads it can submit
+    jobs as its owner. Before connecting to a cluster, rankbias makes it 0600 (and says so)."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    assert ray_backend.private_token_file() is None  # no file: nothing to do
+    token = tmp_path / ".ray" / "auth_token"
+    token.parent.mkdir()
+    token.write_text("secret")
+    token.chmod(0o644)
+    assert ray_backend.private_token_file() == token and stat.S_IMODE(token.stat().st_mode) == 0o600
+    assert ray_backend.private_token_file() is None  # already private
+    other = tmp_path / "elsewhere"
+    other.write_text("secret")
+    other.chmod(0o640)
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(other))
+    assert ray_backend.private_token_file() == other and stat.S_IMODE(other.stat().st_mode) == 0o600

@@ -77,7 +77,9 @@ def test_migration_3_splits_a_pending_launch_into_its_fields(tmp_path: Path) -> 
 def test_migration_4_says_which_runs_were_trained_under_protocol_1(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
     migrate(conn, target=3)
-    conn.execute("INSERT INTO runs (run_id, sweep, config, created_at, started_at) VALUES ('old', 's', '{}', 0, 1)")
+    conn.execute(
+        "INSERT INTO runs (run_id, sweep, config, created_at, started_at) VALUES ('old', 's', '{}', 0, 1)"
+    )
     conn.execute("INSERT INTO runs (run_id, sweep, config, created_at) VALUES ('queued', 's', '{}', 0)")
     conn.close()
     with Store(tmp_path) as store:
@@ -312,7 +314,9 @@ def test_warnings_and_segments_are_kept_per_run(tmp_path: Path) -> None:
         store.add_runs([run], {})
         store.add_warning(run.run_id, "checkpoint a.pt is unreadable")
         store.add_warning(run.run_id, "resumed from\nstep 10")
-        assert store.add_segment(run.run_id, -1, "cpu", "pack of 2, eager", [run.run_id, "0123456789ab"]) is None
+        assert (
+            store.add_segment(run.run_id, -1, "cpu", "pack of 2, eager", [run.run_id, "0123456789ab"]) is None
+        )
         first = store.add_segment(run.run_id, 40, "cpu", "eager", [run.run_id])
         assert first is not None and first.pack == (run.run_id, "0123456789ab") and first.from_step == -1
         assert [s.describe() for s in store.segments(run.run_id)] == [
@@ -360,7 +364,9 @@ def test_stop_requests_carry_when_they_were_made(tmp_path: Path) -> None:
 def test_a_read_only_reader_accepts_an_older_schema(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
     migrate(conn, target=2)
-    conn.execute("INSERT INTO runs (run_id, sweep, config, created_at, status, pid) VALUES ('r1','s','{}',0,'running',7)")
+    conn.execute(
+        "INSERT INTO runs (run_id, sweep, config, created_at, status, pid) VALUES ('r1','s','{}',0,'running',7)"
+    )
     conn.close()
     ro, version = open_read_only(tmp_path / DB_NAME)
     assert version == 2
@@ -397,17 +403,30 @@ def test_latest_values_and_ranks_read_only_the_latest(tmp_path: Path) -> None:
     run = planned()
     with Store(tmp_path) as store:
         store.add_runs([run], {})
-        store.add_metrics(run.run_id, [(1, 0.1, "loss", 2.0), (5, 0.5, "loss", 1.0), (5, 0.5, "test_acc", 0.5)])
+        store.add_metrics(
+            run.run_id, [(1, 0.1, "loss", 2.0), (5, 0.5, "loss", 1.0), (5, 0.5, "test_acc", 0.5)]
+        )
         store.add_spectra([spectrum(run.run_id, 0, 0, [1.0, 0.5]), spectrum(run.run_id, 10, 0, [1.0, 1e-5]),
                            spectrum(run.run_id, 10, 1, [0.9, 0.8])])  # fmt: skip
-        assert store.latest_values(run.run_id, ("loss", "test_acc", "train_loss")) == {"loss": 1.0, "test_acc": 0.5}
+        assert store.latest_values(run.run_id, ("loss", "test_acc", "train_loss")) == {
+            "loss": 1.0,
+            "test_acc": 0.5,
+        }
         assert store.latest_ranks(run.run_id) == [1, 2]
         assert store.run(run.run_id).config is store.run(run.run_id).config  # decoded once  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
     "command",
-    [["list"], ["show", "abc"], ["export"], ["cancel", "abc"], ["plot"], ["claims"], ["report", "-o", "r.md"]],
+    [
+        ["list"],
+        ["show", "abc"],
+        ["export"],
+        ["cancel", "abc"],
+        ["plot"],
+        ["claims"],
+        ["report", "-o", "r.md"],
+    ],
     ids=lambda c: c[0],
 )
 def test_every_command_opens_its_store_by_one_rule(tmp_path: Path, command: list[str]) -> None:
