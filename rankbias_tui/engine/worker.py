@@ -195,7 +195,9 @@ def _guarded(
         stamp = provenance() | software(device)
 
         def emit(event: Event) -> None:
-            channel.send(replace(event, provenance=stamp) if isinstance(event, Started) else event)
+            if isinstance(event, Started):
+                event = replace(event, provenance=stamp | (event.provenance or {}))
+            channel.send(event)
 
         try:
             status = body(emit)

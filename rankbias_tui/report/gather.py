@@ -16,7 +16,7 @@ from .. import claims, export, figures, measures
 from ..measures import HPARAMS, Status
 from ..provenance import provenance
 from ..spec import SweepSpec
-from ..store import RunRow, Store
+from ..store import RunRow, Segment, Store
 
 # Where a run's training protocol version lives: the store's ``runs.protocol_version`` (migration 4;
 # the engine reports it when a run starts, ``engine.loop.PROTOCOL_VERSION``); runs that never
@@ -59,14 +59,41 @@ def _distinct(values: Any) -> list[str]:
     return sorted({str(v) for v in values if v not in (None, "")})
 
 
-def provenance_of(runs: list[RunRow]) -> dict[str, list[str]]:
-    """The distinct package versions, git SHAs, Pythons, devices and protocol versions of ``runs``."""
+def _mode(segment: Segment) -> str:
+    """How a segment trained, without its pack's ids: ``single, graphed``, ``pack of 16, eager``."""
+    return segment.mode if segment.mode.startswith("pack") else f"single, {segment.mode}"
+
+
+def _dirty(value: Any) -> str | None:
+    return None if value is None else "uncommitted changes" if value else "clean checkout"
+
+
+def provenance_of(runs: list[RunRow], segments: list[Segment] | None = None) -> dict[str, list[str]]:
+    """The distinct values of what made ``runs``: from their queueing (package version, git SHA,
+    Python, devices, protocol) and, per attempt, from the workers that trained them (``segments``:
+    rankbias, git SHA and dirty flag, torch, CUDA, cuDNN, GPU, execution mode, data-set digest).
+    ``not recorded``: no segment says (runs of an older rankbias); ``none``: the workers said there
+    was none (a CPU build of torch has no CUDA)."""
     now = provenance()
+    queued = [r.provenance for r in runs]
+    worked = [s.provenance for s in segments or [] if s.provenance]
+
+    def said(key: str, of: list[dict[str, Any]], short: int | None = None) -> list[str]:
+        values = [str(v)[:short] for v in _distinct(p.get(key) for p in of)]
+        return values or (["none"] if worked and of is worked else ["not recorded"])
+
     return {
-        "rankbias version": _distinct(r.provenance.get("rankbias") for r in runs),
-        "git SHA": _distinct(r.provenance.get("git_sha") for r in runs),
-        "Python": _distinct(r.provenance.get("python") for r in runs),
+        "rankbias version": said("rankbias", queued + worked),
+        "git SHA": said("git_sha", queued + worked, 12),
+        "git tree": _distinct(_dirty(p.get("git_dirty")) for p in queued + worked) or ["not recorded"],
+        "Python": said("python", queued + worked),
+        "torch": said("torch", worked),
+        "CUDA": said("cuda", worked),
+        "cuDNN": said("cudnn", worked),
+        "GPU": said("gpu", worked),
         "devices": _distinct(r.device for r in runs),
+        "execution modes": _distinct(_mode(s) for s in segments or []) or ["not recorded"],
+        "data set SHA-256": said("data_sha256", worked, 16),
         "protocol version": _distinct(protocol_version(r) for r in runs) or ["not recorded"],
         "report made by": [f"rankbias {now['rankbias']} ({now['git_sha'][:12] or 'no git SHA'})"],
     }
@@ -190,7 +217,7 @@ def gather(
         sweep=sweep,
         eps=eps,
         spec=spec_of(runs, declared),
-        provenance=provenance_of(runs),
+        provenance=provenance_of(runs, [s for r in runs for s in store.segments(r.run_id)]),
         figures=tuple(figure_images(store, sweep, eps, records)),
         claims=claims.report(records, sweep, eps) if records else None,
         columns=columns,

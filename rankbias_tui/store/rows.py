@@ -102,7 +102,8 @@ class Segment:
 
     def software(self) -> str:
         """Who trained it, on one line: ``rankbias 0.1.0, git 72eb1b5fa341 (uncommitted changes),
-        Python 3.11.7, torch 2.5.1+cu124, CUDA 12.4, cuDNN 90100, GPU NVIDIA H100 80GB HBM3``."""
+        Python 3.11.7, torch 2.5.1+cu124, CUDA 12.4, cuDNN 90100, GPU NVIDIA H100 80GB HBM3, data
+        3f2a9c01d4e7`` (the data set's SHA-256, cut)."""
         p = self.provenance
         if not p:
             return "provenance not recorded (an older rankbias)"
@@ -118,7 +119,8 @@ class Segment:
             ("GPU", "gpu"),
         ]
         rest = [f"{label} {p[key]}" for label, key in named if p.get(key)]
-        return ", ".join([f"rankbias {p.get('rankbias', '?')}", git, *rest])
+        data = [f"data {p['data_sha256'][:12]}"] if p.get("data_sha256") else []
+        return ", ".join([f"rankbias {p.get('rankbias', '?')}", git, *rest, *data])
 
 
 def _kind(device: str | None) -> str:

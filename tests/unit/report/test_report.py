@@ -130,3 +130,33 @@ def test_show_prints_the_training_protocol(tmp_path: Path) -> None:
     shown = [runner.invoke(app, ["show", rid, "--store", str(tmp_path)]) for rid in (first, second)]
     assert "training protocol: 2" in shown[0].output
     assert "training protocol: not recorded" in shown[1].output
+
+
+def test_provenance_names_what_each_attempt_ran_with(data: report.ReportData, store_dir: Path) -> None:
+    """Issue 20: torch, CUDA, cuDNN, GPU, the dirty flag, execution modes and the data digest come
+    from the segments (one per attempt); a store without them says "not recorded", never a guess."""
+    from rankbias_tui.report.gather import provenance_of
+    from rankbias_tui.store import Segment
+
+    with Store(store_dir, create=False) as store:
+        runs = store.runs("trend")[:2]
+    assert data.provenance["torch"] == ["not recorded"] and data.provenance["execution modes"] == [
+        "not recorded"
+    ]
+    said = dict(rankbias="0.9", git_sha="ab" * 20, git_dirty=True, python="3.11.7", torch="2.14.1")
+    gpu = said | dict(cuda="12.8", cudnn="91000", gpu="NVIDIA H100 80GB HBM3", data_sha256="f" * 64)
+    segments = [
+        Segment(
+            runs[0].run_id, 0.0, -1, "cpu", "eager", (runs[0].run_id,), said | dict(data_sha256="e" * 64)
+        ),
+        Segment(
+            runs[0].run_id, 1.0, 40, "cuda:0", "pack of 2, graphed", (runs[0].run_id, runs[1].run_id), gpu
+        ),
+    ]
+    got = provenance_of(runs, segments)
+    assert got["torch"] == ["2.14.1"] and got["CUDA"] == ["12.8"] and got["cuDNN"] == ["91000"]
+    assert got["GPU"] == ["NVIDIA H100 80GB HBM3"] and got["git tree"] == ["uncommitted changes"]
+    assert got["execution modes"] == ["pack of 2, graphed", "single, eager"]
+    assert got["data set SHA-256"] == ["e" * 16, "f" * 16] and got["git SHA"] == ["ab" * 6]
+    cpu_only = provenance_of(runs, segments[:1])
+    assert cpu_only["GPU"] == ["none"] and cpu_only["CUDA"] == ["none"]
