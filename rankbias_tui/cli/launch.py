@@ -24,8 +24,9 @@ from ..scheduler import (
 )
 from ..spec import Spec, SpecError, load_spec
 from ..store import Store
+from ..store.files import network_warning
 from ..sweep import PlannedRun, UnknownSweep, expand
-from .common import fail, open_store
+from .common import err, fail, open_store
 from .options import (
     DEFAULT,
     DEFAULT_SPEC,
@@ -98,6 +99,8 @@ def run(
     if dry_run:
         return _dry_run(parsed, sweep or [], store_dir, options)
     _confirm_size(parsed, sweep or [parsed.default_sweep], yes)
+    if (warning := network_warning(store_dir)) is not None:
+        err.print(f"warning: {warning}", markup=False, highlight=False)
     if not headless:
         from .attach import run_with_tui, terminal_attached
 

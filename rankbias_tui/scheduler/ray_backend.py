@@ -43,7 +43,7 @@ from ..sweep import PlannedRun
 from .devices import Backend, BackendError, DeviceError, Slots, check_syntax, cuda_count
 from .hosts import Host
 from .launcher import Launch
-from .options import SchedulerOptions
+from .options import RAY_CLIENT, SchedulerOptions
 from .ray_task import CheckpointFile, Job, JobRun, damaged, run_job
 
 log = logging.getLogger(__name__)
@@ -101,8 +101,11 @@ def connect(address: str | None, num_cpus: int | None = None) -> str:
     only, with no dashboard, never a cluster that Ray's address file names (``address="local"``: a
     ``ray start`` on this machine, someone else's or long gone, is not joined) and Ray's token
     authentication on with a fresh random token that only this process and the ones Ray starts for
-    it hold (in their environment, never in a file others can read). ``auto`` or
-    ``ray://host:10001``: an existing cluster; a token file it uses is made owner-only first."""
+    it hold (in their environment, never in a file others can read). ``auto`` or ``HOST:6379``: an
+    existing cluster; a token file it uses is made owner-only first. ``ray://`` (Ray Client) is
+    refused: it cannot stream a task's events back (``RAY_CLIENT``)."""
+    if address is not None and address.startswith("ray://"):
+        raise BackendError(RAY_CLIENT.format(address=address))
     if address is None:
         # before ray is imported: Ray reads them then, and passes them on to the processes it starts
         os.environ["RAY_AUTH_MODE"] = "token"

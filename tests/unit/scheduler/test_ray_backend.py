@@ -133,3 +133,18 @@ def test_a_token_file_others_can_read_is_made_owner_only(
     other.chmod(0o640)
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(other))
     assert ray_backend.private_token_file() == other and stat.S_IMODE(other.stat().st_mode) == 0o600
+
+
+def test_a_ray_client_address_is_refused_with_what_to_do_instead(tmp_path: Path) -> None:
+    """Issue 22, 2: Ray Client cannot stream a task's events (every task failed on its first event);
+    ``ray://`` is refused before anything is queued, saying how to run on the cluster instead."""
+    from typer.testing import CliRunner
+
+    from rankbias_tui.cli import app
+
+    spec = tmp_path / "experiments.toml"
+    spec.write_text('[sweeps.s]\ndataset = "digits"\n')
+    args = ["run", str(spec), "--store", str(tmp_path / "store"), "--headless", "--backend", "ray"]
+    result = CliRunner().invoke(app, [*args, "--ray-address", "ray://head:10001"])
+    assert result.exit_code == 2 and "Ray Client (ray://) cannot stream" in result.output
+    assert "--ray-address auto" in result.output and not (tmp_path / "store").exists()
