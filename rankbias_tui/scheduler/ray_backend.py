@@ -20,6 +20,7 @@ this module unless ``--backend ray`` is asked for; without Ray, ``RayMissing`` s
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.util
 import logging
 import math
@@ -38,7 +39,7 @@ from typing import Any
 
 from .. import checkpoints
 from ..measures import Status
-from ..protocol import Checkpoint, Placed, RunWarning, WorkerEnded, WorkerLost
+from ..protocol import Checkpoint, DiskFull, Placed, RunWarning, WorkerEnded, WorkerLost
 from ..sweep import PlannedRun
 from .devices import Backend, BackendError, DeviceError, Slots, check_syntax, cuda_count
 from .hosts import Host
@@ -390,7 +391,11 @@ def _relay(task: RayTask, writer: Any, checkpoint_root: Path) -> None:
                 task.wait_s = time.monotonic() - task.submitted
             if isinstance(item, CheckpointFile):
                 task.checkpoint_bytes += len(item.data)
-                item = _store_file(checkpoint_root, item)
+                try:
+                    item = _store_file(checkpoint_root, item)
+                except OSError as err:
+                    _write_failed(task, writer, checkpoint_root, err)
+                    return
             data = pickle.dumps(item)  # what Connection.send would send; counted on the way
             writer.send_bytes(data)
             task.event_bytes += len(data)
@@ -417,6 +422,22 @@ def _relay(task: RayTask, writer: Any, checkpoint_root: Path) -> None:
         os.close(task._ended)
 
 
+def _write_failed(task: RayTask, writer: Any, root: Path, err: OSError) -> None:
+    """A checkpoint the relay could not store here ends the task as a local worker's failed write
+    ends it: a full disk sends ``DiskFull`` (the scheduler stops everything, the runs requeued, as
+    every run would hit the same wall); a store deleted under it loses the task (its runs requeue,
+    and the scheduler stops on the deleted store); anything else fails the runs, with the reason."""
+    import_ray().cancel(task.stream)
+    task.exitcode = 1
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        writer.send(DiskFull(str(err.filename or root), os.strerror(err.errno)))
+        writer.send(WorkerEnded(Status.FAILED, f"no space left on the device holding {err.filename or root}"))
+    elif isinstance(err, FileNotFoundError) and not root.parent.exists():
+        writer.send(WorkerLost(f"the store's directory {root.parent} is gone: nothing was written there"))
+    else:
+        writer.send(WorkerEnded(Status.FAILED, f"storing a checkpoint of the Ray task failed: {err}"))
+
+
 def _store_file(root: Path, item: CheckpointFile) -> Checkpoint | RunWarning:
     """Write a checkpoint the way a local worker does: a temporary name, then a rename; return its
     acknowledgement, or the warning that its bytes came back damaged (``ray_task.damaged``)."""
@@ -424,8 +445,13 @@ def _store_file(root: Path, item: CheckpointFile) -> Checkpoint | RunWarning:
     if warning := damaged(item):
         return warning
     final = checkpoints.path(checkpoints.run_directory(root, event.run_id), event.step)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    root.mkdir(exist_ok=True)  # never its parents: a deleted store stays deleted (FileNotFoundError)
+    final.parent.mkdir(exist_ok=True)
     partial = checkpoints.partial(final)
-    partial.write_bytes(item.data)
-    os.replace(partial, final)
+    try:
+        partial.write_bytes(item.data)
+        os.replace(partial, final)
+    except OSError:
+        partial.unlink(missing_ok=True)  # no *.tmp left behind, whatever the error
+        raise
     return event

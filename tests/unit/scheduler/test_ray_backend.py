@@ -148,3 +148,49 @@ def test_a_ray_client_address_is_refused_with_what_to_do_instead(tmp_path: Path)
     result = CliRunner().invoke(app, [*args, "--ray-address", "ray://head:10001"])
     assert result.exit_code == 2 and "Ray Client (ray://) cannot stream" in result.output
     assert "--ray-address auto" in result.output and not (tmp_path / "store").exists()
+
+
+def test_a_checkpoint_the_relay_cannot_store_ends_as_a_local_write_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19 row 8: on Ray, a full disk sends ``DiskFull`` (the scheduler stops cleanly and
+    requeues, as locally) and leaves no ``*.tmp``; a deleted store is not recreated by the relay."""
+    import errno
+    import hashlib
+    from types import SimpleNamespace
+
+    from rankbias_tui.protocol import Checkpoint, DiskFull, WorkerEnded, WorkerLost
+    from rankbias_tui.scheduler.ray_backend import _store_file, _write_failed
+    from rankbias_tui.scheduler.ray_task import CheckpointFile
+
+    rid, data = "0123456789ab", b"PK checkpoint bytes"
+    item = CheckpointFile(Checkpoint(rid, 40, hashlib.sha256(data).hexdigest()), data)
+    root = tmp_path / "store" / "checkpoints"
+    root.parent.mkdir()
+
+    def full(self: Path, _data: bytes) -> int:
+        self.write_text("")  # a partial file, then the error
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(OSError) as info:
+        _store_file(root, item)
+    assert list(root.rglob("*")) == [root / rid]  # the run's directory, and no *.tmp in it
+    monkeypatch.setattr(ray_backend, "import_ray", lambda: SimpleNamespace(cancel=lambda stream: None))
+    sent: list[object] = []
+    task = SimpleNamespace(stream=None, exitcode=None)
+    _write_failed(task, SimpleNamespace(send=sent.append), root, info.value)  # type: ignore[arg-type]
+    assert isinstance(sent[0], DiskFull) and sent[0].error == "No space left on device"
+    assert isinstance(sent[1], WorkerEnded) and "no space left" in (sent[1].error or "")
+    monkeypatch.undo()
+
+    (root / rid).rmdir()
+    root.rmdir()
+    root.parent.rmdir()  # the store deleted while the task trained
+    with pytest.raises(FileNotFoundError) as gone:
+        _store_file(root, item)
+    assert not root.parent.exists()  # not recreated
+    monkeypatch.setattr(ray_backend, "import_ray", lambda: SimpleNamespace(cancel=lambda stream: None))
+    sent.clear()
+    _write_failed(task, SimpleNamespace(send=sent.append), root, gone.value)  # type: ignore[arg-type]
+    assert len(sent) == 1 and isinstance(sent[0], WorkerLost) and "is gone" in sent[0].reason
