@@ -92,7 +92,7 @@ def show(
         segments = store.segments(r.run_id)
     console.print(
         f"[bold]{r.run_id}[/bold]  sweep {escape(r.sweep)}  status [bold]{r.status}[/bold]  "
-        f"device {escape(str(r.device))}"
+        f"device {escape(r.device or '-')}"
     )
     console.print(
         f"epoch {r.epoch:g}/{r.config.epochs}  step {r.step}/{r.total_steps or '?'}  attempts {r.attempts}"
