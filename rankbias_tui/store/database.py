@@ -228,6 +228,16 @@ class Store(Results):
         )
         return [Segment(*r[:5], tuple(json.loads(r[5])), json.loads(r[6] or "{}")) for r in rows]
 
+    def packs(self) -> dict[str, tuple[str, ...]]:
+        """Run id -> the ids trained together in its latest segment (its own included; the ETA's
+        pack sizes): one read of ``segments``, none before schema v5."""
+        if self.version < 5:
+            return {}
+        rows = self.conn.execute(
+            "SELECT run_id, pack FROM segments WHERE rowid IN (SELECT MAX(rowid) FROM segments GROUP BY run_id)"
+        )
+        return {run_id: tuple(json.loads(pack)) for run_id, pack in rows}
+
     def set_progress(self, run_id: str, step: int, epoch: float, total_steps: int | None = None) -> None:
         self.conn.execute(
             "UPDATE runs SET step=?, epoch=?, total_steps=COALESCE(?, total_steps) WHERE run_id=?",

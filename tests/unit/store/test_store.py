@@ -458,3 +458,13 @@ def test_a_queued_run_has_no_device(tmp_path: Path) -> None:
         store.requeue([a.run_id])
         assert store.run(a.run_id).device is None  # type: ignore[union-attr]  # not where it will train
         assert store.runs()[0].device is None
+
+
+def test_packs_are_the_latest_segments(tmp_path: Path) -> None:
+    a, b, c = planned(lr=0.1), planned(lr=0.2), planned(lr=0.3)
+    with Store(tmp_path) as store:
+        store.add_runs([a, b, c], {})
+        for run in (a, b):
+            store.add_segment(run.run_id, -1, "cpu", "pack of 2, eager", [a.run_id, b.run_id])
+        store.add_segment(a.run_id, 40, "cpu", "eager", [a.run_id])  # resumed alone
+        assert store.packs() == {a.run_id: (a.run_id,), b.run_id: (a.run_id, b.run_id)}
