@@ -468,3 +468,17 @@ def test_packs_are_the_latest_segments(tmp_path: Path) -> None:
             store.add_segment(run.run_id, -1, "cpu", "pack of 2, eager", [a.run_id, b.run_id])
         store.add_segment(a.run_id, 40, "cpu", "eager", [a.run_id])  # resumed alone
         assert store.packs() == {a.run_id: (a.run_id,), b.run_id: (a.run_id, b.run_id)}
+
+
+def test_a_run_in_two_sweeps_counts_once(tmp_path: Path) -> None:
+    shared, other = planned("a", lr=0.1), planned("a", lr=0.2)
+    again = PlannedRun(shared.run_id, "b", shared.config)  # the same run, declared in sweep b too
+    with Store(tmp_path) as store:
+        store.add_runs([shared, other], {})
+        store.add_runs([again], {})
+        store.set_status(shared.run_id, "done")
+        assert store.sweeps() == {"a": 2, "b": 1}
+        assert store.status_counts() == {"done": 1, "queued": 1} and len(store.runs()) == 2
+        assert store.status_counts("b") == {"done": 1}
+        assert [r.run_id for r in store.recent_runs(5, "b")] == [shared.run_id]
+        assert [r.run_id for r in store.recent_runs(1, status=["queued"])] == [other.run_id]
