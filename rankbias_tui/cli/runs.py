@@ -24,6 +24,7 @@ from ..store import RunRow, SpectrumRow, Store
 from .common import fail, open_store
 from .options import DEFAULT_STORE, Format, StoreDir, SweepFilter
 from .output import Column, check_format, number, print_table
+from .progress import Bars
 
 console = Console()
 
@@ -201,7 +202,8 @@ def export_cmd(
                 f"no sweep {sweep!r} in {store_dir} (sweeps: {', '.join(store.sweeps()) or 'none'})", 2
             )
         try:
-            count = export_mod.export(store, what, output, sweep)
+            with Bars() as bars:
+                count = export_mod.export(store, what, output, sweep, track=bars)
         except BrokenPipeError:
             raise  # the reader went away (`| head`): main() ends quietly
         except OSError as e:
