@@ -17,6 +17,7 @@ from ..measures import HPARAMS, Status
 from ..provenance import provenance
 from ..spec import SweepSpec
 from ..store import RunRow, Segment, Store
+from ..track import Track, untracked
 
 # Where a run's training protocol version lives: the store's ``runs.protocol_version`` (migration 4;
 # the engine reports it when a run starts, ``engine.loop.PROTOCOL_VERSION``); runs that never
@@ -132,7 +133,11 @@ def _first_varied(runs: list[RunRow], preferred: tuple[str, ...]) -> str:
 
 
 def figure_images(
-    store: Store, sweep: str, eps: float | None, records: list[dict[str, Any]]
+    store: Store,
+    sweep: str,
+    eps: float | None,
+    records: list[dict[str, Any]],
+    track: Track[Any] = untracked,
 ) -> list[FigureImage]:
     """The four figures: rank curves, the Figure-1 contour, one run's spectra, accuracy vs rank."""
     runs = store.runs(sweep)
@@ -168,7 +173,7 @@ def figure_images(
         ),
     ]
     out = []
-    for kind, caption, options in wanted:
+    for kind, caption, options in track(wanted, "figures"):
         try:
             if kind == "spectrum" and lowest is None:
                 raise figures.NoData("no finished run with a measurement")
@@ -205,20 +210,26 @@ def _summary(store: Store, run: RunRow, eps: float | None) -> dict[str, Any]:
 
 
 def gather(
-    store: Store, sweep: str, eps: float | None = None, declared: SweepSpec | None = None
+    store: Store,
+    sweep: str,
+    eps: float | None = None,
+    declared: SweepSpec | None = None,
+    track: Track[Any] = untracked,
 ) -> ReportData:
-    """Everything the report shows about ``sweep``; ranks recounted at ``eps`` in claims and figures."""
+    """Everything the report shows about ``sweep``; ranks recounted at ``eps`` in claims and figures.
+    Its loops over runs and figures go through ``track`` (progress bars)."""
     runs = store.runs(sweep)
-    records = claims.records_from_store(store, sweep, eps)
+    records = claims.records_from_store(store, sweep, eps, track=track)
     varied = measures.varied_fields(r.config.stored for r in runs)
     columns = (*SUMMARY_FIELDS[:2], *varied, *SUMMARY_FIELDS[2:])
-    rows = tuple({k: row.get(k) for k in columns} for row in (_summary(store, r, eps) for r in runs))
+    summaries = (_summary(store, r, eps) for r in track(runs, "runs"))
+    rows = tuple({k: row.get(k) for k in columns} for row in summaries)
     return ReportData(
         sweep=sweep,
         eps=eps,
         spec=spec_of(runs, declared),
         provenance=provenance_of(runs, [s for r in runs for s in store.segments(r.run_id)]),
-        figures=tuple(figure_images(store, sweep, eps, records)),
+        figures=tuple(figure_images(store, sweep, eps, records, track)),
         claims=claims.report(records, sweep, eps) if records else None,
         columns=columns,
         runs=rows,

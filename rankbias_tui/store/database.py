@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..display import printable
-from ..measures import FINISHED, Status
+from ..measures import FINISHED, INTERRUPTED, Status
 from . import owner as owners
 from .connection import (
     NoStore,
@@ -261,6 +261,16 @@ class Store(Results):
         )
         return [Segment(*r[:5], tuple(json.loads(r[5])), json.loads(r[6] or "{}")) for r in rows]
 
+    def packs(self) -> dict[str, tuple[str, ...]]:
+        """Run id -> the ids trained together in its latest segment (its own included; the ETA's
+        pack sizes): one read of ``segments``, none before schema v5."""
+        if self.version < 5:
+            return {}
+        rows = self.conn.execute(
+            "SELECT run_id, pack FROM segments WHERE rowid IN (SELECT MAX(rowid) FROM segments GROUP BY run_id)"
+        )
+        return {run_id: tuple(json.loads(pack)) for run_id, pack in rows}
+
     def set_progress(self, run_id: str, step: int, epoch: float, total_steps: int | None = None) -> None:
         self.conn.execute(
             "UPDATE runs SET step=?, epoch=?, total_steps=COALESCE(?, total_steps) WHERE run_id=?",
@@ -327,6 +337,51 @@ class Store(Results):
         wanted = set(status) if status is not None else None
         return [r for r in rows if wanted is None or r.status in wanted]
 
+    def recent_runs(
+        self, limit: int, sweep: str | None = None, status: Iterable[str] | None = None
+    ) -> list[RunRow]:
+        """The ``limit`` runs most recently active - running first, then by their latest start or
+        end - in the order of ``runs``; reads no more rows than it keeps (but for a status that
+        depends on the scheduler being alive: running, interrupted)."""
+        wanted = set(status) if status is not None else None
+        where, args = [], []
+        if wanted is not None:  # a stored 'running' reads as running or interrupted (``RunRow.status``)
+            stored = {Status.RUNNING if s == INTERRUPTED else s for s in wanted}
+            where.append(f"r.status IN ({','.join('?' * len(stored))})")
+            args += sorted(stored)
+        if sweep is None:
+            sql = "SELECT r.*, r.created_at AS o1, r.rowid AS o2 FROM runs r"
+        else:
+            sql = "SELECT r.*, s.position AS o1, 0 AS o2 FROM runs r JOIN sweep_runs s ON s.run_id=r.run_id"
+            where.append("s.sweep=?")
+            args.append(sweep)
+        sql += (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY {RECENT}"
+        live, kept = Owners(), []
+        for r in self.conn.execute(sql, args):
+            row = run_row(r, live, self._decode, self._config)
+            if wanted is None or row.status in wanted:
+                kept.append(((r["o1"], r["o2"]), row))
+                if len(kept) >= limit:
+                    break
+        return [row for _, row in sorted(kept, key=lambda k: k[0])]
+
+    def status_counts(self, sweep: str | None = None) -> dict[str, int]:
+        """Status -> runs of the store (of ``sweep``), each run counted once whatever sweeps it is
+        in; one grouped read, no run decoded."""
+        owner = "r.owner" if self.version >= 5 else "NULL"
+        join, where, args = "", "", []
+        if sweep is not None:
+            join, where, args = " JOIN sweep_runs s ON s.run_id=r.run_id", " WHERE s.sweep=?", [sweep]
+        rows = self.conn.execute(
+            f"SELECT r.status, {owner}, COUNT(*) FROM runs r{join}{where} GROUP BY r.status, {owner}", args
+        )
+        live: Owners = Owners()
+        counts: dict[str, int] = {}
+        for stored, owner, n in rows:
+            status = str(live.status(stored, owner))
+            counts[status] = counts.get(status, 0) + n
+        return counts
+
     def run(self, run_id: str) -> RunRow | None:
         """One run by id or unique id prefix."""
         rows = self.conn.execute("SELECT * FROM runs WHERE run_id LIKE ?", (run_id + "%",)).fetchall()
@@ -347,6 +402,13 @@ class Store(Results):
         ):
             out.setdefault(run_id, []).append(sweep)
         return out
+
+
+# Most recently active first: running, then by the latest of start and end (queued: registration).
+RECENT = (
+    "r.status = 'running' DESC,"
+    " MAX(COALESCE(r.finished_at, 0), COALESCE(r.started_at, 0), r.created_at) DESC, r.rowid DESC"
+)
 
 
 def _json_or_null(value: dict[str, Any] | None) -> str | None:

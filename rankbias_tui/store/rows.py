@@ -40,7 +40,8 @@ class Request:
 
 @dataclass(frozen=True)
 class RunRow:
-    """One row of ``runs``, with its config read back as the frozen ``RunConfig``."""
+    """One row of ``runs``, with its config read back as the frozen ``RunConfig``. ``device``:
+    where it trains or last trained, None while queued (``segments`` keep where each attempt ran)."""
 
     run_id: str
     sweep: str
@@ -186,12 +187,13 @@ def run_row(
     cfg, config_error = config(r["config"])
     owner = r["owner"] if "owner" in keys else None  # schema v5
     warnings = tuple((r["warnings"] or "").splitlines()) if "warnings" in keys else ()
+    status = Status(live.status(r["status"], owner))
     return RunRow(
         run_id=r["run_id"],
         sweep=r["sweep"],
         config=cfg,
-        status=Status(live.status(r["status"], owner)),
-        device=r["device"],
+        status=status,
+        device=None if status == Status.QUEUED else r["device"],  # a requeued run's is its last attempt's
         created_at=r["created_at"],
         started_at=r["started_at"],
         finished_at=r["finished_at"],

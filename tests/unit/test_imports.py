@@ -147,7 +147,7 @@ LAYERS: list[set[str]] = [
     {"engine", "store"},  # the engine trains and never writes results: the scheduler does
     {"checkpoints", "eta"},
     {"sweep"},
-    {"spec", "protocol", "measures", "provenance", "display"},
+    {"spec", "protocol", "measures", "provenance", "display", "track"},
     {"catalog"},  # the models and data sets: the spec reads it, so it sits below the spec
 ]
 

@@ -133,3 +133,17 @@ def test_each_attempt_records_the_provenance_its_worker_sent(tmp_path: Path) -> 
             "provenance not recorded (an older rankbias)",
         ]
         assert store.run(run.run_id).provenance == queued  # type: ignore[union-attr]
+
+
+def test_a_resume_from_the_initial_checkpoint_in_another_mode_is_not_warned(tmp_path: Path) -> None:
+    # cancelled before its first epoch ended: the only checkpoint is step 0's, nothing to differ from
+    cfg = RunConfig(dataset="digits")
+    run = PlannedRun(run_id(cfg), "s", cfg)
+    with Store(tmp_path) as store:
+        store.add_runs([run], {})
+        for pack, resumed in (((run.run_id, "0123456789ab"), -1), ((run.run_id,), 0)):
+            host = Host(None, None, "cpu", pack=pack)  # type: ignore[arg-type]
+            worker = Worker(run, None, None, Live(run.run_id, "cpu"), host=host)  # type: ignore[arg-type]
+            record(store, worker, Started(run.run_id, 100, resumed, "eager"), print)
+        assert len(store.segments(run.run_id)) == 2
+        assert store.run(run.run_id).warnings == ()  # type: ignore[union-attr]

@@ -442,3 +442,62 @@ def test_every_command_opens_its_store_by_one_rule(tmp_path: Path, command: list
     damaged = CliRunner().invoke(app, [*command, "--store", str(tmp_path / "bad")])
     assert damaged.exit_code == 1 and str(tmp_path / "bad" / DB_NAME) in damaged.output, damaged.output
     assert "Traceback" not in missing.output + damaged.output
+
+
+def test_last_metrics_by_index_equal_a_full_scan(tmp_path: Path) -> None:
+    # issue 19: list, export and claims read the latest values by index seeks, not every row of a run
+    rng = np.random.default_rng(0)
+    a, b, c = planned(lr=0.1), planned(lr=0.2), planned(lr=0.3)  # c: no metrics at all
+    full_scan = (
+        "SELECT name, value FROM metrics m WHERE run_id=? AND step="
+        "(SELECT MAX(step) FROM metrics WHERE run_id=m.run_id AND name=m.name)"
+    )
+    with Store(tmp_path) as store:
+        store.add_runs([a, b, c], {})
+        for run in (a, b):
+            names = ["acc", "loss", "test_acc", "train_loss", "z"][: 3 + (run is b) * 2]
+            steps = rng.permutation(200)[:150]  # written out of order, with gaps
+            store.add_metrics(
+                run.run_id, [(int(s), s / 10, n, float(rng.random())) for s in steps for n in names]
+            )
+            store.add_metrics(run.run_id, [(int(steps.max()), 1.0, "loss", None)])  # type: ignore[list-item]
+        for run in (a, b, c):
+            expected = dict(store.conn.execute(full_scan, (run.run_id,)).fetchall())
+            assert store.last_metrics(run.run_id) == expected
+        assert store.last_metrics(a.run_id)["loss"] is None and store.last_metrics(c.run_id) == {}
+
+
+def test_a_queued_run_has_no_device(tmp_path: Path) -> None:
+    a = planned()
+    with Store(tmp_path) as store:
+        store.add_runs([a], {})
+        store.start_attempt(a.run_id, "cuda:1", 1)
+        store.set_status(a.run_id, "cancelled")
+        assert store.run(a.run_id).device == "cuda:1"  # type: ignore[union-attr]
+        store.requeue([a.run_id])
+        assert store.run(a.run_id).device is None  # type: ignore[union-attr]  # not where it will train
+        assert store.runs()[0].device is None
+
+
+def test_packs_are_the_latest_segments(tmp_path: Path) -> None:
+    a, b, c = planned(lr=0.1), planned(lr=0.2), planned(lr=0.3)
+    with Store(tmp_path) as store:
+        store.add_runs([a, b, c], {})
+        for run in (a, b):
+            store.add_segment(run.run_id, -1, "cpu", "pack of 2, eager", [a.run_id, b.run_id])
+        store.add_segment(a.run_id, 40, "cpu", "eager", [a.run_id])  # resumed alone
+        assert store.packs() == {a.run_id: (a.run_id,), b.run_id: (a.run_id, b.run_id)}
+
+
+def test_a_run_in_two_sweeps_counts_once(tmp_path: Path) -> None:
+    shared, other = planned("a", lr=0.1), planned("a", lr=0.2)
+    again = PlannedRun(shared.run_id, "b", shared.config)  # the same run, declared in sweep b too
+    with Store(tmp_path) as store:
+        store.add_runs([shared, other], {})
+        store.add_runs([again], {})
+        store.set_status(shared.run_id, "done")
+        assert store.sweeps() == {"a": 2, "b": 1}
+        assert store.status_counts() == {"done": 1, "queued": 1} and len(store.runs()) == 2
+        assert store.status_counts("b") == {"done": 1}
+        assert [r.run_id for r in store.recent_runs(5, "b")] == [shared.run_id]
+        assert [r.run_id for r in store.recent_runs(1, status=["queued"])] == [other.run_id]
