@@ -285,6 +285,25 @@ def diff_interval(before: Iterable[float], after: Iterable[float]) -> tuple[floa
     return diff - half, diff + half
 
 
+def trend_interval(levels: Sequence[int], values: Sequence[float]) -> tuple[float, float, float]:
+    """A least-squares line through ``values`` against their ``levels`` (0, 1, ... k-1: the order
+    of a hyperparameter's settings, every seed a point): the change it predicts from the first level
+    to the last, and that change's t interval (n - 2 degrees of freedom). Every run of a slice
+    counts, not only the two ends: with k settings of s seeds the test has k*s - 2 degrees of
+    freedom instead of about 2(s - 1). NaN bounds with fewer than three points."""
+    x = np.asarray(levels, dtype=np.float64)
+    y = np.asarray(values, dtype=np.float64)
+    span = float(x.max() - x.min()) if len(x) else 0.0
+    sxx = float(((x - x.mean()) ** 2).sum())
+    if len(x) < 3 or sxx == 0:
+        return math.nan, math.nan, math.nan
+    slope = float(((x - x.mean()) * (y - y.mean())).sum()) / sxx
+    residual = y - (y.mean() + slope * (x - x.mean()))
+    se = math.sqrt(float((residual**2).sum()) / (len(x) - 2) / sxx)
+    half = t_quantile(len(x) - 2) * se * span
+    return slope * span, slope * span - half, slope * span + half
+
+
 def _var(v: np.ndarray) -> float:
     return float(v.var(ddof=1)) if len(v) > 1 else 0.0
 

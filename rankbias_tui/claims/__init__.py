@@ -9,10 +9,11 @@ verdict words), ``verdicts`` (claims 1-3, the ``claims --json`` report) and ``ac
 database (``store/``). Imports neither torch nor matplotlib, so the terminal UI may use it.
 
 Reading a sweep honestly (PAPER.md; README.md's rules table; every threshold is in ``--json``):
-- an *effect* is a change of the mean final average rank over seeds of at least
-  ``MIN_RANK_CHANGE`` ranks whose 95% Student-t interval over seeds excludes 0 (Welch's between
-  settings, paired for a run against its own start); with one seed on each side there is no
-  spread to judge it by: the slice is *not tested*, only its sign is reported;
+- an *effect* is a change of the final average rank of at least ``MIN_RANK_CHANGE`` ranks whose
+  95% Student-t interval excludes 0 (Welch's between two settings; across three or more ordered
+  settings, the least-squares line through every run, ``records.trend_change``; paired for a run
+  against its own start); with one seed per setting there is no spread to judge it by: the slice
+  is *not tested*, only its sign is reported;
 - each claim sorts its tested slices into ``AGREES`` (an effect of the paper's sign),
   ``OPPOSES`` and ``NO_EFFECT``; it *holds* with at least ``rule.min_deciding(tested)`` agreeing
   slices (>= 2, and more the more slices are tested, so that at most 2.5% of null sweeps reach

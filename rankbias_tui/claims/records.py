@@ -129,6 +129,23 @@ def change(before: Sequence[float], after: Sequence[float]) -> dict[str, Any]:
     }
 
 
+def trend_change(groups: Sequence[Sequence[float]]) -> dict[str, Any]:
+    """The change of the final rank across the ordered settings of a slice (``groups``: the seeds'
+    ranks at each setting, smallest value first), from the line through every run
+    (``measures.trend_interval``); with two settings, ``change`` of the two ends. Tested when some
+    setting has two seeds (one seed per setting is not a test, whatever the number of settings)."""
+    if len(groups) < 3:
+        return change(groups[0], groups[-1])
+    levels = [i for i, g in enumerate(groups) for _ in g]
+    diff, lo, hi = measures.trend_interval(levels, [v for g in groups for v in g])
+    return {
+        "change": diff,
+        "interval": [lo, hi],
+        "seeds": [len(groups[0]), len(groups[-1])],
+        "tested": any(len(g) >= 2 for g in groups) and not math.isnan(lo),
+    }
+
+
 def paired_change(before: Sequence[float], after: Sequence[float]) -> dict[str, Any]:
     """The mean over seeds of after - before of the same runs (e.g. final - initial rank)."""
     diffs = [b - a for a, b in zip(before, after, strict=True)]
@@ -169,8 +186,9 @@ def final_ranks(runs: Sequence[Record]) -> list[float]:
 def effect(records: Sequence[Record], field: str, only_wd_positive: bool = False) -> dict[str, Any] | None:
     """How ``field`` moves the final average rank with the others fixed; None if never varied.
 
-    Per slice with >= 2 values of ``field``: the change of the mean final rank over seeds from its
-    smallest to its largest value, with its interval, and its direction (HIGHER, LOWER, NO_EFFECT)."""
+    Per slice with >= 2 values of ``field``: the change of the final rank from its smallest to its
+    largest value (the line through every run of the slice, ``trend_change``), with its interval,
+    and its direction (HIGHER, LOWER, NO_EFFECT)."""
     pool = [r for r in records if not only_wd_positive or r["weight_decay"] > 0]
     others = [h for h in HPARAMS if h != field]
     per_slice = []
@@ -178,10 +196,7 @@ def effect(records: Sequence[Record], field: str, only_wd_positive: bool = False
         values = sorted({r[field] for r in group})
         if len(values) < 2:
             continue
-        ch = change(
-            final_ranks([r for r in group if r[field] == values[0]]),
-            final_ranks([r for r in group if r[field] == values[-1]]),
-        )
+        ch = trend_change([final_ranks([r for r in group if r[field] == v]) for v in values])
         fixed = dict(zip(others, key[1:], strict=True)) | ({"context": key[0]} if key[0] else {})
         per_slice.append(
             {

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from rankbias_tui import measures
 from rankbias_tui.spec import RUN_FIELDS, RunConfig
@@ -185,3 +186,23 @@ def test_a_runs_table_shows_an_active_run_s_latest_warning_as_its_reason() -> No
     assert shown_reason("running", None, None) is None
     assert shown_reason("failed", "RuntimeError: boom", stalled) == "RuntimeError: boom"  # why it ended
     assert shown_reason("done", None, stalled) is None
+
+
+def test_the_trend_interval_is_the_least_squares_line_through_every_run() -> None:
+    levels = [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    exact = [10.0 + 0.5 * x for x in levels]
+    change, lo, hi = measures.trend_interval(levels, exact)
+    assert change == pytest.approx(2.0) and lo == pytest.approx(2.0) and hi == pytest.approx(2.0)
+    noisy = [
+        v + e for v, e in zip(exact, [0.8, -0.8, -0.2, 0.2, 0.3, -0.3, 0.1, -0.1, -0.8, 0.8], strict=True)
+    ]
+    change, lo, hi = measures.trend_interval(levels, noisy)
+    fit = stats.linregress(levels, noisy)  # scipy's line, its slope's standard error
+    half = stats.t.ppf(0.975, len(levels) - 2) * fit.stderr * 4
+    assert change == pytest.approx(fit.slope * 4) and (lo, hi) == pytest.approx(
+        (change - half, change + half)
+    )
+    assert all(math.isnan(v) for v in measures.trend_interval([0, 1], [1.0, 2.0]))  # no spread to judge by
+    # every run counts: the two ends alone (2 seeds each, 2 df) cannot tell this 2-rank change from noise
+    ends_lo, ends_hi = measures.diff_interval(noisy[:2], noisy[-2:])
+    assert ends_lo < 0 < ends_hi and lo > 0
