@@ -75,6 +75,11 @@ def slice_text(item: dict[str, Any]) -> str:
             f"{fmt(item['initial'])} (tolerance {fmt(item['tolerance'])}; final gap to the maximal rank "
             f"{fmt(item['gap_to_max'])}; {seeds}): {_outcome(item)}"
         )
+    if "pair" in item:  # claim 5
+        return (
+            f"{_setting(item)}, {item['pair']}: {item['change']:+.2f} {_interval(item)} ranks "
+            f"(tolerance {fmt(item['tolerance'])}; {seeds}): {_outcome(item)}"
+        )
     if "against" in item:  # claim 1
         basis = "the wd = 0 run(s) of the slice" if item["against"] == "wd = 0" else item["against"]
         return (

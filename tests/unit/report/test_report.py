@@ -154,9 +154,32 @@ def test_provenance_names_what_each_attempt_ran_with(data: report.ReportData, st
         ),
     ]
     got = provenance_of(runs, segments)
-    assert got["torch"] == ["2.14.1"] and got["CUDA"] == ["12.8"] and got["cuDNN"] == ["91000"]
+    assert (
+        got["torch"] == ["2.14.1"]
+        and got["CUDA (torch build)"] == ["12.8"]
+        and got["cuDNN (torch build)"] == ["91000"]
+    )
     assert got["GPU"] == ["NVIDIA H100 80GB HBM3"] and got["git tree"] == ["uncommitted changes"]
     assert got["execution modes"] == ["pack of 2, graphed", "single, eager"]
     assert got["data set SHA-256"] == ["e" * 16, "f" * 16] and got["git SHA"] == ["ab" * 6]
     cpu_only = provenance_of(runs, segments[:1])
-    assert cpu_only["GPU"] == ["none"] and cpu_only["CUDA"] == ["none"]
+    assert cpu_only["GPU"] == ["none"] and cpu_only["CUDA (torch build)"] == ["none"]
+
+
+def test_every_claim_s_evidence_reads_as_a_line() -> None:
+    """Claim 5's pairs have no from/to (``report`` failed with KeyError 'from' on them)."""
+    pair = {
+        "slice": {"batch_size": 8, "lr x wd": 5e-4},
+        "pair": "lr 0.05, wd 0.01 -> lr 0.1, wd 0.005",
+        "change": 0.25,
+        "interval": [-0.5, 1.0],
+        "seeds": [2, 2],
+        "tested": True,
+        "tolerance": 2.0,
+        "outcome": "agrees",
+        "leans": "agrees",
+    }
+    assert report.render.slice_text(pair) == (
+        "batch_size=8, lr x wd=0.0005, lr 0.05, wd 0.01 -> lr 0.1, wd 0.005: +0.25 [-0.50, +1.00] ranks "
+        "(tolerance 2; 2/2 seeds): agrees"
+    )
