@@ -278,7 +278,7 @@ def _task_main(job: Job, mailbox: Any, key: str) -> Any:
             return []  # no mailbox now: a cancel may come later, or the task is cancelled whole
 
     node = (ray.util.get_node_ip_address(), ray.get_runtime_context().get_node_id())
-    yield from run_job(job, node, poll)
+    yield from run_job(job, node, poll, ray.get_gpu_ids())  # the GPU's index on its node, for people
 
 
 class _Mailbox:

@@ -22,7 +22,7 @@ import multiprocessing as mp
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -70,9 +70,13 @@ class CheckpointFile:
     data: bytes
 
 
-def run_job(job: Job, node: tuple[str, str], poll_cancels: Callable[[], list[str]] = list) -> Iterator[Any]:
+def run_job(
+    job: Job, node: tuple[str, str], poll_cancels: Callable[[], list[str]] = list, gpu_ids: Sequence[Any] = ()
+) -> Iterator[Any]:
     """Train ``job`` in a worker process on this node; yield ``protocol.Placed`` (``node``: address
-    and id), then the worker's events in order.
+    and id; a GPU job's device named by the node's own numbering of the GPU Ray gave it,
+    ``gpu_ids``: ``cuda:3``, while the worker trains on ``cuda:0``, the one it sees), then the
+    worker's events in order.
 
     The last event is always the worker's ``WorkerEnded`` (made here if the process died without
     one). Closing the generator (a cancelled task) ends the worker process."""
@@ -82,7 +86,8 @@ def run_job(job: Job, node: tuple[str, str], poll_cancels: Callable[[], list[str
     try:
         _write_resumes(job, root)
         proc, conn, control = _spawn(job, device, root)
-        yield Placed(*node, device, proc.pid)
+        shown = f"cuda:{','.join(str(g) for g in gpu_ids)}" if job.gpu and gpu_ids else device
+        yield Placed(*node, shown, proc.pid)
         ended = False
         for event in _relay(conn, control, poll_cancels if job.pack else list):
             ended = ended or isinstance(event, WorkerEnded)

@@ -74,3 +74,15 @@ def test_a_pack_job_passes_cancels_on_to_its_worker() -> None:
     finished = {e.run_id: e.status for e in events if isinstance(e, Finished)}
     assert finished.get(B) == "cancelled" and finished.get(A) in (None, "done")
     assert events[-1] == WorkerEnded("done", None)  # a ran to its end
+
+
+def test_a_gpu_task_is_named_by_the_gpu_ray_gave_it() -> None:
+    """Issue 22, 4: every task reported ``cuda:0`` (the one GPU it sees); the store and the app now
+    name the node's own index of the GPU Ray assigned (``ray.get_gpu_ids()``)."""
+    gpu_job = Job(
+        (JobRun(R1, CFG.model_dump_json()),), pack=False, gpu=True, data_dir=None, threads=1, graphs=False
+    )
+    events = run_job(gpu_job, ("10.0.0.7", "n1"), gpu_ids=[3])
+    placed = next(events)
+    events.close()  # ends the worker before it trains (there is no GPU here)
+    assert isinstance(placed, Placed) and placed.where == "cuda:3@10.0.0.7"
