@@ -14,6 +14,7 @@ when the app opens; torch never is.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from rich.console import Console
 from .. import scheduler
 from ..scheduler import BackendError, DeviceError, SchedulerOptions, check_backend, check_syntax
 from ..spec import Spec, SpecError, load_spec
-from ..store import StorePaths
+from ..store import StorePaths, read_end
 from ..sweep import UnknownSweep, expand
 from .common import fail, open_store
 from .options import (
@@ -52,10 +53,16 @@ def terminal_attached() -> bool:
 
 
 def run_with_tui(
-    spec_path: Path, spec: Spec, sweeps: list[str], store_dir: Path, options: SchedulerOptions
+    spec_path: Path,
+    spec: Spec,
+    sweeps: list[str],
+    store_dir: Path,
+    options: SchedulerOptions,
+    detach: bool = False,
 ) -> None:
     """Queue ``sweeps`` of ``spec`` (read from ``spec_path``) with the background scheduler and open
-    the app on the store. The runs counted are the runs asked for: the spec is not read again."""
+    the app on the store (``detach``: return once the scheduler holds the store, saying how to watch
+    and stop it). The runs counted are the runs asked for: the spec is not read again."""
     names = sweeps or [spec.default_sweep]
     try:
         planned = expand(spec, names)
@@ -76,8 +83,33 @@ def run_with_tui(
         console.print(
             f"queued with the scheduler already running on {store_dir} ({_pid(running)})", markup=False
         )
+    if detach:
+        pid = running or _started(store_dir, spawned)
+        console.print(
+            f"{len(planned)} runs in {', '.join(names)} queued with the background scheduler ({_pid(pid)}) "
+            f"on {store_dir}; it outlives this terminal. Watch: `rankbias attach --store {store_dir}`; "
+            f"stop: `rankbias stop --store {store_dir}`; its log: {StorePaths.of(store_dir).log}",
+            markup=False,
+        )
+        return
     console.print(f"{len(planned)} runs in {', '.join(names)}: opening the terminal UI", markup=False)
     _open(store_dir, spec_path, spec, options, spawned)
+
+
+def _started(store_dir: Path, spawned: Any, timeout_s: float = 60.0) -> int:
+    """The pid of the scheduler just ``spawned`` once it holds the store; exit 1 with the end of its
+    log if it exits first (bad devices, no Ray cluster at the address, ...)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        pid = scheduler.scheduler_pid(store_dir)
+        if pid is not None:
+            return pid
+        if spawned is not None and spawned.poll() is not None:
+            tail = read_end(StorePaths.of(store_dir).log, 4096).decode(errors="replace").strip()
+            last = tail.splitlines()[-1] if tail else "nothing in its log"
+            raise fail(f"the background scheduler exited (code {spawned.returncode}): {last}")
+        time.sleep(0.1)
+    raise fail(f"the background scheduler did not take {store_dir} within {timeout_s:g} s: see its log")
 
 
 def _open(

@@ -81,6 +81,12 @@ def run(
     yes: bool = typer.Option(
         False, "--yes", "-y", help=f"Queue more than {CONFIRM_ABOVE:,} runs without asking."
     ),
+    detach: bool = typer.Option(
+        False,
+        "--detach",
+        help="Queue the runs with a background scheduler that outlives this terminal (an SSH session, "
+        "tmux, a job script), say how to watch and stop it, and return; no terminal UI.",
+    ),
 ) -> None:
     """Run the sweep(s): finished runs are skipped, interrupted ones resume from their last checkpoint."""
     options = scheduler_options(
@@ -97,14 +103,16 @@ def run(
     parsed = load_or_exit(spec)
     if dry_run:
         return _dry_run(parsed, sweep or [], store_dir, options)
+    if detach and headless:
+        raise fail("--detach and --headless exclude each other: --headless trains in this process", 2)
     _confirm_size(parsed, sweep or [parsed.default_sweep], yes)
     if (warning := network_warning(store_dir)) is not None:
         err.print(f"warning: {warning}", markup=False, highlight=False)
     if not headless:
         from .attach import run_with_tui, terminal_attached
 
-        if terminal_attached():
-            return run_with_tui(spec, parsed, sweep or [], store_dir, options)
+        if detach or terminal_attached():
+            return run_with_tui(spec, parsed, sweep or [], store_dir, options, detach=detach)
     _run_headless(parsed, sweep or [], store_dir, options)
 
 
