@@ -53,7 +53,7 @@ def test_requests_are_answered_in_the_order_they_were_made(tmp_path: Path) -> No
         daemon = Daemon(store, CPU, NO_IDLE_EXIT)
         launch(store, planned)
         store.request(Request("cancel", planned[0].run_id))
-        launch(store, planned[:1])  # launched again after the cancel: queued again, at the end
+        launch(store, planned)  # the sweep launched again after the cancel: that run queued again, at the end
         daemon._handle_requests()
         assert list(daemon.queue) == [*planned[1:], planned[0]]
         assert store.run(planned[0].run_id).status == "queued"  # type: ignore[union-attr]
