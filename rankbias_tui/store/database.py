@@ -290,6 +290,22 @@ class Store(Results):
         wanted = set(status) if status is not None else None
         return [r for r in rows if wanted is None or r.status in wanted]
 
+    def runs_changed(self, since: int) -> tuple[list[RunRow], int, int]:
+        """The runs inserted or updated after change number ``since``, and every stored-running run
+        (its scheduler may have died since: it then reads as interrupted), in store order; with the
+        latest change number and the number of runs (a reader that sees it differ from what it
+        knows reads ``runs()`` again). Before schema v9 there is no change number: every run, and 0."""
+        if self.version < 9:
+            rows = self.runs()
+            return rows, 0, len(rows)
+        # the number first: a run written between the two reads is read now and again next time
+        latest, count = self.conn.execute("SELECT COALESCE(MAX(changed), 0), COUNT(*) FROM runs").fetchone()
+        found = self.conn.execute(
+            "SELECT * FROM runs WHERE changed > ? OR status = 'running' ORDER BY created_at, rowid", (since,)
+        ).fetchall()
+        live = Owners()
+        return [run_row(r, live, self._decode, self._config) for r in found], latest, count
+
     def run(self, run_id: str) -> RunRow | None:
         """One run by id or unique id prefix."""
         rows = self.conn.execute("SELECT * FROM runs WHERE run_id LIKE ?", (run_id + "%",)).fetchall()
