@@ -111,13 +111,15 @@ class RowIndex:
             run_id = v.run_id
             self.views[run_id] = v
             old_key = self._key_of.get(run_id)
+            old_cells = self.cells.get(run_id)
             if old_key is not None:
                 self._remove(run_id, old_key)
             if self._matches(v):
                 key = self._add(v)
                 if key != old_key:
                     out.layout = True
-                out.rows.add(run_id)
+                if self.cells[run_id] != old_cells:
+                    out.rows.add(run_id)
             if (old_key is None) != (run_id not in self._key_of):
                 entered_or_left = out.layout = True
         if entered_or_left or self._column_flags_changed():
