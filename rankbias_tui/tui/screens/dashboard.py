@@ -7,6 +7,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Input
 
 from ...measures import Status
@@ -25,6 +26,9 @@ from ..widgets.status import StatusHeader
 from .confirm import ConfirmScreen
 from .run_actions import ask_to_cancel, cannot_resume
 from .sort import SortScreen
+
+DEBOUNCE_FROM = 2_000  # runs: from here on the filter waits for a pause in typing
+DEBOUNCE_S = 0.2
 
 
 class DashboardScreen(Screen[None]):
@@ -46,6 +50,7 @@ class DashboardScreen(Screen[None]):
     def __init__(self, state: AppState):
         super().__init__()
         self.state = state
+        self._filter_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="status")
@@ -75,9 +80,25 @@ class DashboardScreen(Screen[None]):
         self.query_one("#filter", Input).focus()
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        self.table.set_filter(event.value)
+        """Filter as the words are typed; on a big store only once typing pauses, so that each key
+        shows at once (every row is matched again)."""
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+            self._filter_timer = None
+        if len(self.table.rows.runs) < DEBOUNCE_FROM:
+            self.table.set_filter(event.value)
+        else:
+            self._filter_timer = self.set_timer(DEBOUNCE_S, lambda: self._apply_filter(event.value))
+
+    def _apply_filter(self, text: str) -> None:
+        self._filter_timer = None
+        if text != self.table.filter_text:
+            self.table.set_filter(text)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._apply_filter(event.value)
         self.table.focus()
 
     def action_clear_filter(self) -> None:
