@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input
+from textual.widgets import Footer, Input, Static
 
 from ...measures import Status
 from ..messages import (
@@ -39,9 +40,12 @@ class DashboardScreen(Screen[None]):
         Binding("S", "reverse", "Reverse sort", show=False),
         *(Binding(str(n % 10), f"sort_number({n})", f"Sort by column {n}", show=False) for n in range(1, 11)),
         Binding("space", "mark", "Mark", key_display="␣", show=False),
+        Binding("a", "mark_all", "Mark all shown", show=False),
+        Binding("p", "next_problem", "Problem"),
+        Binding("P", "problems_first", "Problems first", show=False),
         Binding("v", "compare", "Compare"),
         Binding("x", "cancel", "Cancel"),
-        Binding("r", "resume", "Resume"),
+        Binding("r", "resume", "Resume", show=False),  # 80 columns: in the help
         Binding("l", "launch", "Launch"),
         Binding("e", "export", "Export"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
@@ -54,9 +58,9 @@ class DashboardScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="status")
-        yield Input(
-            placeholder="/ filter: words of id, sweep, status, reason; B=8 wd=0.01 exact values", id="filter"
-        )
+        with Horizontal(id="filter-row"):
+            yield Input(placeholder="/ filter: id, sweep, status, reason; B=8 wd=0.01; acc>0.9", id="filter")
+            yield Static("", id="shown")
         yield RunsTable(id="runs")
         yield Footer(compact=True)
 
@@ -74,6 +78,17 @@ class DashboardScreen(Screen[None]):
     def apply(self, message: StoreRefreshed) -> None:
         self.query_one(StatusHeader).show(message.snapshot)
         self.table.show(message.snapshot, self.state.pending)
+        self._show_count()
+
+    def _show_count(self) -> None:
+        """``N of M shown`` beside the filter (only the number of runs when all are)."""
+        shown, total = self.table.shown_count()
+        text = f"{total} runs" if shown == total else f"{shown} of {total} shown"
+        if self.table.problems_first:
+            text += " · problems first"
+        label = self.query_one("#shown", Static)
+        if str(label.render()) != text:
+            label.update(text)
 
     # ----- filter -----------------------------------------------------------------------------
     def action_filter(self) -> None:
@@ -86,7 +101,7 @@ class DashboardScreen(Screen[None]):
             self._filter_timer.stop()
             self._filter_timer = None
         if len(self.table.rows.runs) < DEBOUNCE_FROM:
-            self.table.set_filter(event.value)
+            self._apply_filter(event.value)
         else:
             self._filter_timer = self.set_timer(DEBOUNCE_S, lambda: self._apply_filter(event.value))
 
@@ -94,6 +109,7 @@ class DashboardScreen(Screen[None]):
         self._filter_timer = None
         if text != self.table.filter_text:
             self.table.set_filter(text)
+            self._show_count()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if self._filter_timer is not None:
@@ -137,13 +153,33 @@ class DashboardScreen(Screen[None]):
     def action_mark(self) -> None:
         self.table.toggle_mark()
 
+    def action_mark_all(self) -> None:
+        count = self.table.mark_all_shown()
+        self.notify(f"{count} runs marked" if count else "marks cleared", timeout=2)
+
+    def action_next_problem(self) -> None:
+        if self.table.next_problem() is None:
+            self.notify("no failed, diverged, interrupted or stalled run in view", timeout=2)
+
+    def action_problems_first(self) -> None:
+        self.table.set_problems_first(not self.table.problems_first)
+        self._show_count()
+
     def action_compare(self) -> None:
+        """Compare the marked runs; else the rows shown when filtered; else the cursor's sweep."""
         table, snap = self.table, self.table.snapshot
         if snap is None or not snap.runs:
             return
+        shown, total = table.shown_count()
         if table.marked:
             ids = [v.run_id for v in snap.runs if v.run_id in table.marked]
             title = f"{len(ids)} marked runs"
+        elif shown < total:
+            ids = table.visible_ids()
+            if not ids:
+                self.notify("no runs in view to compare", severity="warning")
+                return
+            title = f"{len(ids)} runs shown ({table.filter_text.strip() or 'filtered'})"
         else:
             selected = snap.by_id().get(table.selected_run_id() or "")
             sweep = selected.sweep if selected else next(iter(snap.sweeps), "")
