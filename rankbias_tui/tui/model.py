@@ -26,6 +26,7 @@ from ..scheduler import SchedulerStatus
 from ..scheduler import status as scheduler_status
 from ..spec import RunConfig
 from ..store import RunRow, Segment, SpectrumRow, Store, read_end
+from .overview import SweepSummary, SweepTally
 from .usage import DeviceUse, UsageProbe, device_usage
 
 SHOWN_METRICS = (measures.TRAIN_LOSS, measures.LOSS, measures.TEST_ACC)  # what a row shows
@@ -91,6 +92,7 @@ class Snapshot:
     varied: tuple[str, ...]
     run_eta: Mapping[str, float | None] = field(default_factory=dict)  # run_id -> seconds left
     index: Mapping[str, RunView] = field(default_factory=dict, compare=False, repr=False)  # of runs
+    overview: tuple[SweepSummary, ...] = ()  # one per sweep, in sweep order
 
     def by_id(self) -> Mapping[str, RunView]:
         return self.index or {r.run_id: r for r in self.runs}
@@ -167,6 +169,7 @@ class StoreFeed:
         self._counts: Counter[str] = Counter()
         self._sweeps: Mapping[str, int] = {}
         self._idle_works: list[Work] | None = None  # the ETA's view of the runs not running
+        self._tally = SweepTally()
         self.rates = RateTracker()
         self._works: dict[str, tuple[RunView, Work]] = {}
         self._layers: dict[str, tuple[str, ...]] = {}
@@ -194,6 +197,7 @@ class StoreFeed:
             self._counts = Counter(v.status for v in changed)
             self._varied = varied_fields(v.config.stored for v in changed)
             self._sweeps = self.store.sweeps()
+            self._tally = SweepTally(changed)
             self._idle_works = None
         else:
             for v in changed:
@@ -202,6 +206,7 @@ class StoreFeed:
                     self._counts[old.status] -= 1
                     self._counts[v.status] += 1
                     self._index[v.run_id] = v
+                    self._tally.replace(old, v)
                     if old.status != Status.RUNNING or v.status != Status.RUNNING:
                         self._idle_works = None  # a run started or ended: the ETA's other runs changed
         self._seq = latest
@@ -213,6 +218,7 @@ class StoreFeed:
             counts={s: self._counts.get(s, 0) for s in STATUSES},
             varied=self._varied,
             index=dict(self._index),
+            overview=self._tally.summaries(self._sweeps),
             **self._live_parts(None, now),
         )
         self._last = (stamp, now, snapshot)

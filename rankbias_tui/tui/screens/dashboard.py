@@ -22,6 +22,7 @@ from ..messages import (
     StoreRefreshed,
 )
 from ..model import RunView
+from ..widgets.overview import SweepOverview
 from ..widgets.runs_table import RunsTable
 from ..widgets.status import StatusHeader
 from .confirm import ConfirmScreen
@@ -49,6 +50,7 @@ class DashboardScreen(Screen[None]):
         Binding("l", "launch", "Launch"),
         Binding("e", "export", "Export"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("o", "overview", "Sweep overview", show=False),
     ]
 
     def __init__(self, state: AppState):
@@ -61,6 +63,7 @@ class DashboardScreen(Screen[None]):
         with Horizontal(id="filter-row"):
             yield Input(placeholder="/ filter: id, sweep, status, reason; B=8 wd=0.01; acc>0.9", id="filter")
             yield Static("", id="shown")
+        yield SweepOverview(id="overview")
         yield RunsTable(id="runs")
         yield Footer(compact=True)
 
@@ -78,6 +81,7 @@ class DashboardScreen(Screen[None]):
     def apply(self, message: StoreRefreshed) -> None:
         self.query_one(StatusHeader).show(message.snapshot)
         self.table.show(message.snapshot, self.state.pending)
+        self.query_one(SweepOverview).show(message.snapshot.overview)
         self._show_count()
 
     def _show_count(self) -> None:
@@ -110,6 +114,18 @@ class DashboardScreen(Screen[None]):
         if text != self.table.filter_text:
             self.table.set_filter(text)
             self._show_count()
+
+    def on_sweep_overview_chosen(self, event: SweepOverview.Chosen) -> None:
+        """Narrow the table to that sweep (a filter word, so esc undoes it)."""
+        box = self.query_one("#filter", Input)
+        with box.prevent(Input.Changed):
+            box.value = f"sweep={event.sweep}"
+        self._apply_filter(box.value)
+        self.table.focus()
+
+    def action_overview(self) -> None:
+        overview = self.query_one(SweepOverview)
+        overview.display = not overview.display
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if self._filter_timer is not None:
