@@ -33,6 +33,9 @@ SHOWN_METRICS = (measures.TRAIN_LOSS, measures.LOSS, measures.TEST_ACC)  # what 
 AVG_RANK = "rank"  # the compare screen's default measure
 MAX_POINTS = 400  # per plotted series; a terminal shows fewer columns than that
 FULL_READ_S = 5.0  # read the runs at least this often even when the files look unchanged
+# runs whose latest metrics one poll reads at most (two index seeks each): the first picture of a
+# big store shows the top of the table (and every running run) with them, then they fill in
+FIRST_METRICS, METRICS_PER_POLL = 300, 1_000
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class RunView:
     started_at: float | None = None
     finished_at: float | None = None
     active_s: float = 0.0  # seconds trained in the attempts that ended
+    loaded: bool = True  # False: its metrics are still to be read (the first picture of a big store)
 
     def active_at(self, now: float) -> float:
         """Seconds trained over every attempt, the running one up to ``now`` included."""
@@ -122,8 +126,21 @@ class RunDetail:
 
 
 def varied_fields(configs: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
-    """The dashboard's hyperparameter columns: the fields that vary, else the paper's three."""
-    return measures.varied_fields(configs) or HPARAMS
+    """The dashboard's hyperparameter columns: the fields that vary, else the paper's three.
+
+    ``measures.varied_fields``'s answer (values compared by ``repr``), found faster for 20,000
+    runs: by value sets first, ``repr`` only for the fields whose values differ."""
+    configs = list(configs)
+    out = []
+    for name in measures.FIELDS:
+        values = [c.get(name) for c in configs]
+        try:
+            differ = len(set(values)) > 1
+        except TypeError:  # a list (lr_milestones)
+            differ = True
+        if differ and len({repr(v) for v in values}) > 1:
+            out.append(name)
+    return tuple(out) or HPARAMS
 
 
 def downsample(xs: list[float], ys: list[float], limit: int = MAX_POINTS) -> tuple[tuple[float, ...], ...]:
@@ -170,6 +187,9 @@ class StoreFeed:
         self._sweeps: Mapping[str, int] = {}
         self._idle_works: list[Work] | None = None  # the ETA's view of the runs not running
         self._tally = SweepTally()
+        self._unread: set[str] = set()  # runs shown without their metrics yet
+        self._budget = FIRST_METRICS
+        self._order: dict[str, int] = {}  # run_id -> place in the store
         self.rates = RateTracker()
         self._works: dict[str, tuple[RunView, Work]] = {}
         self._layers: dict[str, tuple[str, ...]] = {}
@@ -185,8 +205,9 @@ class StoreFeed:
         now = self.clock()
         stamp = self._stamp()
         last = self._last
-        if last is not None and stamp == last[0] and now - last[1] < FULL_READ_S:
+        if last is not None and stamp == last[0] and now - last[1] < FULL_READ_S and not self._unread:
             return replace(last[2], **self._live_parts(last[2], now))
+        self._budget = METRICS_PER_POLL if self._index else FIRST_METRICS
         rows, latest, count = self.store.runs_changed(self._seq)
         full = self._seq == 0 or count != len(self._index) or any(r.run_id not in self._index for r in rows)
         if full and self._seq != 0:
@@ -194,21 +215,15 @@ class StoreFeed:
         changed = [self._view(row, now) for row in rows]
         if full:
             self._index = {v.run_id: v for v in changed}
+            self._order = {run_id: i for i, run_id in enumerate(self._index)}
             self._counts = Counter(v.status for v in changed)
             self._varied = varied_fields(v.config.stored for v in changed)
             self._sweeps = self.store.sweeps()
             self._tally = SweepTally(changed)
             self._idle_works = None
         else:
-            for v in changed:
-                old = self._index[v.run_id]
-                if old is not v:
-                    self._counts[old.status] -= 1
-                    self._counts[v.status] += 1
-                    self._index[v.run_id] = v
-                    self._tally.replace(old, v)
-                    if old.status != Status.RUNNING or v.status != Status.RUNNING:
-                        self._idle_works = None  # a run started or ended: the ETA's other runs changed
+            self._take(changed)
+        self._take(self._read_unread(now))
         self._seq = latest
         self._running = {v.run_id: v for v in changed if v.status == Status.RUNNING}  # all were read
         snapshot = Snapshot(
@@ -286,8 +301,15 @@ class StoreFeed:
         fresh = cached is not None and cached[0] == key
         if fresh and (row.status != Status.RUNNING or now - cached[1] < self.live_every_s):
             return cached[2]  # type: ignore[index]
-        last = self.store.latest_values(row.run_id, SHOWN_METRICS)  # index seeks, not a scan
-        ranks = self.store.latest_ranks(row.run_id)  # no singular values
+        if self._budget <= 0 and row.status != Status.RUNNING:  # a later poll reads its metrics
+            self._unread.add(row.run_id)
+            last, ranks, loaded = {}, [], False
+        else:
+            self._budget -= 1
+            self._unread.discard(row.run_id)
+            last = self.store.latest_values(row.run_id, SHOWN_METRICS)  # index seeks, not a scan
+            ranks = self.store.latest_ranks(row.run_id)  # no singular values
+            loaded = True
         view = RunView(
             run_id=row.run_id,
             sweep=row.sweep,
@@ -305,11 +327,44 @@ class StoreFeed:
             started_at=row.started_at,
             finished_at=row.finished_at,
             active_s=row.active_s,
+            loaded=loaded,
         )
         if cached is not None and cached[2] == view:
             view = cached[2]  # nothing new: the same object, so nobody redraws the row
         self._views[row.run_id] = (key, now, view)
         return view
+
+    def _take(self, changed: Iterable[RunView]) -> None:
+        for v in changed:
+            old = self._index[v.run_id]
+            if old is not v:
+                self._counts[old.status] -= 1
+                self._counts[v.status] += 1
+                self._index[v.run_id] = v
+                self._tally.replace(old, v)
+                if old.status != Status.RUNNING or v.status != Status.RUNNING:
+                    self._idle_works = None  # a run started or ended: the ETA's other runs changed
+
+    def _read_unread(self, now: float) -> list[RunView]:
+        """The metrics of runs the first picture of a big store showed without, as many as this
+        poll's budget allows, in store order (so the table fills from the top)."""
+        out: list[RunView] = []
+        if self._budget <= 0 or not self._unread:
+            return out
+        for run_id in sorted(self._unread, key=self._order.__getitem__)[: self._budget]:
+            self._unread.discard(run_id)
+            key, _, view = self._views[run_id]
+            last = self.store.latest_values(run_id, SHOWN_METRICS)
+            view = replace(
+                view,
+                train_loss=last.get(measures.shown_loss(last)),
+                test_acc=last.get(measures.TEST_ACC),
+                avg_rank=measures.mean(self.store.latest_ranks(run_id)),
+                loaded=True,
+            )
+            self._views[run_id] = (key, now, view)
+            out.append(view)
+        return out
 
     # ----- run detail -------------------------------------------------------------------------
     def detail(self, run_id: str) -> RunDetail | None:

@@ -45,7 +45,7 @@ class DashboardScreen(Screen[None]):
         Binding("p", "next_problem", "Problem"),
         Binding("P", "problems_first", "Problems first", show=False),
         Binding("v", "compare", "Compare"),
-        Binding("x", "cancel", "Cancel"),
+        Binding("x", "cancel", "Cancel", show=False),  # 80 columns: in the help
         Binding("r", "resume", "Resume", show=False),  # 80 columns: in the help
         Binding("l", "launch", "Launch"),
         Binding("e", "export", "Export"),

@@ -25,7 +25,7 @@ class SweepOverview(ScrollView, can_focus=True):
     BINDINGS = [
         Binding("up", "move(-1)", "Up", show=False),
         Binding("down", "move(1)", "Down", show=False),
-        Binding("enter", "choose", "Show its runs", key_display="⏎"),
+        Binding("enter", "choose", "Its runs", key_display="⏎"),
     ]
     COMPONENT_CLASSES = {"sweep-overview--cursor", "sweep-overview--problem"}
     DEFAULT_CSS = """

@@ -44,9 +44,9 @@ class RunsTable(ScrollView, can_focus=True):
         Binding("pagedown", "page(1)", "Page down", show=False),
         Binding("home", "cursor_to(0)", "First", show=False),
         Binding("end", "cursor_to(-1)", "Last", show=False),
-        Binding("enter", "select", "Detail", show=False),
-        Binding("left", "scroll_left", "Scroll left", show=False),
-        Binding("right", "scroll_right", "Scroll right", show=False),
+        Binding("enter", "select", "Detail", key_display="⏎"),
+        Binding("left", "page_x(-1)", "Columns left", show=False),
+        Binding("right", "page_x(1)", "Columns right", show=False),
     ]
     COMPONENT_CLASSES = {"runs-table--header", "runs-table--cursor", "runs-table--odd"}
     DEFAULT_CSS = """
@@ -166,7 +166,7 @@ class RunsTable(ScrollView, can_focus=True):
         if not changes:
             return
         if changes.layout:
-            self.virtual_size = Size(self._frozen_width() + self._rest_width(), len(self.rows) + 1)
+            self._size_virtually()
             row = self.rows.row_of(self._cursor_id)
             self.cursor_row = max(0, min(row if row is not None else self.cursor_row, len(self.rows) - 1))
             self.refresh()  # unchanged rows come from the strip cache
@@ -239,10 +239,52 @@ class RunsTable(ScrollView, can_focus=True):
             for text, column in self._texts(self.rows.cells[row], cursor):
                 extra = STATUS_STYLE.get(text.strip()) if column == "status" and not cursor else None
                 segments.append(Segment(text, style + Style.parse(extra) if extra else style))
+        cut = self._cut_column(scroll_x)
+        if cut is not None:  # its text would start mid-value right after the id: blank it
+            old = segments[1 + cut]
+            segments[1 + cut] = Segment(" " * len(old.text), old.style)
         frozen = self._frozen_width()
         left = Strip(segments[:1]).crop_extend(0, min(frozen, width), style)
         rest = Strip(segments[1:]).crop_extend(scroll_x, scroll_x + max(0, width - frozen), style)
         return Strip.join([left, rest])
+
+    def _size_virtually(self) -> None:
+        """Wide enough that a page of columns can start at any column (the last page ends blank)."""
+        frozen, rest, starts = self._frozen_width(), self._rest_width(), self._starts()
+        view = self.size.width - frozen
+        width = max(rest, starts[-1] + view) if starts and view > 0 else rest
+        self.virtual_size = Size(frozen + width, len(self.rows) + 1)
+
+    def on_resize(self) -> None:
+        if self.columns:
+            self._size_virtually()
+
+    def _starts(self) -> list[int]:
+        """Where each scrolled column (its gap first) starts in the scrolled part."""
+        out, edge = [], 0
+        for c in self.columns[1:]:
+            out.append(edge)
+            edge += GAP + self._widths[c]
+        return out
+
+    def _cut_column(self, scroll_x: int) -> int | None:
+        """The scrolled column whose text the left edge cuts, if any."""
+        for j, start in enumerate(self._starts()):
+            if start + GAP < scroll_x < start + GAP + self._widths[self.columns[1 + j]]:
+                return j
+        return None
+
+    def action_page_x(self, direction: int) -> None:
+        """Scroll sideways by a page of whole columns: the first column not wholly in view comes
+        to the left edge (right), or the columns before the left edge that fit (left)."""
+        starts, x = self._starts(), int(self.scroll_x)
+        view = max(1, self.size.width - self._frozen_width())
+        if direction > 0:
+            ends = [s + GAP + self._widths[c] for s, c in zip(starts, self.columns[1:], strict=True)]
+            target = next((s for s, e in zip(starts, ends, strict=True) if e > x + view and s > x), x)
+        else:
+            target = min((s for s in starts if x - view <= s < x), default=0)
+        self.scroll_to(x=target, animate=False)
 
     # ----- keys and mouse ---------------------------------------------------------------------
     def watch_cursor_row(self, row: int) -> None:
