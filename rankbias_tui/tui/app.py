@@ -117,7 +117,7 @@ class RankbiasApp(App[None]):
     # ----- lifecycle --------------------------------------------------------------------------
     def on_mount(self) -> None:
         self._on_hangup()
-        self.push_screen(DashboardScreen(self.state))
+        self.push_screen(DashboardScreen(self.state, view_file=self.paths.view))
         if self.live:
             self._poll_loop()
         else:

@@ -12,13 +12,23 @@ from bisect import bisect_left, insort
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..measures import Status
 from .format import bar
 
-if TYPE_CHECKING:
-    from .model import RunView
+
+class RunView(Protocol):
+    """What the tally reads of a run (``views.RunView``)."""
+
+    sweep: str
+    status: str
+    avg_rank: float | None
+    test_acc: float | None
+
+    @property
+    def progress(self) -> float: ...
+
 
 SPARKS = "▁▂▃▄▅▆▇█"
 BINS = 8

@@ -139,7 +139,7 @@ class RowIndex:
         self._sweeps, self._with_eta, self._with_why = Counter(), 0, 0
         self._flags = {v.run_id: self._count(v) for v in shown}
         self.columns = R.columns_for(shown, self.etas, self._varied_shown(shown))
-        if self.sort_column is not None and self.sort_column not in self.columns:
+        if self.runs and self.sort_column is not None and self.sort_column not in self.columns:
             self.sort_column = None
         self.cells = {v.run_id: self._cells_of(v) for v in shown}
         self._key_of = {v.run_id: self._key(v) for v in shown}

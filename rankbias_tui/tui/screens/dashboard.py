@@ -4,6 +4,8 @@ It opens other screens and asks for actions by posting messages to the app (``me
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -12,6 +14,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
 
 from ...measures import Status
+from .. import view_state
 from ..messages import (
     AppState,
     ExportRequested,
@@ -53,9 +56,11 @@ class DashboardScreen(Screen[None]):
         Binding("o", "overview", "Sweep overview", show=False),
     ]
 
-    def __init__(self, state: AppState):
+    def __init__(self, state: AppState, view_file: Path | None = None):
         super().__init__()
         self.state = state
+        self.view_file = view_file  # where the filter and sort are remembered (None: nowhere)
+        self._saved: view_state.ViewState | None = None
         self._filter_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
@@ -73,6 +78,30 @@ class DashboardScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.table.focus()
+        self._restore()
+
+    # ----- remembered across attach -----------------------------------------------------------
+    def _restore(self) -> None:
+        if self.view_file is None:
+            return
+        view = view_state.load(self.view_file)
+        if view.filter_text:
+            box = self.query_one("#filter", Input)
+            with box.prevent(Input.Changed):
+                box.value = view.filter_text
+        self.table.restore_view(view.filter_text, view.sort_column, view.sort_reverse, view.problems_first)
+        self._saved = view
+
+    def on_runs_table_view_changed(self, event: RunsTable.ViewChanged) -> None:
+        if self.view_file is None:
+            return
+        table = self.table
+        view = view_state.ViewState(
+            table.filter_text, table.sort_column, table.sort_reverse, table.problems_first
+        )
+        if view != self._saved:
+            self._saved = view
+            view_state.save(self.view_file, view)
 
     def on_screen_resume(self) -> None:
         if self.state.latest is not None:

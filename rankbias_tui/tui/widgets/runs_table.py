@@ -57,6 +57,9 @@ class RunsTable(ScrollView, can_focus=True):
     """
     cursor_row: reactive[int] = reactive(0, always_update=True, init=False)
 
+    class ViewChanged(Message):
+        """The filter, the sort or the problems-first order changed (the dashboard remembers them)."""
+
     class RowSelected(Message):
         """Enter or a double click on a row."""
 
@@ -70,6 +73,7 @@ class RunsTable(ScrollView, can_focus=True):
         self.rows = RowIndex()
         self.filter_text = ""
         self._cursor_id: str | None = None  # the run the cursor is on, kept there when rows move
+        self._moved = False  # until the cursor is moved it stays on the first row
         self._strips: LRUCache[tuple[Any, ...], Strip] = LRUCache(1024)
 
     # ----- what the dashboard reads -------------------------------------------------------------
@@ -100,11 +104,14 @@ class RunsTable(ScrollView, can_focus=True):
         self._redraw(self.rows.update(snapshot.runs, snapshot.run_eta, pending, snapshot.varied))
 
     def set_filter(self, text: str) -> None:
-        self.filter_text = text
+        self.filter_text, self._moved = text, True  # the cursor follows its run from now on
         self._redraw(self.rows.set_filter(text))
+        self.post_message(self.ViewChanged())
 
     def sort_by(self, column: str | None, reverse: bool = False) -> None:
+        self._moved = True
         self._redraw(self.rows.sort_by(column, reverse))
+        self.post_message(self.ViewChanged())
 
     def sort_by_number(self, number: int) -> str | None:
         """Sort by the ``number``-th column (1 is the run id); the same one again reverses it."""
@@ -117,8 +124,16 @@ class RunsTable(ScrollView, can_focus=True):
     def reverse_sort(self) -> None:
         self.sort_by(self.sort_column, not self.sort_reverse)
 
+    def restore_view(self, text: str, column: str | None, reverse: bool, problems_first: bool) -> None:
+        """The filter and order of an earlier attach (the cursor stays on the first row)."""
+        self.filter_text = text
+        self.rows.words = R.parse_filter(text)
+        self.rows.sort_column, self.rows.sort_reverse = column, reverse
+        self._redraw(self.rows.set_problems_first(problems_first))
+
     def set_problems_first(self, on: bool) -> None:
         self._redraw(self.rows.set_problems_first(on))
+        self.post_message(self.ViewChanged())
 
     def toggle_mark(self) -> str | None:
         run_id = self.selected_run_id()
@@ -152,6 +167,7 @@ class RunsTable(ScrollView, can_focus=True):
         return len(self.rows), len(self.rows.runs)
 
     def move_cursor(self, row: int) -> None:
+        self._moved = True
         self.cursor_row = max(0, min(row, len(self.rows) - 1))
 
     def cell(self, run_id: str, column: str) -> str:
@@ -167,7 +183,7 @@ class RunsTable(ScrollView, can_focus=True):
             return
         if changes.layout:
             self._size_virtually()
-            row = self.rows.row_of(self._cursor_id)
+            row = self.rows.row_of(self._cursor_id) if self._moved else 0
             self.cursor_row = max(0, min(row if row is not None else self.cursor_row, len(self.rows) - 1))
             self.refresh()  # unchanged rows come from the strip cache
             return
