@@ -10,6 +10,7 @@ from textual.widgets import Static
 
 from rankbias_tui.measures import Status
 from rankbias_tui.store import Store
+from rankbias_tui.tui.messages import OpenCompare
 from rankbias_tui.tui.screens.compare import CompareScreen
 from rankbias_tui.tui.widgets.runs_table import RunsTable
 from tests.support.tui_store import make_app, pilot_test
@@ -72,3 +73,15 @@ async def test_numeric_filter_shows_n_of_m_and_compare_takes_the_rows_shown(tui_
         await pilot.press("escape")
         await pilot.pause()
         assert len(table.visible_ids()) == total and table.marked == set(ids)
+
+
+@pilot_test
+async def test_compare_says_it_is_reading_until_the_curves_come(tui_store: Path) -> None:
+    app = make_app(tui_store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.post_message(OpenCompare([v.run_id for v in app.latest.snapshot.runs], "all"))
+        app.refresh_data = lambda: None  # type: ignore[method-assign] - no read: the curves never come
+        await pilot.pause()
+        title = str(app.screen.query_one("#title", Static).render())
+        assert isinstance(app.screen, CompareScreen) and title.startswith("reading the curves of 9 runs")
