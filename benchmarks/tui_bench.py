@@ -155,7 +155,7 @@ async def drive(directory: Path, seconds: float, detail_id: str) -> tuple[object
         app.set_interval(0.05, tick)
         await pilot.pause(1.0)  # the first picture: the rows added once
         filled = 1.0
-        while getattr(app.feed, "_unread", None) and filled < 120:  # a big store's metrics fill in
+        while (app.latest is None or getattr(app.feed, "_unread", None)) and filled < 120:  # they fill in
             await pilot.pause(0.5)
             filled += 0.5
         print(f"every run's metrics read {filled:.1f} s after the start")
