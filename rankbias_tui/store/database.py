@@ -306,6 +306,11 @@ class Store(Results):
         live = Owners()
         return [run_row(r, live, self._decode, self._config) for r in found], latest, count
 
+    def run_exact(self, run_id: str) -> RunRow | None:
+        """One run by its whole id: an index seek (``run`` matches a prefix, which scans)."""
+        found = self.conn.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        return run_row(found, Owners(), self._decode, self._config) if found is not None else None
+
     def run(self, run_id: str) -> RunRow | None:
         """One run by id or unique id prefix."""
         rows = self.conn.execute("SELECT * FROM runs WHERE run_id LIKE ?", (run_id + "%",)).fetchall()

@@ -265,7 +265,7 @@ class StoreFeed:
     # ----- run detail -------------------------------------------------------------------------
     def detail(self, run_id: str) -> RunDetail | None:
         """The run's curves and spectra; the cached value while nothing changed."""
-        row = self.store.run(run_id)
+        row = self.store.run_exact(run_id) or self.store.run(run_id)  # a scan only for a prefix
         if row is None:
             return None
         key = (row.run_id, row.status, row.step, row.epoch, row.attempts)
