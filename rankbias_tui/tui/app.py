@@ -117,7 +117,8 @@ class RankbiasApp(App[None]):
     # ----- lifecycle --------------------------------------------------------------------------
     def on_mount(self) -> None:
         self._on_hangup()
-        self.push_screen(DashboardScreen(self.state, view_file=self.paths.view))
+        view = None if self.requests.read_only else self.paths.view  # nothing written beside a shared store
+        self.push_screen(DashboardScreen(self.state, view_file=view))
         if self.live:
             self._poll_loop()
         else:
