@@ -253,7 +253,7 @@ def terminal_figures(directory: Path, idle_s: float, runs: int) -> list[str]:
     """First paint, idle output and CPU, and typing a filter, at 80x24 in a pseudo-terminal."""
     term = Terminal(directory)
     try:
-        first = term.wait_for(b"prog")  # the table's header: the runs are on screen
+        first = term.wait_for(b"running")  # the header's counts: the store was read, the runs are shown
         time.sleep(3.0 + runs / 1000 * 0.7)  # settle: a big store's metrics fill in (1,000 a refresh)
         cpu0, t0 = term.cpu_s(), time.monotonic()
         time.sleep(idle_s)

@@ -306,6 +306,18 @@ class Store(Results):
         live = Owners()
         return [run_row(r, live, self._decode, self._config) for r in found], latest, count
 
+    def runs_head(self, limit: int) -> tuple[list[RunRow], int]:
+        """The first ``limit`` runs in store order and every stored-running one, with the number of
+        runs: what a reader shows first of a big store while it reads the rest."""
+        (count,) = self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()
+        found = self.conn.execute(
+            "SELECT * FROM runs WHERE rowid IN (SELECT rowid FROM runs ORDER BY created_at, rowid LIMIT ?)"
+            " OR status = 'running' ORDER BY created_at, rowid",
+            (limit,),
+        ).fetchall()
+        live = Owners()
+        return [run_row(r, live, self._decode, self._config) for r in found], count
+
     def run_exact(self, run_id: str) -> RunRow | None:
         """One run by its whole id: an index seek (``run`` matches a prefix, which scans)."""
         found = self.conn.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()

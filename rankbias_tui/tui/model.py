@@ -37,6 +37,7 @@ FULL_READ_S = 5.0  # read the runs at least this often even when the files look 
 # runs whose latest metrics one poll reads at most (two index seeks each): the first picture of a
 # big store shows the top of the table (and every running run) with them, then they fill in
 FIRST_METRICS, METRICS_PER_POLL = 300, 1_000
+FIRST_RUNS = 1_000  # a store with more shows these (and the running runs) first, the rest a moment later
 
 
 def downsample(xs: list[float], ys: list[float], limit: int = MAX_POINTS) -> tuple[tuple[float, ...], ...]:
@@ -84,6 +85,7 @@ class StoreFeed:
         self._idle_works: list[Work] | None = None  # the ETA's view of the runs not running
         self._tally = SweepTally()
         self._unread: set[str] = set()  # runs shown without their metrics yet
+        self._first = True  # no poll yet: a big store shows its first runs first (``_head``)
         self._budget = FIRST_METRICS
         self._order: dict[str, int] = {}  # run_id -> place in the store
         self.rates = RateTracker()
@@ -102,7 +104,13 @@ class StoreFeed:
         stamp = self._stamp()
         last = self._last
         if last is not None and stamp == last[0] and now - last[1] < FULL_READ_S and not self._unread:
-            return replace(last[2], **self._live_parts(last[2], now))
+            if last[2].total is None:
+                return replace(last[2], **self._live_parts(last[2], now))
+        if self._first:
+            self._first = False
+            first = self._head(now)
+            if first is not None:
+                return first
         self._budget = METRICS_PER_POLL if self._index else FIRST_METRICS
         rows, latest, count = self.store.runs_changed(self._seq)
         full = self._seq == 0 or count != len(self._index) or any(r.run_id not in self._index for r in rows)
@@ -229,6 +237,30 @@ class StoreFeed:
             view = cached[2]  # nothing new: the same object, so nobody redraws the row
         self._views[row.run_id] = (key, now, view)
         return view
+
+    def _head(self, now: float) -> Snapshot | None:
+        """The first picture of a big store: its first runs in store order and the running ones
+        (the next poll reads them all); None for a store small enough to read at once."""
+        rows, count = self.store.runs_head(FIRST_RUNS)
+        if count <= len(rows):
+            return None
+        self._budget = FIRST_METRICS
+        views = [self._view(row, now) for row in rows]
+        self._running = {v.run_id: v for v in views if v.status == Status.RUNNING}
+        counts = Counter(v.status for v in views)
+        snapshot = Snapshot(
+            store=str(self.directory),
+            runs=tuple(views),
+            sweeps=self.store.sweeps(),
+            counts={s: counts.get(s, 0) for s in STATUSES},
+            varied=varied_fields(v.config.stored for v in views),
+            index={v.run_id: v for v in views},
+            overview=(),
+            total=count,
+            **self._live_parts(None, now),
+        )
+        self._last = (self._stamp(), now, snapshot)
+        return snapshot
 
     def _take(self, changed: Iterable[RunView]) -> None:
         for v in changed:

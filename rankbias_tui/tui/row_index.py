@@ -112,6 +112,11 @@ class RowIndex:
             self.views[run_id] = v
             old_key = self._key_of.get(run_id)
             old_cells = self.cells.get(run_id)
+            if old_key is not None and self._matches(v) and self._key(v) == old_key:
+                self._recount(v)  # same place: only its texts (most changes, in the default order)
+                if self.cells[run_id] != old_cells:
+                    out.rows.add(run_id)
+                continue
             if old_key is not None:
                 self._remove(run_id, old_key)
             if self._matches(v):
@@ -207,6 +212,12 @@ class RowIndex:
         del self._keys[i], self._ids[i]
         del self._key_of[run_id], self.cells[run_id]
         self._tally(self._flags.pop(run_id), -1)
+
+    def _recount(self, v: RunView) -> None:
+        """A shown run changed in place: its texts and what it counts for the optional columns."""
+        self._tally(self._flags[v.run_id], -1)
+        self._flags[v.run_id] = self._count(v)
+        self.cells[v.run_id] = self._cells_of(v)
 
     def _count(self, v: RunView) -> tuple[str, bool, bool]:
         """Count a shown run's sweep, ETA and reason (what decides the optional columns)."""

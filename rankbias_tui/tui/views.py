@@ -78,6 +78,7 @@ class Snapshot:
     run_eta: Mapping[str, float | None] = field(default_factory=dict)  # run_id -> seconds left
     index: Mapping[str, RunView] = field(default_factory=dict, compare=False, repr=False)  # of runs
     overview: tuple[SweepSummary, ...] = ()  # one per sweep, in sweep order
+    total: int | None = None  # runs in the store when ``runs`` holds only the first of them
 
     def by_id(self) -> Mapping[str, RunView]:
         return self.index or {r.run_id: r for r in self.runs}

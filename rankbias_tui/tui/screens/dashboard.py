@@ -116,6 +116,9 @@ class DashboardScreen(Screen[None]):
     def _show_count(self) -> None:
         """``N of M shown`` beside the filter (only the number of runs when all are)."""
         shown, total = self.table.shown_count()
+        snap = self.table.snapshot
+        if snap is not None and snap.total is not None:  # the first picture of a big store
+            shown, total = shown, snap.total
         text = f"{total} runs" if shown == total else f"{shown} of {total} shown"
         if self.table.problems_first:
             text += " · problems first"

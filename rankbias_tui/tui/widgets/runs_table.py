@@ -220,7 +220,7 @@ class RunsTable(ScrollView, can_focus=True):
         scroll_x, scroll_y = self.scroll_offset
         width = self.size.width
         widths = tuple(self._widths.values())
-        if not self.columns:
+        if not self.columns or self.snapshot is None:  # nothing read yet: no header either
             return Strip.blank(width, self.rich_style)
         if y == 0:
             key: tuple[Any, ...] = ("header", self.columns, widths, self.sort_column, self.sort_reverse)

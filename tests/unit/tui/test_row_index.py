@@ -117,3 +117,23 @@ def test_the_feed_reads_only_the_runs_written_since(tmp_path: Path) -> None:
     unchanged = [v for v in first.runs if v.run_id != done.run_id and v.status != Status.RUNNING]
     assert all(second.by_id()[v.run_id] is v for v in unchanged)
     feed.close()
+
+
+def test_a_big_store_shows_its_first_runs_then_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rankbias_tui.tui import model
+    from rankbias_tui.tui.widgets.status import header_lines
+
+    make_store(tmp_path / "runs").close()
+    monkeypatch.setattr(model, "FIRST_RUNS", 3)
+    monkeypatch.setattr(model, "FIRST_METRICS", 2)
+    monkeypatch.setattr(model, "METRICS_PER_POLL", 4)
+    feed = StoreFeed(tmp_path / "runs", clock=lambda: NOW)
+    first = feed.poll()
+    assert first.total == 9 and 3 <= len(first.runs) < 9
+    assert "reading 9 runs…" in header_lines(first)[1]
+    assert any(v.status == Status.RUNNING for v in first.runs)  # the running runs come first
+    pictures = [feed.poll() for _ in range(4)]
+    assert all(p.total is None and len(p.runs) == 9 for p in pictures)
+    assert all(v.loaded for v in pictures[-1].runs) and not feed._unread  # 4 a poll fill the rest
+    assert not all(v.loaded for v in pictures[0].runs)
+    feed.close()
