@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from textual.widgets import Static
 
 from rankbias_tui.measures import Status
@@ -85,3 +86,22 @@ async def test_compare_says_it_is_reading_until_the_curves_come(tui_store: Path)
         await pilot.pause()
         title = str(app.screen.query_one("#title", Static).render())
         assert isinstance(app.screen, CompareScreen) and title.startswith("reading the curves of 9 runs")
+
+
+@pilot_test
+async def test_on_a_big_store_the_filter_waits_for_a_pause_in_typing(
+    tui_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rankbias_tui.tui.screens import dashboard
+
+    monkeypatch.setattr(dashboard, "DEBOUNCE_FROM", 0)  # as if the store held 20,000 runs
+    app = make_app(tui_store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one(RunsTable)
+        await pilot.press("slash", *"status=failed")
+        assert table.filter_text == ""  # each key echoed, nothing filtered yet
+        await pilot.pause(dashboard.DEBOUNCE_S + 0.2)
+        assert table.filter_text == "status=failed" and len(table.visible_ids()) == 1
+        await pilot.press("backspace", "enter")  # Enter applies at once
+        assert table.filter_text == "status=faile" and table.visible_ids() == []
