@@ -1,4 +1,5 @@
-"""Terminal UI update cost with 500 runs in the store and a live writer.
+"""Terminal UI update cost with 500 runs (``--runs``) in the store and a live writer, and what the
+app costs a terminal at 80x24: first paint, idle output and CPU, typing a filter.
 
 A store gets 500 runs (300 finished with metrics and spectra, 16 running, the rest queued); a
 separate process then writes like a busy scheduler - 1,000 metric rows a second in batches of 100,
@@ -10,18 +11,31 @@ and p95 in milliseconds; the UI event loop's lag (how late a 50 ms timer fires: 
 would wait); the app process's memory. The baseline is a bare ``Store.runs()`` on the same store
 in the same process: the least any refresh must read.
 
+Then, before the writer starts, the app runs for real in a pseudo-terminal of 80x24 (a child
+process, as over SSH): the seconds to its first picture of the table, the bytes it writes to the
+terminal and the share of a core it uses while nothing changes, and, typing an 18-character filter
+a key every 0.15 s, how long each key waits for its echo and how long the filtered table takes.
+
     .venv/bin/python benchmarks/tui_bench.py [--seconds 10] [--runs 500] [--rows-per-s 1000]
+        [--idle-seconds 10] [--no-terminal]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import math
 import multiprocessing as mp
+import os
 import resource
 import statistics
+import struct
+import subprocess
+import sys
 import tempfile
+import termios
+import threading
 import time
 from pathlib import Path
 
@@ -139,9 +153,16 @@ async def drive(directory: Path, seconds: float, detail_id: str) -> tuple[object
             last = now
 
         app.set_interval(0.05, tick)
-        await pilot.pause(1.0)  # the first picture: 500 rows added once
+        await pilot.pause(1.0)  # the first picture: the rows added once
+        filled = 1.0
+        while (app.latest is None or getattr(app.feed, "_unread", None)) and filled < 120:  # they fill in
+            await pilot.pause(0.5)
+            filled += 0.5
+        print(f"every run's metrics read {filled:.1f} s after the start")
+        app.poll_ms.clear(), app.apply_ms.clear()  # the steady state from here
         phase = "dashboard"
         await pilot.pause(seconds / 2)
+        app.bench_dashboard = len(app.poll_ms)  # type: ignore[attr-defined] - the refreshes of the dashboard
         phase = "warm-up"
         app.post_message(OpenRun(detail_id))
         await pilot.pause(1.0)
@@ -150,11 +171,122 @@ async def drive(directory: Path, seconds: float, detail_id: str) -> tuple[object
     return app, lags
 
 
+class Terminal:
+    """The app in a pseudo-terminal of ``size``: every byte it writes, with the time it came."""
+
+    APP = "import sys; from rankbias_tui.tui import create_app; create_app(sys.argv[1], spawn=None).run()"
+
+    def __init__(self, directory: Path, size: tuple[int, int] = (80, 24)):
+        master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
+        env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(size[0]), "LINES": str(size[1])}
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", self.APP, str(directory)],
+            stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
+        )  # fmt: skip
+        os.close(slave)
+        self.master = master
+        self.chunks: list[tuple[float, bytes]] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = os.read(self.master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            self.chunks.append((time.monotonic(), data))
+
+    def wait_for(self, text: bytes, timeout: float = 120.0) -> float:
+        """Seconds from the start until ``text`` was written (inf if it never was)."""
+        seen = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for at, data in list(self.chunks):
+                seen = (seen + data)[-4096:]
+                if text in seen:
+                    return at - self.started
+            seen = b""
+            time.sleep(0.05)
+        return math.inf
+
+    def cpu_s(self) -> float:
+        fields = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    def bytes_between(self, start: float, end: float) -> int:
+        return sum(len(d) for at, d in list(self.chunks) if start <= at < end)
+
+    def key_echo_ms(self, key: bytes, timeout: float = 5.0) -> float:
+        """Write ``key``; milliseconds until the app writes anything back."""
+        count = len(self.chunks)
+        sent = time.monotonic()
+        os.write(self.master, key)
+        while len(self.chunks) == count and time.monotonic() - sent < timeout:
+            time.sleep(0.001)
+        return (self.chunks[count][0] - sent) * 1000 if len(self.chunks) > count else math.inf
+
+    def quiet_after(self, since: float, quiet_s: float = 0.6, timeout: float = 30.0) -> float:
+        """Seconds from ``since`` until the last write before ``quiet_s`` of silence."""
+        deadline = since + timeout
+        while time.monotonic() < deadline:
+            last = self.chunks[-1][0] if self.chunks else since
+            if time.monotonic() - last >= quiet_s:
+                return max(0.0, last - since)
+            time.sleep(0.05)
+        return math.inf
+
+    def close(self) -> None:
+        os.write(self.master, b"q")
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        os.close(self.master)
+
+
+def terminal_figures(directory: Path, idle_s: float, runs: int) -> list[str]:
+    """First paint, idle output and CPU, and typing a filter, at 80x24 in a pseudo-terminal."""
+    term = Terminal(directory)
+    try:
+        first = term.wait_for(b"running")  # the header's counts: the store was read, the runs are shown
+        time.sleep(3.0 + runs / 1000 * 0.7)  # settle: a big store's metrics fill in (1,000 a refresh)
+        cpu0, t0 = term.cpu_s(), time.monotonic()
+        time.sleep(idle_s)
+        cpu1, t1 = term.cpu_s(), time.monotonic()
+        idle_bytes = term.bytes_between(t0, t1)
+        term.key_echo_ms(b"/")
+        time.sleep(0.3)
+        echoes = []
+        for char in "sweep=bench lr=0.1":  # 18 characters, a key every 0.15 s
+            echoes.append(term.key_echo_ms(char.encode()))
+            time.sleep(max(0.0, 0.15 - echoes[-1] / 1000))
+        typed = time.monotonic()
+        term.key_echo_ms(b"\r")  # Enter: back to the table (a focused input's cursor blinks)
+        settled = term.quiet_after(typed)
+    finally:
+        term.close()
+    median, _ = quantiles(echoes)
+    return [
+        f"first paint at 80x24             {first:7.2f} s",
+        f"idle: terminal output            {idle_bytes / (t1 - t0):7.0f} bytes/s over {t1 - t0:.0f} s",
+        f"idle: app CPU                    {100 * (cpu1 - cpu0) / (t1 - t0):7.1f} % of a core",
+        f"filter typing: key echo          median {median:7.1f} ms   max {max(echoes):7.1f} ms",
+        f"filter typing: table settled     {settled * 1000:7.0f} ms after the last key (then Enter)",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=500)
     parser.add_argument("--rows-per-s", type=int, default=1000)
+    parser.add_argument("--idle-seconds", type=float, default=10.0)
+    parser.add_argument("--no-terminal", action="store_true", help="skip the pseudo-terminal figures")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
@@ -164,6 +296,7 @@ def main() -> None:
             f"store: {args.runs} runs ({len(running)} running) built in {time.perf_counter() - started:.1f} s"
         )
         base = baseline_ms(directory)
+        terminal = [] if args.no_terminal else terminal_figures(directory, args.idle_seconds, args.runs)
         ctx = mp.get_context("spawn")
         stop, written = ctx.Event(), ctx.Value("q", 0)
         proc = ctx.Process(target=writer, args=(str(directory), running, args.rows_per_s, stop, written))
@@ -175,13 +308,16 @@ def main() -> None:
             stop.set()
             proc.join(10)
         rate = written.value / (time.monotonic() - begun)
-    poll, apply = app.poll_ms[2:], app.apply_ms[2:]  # type: ignore[attr-defined]
+    poll, apply = app.poll_ms, app.apply_ms  # type: ignore[attr-defined]
     total = [p + a for p, a in zip(poll, apply, strict=True)]
     print(f"live writer: {rate:.0f} metric rows/s; {len(total)} refreshes in {args.seconds + 2:g} s")
+    cut = app.bench_dashboard  # type: ignore[attr-defined]
     rows = [
         ("store read (poller thread)", poll),
         ("screen update (UI thread)", apply),
         ("refresh total", total),
+        ("refresh total, dashboard", total[:cut]),
+        ("refresh total, run detail", total[cut:] or [0.0]),
     ]
     rows += [(f"UI loop lag, {phase}", values) for phase, values in lags.items() if phase != "warm-up"]
     for name, values in rows:
@@ -196,6 +332,8 @@ def main() -> None:
         next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS")) / 1024
     )
     print(f"app process memory: peak RSS {rss_mb:.0f} MiB, now {current:.0f} MiB")
+    for text in terminal:
+        print(text)
 
 
 if __name__ == "__main__":

@@ -84,7 +84,8 @@ def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
         with Tx(conn):
             if conn.execute("PRAGMA user_version").fetchone()[0] >= number:
                 continue
-            for statement in MIGRATIONS[number - 1].split(";"):
+            steps = MIGRATIONS[number - 1]
+            for statement in steps.split(";") if isinstance(steps, str) else steps:
                 if statement.strip():
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number}")

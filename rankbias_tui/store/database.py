@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..display import printable
-from ..measures import FINISHED, INTERRUPTED, Status
+from ..measures import FINISHED, Status
 from . import owner as owners
 from .connection import (
     NoStore,
@@ -29,13 +29,14 @@ from .connection import (
 )
 from .files import check_directory
 from .grids import Grids
+from .listing import Listing
 from .paths import StorePaths
 from .results import Results
 from .rows import JsonCache, Owners, RunRow, Segment, read_config, run_row
 from .schema import SCHEMA_VERSION
 
 
-class Store(Results, Grids):
+class Store(Results, Grids, Listing):
     """A results directory's database. Cheap to open; safe to open from several processes."""
 
     def __init__(self, directory: str | Path, *, create: bool = True):
@@ -307,63 +308,43 @@ class Store(Results, Grids):
         wanted = set(status) if status is not None else None
         return [r for r in rows if wanted is None or r.status in wanted]
 
-    def recent_runs(
-        self, limit: int, sweep: str | None = None, status: Iterable[str] | None = None
-    ) -> list[RunRow]:
-        """The ``limit`` runs most recently active - running first, then by their latest start or
-        end - in the order of ``runs``; reads no more rows than it keeps (but for a status that
-        depends on the scheduler being alive: running, interrupted)."""
-        wanted = set(status) if status is not None else None
-        where, args = [], []
-        if wanted is not None:  # a stored 'running' reads as running or interrupted (``RunRow.status``)
-            stored = {Status.RUNNING if s == INTERRUPTED else s for s in wanted}
-            where.append(f"r.status IN ({','.join('?' * len(stored))})")
-            args += sorted(stored)
-        if sweep is None:
-            sql = "SELECT r.*, r.created_at AS o1, r.rowid AS o2 FROM runs r"
-        else:
-            sql = "SELECT r.*, s.position AS o1, 0 AS o2 FROM runs r JOIN sweep_runs s ON s.run_id=r.run_id"
-            where.append("s.sweep=?" + self.current())
-            args.append(sweep)
-        sql += (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY {RECENT}"
-        live, kept = Owners(), []
-        for r in self.conn.execute(sql, args):
-            row = run_row(r, live, self._decode, self._config)
-            if wanted is None or row.status in wanted:
-                kept.append(((r["o1"], r["o2"]), row))
-                if len(kept) >= limit:
-                    break
-        return [row for _, row in sorted(kept, key=lambda k: k[0])]
+    def runs_changed(self, since: int) -> tuple[list[RunRow], int, int]:
+        """The runs inserted or updated after change number ``since``, and every stored-running run
+        (its scheduler may have died since: it then reads as interrupted), in store order; with the
+        latest change number and the number of runs (a reader that sees it differ from what it
+        knows reads ``runs()`` again). Before schema v10 there is no change number: every run, and 0."""
+        if self.version < 10:
+            rows = self.runs()
+            return rows, 0, len(rows)
+        # the number first: a run written between the two reads is read now and again next time
+        latest, count = self.conn.execute("SELECT COALESCE(MAX(changed), 0), COUNT(*) FROM runs").fetchone()
+        found = self.conn.execute(
+            "SELECT * FROM runs WHERE changed > ? OR status = 'running' ORDER BY created_at, rowid", (since,)
+        ).fetchall()
+        live = Owners()
+        return [run_row(r, live, self._decode, self._config) for r in found], latest, count
 
-    def status_counts(self, sweep: str | None = None) -> dict[str, int]:
-        """Status -> runs of the store (of ``sweep``), each run counted once whatever sweeps it is
-        in; one grouped read, no run decoded."""
-        owner = "r.owner" if self.version >= 5 else "NULL"
-        join, where, args = "", "", []
-        if sweep is not None:
-            join, where = " JOIN sweep_runs s ON s.run_id=r.run_id", " WHERE s.sweep=?" + self.current()
-            args = [sweep]
-        rows = self.conn.execute(
-            f"SELECT r.status, {owner}, COUNT(*) FROM runs r{join}{where} GROUP BY r.status, {owner}", args
-        )
-        live: Owners = Owners()
-        counts: dict[str, int] = {}
-        for stored, owner, n in rows:
-            status = str(live.status(stored, owner))
-            counts[status] = counts.get(status, 0) + n
-        return counts
+    def runs_head(self, limit: int) -> tuple[list[RunRow], int]:
+        """The first ``limit`` runs in store order and every stored-running one, with the number of
+        runs: what a reader shows first of a big store while it reads the rest."""
+        (count,) = self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()
+        found = self.conn.execute(
+            "SELECT * FROM runs WHERE rowid IN (SELECT rowid FROM runs ORDER BY created_at, rowid LIMIT ?)"
+            " OR status = 'running' ORDER BY created_at, rowid",
+            (limit,),
+        ).fetchall()
+        live = Owners()
+        return [run_row(r, live, self._decode, self._config) for r in found], count
+
+    def run_exact(self, run_id: str) -> RunRow | None:
+        """One run by its whole id: an index seek (``run`` matches a prefix, which scans)."""
+        found = self.conn.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        return run_row(found, Owners(), self._decode, self._config) if found is not None else None
 
     def run(self, run_id: str) -> RunRow | None:
         """One run by id or unique id prefix."""
         rows = self.conn.execute("SELECT * FROM runs WHERE run_id LIKE ?", (run_id + "%",)).fetchall()
         return run_row(rows[0], Owners(), self._decode, self._config) if len(rows) == 1 else None
-
-
-# Most recently active first: running, then by the latest of start and end (queued: registration).
-RECENT = (
-    "r.status = 'running' DESC,"
-    " MAX(COALESCE(r.finished_at, 0), COALESCE(r.started_at, 0), r.created_at) DESC, r.rowid DESC"
-)
 
 
 def _json_or_null(value: dict[str, Any] | None) -> str | None:

@@ -20,9 +20,17 @@ class StorePaths:
     log: Path  # a background scheduler's output
     checkpoints: Path  # one folder per run
     exports: Path  # the CSV files the terminal UI writes
+    view: Path  # the terminal UI's filter and sort, remembered from one attach to the next
 
     @classmethod
     def of(cls, directory: str | Path) -> StorePaths:
         d = Path(directory)
-        names = ("scheduler.lock", "scheduler.json", "scheduler.log", "checkpoints", "exports")
+        names = (
+            "scheduler.lock",
+            "scheduler.json",
+            "scheduler.log",
+            "checkpoints",
+            "exports",
+            "tui-view.json",
+        )
         return cls(d, d / DB_NAME, *(d / name for name in names))

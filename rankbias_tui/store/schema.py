@@ -2,12 +2,13 @@
 
 A database records the number of migrations it has had in ``PRAGMA user_version``. A change to the
 schema is a new entry at the end of ``MIGRATIONS``, never an edit of an old one, so that every
-database written by an older rankbias stays readable. Statements are separated by ``;`` and hold none.
+database written by an older rankbias stays readable. Statements are separated by ``;`` and hold none; a migration that needs a ``;``
+inside a statement (a trigger's body) is a tuple of whole statements instead.
 """
 
 from __future__ import annotations
 
-MIGRATIONS: list[str] = [
+MIGRATIONS: list[str | tuple[str, ...]] = [
     # 1: runs, their sweep membership, scalar metrics over steps, spectra per measurement.
     """
     CREATE TABLE runs (
@@ -108,5 +109,19 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE sweep_runs ADD COLUMN superseded_at REAL
     """,
+    # 10: a change counter on runs, so a reader asks for the runs written since it last looked
+    # (``Store.runs_changed``) instead of reading every run: the terminal UI polls twice a second and
+    # a store may hold 20,000 runs. Triggers keep it, so no writer has to remember to; a run's
+    # ``changed`` is the largest in the table after its latest insert or update.
+    (
+        "ALTER TABLE runs ADD COLUMN changed INTEGER NOT NULL DEFAULT 0",
+        "UPDATE runs SET changed = rowid",
+        "CREATE INDEX runs_changed ON runs(changed)",
+        """CREATE TRIGGER runs_changed_on_update AFTER UPDATE ON runs FOR EACH ROW
+        WHEN NEW.changed = OLD.changed
+        BEGIN UPDATE runs SET changed = (SELECT MAX(changed) FROM runs) + 1 WHERE rowid = NEW.rowid; END""",
+        """CREATE TRIGGER runs_changed_on_insert AFTER INSERT ON runs FOR EACH ROW
+        BEGIN UPDATE runs SET changed = (SELECT MAX(changed) FROM runs) + 1 WHERE rowid = NEW.rowid; END""",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

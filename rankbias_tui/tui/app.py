@@ -30,7 +30,7 @@ from textual.worker import get_current_worker
 
 from .. import scheduler
 from ..export import export
-from ..measures import ACTIVE, FINISHED
+from ..measures import ACTIVE, FINISHED, Status, reason
 from ..scheduler import SchedulerOptions
 from ..spec import Spec, SpecError
 from ..store import Store, StoreError, StorePaths, read_end
@@ -48,7 +48,7 @@ from .messages import (
     WatchCompare,
     WatchRun,
 )
-from .model import RunDetail, StoreFeed
+from .model import RunDetail, Snapshot, StoreFeed
 from .screens.compare import CompareScreen
 from .screens.dashboard import DashboardScreen
 from .screens.detail import RunDetailScreen
@@ -58,6 +58,7 @@ from .usage import SystemProbe, UsageProbe
 
 Spawner = scheduler.Spawner
 HANGUP_GRACE_S = 5.0
+PROBLEMS = (Status.FAILED, Status.DIVERGED, Status.INTERRUPTED)  # a notice when a run gets there
 
 
 class RankbiasApp(App[None]):
@@ -116,7 +117,8 @@ class RankbiasApp(App[None]):
     # ----- lifecycle --------------------------------------------------------------------------
     def on_mount(self) -> None:
         self._on_hangup()
-        self.push_screen(DashboardScreen(self.state))
+        view = None if self.requests.read_only else self.paths.view  # nothing written beside a shared store
+        self.push_screen(DashboardScreen(self.state, view_file=view))
         if self.live:
             self._poll_loop()
         else:
@@ -185,6 +187,8 @@ class RankbiasApp(App[None]):
 
     def on_store_refreshed(self, message: StoreRefreshed) -> None:
         started = time.perf_counter()
+        if self.state.latest is not None:
+            self._notify_problems(self.state.latest.snapshot, message.snapshot)
         self.state.latest = message
         by_id = message.snapshot.by_id()
         for run_id, kind in list(self.pending.items()):
@@ -198,6 +202,25 @@ class RankbiasApp(App[None]):
         self.poll_ms.append(message.poll_ms)
         self.apply_ms.append((time.perf_counter() - started) * 1000)
         self._applied.set()
+
+    def _notify_problems(self, before: Snapshot, now: Snapshot) -> None:
+        """A notice for each run that failed, diverged or was interrupted since the last picture
+        (the store is scanned only when one of those counts grew)."""
+        if all(now.counts.get(s, 0) <= before.counts.get(s, 0) for s in PROBLEMS):
+            return
+        old = before.by_id()
+        ended = [
+            v
+            for v in now.runs
+            if v.status in PROBLEMS and (was := old.get(v.run_id)) is not None and was.status != v.status
+        ]
+        for v in ended[:3]:
+            why = reason(v.status, v.error) or ""
+            self.notify(
+                f"{v.run_id[:8]} {v.status}: {why}", title="run ended", severity="error", markup=False
+            )
+        if len(ended) > 3:
+            self.notify(f"and {len(ended) - 3} more (p: next problem run)", severity="error")
 
     def on_poll_failed(self, message: PollFailed) -> None:
         self.notify(message.error, title="cannot read the store", severity="error", timeout=4, markup=False)

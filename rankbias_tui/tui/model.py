@@ -1,9 +1,10 @@
 """What the terminal UI shows, read from the store: plain data, no Textual, no torch.
 
 ``StoreFeed`` owns one ``Store`` connection and is used from one thread (the app's poller). It
+reads the runs written since its last read (the store's change number), keeps the others, and
 re-reads a run's metrics and spectra only when the run changed (status, step, epoch) or, for a
-running run, at most every ``live_every_s`` seconds - a store with 500 finished runs costs one
-``runs()`` query per refresh. Everything it returns is immutable, so a newer snapshot can replace
+running run, at most every ``live_every_s`` seconds - a store of 20,000 runs with 16 running costs
+a read of about 16 rows per refresh. Everything it returns is immutable, so a newer snapshot can replace
 an older one anywhere in the app.
 """
 
@@ -12,113 +13,31 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from .. import measures
 from ..eta import RateTracker, Work, cumulative_rate, seconds_left, store_seconds_left
-from ..measures import HPARAMS, STATUSES, Status
-from ..scheduler import SchedulerStatus
+from ..measures import STATUSES, Status
 from ..scheduler import status as scheduler_status
-from ..spec import RunConfig
-from ..store import RunRow, Segment, SpectrumRow, Store, read_end
-from .usage import DeviceUse, UsageProbe, device_usage
+from ..store import RunRow, Store, read_end
+from .overview import SweepTally
+from .usage import UsageProbe, device_usage
+from .views import RunDetail, RunView, Snapshot, varied_fields
+
+__all__ = ["RunDetail", "RunView", "Snapshot", "StoreFeed", "group_curves", "varied_fields"]
 
 SHOWN_METRICS = (measures.TRAIN_LOSS, measures.LOSS, measures.TEST_ACC)  # what a row shows
 AVG_RANK = "rank"  # the compare screen's default measure
 MAX_POINTS = 400  # per plotted series; a terminal shows fewer columns than that
 FULL_READ_S = 5.0  # read the runs at least this often even when the files look unchanged
-
-
-@dataclass(frozen=True)
-class RunView:
-    """One run as the dashboard shows it."""
-
-    run_id: str
-    sweep: str
-    status: str
-    device: str | None
-    config: RunConfig
-    step: int
-    total_steps: int | None
-    epoch: float
-    train_loss: float | None = None
-    test_acc: float | None = None
-    avg_rank: float | None = None
-    error: str | None = None
-    warning: str | None = None  # the latest of the run's warnings
-    started_at: float | None = None
-    finished_at: float | None = None
-    active_s: float = 0.0  # seconds trained in the attempts that ended
-
-    def active_at(self, now: float) -> float:
-        """Seconds trained over every attempt, the running one up to ``now`` included."""
-        running = now - self.started_at if self.status == Status.RUNNING and self.started_at else 0.0
-        return self.active_s + max(0.0, running)
-
-    @property
-    def epochs(self) -> int:
-        return int(self.config.epochs)
-
-    @property
-    def progress(self) -> float:
-        if self.status == Status.DONE:
-            return 1.0  # a diverged run shows how far it got
-        if self.total_steps:
-            return min(1.0, self.step / self.total_steps)
-        return min(1.0, self.epoch / self.epochs) if self.epochs else 0.0
-
-    def label(self, varied: Iterable[str]) -> str:
-        """``a1b2c3d4 B=8 wd=0.01``: the id and what distinguishes the run in its sweep."""
-        return measures.run_label(self.run_id, self.config.stored, varied)
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """Everything the dashboard needs at one moment."""
-
-    store: str
-    runs: tuple[RunView, ...]
-    sweeps: Mapping[str, int]
-    counts: Mapping[str, int]
-    eta_s: float | None
-    devices: tuple[DeviceUse, ...]
-    scheduler: SchedulerStatus
-    varied: tuple[str, ...]
-    run_eta: Mapping[str, float | None] = field(default_factory=dict)  # run_id -> seconds left
-
-    def by_id(self) -> dict[str, RunView]:
-        return {r.run_id: r for r in self.runs}
-
-
-@dataclass(frozen=True)
-class RunDetail:
-    """The selected run: its metric curves, every spectral measurement, config and error."""
-
-    run: RunRow
-    series: Mapping[str, tuple[tuple[float, ...], tuple[float, ...]]]  # name -> (epochs, values)
-    measurements: tuple[tuple[SpectrumRow, ...], ...]  # by step, then layer
-    key: tuple[Any, ...] = field(compare=False, default=())
-    segments: tuple[Segment, ...] = ()  # how each stretch of the run was trained
-    log: tuple[str, ...] = ()  # the lines of scheduler.log about this run, latest last
-
-    def rank_series(self) -> dict[str, tuple[list[float], list[float]]]:
-        """Rank over epochs for each layer, plus ``average``."""
-        out: dict[str, tuple[list[float], list[float]]] = {}
-        for rows in self.measurements:
-            for s in rows:
-                xs, ys = out.setdefault(s.layer, ([], []))
-                xs.append(s.epoch), ys.append(float(s.rank))
-        if self.measurements:  # added last: drawn on top
-            out["average"] = measures.rank_curve(s for rows in self.measurements for s in rows)
-        return out
-
-
-def varied_fields(configs: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
-    """The dashboard's hyperparameter columns: the fields that vary, else the paper's three."""
-    return measures.varied_fields(configs) or HPARAMS
+# runs whose latest metrics one poll reads at most (two index seeks each): the first picture of a
+# big store shows the top of the table (and every running run) with them, then they fill in
+FIRST_METRICS, METRICS_PER_POLL = 300, 1_000
+FIRST_RUNS = 1_000  # a store with more shows these (and the running runs) first, the rest a moment later
 
 
 def downsample(xs: list[float], ys: list[float], limit: int = MAX_POINTS) -> tuple[tuple[float, ...], ...]:
@@ -158,7 +77,17 @@ class StoreFeed:
         self._detail_read = 0.0
         self._curves: dict[str, tuple[tuple[Any, ...], tuple[tuple[float, float], ...]]] = {}
         self._last: tuple[tuple[tuple[int, int], ...], float, Snapshot] | None = None
-        self._ids: tuple[str, ...] = ()
+        self._seq = 0  # the store's change number read up to (``Store.runs_changed``)
+        self._index: dict[str, RunView] = {}  # every run, in store order
+        self._running: dict[str, RunView] = {}
+        self._counts: Counter[str] = Counter()
+        self._sweeps: Mapping[str, int] = {}
+        self._idle_works: list[Work] | None = None  # the ETA's view of the runs not running
+        self._tally = SweepTally()
+        self._unread: set[str] = set()  # runs shown without their metrics yet
+        self._first = True  # no poll yet: a big store shows its first runs first (``_head``)
+        self._budget = FIRST_METRICS
+        self._order: dict[str, int] = {}  # run_id -> place in the store
         self.rates = RateTracker()
         self._works: dict[str, tuple[RunView, Work]] = {}
         self._layers: dict[str, tuple[str, ...]] = {}
@@ -169,27 +98,47 @@ class StoreFeed:
 
     # ----- dashboard --------------------------------------------------------------------------
     def poll(self) -> Snapshot:
-        """The store now; the last snapshot (re-checked scheduler and devices) if nothing was written."""
+        """The store now: the runs written since the last poll read again (``Store.runs_changed``),
+        the others kept; the last snapshot (re-checked scheduler and devices) if nothing was written."""
         now = self.clock()
         stamp = self._stamp()
         last = self._last
-        if last is not None and stamp == last[0] and now - last[1] < FULL_READ_S:
-            return replace(last[2], **self._live_parts(last[2].runs, now))
-        rows = self.store.runs()
-        views = tuple(self._view(row, now) for row in rows)
-        counts = dict.fromkeys(STATUSES, 0)
-        for v in views:
-            counts[v.status] = counts.get(v.status, 0) + 1
-        ids = tuple(v.run_id for v in views)
-        if ids != self._ids:  # the set of runs changed: the varied columns may have too
-            self._ids, self._varied = ids, varied_fields(v.config.stored for v in views)
+        if last is not None and stamp == last[0] and now - last[1] < FULL_READ_S and not self._unread:
+            if last[2].total is None:
+                return replace(last[2], **self._live_parts(last[2], now))
+        if self._first:
+            self._first = False
+            first = self._head(now)
+            if first is not None:
+                return first
+        self._budget = METRICS_PER_POLL if self._index else FIRST_METRICS
+        rows, latest, count = self.store.runs_changed(self._seq)
+        full = self._seq == 0 or count != len(self._index) or any(r.run_id not in self._index for r in rows)
+        if full and self._seq != 0:
+            rows = self.store.runs()  # runs were added or removed: read them all, in store order
+        changed = [self._view(row, now) for row in rows]
+        if full:
+            self._index = {v.run_id: v for v in changed}
+            self._order = {run_id: i for i, run_id in enumerate(self._index)}
+            self._counts = Counter(v.status for v in changed)
+            self._varied = varied_fields(v.config.stored for v in changed)
+            self._sweeps = self.store.sweeps()
+            self._tally = SweepTally(changed)
+            self._idle_works = None
+        else:
+            self._take(changed)
+        self._take(self._read_unread(now))
+        self._seq = latest
+        self._running = {v.run_id: v for v in changed if v.status == Status.RUNNING}  # all were read
         snapshot = Snapshot(
             store=str(self.directory),
-            runs=views,
-            sweeps=self.store.sweeps(),
-            counts=counts,
+            runs=tuple(self._index.values()),
+            sweeps=self._sweeps,
+            counts={s: self._counts.get(s, 0) for s in STATUSES},
             varied=self._varied,
-            **self._live_parts(views, now),
+            index=dict(self._index),
+            overview=self._tally.summaries(self._sweeps),
+            **self._live_parts(None, now),
         )
         self._last = (stamp, now, snapshot)
         return snapshot
@@ -205,17 +154,26 @@ class StoreFeed:
                 out.append((0, 0))
         return tuple(out)
 
-    def _live_parts(self, views: tuple[RunView, ...], now: float) -> dict[str, Any]:
-        """What changes without a write to the store: the scheduler, the devices, the ETAs."""
+    def _live_parts(self, last: Snapshot | None, now: float) -> dict[str, Any]:
+        """What changes without a write to the store: the scheduler, the devices, the ETAs (kept
+        from ``last`` while nothing was written: no run moved, so no rate did)."""
         info = scheduler_status(self.directory)
-        works = [self._work(v, now) for v in views]
-        live = info.pid is not None  # with no scheduler, nothing is training: no time left to show
-        run_eta = {w.run_id: seconds_left(w) for w in works if w.status == Status.RUNNING} if live else {}
+        running = tuple(self._running.values())
+        devices = tuple(device_usage(running, info.devices, self.probe, info.pci_bus_ids))
+        if last is not None and (last.scheduler.pid is not None) == (info.pid is not None):
+            return {"scheduler": info, "devices": devices, "eta_s": last.eta_s, "run_eta": last.run_eta}
+        if info.pid is None:  # with no scheduler, nothing is training: no time left to show
+            return {"scheduler": info, "devices": devices, "eta_s": None, "run_eta": {}}
+        if self._idle_works is None:
+            self._idle_works = [
+                self._work(v, now) for v in self._index.values() if v.status != Status.RUNNING
+            ]
+        moving = [self._work(v, now) for v in running]
         return {
             "scheduler": info,
-            "devices": tuple(device_usage(views, info.devices, self.probe, info.pci_bus_ids)),
-            "eta_s": store_seconds_left(works, info.capacity) if live else None,
-            "run_eta": run_eta,
+            "devices": devices,
+            "eta_s": store_seconds_left(self._idle_works + moving, info.capacity),
+            "run_eta": {w.run_id: seconds_left(w) for w in moving},
         }
 
     def _work(self, v: RunView, now: float) -> Work:
@@ -247,8 +205,15 @@ class StoreFeed:
         fresh = cached is not None and cached[0] == key
         if fresh and (row.status != Status.RUNNING or now - cached[1] < self.live_every_s):
             return cached[2]  # type: ignore[index]
-        last = self.store.latest_values(row.run_id, SHOWN_METRICS)  # index seeks, not a scan
-        ranks = self.store.latest_ranks(row.run_id)  # no singular values
+        if self._budget <= 0 and row.status != Status.RUNNING:  # a later poll reads its metrics
+            self._unread.add(row.run_id)
+            last, ranks, loaded = {}, [], False
+        else:
+            self._budget -= 1
+            self._unread.discard(row.run_id)
+            last = self.store.latest_values(row.run_id, SHOWN_METRICS)  # index seeks, not a scan
+            ranks = self.store.latest_ranks(row.run_id)  # no singular values
+            loaded = True
         view = RunView(
             run_id=row.run_id,
             sweep=row.sweep,
@@ -266,14 +231,73 @@ class StoreFeed:
             started_at=row.started_at,
             finished_at=row.finished_at,
             active_s=row.active_s,
+            loaded=loaded,
         )
+        if cached is not None and cached[2] == view:
+            view = cached[2]  # nothing new: the same object, so nobody redraws the row
         self._views[row.run_id] = (key, now, view)
         return view
+
+    def _head(self, now: float) -> Snapshot | None:
+        """The first picture of a big store: its first runs in store order and the running ones
+        (the next poll reads them all); None for a store small enough to read at once."""
+        rows, count = self.store.runs_head(FIRST_RUNS)
+        if count <= len(rows):
+            return None
+        self._budget = FIRST_METRICS
+        views = [self._view(row, now) for row in rows]
+        self._running = {v.run_id: v for v in views if v.status == Status.RUNNING}
+        counts = Counter(v.status for v in views)
+        snapshot = Snapshot(
+            store=str(self.directory),
+            runs=tuple(views),
+            sweeps=self.store.sweeps(),
+            counts={s: counts.get(s, 0) for s in STATUSES},
+            varied=varied_fields(v.config.stored for v in views),
+            index={v.run_id: v for v in views},
+            overview=(),
+            total=count,
+            **self._live_parts(None, now),
+        )
+        self._last = (self._stamp(), now, snapshot)
+        return snapshot
+
+    def _take(self, changed: Iterable[RunView]) -> None:
+        for v in changed:
+            old = self._index[v.run_id]
+            if old is not v:
+                self._counts[old.status] -= 1
+                self._counts[v.status] += 1
+                self._index[v.run_id] = v
+                self._tally.replace(old, v)
+                if old.status != Status.RUNNING or v.status != Status.RUNNING:
+                    self._idle_works = None  # a run started or ended: the ETA's other runs changed
+
+    def _read_unread(self, now: float) -> list[RunView]:
+        """The metrics of runs the first picture of a big store showed without, as many as this
+        poll's budget allows, in store order (so the table fills from the top)."""
+        out: list[RunView] = []
+        if self._budget <= 0 or not self._unread:
+            return out
+        for run_id in sorted(self._unread, key=self._order.__getitem__)[: self._budget]:
+            self._unread.discard(run_id)
+            key, _, view = self._views[run_id]
+            last = self.store.latest_values(run_id, SHOWN_METRICS)
+            view = replace(
+                view,
+                train_loss=last.get(measures.shown_loss(last)),
+                test_acc=last.get(measures.TEST_ACC),
+                avg_rank=measures.mean(self.store.latest_ranks(run_id)),
+                loaded=True,
+            )
+            self._views[run_id] = (key, now, view)
+            out.append(view)
+        return out
 
     # ----- run detail -------------------------------------------------------------------------
     def detail(self, run_id: str) -> RunDetail | None:
         """The run's curves and spectra; the cached value while nothing changed."""
-        row = self.store.run(run_id)
+        row = self.store.run_exact(run_id) or self.store.run(run_id)  # a scan only for a prefix
         if row is None:
             return None
         key = (row.run_id, row.status, row.step, row.epoch, row.attempts)

@@ -12,6 +12,7 @@ running runs first and keeps the store's order otherwise.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -40,6 +41,7 @@ STATUS_ORDER = {
         )
     )
 }
+PROBLEMS = (Status.FAILED, Status.DIVERGED, Status.INTERRUPTED)
 PENDING = {"cancel": "cancelling", "resume": "resuming"}
 REASON_WIDTH = 32
 LONG = {short.lower(): name for name, short in SHORT.items()} | {
@@ -48,22 +50,44 @@ LONG = {short.lower(): name for name, short in SHORT.items()} | {
 ATTRIBUTES = ("status", "sweep", "device")  # key=value words that match the run, not its config
 
 
-def _why(view: RunView) -> str | None:
+def why(view: RunView) -> str | None:
     """The reason column: why a run ended, or a running or queued run's latest warning."""
     return shown_reason(view.status, view.error, view.warning)
 
 
-def columns_for(views: Sequence[RunView], etas: Mapping[str, float | None] | None = None) -> tuple[str, ...]:
-    """The table's columns for these rows (the ones shown, after the filter)."""
+def is_problem(view: RunView) -> bool:
+    """A run someone should look at: failed, diverged, interrupted, or warned that it stalled."""
+    if view.status in PROBLEMS:
+        return True
+    return bool(view.warning) and "stall" in (view.warning or "").lower()
+
+
+def columns_for(
+    views: Sequence[RunView],
+    etas: Mapping[str, float | None] | None = None,
+    varied: tuple[str, ...] | None = None,
+) -> tuple[str, ...]:
+    """The table's columns for these rows (the ones shown, after the filter); ``varied``: their
+    varied fields when the caller knows them already (all runs shown)."""
     sweep = ("sweep",) if len({v.sweep for v in views}) > 1 else ()
     eta = ("eta",) if etas and any(etas.get(v.run_id) is not None for v in views) else ()
-    why = ("why",) if any(_why(v) for v in views) else ()
-    return (FROZEN, *LIVE, *sweep, *varied_fields(v.config.stored for v in views), *eta, *why)
+    because = ("why",) if any(why(v) for v in views) else ()
+    if varied is None:
+        varied = varied_fields(v.config.stored for v in views)
+    return (FROZEN, *LIVE, *sweep, *varied, *eta, *because)
+
+
+def title(column: str, sort_column: str | None = None, reverse: bool = False) -> str:
+    """A column's title in the table's header, with ^ or v on the sorted one."""
+    text = HEADER.get(column, TITLES.get(column, column))
+    if column == sort_column:
+        text += " v" if reverse else " ^"
+    return text
 
 
 def cells(v: RunView, columns: Iterable[str], pending: str = "", eta: float | None = None) -> tuple[str, ...]:
     """The texts of one row, in ``columns`` order."""
-    why = _why(v) or ""
+    reason = why(v) or ""
     values = {
         "run": v.run_id[:8],
         "sweep": v.sweep,
@@ -74,15 +98,17 @@ def cells(v: RunView, columns: Iterable[str], pending: str = "", eta: float | No
         "acc": num(v.test_acc, ".3f"),
         "rank": num(v.avg_rank, ".1f"),
         "eta": duration(eta) if eta is not None else "",
-        "why": why if len(why) <= REASON_WIDTH else why[: REASON_WIDTH - 1] + "…",
+        "why": reason if len(reason) <= REASON_WIDTH else reason[: REASON_WIDTH - 1] + "…",
     }
+    if not v.loaded:  # the first picture of a big store: read in the next few refreshes
+        values |= {"loss": "…", "acc": "…", "rank": "…"}
     return tuple(values[c] if c in values else str(v.config.stored.get(c, "")) for c in columns)
 
 
 # ----- filter ------------------------------------------------------------------------------------
 def search_text(view: RunView) -> str:
     """What a plain filter word may be a part of."""
-    return " ".join([view.run_id, view.sweep, view.status, view.device or "", _why(view) or ""]).lower()
+    return " ".join([view.run_id, view.sweep, view.status, view.device or "", why(view) or ""]).lower()
 
 
 def same_value(value: Any, text: str) -> bool:
@@ -96,13 +122,56 @@ def same_value(value: Any, text: str) -> bool:
         return False
 
 
-def matches(view: RunView, words: Sequence[str], search: str) -> bool:
-    """Every word holds: ``key=value`` exactly (config fields by name or short name, or the run's
-    status, sweep or device), any other word as a part of ``search``."""
-    for word in words:
+Word = tuple[str, str, str]  # (key, operator, value); a plain word is ("", "", word)
+COMPARE = re.compile(r"^([a-z_]+)(>=|<=|>|<)(.*)$")
+
+
+def parse_filter(text: str) -> tuple[Word, ...]:
+    """The filter's words: ``key>number`` (``<``, ``>=``, ``<=``), ``key=value``, or plain."""
+    out = []
+    for word in text.lower().split():
+        found = COMPARE.match(word)
+        if found:
+            out.append((found[1], found[2], found[3]))
+            continue
         key, eq, value = word.partition("=")
-        if not eq:
-            if word not in search:
+        out.append((key, "=", value) if eq else ("", "", word))
+    return tuple(out)
+
+
+def number_of(view: RunView, key: str, eta: float | None = None) -> Any:
+    """A row's value for a comparison: a shown number (loss, acc, rank, epoch, prog, eta) or a
+    config field (by name or short name)."""
+    shown = {
+        "loss": view.train_loss, "acc": view.test_acc, "rank": view.avg_rank, "epoch": view.epoch,
+        "prog": view.progress, "progress": view.progress, "eta": eta,
+    }  # fmt: skip
+    return shown[key] if key in shown else view.config.stored.get(LONG.get(key, key))
+
+
+def _compare(value: Any, op: str, text: str) -> bool:
+    if not text:
+        return True  # still being typed: ``acc>`` holds for every row
+    try:
+        bound = float(text)
+    except ValueError:
+        return False
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return False  # missing (None), not a number, or NaN
+    return {">": value > bound, "<": value < bound, ">=": value >= bound, "<=": value <= bound}[op]
+
+
+def matches(view: RunView, words: Sequence[Word | str], search: str, eta: float | None = None) -> bool:
+    """Every word holds: ``key>number`` and the like on a shown number or a config field,
+    ``key=value`` exactly (config fields by name or short name, or the run's status, sweep or
+    device), any other word as a part of ``search``."""
+    for word in words:
+        key, op, value = parse_filter(word)[0] if isinstance(word, str) else word
+        if not op:
+            if value not in search:
+                return False
+        elif op != "=":
+            if not _compare(number_of(view, key, eta), op, value):
                 return False
         elif key in ATTRIBUTES:
             if not same_value(getattr(view, key) or "", value):
@@ -128,6 +197,6 @@ def sort_key(v: RunView, column: str | None, reverse: bool, position: int, eta: 
         value = numbers[column]
         return (value is None) != reverse, value or 0.0, position  # missing values last
     if column in ("run", "sweep", "why"):
-        return {"run": v.run_id, "sweep": v.sweep, "why": _why(v) or ""}[column], position
+        return {"run": v.run_id, "sweep": v.sweep, "why": why(v) or ""}[column], position
     value = v.config.value(column)
     return value is None, value if isinstance(value, (int, float)) else str(value), position

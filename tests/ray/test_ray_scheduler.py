@@ -161,3 +161,28 @@ def test_a_run_on_a_removed_node_resumes_on_another_with_the_same_numbers(
         assert eval_rows(store, run.run_id) == eval_rows(reference, run.run_id)
         assert store.spectra(run.run_id) == reference.spectra(run.run_id)
         reference.close()
+
+
+def test_a_node_that_joins_mid_sweep_gets_work_at_once(ray_cluster, tmp_path: Path) -> None:
+    """Issue 22, 1: slots follow the cluster. Both one-CPU nodes busy, a third joins: a queued run
+    starts on it while the first two still train (before: 2 of 3 CPUs used to the end)."""
+    runs = [planned(epochs=8, seed=s) for s in range(10, 14)]
+    Store(tmp_path, create=True).close()
+    job = Background(tmp_path, runs)
+    wait_for(lambda: len(job.placed()) == 2)
+    before = {p.node_id for p in job.placed().values()}
+    added = ray_cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+    try:
+        seen: set[str] = set()
+
+        def on_new_node() -> bool:
+            seen.update(p.node_id for p in job.placed().values())
+            return added.node_id in seen
+
+        wait_for(on_new_node, timeout=60)
+        assert job.scheduler is not None and job.scheduler.slots.per_device == 3
+        assert len(before) == 2 and added.node_id not in before
+        job.join()
+        assert job.error is None and job.outcomes == {r.run_id: "done" for r in runs}
+    finally:
+        ray_cluster.remove_node(added)  # the later tests count on two nodes

@@ -81,6 +81,8 @@ class CompareScreen(Screen[None]):
         title = (
             f"{what}: {self.title_text} ({len(self.run_ids)} runs), {grouping}; █ the row under the cursor"
         )
+        if self.curves is None:  # the poller reads every run's curve: many runs take seconds
+            title = f"reading the curves of {len(self.run_ids)} runs… {title}"
         self.query_one("#title", Static).update(Text(title, no_wrap=True, overflow="ellipsis"))
         latest = self.state.latest
         if self.curves is None or latest is None:

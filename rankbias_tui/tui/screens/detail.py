@@ -28,10 +28,10 @@ from .run_actions import ask_to_cancel, cannot_resume
 class RunDetailScreen(Screen[None]):
     BINDINGS = [
         Binding("escape,backspace", "back", "Back", key_display="esc"),
-        Binding("1", "tab('curves')", "Curves"),
-        Binding("2", "tab('spectrum')", "Spectrum"),
-        Binding("3", "tab('config')", "Config"),
-        Binding("4", "tab('log')", "Log"),
+        Binding("1", "tab('curves')", "Tabs", key_display="1-4"),  # one footer entry for four keys
+        Binding("2", "tab('spectrum')", "Spectrum", show=False),
+        Binding("3", "tab('config')", "Config", show=False),
+        Binding("4", "tab('log')", "Log", show=False),
         Binding("left", "step(-1)", "Earlier", key_display="←", priority=True),
         Binding("right", "step(1)", "Later", key_display="→", priority=True),
         Binding("home", "step_to(0)", "First", show=False, priority=True),
@@ -203,7 +203,15 @@ class RunDetailScreen(Screen[None]):
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The measurement keys act (and show in the footer) on the spectrum tab only; elsewhere
+        left and right go to the focused widget."""
+        if action in ("step", "step_to"):
+            return self.query_one(TabbedContent).active == "spectrum"
+        return True
+
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.refresh_bindings()
         # up/down then move through the layers (spectrum) or scroll the text (config)
         target = {"spectrum": "#layers", "config": "#config-scroll", "log": "#log-scroll"}.get(
             event.pane.id or ""

@@ -54,7 +54,7 @@ class SweepMenu:
 class LaunchScreen(Screen[None]):
     BINDINGS = [
         Binding("escape,backspace", "back", "Back", key_display="esc"),
-        Binding("enter", "launch", "Queue sweep", key_display="⏎"),
+        Binding("enter", "launch", "Queue sweep", key_display="⏎", priority=True),  # over the table's
     ]
 
     def __init__(self, menu: SweepMenu, state: AppState) -> None:
@@ -89,7 +89,8 @@ class LaunchScreen(Screen[None]):
     def _fill(self) -> None:
         table = self.query_one("#sweeps", DataTable)
         latest = self.state.latest
-        status = {v.run_id: v.status for v in latest.snapshot.runs} if latest else {}
+        views = latest.snapshot.by_id() if latest else {}
+        status = {i: v.status for i, v in views.items()}
         rows = []
         for name in self.sweeps:
             ids = self.menu.run_ids(name)

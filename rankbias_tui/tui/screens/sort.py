@@ -1,5 +1,6 @@
-"""Which column sorts the runs table: each column with its number; one key chooses (the same
-digits sort straight from the dashboard, and a click on a header does too)."""
+"""Which column sorts the runs table: every column in a list (up/down and Enter pick any of them;
+the digits pick the first ten, as they do straight from the dashboard, and a click on a header does
+too). The same column again reverses the order."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Label
+from textual.widgets import Label, OptionList
+from textual.widgets.option_list import Option
 
 from ..rows import TITLES
 
@@ -24,13 +26,25 @@ class SortScreen(ModalScreen[int | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label("Sort by (press its number; again reverses):")
-            for n, column in enumerate(self.columns[:10], start=1):
+            yield Label("Sort by (enter or its number; the same again reverses):")
+            options = []
+            for n, column in enumerate(self.columns, start=1):
+                key = str(n % 10) if n <= 10 else " "
                 mark = (" (now, descending)" if self.reverse else " (now)") if column == self.current else ""
-                yield Label(f" {n % 10}  {TITLES.get(column, column)}{mark}")
+                options.append(Option(f"{key}  {TITLES.get(column, column)}{mark}", id=column))
+            yield OptionList(*options, id="columns")
             if self.current is None:
                 yield Label("now: running runs first, then store order", classes="hint")
             yield Label("esc: close", classes="hint")
+
+    def on_mount(self) -> None:
+        columns = self.query_one(OptionList)
+        columns.focus()
+        if self.current in self.columns:
+            columns.highlighted = self.columns.index(self.current)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option_index + 1)
 
     def action_choose(self, number: int | None) -> None:
         self.dismiss(number)

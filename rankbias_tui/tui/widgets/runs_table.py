@@ -26,10 +26,10 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from .. import rows as R
-from ..model import RunView, Snapshot
+from ..model import Snapshot
+from ..row_index import Changes, RowIndex
 from ..theme import STATUS_STYLE
 
-MARK = "●"
 GAP = 2  # spaces between columns
 LEAD = 3  # cursor, mark, space: before the run id
 
@@ -44,9 +44,9 @@ class RunsTable(ScrollView, can_focus=True):
         Binding("pagedown", "page(1)", "Page down", show=False),
         Binding("home", "cursor_to(0)", "First", show=False),
         Binding("end", "cursor_to(-1)", "Last", show=False),
-        Binding("enter", "select", "Detail", show=False),
-        Binding("left", "scroll_left", "Scroll left", show=False),
-        Binding("right", "scroll_right", "Scroll right", show=False),
+        Binding("enter", "select", "Detail", key_display="⏎"),
+        Binding("left", "page_x(-1)", "Columns left", show=False),
+        Binding("right", "page_x(1)", "Columns right", show=False),
     ]
     COMPONENT_CLASSES = {"runs-table--header", "runs-table--cursor", "runs-table--odd"}
     DEFAULT_CSS = """
@@ -56,6 +56,9 @@ class RunsTable(ScrollView, can_focus=True):
     RunsTable > .runs-table--odd { background: $boost; }
     """
     cursor_row: reactive[int] = reactive(0, always_update=True, init=False)
+
+    class ViewChanged(Message):
+        """The filter, the sort or the problems-first order changed (the dashboard remembers them)."""
 
     class RowSelected(Message):
         """Enter or a double click on a row."""
@@ -67,32 +70,48 @@ class RunsTable(ScrollView, can_focus=True):
     def __init__(self, *, id: str | None = None):  # noqa: A002
         super().__init__(id=id)
         self.snapshot: Snapshot | None = None
+        self.rows = RowIndex()
         self.filter_text = ""
-        self.sort_column: str | None = None  # None: running runs first, then store order
-        self.sort_reverse = False
-        self.marked: set[str] = set()
-        self.pending: Mapping[str, str] = {}
-        self.columns: tuple[str, ...] = ()
-        self._widths: dict[str, int] = {}
-        self._order: list[str] = []
-        self._cells: dict[str, tuple[str, ...]] = {}
-        self._searches: dict[str, tuple[RunView, str]] = {}
-        self._memo: dict[str, tuple[RunView, bool, str, tuple[str, ...], Any, tuple[str, ...]]] = {}
-        self._columns_memo: tuple[tuple[Any, ...], tuple[str, ...]] | None = None
+        self._cursor_id: str | None = None  # the run the cursor is on, kept there when rows move
+        self._moved = False  # until the cursor is moved it stays on the first row
         self._strips: LRUCache[tuple[Any, ...], Strip] = LRUCache(1024)
+
+    # ----- what the dashboard reads -------------------------------------------------------------
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.rows.columns
+
+    @property
+    def sort_column(self) -> str | None:
+        return self.rows.sort_column
+
+    @property
+    def sort_reverse(self) -> bool:
+        return self.rows.sort_reverse
+
+    @property
+    def marked(self) -> set[str]:
+        return self.rows.marked
+
+    @property
+    def problems_first(self) -> bool:
+        return self.rows.problems_first
 
     # ----- what the dashboard calls -----------------------------------------------------------
     def show(self, snapshot: Snapshot, pending: Mapping[str, str]) -> None:
-        self.snapshot, self.pending = snapshot, pending
-        self._render_rows()
+        """Take a newer picture: only the rows that changed are redone and redrawn."""
+        self.snapshot = snapshot
+        self._redraw(self.rows.update(snapshot.runs, snapshot.run_eta, pending, snapshot.varied))
 
     def set_filter(self, text: str) -> None:
-        self.filter_text = text
-        self._render_rows()
+        self.filter_text, self._moved = text, True  # the cursor follows its run from now on
+        self._redraw(self.rows.set_filter(text))
+        self.post_message(self.ViewChanged())
 
     def sort_by(self, column: str | None, reverse: bool = False) -> None:
-        self.sort_column, self.sort_reverse = column, reverse
-        self._render_rows()
+        self._moved = True
+        self._redraw(self.rows.sort_by(column, reverse))
+        self.post_message(self.ViewChanged())
 
     def sort_by_number(self, number: int) -> str | None:
         """Sort by the ``number``-th column (1 is the run id); the same one again reverses it."""
@@ -105,93 +124,82 @@ class RunsTable(ScrollView, can_focus=True):
     def reverse_sort(self) -> None:
         self.sort_by(self.sort_column, not self.sort_reverse)
 
+    def restore_view(self, text: str, column: str | None, reverse: bool, problems_first: bool) -> None:
+        """The filter and order of an earlier attach (the cursor stays on the first row)."""
+        self.filter_text = text
+        self.rows.words = R.parse_filter(text)
+        self.rows.sort_column, self.rows.sort_reverse = column, reverse
+        self._redraw(self.rows.set_problems_first(problems_first))
+
+    def set_problems_first(self, on: bool) -> None:
+        self._redraw(self.rows.set_problems_first(on))
+        self.post_message(self.ViewChanged())
+
     def toggle_mark(self) -> str | None:
         run_id = self.selected_run_id()
         if run_id is not None:
-            self.marked ^= {run_id}
-            self._render_rows()
+            self._redraw(self.rows.toggle_mark(run_id))
         return run_id
 
+    def mark_all_shown(self) -> int:
+        """Mark every row shown (all marked already: unmark them); return how many are marked."""
+        self._redraw(self.rows.mark_all_shown())
+        return len(self.marked)
+
+    def next_problem(self) -> str | None:
+        """Move the cursor to the next problem run below it (wrapping); return its id."""
+        rows, n = self.rows, len(self.rows)
+        for step in range(1, n + 1):
+            row = (self.cursor_row + step) % n
+            if R.is_problem(rows.views[rows.id_at(row)]):
+                self.move_cursor(row)
+                return rows.id_at(row)
+        return None
+
     def selected_run_id(self) -> str | None:
-        return self._order[self.cursor_row] if 0 <= self.cursor_row < len(self._order) else None
+        return self.rows.id_at(self.cursor_row) if 0 <= self.cursor_row < len(self.rows) else None
 
     def visible_ids(self) -> list[str]:
-        return list(self._order)
+        return self.rows.ids()
+
+    def shown_count(self) -> tuple[int, int]:
+        """(rows shown, runs in the store)."""
+        return len(self.rows), len(self.rows.runs)
 
     def move_cursor(self, row: int) -> None:
-        self.cursor_row = max(0, min(row, len(self._order) - 1))
+        self._moved = True
+        self.cursor_row = max(0, min(row, len(self.rows) - 1))
 
     def cell(self, run_id: str, column: str) -> str:
-        return self._cells[run_id][1 + self.columns.index(column)]  # [0] is the mark
+        return self.rows.cells[run_id][1 + self.columns.index(column)]  # [0] is the mark
 
     def column(self, column: str) -> list[str]:
         index = 1 + self.columns.index(column)
-        return [self._cells[r][index] for r in self._order]
+        return [self.rows.cells[r][index] for r in self.rows.ids()]
 
-    # ----- rows and cells ---------------------------------------------------------------------
-    def _eta(self, run_id: str) -> float | None:
-        return self.snapshot.run_eta.get(run_id) if self.snapshot is not None else None
-
-    def _cells_of(self, v: RunView, columns: tuple[str, ...]) -> tuple[str, ...]:
-        """The row's texts; recomputed only when the run's view (a new object), mark, request or
-        ETA changed."""
-        marked, pending, eta = v.run_id in self.marked, self.pending.get(v.run_id, ""), self._eta(v.run_id)
-        memo = self._memo.get(v.run_id)
-        if memo is not None and memo[0] is v and memo[1:5] == (marked, pending, columns, eta):
-            return memo[5]
-        row = (MARK if marked else "",) + R.cells(v, columns, pending, eta)
-        self._memo[v.run_id] = (v, marked, pending, columns, eta, row)
-        return row
-
-    def _search(self, v: RunView) -> str:
-        hit = self._searches.get(v.run_id)
-        if hit is None or hit[0] is not v:
-            hit = self._searches[v.run_id] = (v, R.search_text(v))
-        return hit[1]
-
-    def _columns(self, shown: list[RunView]) -> tuple[str, ...]:
-        """The columns for the rows shown; recomputed when those rows (or their reasons, ETAs) change."""
-        snap = self.snapshot
-        etas = snap.run_eta if snap is not None else {}
-        key = tuple((v.run_id, v.status, v.error, etas.get(v.run_id) is None) for v in shown)
-        if self._columns_memo is None or self._columns_memo[0] != key:
-            self._columns_memo = (key, R.columns_for(shown, etas))
-        return self._columns_memo[1]
-
-    def _render_rows(self) -> None:
-        snap = self.snapshot
-        if snap is None:
+    def _redraw(self, changes: Changes) -> None:
+        """Redraw what ``changes`` says changed: every line, or the lines of the rows that did."""
+        if not changes:
             return
-        keep = self.selected_run_id()
-        words = self.filter_text.lower().split()
-        shown = [v for v in snap.runs if not words or R.matches(v, words, self._search(v))]
-        columns = self._columns(shown)
-        if self.sort_column is not None and self.sort_column not in columns:
-            self.sort_column = None
-        position = {v.run_id: i for i, v in enumerate(shown)}
-        shown.sort(
-            key=lambda v: R.sort_key(
-                v, self.sort_column, self.sort_reverse, position[v.run_id], self._eta(v.run_id)
-            ),
-            reverse=self.sort_reverse,
-        )
-        self.columns, self._order = columns, [v.run_id for v in shown]
-        self._cells = {v.run_id: self._cells_of(v, columns) for v in shown}
-        self._widths = {c: len(self._title(c)) for c in columns}
-        for row in self._cells.values():
-            for c, text in zip(columns, row[1:], strict=True):
-                self._widths[c] = max(self._widths[c], len(text))
-        self.virtual_size = Size(self._frozen_width() + self._rest_width(), len(self._order) + 1)
-        index = self._order.index(keep) if keep in self._order else self.cursor_row
-        self.cursor_row = max(0, min(index, len(self._order) - 1))
-        self.refresh()  # unchanged rows come from the strip cache
+        if changes.layout:
+            self._size_virtually()
+            row = self.rows.row_of(self._cursor_id) if self._moved else 0
+            self.cursor_row = max(0, min(row if row is not None else self.cursor_row, len(self.rows) - 1))
+            self.refresh()  # unchanged rows come from the strip cache
+            return
+        top, height = int(self.scroll_y), self.size.height
+        for run_id in changes.rows:
+            row = self.rows.row_of(run_id)
+            if row is not None and top <= row < top + height:
+                self.refresh_line(row + 1)  # line 0 is the header
 
     # ----- drawing ----------------------------------------------------------------------------
     def _title(self, column: str) -> str:
-        title = R.HEADER.get(column, R.TITLES.get(column, column))
-        if column == self.sort_column:
-            title += " v" if self.sort_reverse else " ^"
-        return title
+        return R.title(column, self.sort_column, self.sort_reverse)
+
+    @property
+    def _widths(self) -> dict[str, int]:
+        return self.rows.widths
 
     def _frozen_width(self) -> int:
         return LEAD + self._widths.get(R.FROZEN, 0)
@@ -212,17 +220,17 @@ class RunsTable(ScrollView, can_focus=True):
         scroll_x, scroll_y = self.scroll_offset
         width = self.size.width
         widths = tuple(self._widths.values())
-        if not self.columns:
+        if not self.columns or self.snapshot is None:  # nothing read yet: no header either
             return Strip.blank(width, self.rich_style)
         if y == 0:
             key: tuple[Any, ...] = ("header", self.columns, widths, self.sort_column, self.sort_reverse)
             row = None
         else:
             index = scroll_y + y - 1
-            if index >= len(self._order):
+            if index >= len(self.rows):
                 return Strip.blank(width, self.rich_style)
-            row = self._order[index]
-            key = ("row", self._cells[row], widths, index == self.cursor_row, index % 2, self.has_focus)
+            row = self.rows.id_at(index)
+            key = ("row", self.rows.cells[row], widths, index == self.cursor_row, index % 2, self.has_focus)
         key += (scroll_x, width)
         strip = self._strips.get(key)
         if strip is None:
@@ -244,16 +252,59 @@ class RunsTable(ScrollView, can_focus=True):
             if cursor:
                 style += self.get_component_rich_style("runs-table--cursor")
             segments = []
-            for text, column in self._texts(self._cells[row], cursor):
+            for text, column in self._texts(self.rows.cells[row], cursor):
                 extra = STATUS_STYLE.get(text.strip()) if column == "status" and not cursor else None
                 segments.append(Segment(text, style + Style.parse(extra) if extra else style))
+        cut = self._cut_column(scroll_x)
+        if cut is not None:  # its text would start mid-value right after the id: blank it
+            old = segments[1 + cut]
+            segments[1 + cut] = Segment(" " * len(old.text), old.style)
         frozen = self._frozen_width()
         left = Strip(segments[:1]).crop_extend(0, min(frozen, width), style)
         rest = Strip(segments[1:]).crop_extend(scroll_x, scroll_x + max(0, width - frozen), style)
         return Strip.join([left, rest])
 
+    def _size_virtually(self) -> None:
+        """Wide enough that a page of columns can start at any column (the last page ends blank)."""
+        frozen, rest, starts = self._frozen_width(), self._rest_width(), self._starts()
+        view = self.size.width - frozen
+        width = max(rest, starts[-1] + view) if starts and view > 0 else rest
+        self.virtual_size = Size(frozen + width, len(self.rows) + 1)
+
+    def on_resize(self) -> None:
+        if self.columns:
+            self._size_virtually()
+
+    def _starts(self) -> list[int]:
+        """Where each scrolled column (its gap first) starts in the scrolled part."""
+        out, edge = [], 0
+        for c in self.columns[1:]:
+            out.append(edge)
+            edge += GAP + self._widths[c]
+        return out
+
+    def _cut_column(self, scroll_x: int) -> int | None:
+        """The scrolled column whose text the left edge cuts, if any."""
+        for j, start in enumerate(self._starts()):
+            if start + GAP < scroll_x < start + GAP + self._widths[self.columns[1 + j]]:
+                return j
+        return None
+
+    def action_page_x(self, direction: int) -> None:
+        """Scroll sideways by a page of whole columns: the first column not wholly in view comes
+        to the left edge (right), or the columns before the left edge that fit (left)."""
+        starts, x = self._starts(), int(self.scroll_x)
+        view = max(1, self.size.width - self._frozen_width())
+        if direction > 0:
+            ends = [s + GAP + self._widths[c] for s, c in zip(starts, self.columns[1:], strict=True)]
+            target = next((s for s, e in zip(starts, ends, strict=True) if e > x + view and s > x), x)
+        else:
+            target = min((s for s in starts if x - view <= s < x), default=0)
+        self.scroll_to(x=target, animate=False)
+
     # ----- keys and mouse ---------------------------------------------------------------------
     def watch_cursor_row(self, row: int) -> None:
+        self._cursor_id = self.selected_run_id()
         top, rows = int(self.scroll_y), max(1, self.scrollable_content_region.height - 1)  # line 0: header
         if row < top:
             self.scroll_to(y=row, animate=False)
@@ -272,7 +323,7 @@ class RunsTable(ScrollView, can_focus=True):
         self.move_cursor(self.cursor_row + delta * max(1, self.scrollable_content_region.height - 2))
 
     def action_cursor_to(self, row: int) -> None:
-        self.move_cursor(row if row >= 0 else len(self._order) - 1)
+        self.move_cursor(row if row >= 0 else len(self.rows) - 1)
 
     def action_select(self) -> None:
         run_id = self.selected_run_id()
