@@ -13,12 +13,16 @@ from rankbias_tui.sweep import PlannedRun, run_id
 
 
 class Ticking:
-    """What the view reads of a scheduler: its live runs and the outcomes so far."""
+    """What the view reads of a scheduler: its live runs, the outcomes so far, and whether it waits
+    for a cluster's nodes (an elastic launcher with no node that fits)."""
 
-    def __init__(self, live: Live | None, queue: tuple[PlannedRun, ...] = ()) -> None:
+    def __init__(
+        self, live: Live | None, queue: tuple[PlannedRun, ...] = (), waiting_for_nodes: bool = False
+    ) -> None:
         self.outcomes: dict[str, str] = {}
         self.queue = list(queue)
         self._live = live
+        self.waiting_for_nodes = waiting_for_nodes
 
     def live(self) -> list[Live]:
         return [self._live] if self._live else []
@@ -47,3 +51,12 @@ def test_a_run_sent_back_to_the_queue_reads_requeued_not_stopped() -> None:
     view.tick(Ticking(None, queue=(run,)))  # type: ignore[arg-type]  # its worker stalled: requeued
     assert f"{run.run_id[:8]}" in out.getvalue() and ": requeued" in out.getvalue()
     assert "stopped" not in out.getvalue()
+
+
+def test_a_cluster_with_no_node_yet_reads_waiting_for_nodes() -> None:
+    """Issue 22: all workers lost (or none joined yet) reads "waiting for nodes", not "stopped"."""
+    cfg = RunConfig(dataset="digits")
+    run = PlannedRun(run_id(cfg), "s", cfg)
+    view = HeadlessView([run], Console(file=io.StringIO(), width=200))
+    view.tick(Ticking(None, queue=(run,), waiting_for_nodes=True))  # type: ignore[arg-type]
+    assert view.progress.tasks[0].fields["info"] == "0 ended, 0 running, waiting for nodes"
