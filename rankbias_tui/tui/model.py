@@ -92,6 +92,7 @@ class StoreFeed:
         self._works: dict[str, tuple[RunView, Work]] = {}
         self._layers: dict[str, tuple[str, ...]] = {}
         self._varied: tuple[str, ...] = ()
+        self._packs: dict[str, tuple[str, ...]] = {}  # run -> its latest pack (``Store.packs``; the ETA)
 
     def close(self) -> None:
         self.store.close()
@@ -117,6 +118,8 @@ class StoreFeed:
         if full and self._seq != 0:
             rows = self.store.runs()  # runs were added or removed: read them all, in store order
         changed = [self._view(row, now) for row in rows]
+        if full or any(v.status == Status.RUNNING and v.run_id not in self._running for v in changed):
+            self._packs = self.store.packs()  # a pack started: the ETA counts its members per slot
         if full:
             self._index = {v.run_id: v for v in changed}
             self._order = {run_id: i for i, run_id in enumerate(self._index)}
@@ -181,12 +184,14 @@ class StoreFeed:
             cached = self._works.get(v.run_id)
             if cached is not None and cached[0] is v:
                 return cached[1]
-            work = Work(v.run_id, v.sweep, v.status, v.step, v.total_steps, v.epochs, v.active_s)
+            pack = self._packs.get(v.run_id, ())
+            work = Work(v.run_id, v.sweep, v.status, v.step, v.total_steps, v.epochs, v.active_s, pack=pack)
             self._works[v.run_id] = (v, work)
             return work
         active = v.active_at(now)
         rate = self.rates.observe(v.run_id, v.started_at, v.step, now) or cumulative_rate(v.step, active)
-        return Work(v.run_id, v.sweep, v.status, v.step, v.total_steps, v.epochs, active, rate)
+        pack = self._packs.get(v.run_id, ())
+        return Work(v.run_id, v.sweep, v.status, v.step, v.total_steps, v.epochs, active, rate, pack=pack)
 
     def _view(self, row: RunRow, now: float) -> RunView:
         key = (

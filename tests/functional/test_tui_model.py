@@ -86,3 +86,26 @@ def test_on_a_ray_cluster_the_header_shows_each_node_with_its_runs() -> None:
             replace(runs[2], device="cuda:0@10.0.0.7")]  # fmt: skip
     usage = device_usage(runs, ["ray:cuda"], lambda d: pytest.fail(f"probed remote {d}"))
     assert [u.describe() for u in usage] == ["cuda:0@10.0.0.7: a c", "cuda:0@10.0.0.8: b"]
+
+
+def test_the_eta_knows_which_runs_train_in_one_pack(tmp_path: Path) -> None:
+    """Issue 21: the ETA counts every member of a pack in its slot; the app passes each run's latest
+    pack (``Store.packs``), read again when a pack starts."""
+    from rankbias_tui.store import Store
+    from tests.support.runs import planned
+
+    runs = [planned("p", seed=s) for s in range(3)]
+    with Store(tmp_path, create=True) as store:
+        store.add_runs(runs, {})
+        pack = [r.run_id for r in runs[:2]]
+        for r in runs[:2]:
+            store.start_attempt(r.run_id, "cpu", 4242)
+            store.add_segment(r.run_id, -1, "cpu", "pack of 2, eager", pack)
+    feed = StoreFeed(tmp_path)
+    try:
+        snap = feed.poll()
+        works = {v.run_id: feed._work(v, NOW) for v in snap.runs}
+        assert works[runs[0].run_id].pack == tuple(pack) and works[runs[1].run_id].pack == tuple(pack)
+        assert works[runs[2].run_id].pack == ()  # queued: never trained yet
+    finally:
+        feed.close()
