@@ -146,6 +146,8 @@ MAIN_FIELDS = (
     "seed",
 )
 FIELDS = MAIN_FIELDS + (
+    "model_options",
+    "dataset_options",
     "activation",
     "train_size",
     "drop_last",

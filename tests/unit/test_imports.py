@@ -149,6 +149,7 @@ LAYERS: list[set[str]] = [
     {"sweep"},
     {"spec", "protocol", "measures", "provenance", "display"},
     {"catalog"},  # the models and data sets: the spec reads it, so it sits below the spec
+    {"references"},  # a user's "module:callable": the catalog's row for it and the spec's check
 ]
 
 
