@@ -110,6 +110,8 @@ def show(
     for segment in segments:  # how each stretch (attempt) of the run was trained, and by what
         console.print(f"trained {segment.describe()}", markup=False, highlight=False)
         console.print(f"  by {segment.software()}", markup=False, highlight=False)
+        if segment.code():  # a user's model or data set, with the digest of the file it ran
+            console.print(f"  code {segment.code()}", markup=False, highlight=False)
     console.print("config: " + json.dumps(r.config.stored, sort_keys=True), soft_wrap=True, markup=False)
     queued = "provenance when queued: " + json.dumps(r.provenance, sort_keys=True)
     console.print(queued, soft_wrap=True, markup=False)

@@ -72,6 +72,13 @@ def provenance_of(runs: list[RunRow]) -> dict[str, list[str]]:
     }
 
 
+def user_code_of(store: Store, runs: list[RunRow]) -> dict[str, list[str]]:
+    """The user's models and data sets the runs trained, each with the digest of its file as each
+    worker found it (``Segment.code``): a model changed mid-sweep shows as two values."""
+    codes = _distinct(seg.code() for r in runs for seg in store.segments(r.run_id))
+    return {"user code": codes} if codes else {}
+
+
 def spec_of(runs: list[RunRow], declared: SweepSpec | None) -> dict[str, Any]:
     """The sweep as its stored configs say (fixed and varied fields), with the declared description."""
     configs = [r.config.stored for r in runs]
@@ -190,7 +197,7 @@ def gather(
         sweep=sweep,
         eps=eps,
         spec=spec_of(runs, declared),
-        provenance=provenance_of(runs),
+        provenance=provenance_of(runs) | user_code_of(store, runs),
         figures=tuple(figure_images(store, sweep, eps, records)),
         claims=claims.report(records, sweep, eps) if records else None,
         columns=columns,
