@@ -165,6 +165,16 @@ FIELDS = MAIN_FIELDS + (
 )
 
 
+# A user's model and data set's fields: empty (or None) on every run of a built-in one.
+USER_CODE_FIELDS = ("model_options", "dataset_options", "code_dir")
+
+
+def shown_config(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored config as ``show`` and the app list it: the user-code fields only where they are
+    set, so a built-in run reads as it always did."""
+    return {k: v for k, v in stored.items() if v or k not in USER_CODE_FIELDS}
+
+
 def varied_fields(configs: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
     """The fields of ``FIELDS`` whose values differ between ``configs``, in ``FIELDS`` order.
 

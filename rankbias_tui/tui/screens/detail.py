@@ -16,7 +16,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from ...display import MISSING, shown
-from ...measures import Status, reason
+from ...measures import Status, reason, shown_config
 from ...store import SpectrumRow
 from ..format import bound, duration, num
 from ..messages import AppState, ExportRequested, ResumeRequested, StoreRefreshed, WatchRun
@@ -178,7 +178,8 @@ class RunDetailScreen(Screen[None]):
             lines += ["", f"reason: {reason(run.status, run.error)}"]
         last = {name: ys[-1] for name, (_, ys) in self.detail.series.items() if ys}
         lines += ["", "last values:", *(f"  {k:<13} {num(v, '.4g')}" for k, v in sorted(last.items()))]
-        lines += ["", "config:", *(f"  {k:<15} {json.dumps(v)}" for k, v in run.config.stored.items())]
+        config = shown_config(run.config.stored)
+        lines += ["", "config:", *(f"  {k:<15} {json.dumps(v)}" for k, v in config.items())]
         lines += ["", "provenance:", *(f"  {k:<15} {v}" for k, v in sorted(run.provenance.items()))]
         self.query_one("#config-text", Static).update(Text("\n".join(lines)))
 
