@@ -313,7 +313,7 @@ def _by_patterns(patterns: tuple[str, ...], names: list[str]) -> Callable[[str, 
     """Module names matching any of ``patterns`` (shell-style); a pattern that matches none of the
     model's weight layers is an error that lists them."""
     for pattern in patterns:
-        if not fnmatch.filter(names, pattern):
+        if not any(fnmatch.fnmatchcase(name, pattern) for name in names):
             raise ValueError(
                 f"measured_layers pattern {pattern!r} matches no layer of the model; "
                 f"its layers with weight matrices: {', '.join(names) or '(none)'}"
@@ -334,8 +334,10 @@ def measured_layers(model: nn.Module, cfg: RunConfig, in_shape: tuple[int, ...])
     calls: list[int] = []
     uses = _uses_per_example(model, [mod for _, mod in chosen], in_shape, calls)
     if layers == "paper" and _entry(cfg.model).paper_layers.except_classifier and calls:
-        last = calls[-1]  # the final classifier: the measured kind the forward pass calls last
-        chosen, uses = chosen[:last] + chosen[last + 1 :], uses[:last] + uses[last + 1 :]
+        # a user's model: the final classifier is the candidate the forward pass calls last, and a
+        # module it never calls (an auxiliary head) is not measured rather than an error
+        keep = [i for i in range(len(chosen)) if uses[i] and i != calls[-1]]
+        chosen, uses = [chosen[i] for i in keep], [uses[i] for i in keep]
     if not chosen:
         raise ValueError(f"no layer of model {cfg.model!r} to measure (measured_layers = {layers!r})")
     out = []

@@ -30,6 +30,7 @@ class Net(nn.Module):
         self.encoder = nn.ModuleDict({"conv": nn.Conv2d(c, 4, 3, padding=1), "proj": nn.Linear(4 * 16, hidden)})
         self.norm = nn.BatchNorm1d(hidden)
         self.classifier = nn.Linear(hidden, classes)  # defined before the head is called: order is by call
+        self.unused = nn.Linear(hidden, 2)  # never called: not measured by default
 
     def forward(self, x):  # (N, C, 4, 4)
         x = torch.relu(self.encoder["conv"](x)).flatten(1)
@@ -107,14 +108,15 @@ def test_measured_layers_all_and_name_patterns(code_dir: str) -> None:
         model = build_model(cfg, data.in_shape, data.n_classes)
         return [layer.name for layer in measured_layers(model, cfg, data.in_shape)]
 
-    assert names("all") == ["encoder.conv", "encoder.proj", "classifier"]
+    with pytest.raises(RuntimeError, match="layer unused is not used in the forward pass"):
+        names("all")
     assert names(("encoder.*", "classifier")) == ["encoder.conv", "encoder.proj", "classifier"]
     assert names(("*.proj",)) == ["encoder.proj"]
     with pytest.raises(ValueError) as err:
         names(("encoder.*", "decoder.*"))
     assert str(err.value) == (
         "measured_layers pattern 'decoder.*' matches no layer of the model; its layers with weight "
-        "matrices: encoder.conv, encoder.proj, classifier"
+        "matrices: encoder.conv, encoder.proj, classifier, unused"
     )
 
 
