@@ -9,14 +9,16 @@
 from __future__ import annotations
 
 import csv
+import io
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from .measures import TEST_ACC, TRAIN_ACC, TRAIN_LOSS, avg_rank, mean, reason
 from .protocol import SpectrumRow
 from .store import RunRow, Store
+from .track import Track, untracked
 
 CONFIG_COLUMNS = (
     "model",
@@ -99,47 +101,61 @@ def summary_columns(rows: list[dict[str, Any]]) -> list[str]:
     return columns
 
 
-Table = tuple[Iterable[dict[str, Any]], Sequence[str]]  # rows, columns
+class Lines(NamedTuple):
+    """``count`` rows already written as CSV ``text``: a measurement's cells repeated on each of its
+    singular values' rows are formatted once (most of the time of a spectra export otherwise)."""
+
+    text: str
+    count: int
 
 
-def summary_table(store: Store, runs: Sequence[RunRow], sweep: str | None = None) -> Table:
+Row = dict[str, Any] | tuple[Any, ...] | Lines  # a tuple holds the columns in order
+Table = tuple[Iterable[Row], Sequence[str]]  # rows, columns
+
+
+def summary_table(store: Store, runs: Iterable[RunRow], sweep: str | None = None) -> Table:
     rows = [summary_row(store, run, sweep) for run in runs]
     return rows, summary_columns(rows)
 
 
-def metrics_table(store: Store, runs: Sequence[RunRow], sweep: str | None = None) -> Table:
-    rows = (
-        {"run_id": run.run_id, "step": step, "epoch": epoch, "name": name, "value": value}
-        for run in runs
-        for step, epoch, name, value in store.metrics(run.run_id)
-    )
+def metrics_table(store: Store, runs: Iterable[RunRow], sweep: str | None = None) -> Table:
+    rows = ((run.run_id, *row) for run in runs for row in store.metrics(run.run_id))
     return rows, METRIC_COLUMNS
 
 
-def spectra_table(store: Store, runs: Sequence[RunRow], sweep: str | None = None) -> Table:
+def spectra_table(store: Store, runs: Iterable[RunRow], sweep: str | None = None) -> Table:
+    """One run's measurements in memory at a time (a 20,000-run export streams)."""
     return (row for run in runs for s in store.spectra(run.run_id) for row in _sigma_rows(s)), SPECTRA_COLUMNS
 
 
 # One row per export kind: a new kind is a function here, not a new writer.
-KINDS: dict[str, Callable[[Store, Sequence[RunRow], str | None], Table]] = {
+KINDS: dict[str, Callable[[Store, Iterable[RunRow], str | None], Table]] = {
     "summary": summary_table,
     "metrics": metrics_table,
     "spectra": spectra_table,
 }
 
 
-def _sigma_rows(s: SpectrumRow) -> Iterator[dict[str, Any]]:
-    base = {k: getattr(s, k) for k in SPECTRA_COLUMNS[:-2]}
-    for index, sigma in enumerate(s.svals):
-        yield base | {"index": index, "sigma": float(sigma)}
+def _sigma_rows(s: SpectrumRow) -> Iterator[Lines]:
+    """A measurement's rows, one per singular value: the text ``csv.writer`` writes for them."""
+    head = io.StringIO()
+    csv.writer(head, lineterminator="").writerow([getattr(s, k) for k in SPECTRA_COLUMNS[:-2]])
+    base = head.getvalue()
+    sigmas = s.svals.tolist()  # Python floats, written as their repr (as csv writes a float)
+    yield Lines("".join(f"{base},{index},{sigma!r}\n" for index, sigma in enumerate(sigmas)), len(sigmas))
 
 
-def write_csv(rows: Iterable[dict[str, Any]], columns: Sequence[str], out: TextIO) -> int:
-    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
+def write_csv(rows: Iterable[Row], columns: Sequence[str], out: TextIO) -> int:
+    """Write a header and ``rows`` (a dict's missing columns empty, its extra keys left out)."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
     count = 0
     for row in rows:
-        writer.writerow(row)
+        if isinstance(row, Lines):
+            out.write(row.text)
+            count += row.count
+            continue
+        writer.writerow(row if isinstance(row, tuple) else [row.get(c, "") for c in columns])
         count += 1
     return count
 
@@ -150,12 +166,14 @@ def export(
     output: Path | None,
     sweep: str | None = None,
     run_ids: Iterable[str] | None = None,
+    track: Track[RunRow] = untracked,
 ) -> int:
     """Write one kind of CSV to ``output`` (stdout when None); return the number of data rows.
 
     The runs: ``run_ids`` in that order (unknown ids skipped; the terminal UI exports what it
-    shows), else every run of ``sweep`` (of the store when None). A file is written to a temporary
-    name and renamed, so a failed export leaves no half file.
+    shows), else every run of ``sweep`` (of the store when None), read one at a time through
+    ``track`` (a progress bar). A file is written to a temporary name and renamed, so a failed
+    export leaves no half file.
     """
     if what not in KINDS:
         raise ValueError(f"unknown export kind {what!r}; choose from {', '.join(KINDS)}")
@@ -163,7 +181,7 @@ def export(
         runs = store.runs(sweep)
     else:
         runs = [run for run_id in run_ids if (run := store.run(run_id)) is not None]
-    rows, columns = KINDS[what](store, runs, sweep)
+    rows, columns = KINDS[what](store, track(runs, f"export {what}"), sweep)
     if output is None:
         return write_csv(rows, columns, sys.stdout)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ from pydantic_core import PydanticCustomError
 
 from . import references
 from .catalog import DATASET_NAMES, DATASETS, MODEL_NAMES
+from .display import printable
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -170,7 +171,7 @@ class SpecProblem:
 
     def __str__(self) -> str:
         hint = f" ({self.hint})" if self.hint else ""
-        return f"{self.path}: {self.message}{hint}"
+        return printable(f"{self.path}: {self.message}{hint}")
 
 
 class SpecError(Exception):
@@ -340,7 +341,7 @@ def _check_sweep(
                     problems.append(SpecProblem(f"{prefix}.grid.{axis}[{i}]", p.message, p.hint))
     if not problems:
         problems += _batch_problems(prefix, merged, axes, base)
-    description = str(table.get("description", ""))
+    description = printable(str(table.get("description", "")))
     return SweepSpec(name, description, base, axes, tuple(seeds)), problems
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from .. import measures
 from ..measures import HPARAMS, Status
 from ..store import RunRow, Store
+from ..track import Track, untracked
 
 MIN_RANK_CHANGE = 1.0  # ranks of the average: the measure's resolution with one seed
 
@@ -69,13 +70,16 @@ def records_from_store(
     eps: float | None = None,
     statuses: Iterable[str] = (Status.DONE,),
     layer: str | None = None,
+    track: Track[RunRow] = untracked,
 ) -> list[Record]:
     """Records of a sweep's runs with one of ``statuses`` (default: done; diverged runs excluded),
-    skipping runs without any measurement."""
+    skipping runs without any measurement; read through ``track`` (a progress bar)."""
     wanted = set(statuses)
     runs = [r for r in store.runs(sweep) if r.status in wanted]
     varying = measures.varied_fields(r.config.stored for r in runs)
-    out = [run_record(store, r, eps, context_of(r.config.stored, varying), layer) for r in runs]
+    out = [
+        run_record(store, r, eps, context_of(r.config.stored, varying), layer) for r in track(runs, "claims")
+    ]
     return [r for r in out if not math.isnan(r["final_avg_rank"])]
 
 

@@ -28,6 +28,7 @@ from ..store import Store
 from .common import fail, open_store
 from .options import DEFAULT_STORE, StoreDir
 from .output import Column, check_format, jsonable, print_table
+from .progress import Bars
 
 console = Console()
 
@@ -295,7 +296,8 @@ def report(
 
     with open_store(store_dir) as store:
         name = resolve_sweep(store, sweep)
-        data = report_mod.gather(store, name, eps, _declared(spec_file, name))
+        with Bars() as bars:
+            data = report_mod.gather(store, name, eps, _declared(spec_file, name), track=bars)
     try:
         written = report_mod.write(data, output, embed=embed)
     except OSError as e:

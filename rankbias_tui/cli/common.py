@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from ..display import printable
 from ..store import DB_NAME, NoStore, Store, StoreError, damaged
 
 err = Console(stderr=True)
@@ -25,7 +26,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     Exit to raise."""
     try:
         err.print("[red]error:[/red] ", end="", highlight=False)
-        err.print(message, markup=False, emoji=False, highlight=False, soft_wrap=True)
+        err.print(printable(message), markup=False, emoji=False, highlight=False, soft_wrap=True)
     except OSError:
         pass  # no terminal left to tell (a hang-up): the exit status still says it
     return typer.Exit(code)

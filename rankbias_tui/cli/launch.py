@@ -24,8 +24,9 @@ from ..scheduler import (
 )
 from ..spec import Spec, SpecError, load_spec
 from ..store import Store
+from ..store.files import network_warning
 from ..sweep import PlannedRun, UnknownSweep, expand
-from .common import fail, open_store
+from .common import err, fail, open_store
 from .options import (
     DEFAULT,
     DEFAULT_SPEC,
@@ -98,6 +99,8 @@ def run(
     if dry_run:
         return _dry_run(parsed, sweep or [], store_dir, options)
     _confirm_size(parsed, sweep or [parsed.default_sweep], yes)
+    if (warning := network_warning(store_dir)) is not None:
+        err.print(f"warning: {warning}", markup=False, highlight=False)
     if not headless:
         from .attach import run_with_tui, terminal_attached
 
@@ -147,6 +150,14 @@ def _run_headless(parsed: Spec, sweeps: list[str], store_dir: Path, options: Sch
                 f"Store: {store_dir}/",
                 markup=False,
             )
+            if todo.superseded:
+                console.print(
+                    f"not running {len(todo.superseded)} unfinished run(s) of these sweeps that the spec no "
+                    "longer holds (it changed since they were queued; marked stopped, data kept): "
+                    + " ".join(todo.superseded[:8])
+                    + (" ..." if len(todo.superseded) > 8 else ""),
+                    markup=False,
+                )
             if todo.adopted:
                 console.print(
                     f"also running {len(todo.adopted)} interrupted or queued run(s) of other sweeps (their "
@@ -188,6 +199,7 @@ def _dry_run(parsed: Spec, sweeps: list[str], store_dir: Path, options: Schedule
 class _Todo(NamedTuple):
     mine: list[PlannedRun]  # the sweeps' unfinished runs
     adopted: list[PlannedRun]  # interrupted or queued runs of other sweeps (their scheduler is gone)
+    superseded: list[str]  # unfinished runs of these sweeps that their current grid no longer holds
 
 
 def _queue(store: Store, planned: list[PlannedRun]) -> _Todo:
@@ -195,8 +207,9 @@ def _queue(store: Store, planned: list[PlannedRun]) -> _Todo:
     sweeps' unfinished runs."""
     adopted = scheduler.adopt(store)
     mine = store.queue(planned, provenance())
-    ids = {run.run_id for run in mine}
-    return _Todo(mine, [run for run in adopted if run.run_id not in ids])
+    superseded = scheduler.stop_superseded(store, store.supersede(planned))
+    ids = {run.run_id for run in mine} | set(superseded)
+    return _Todo(mine, [run for run in adopted if run.run_id not in ids], superseded)
 
 
 def _engine_line(devices: tuple[str, ...], options: SchedulerOptions) -> str:

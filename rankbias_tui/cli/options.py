@@ -13,6 +13,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..scheduler import SchedulerOptions, describe_backends
+from ..scheduler.options import RAY_CLIENT
+from .common import fail
 
 DEFAULT = SchedulerOptions()
 DEFAULT_STORE = Path("runs")
@@ -70,8 +72,8 @@ RayAddress = Annotated[
     Optional[str],
     typer.Option(
         "--ray-address",
-        help="With --backend ray: auto or ray://host:10001 (default: a private Ray instance on this "
-        "machine, on 127.0.0.1 only).",
+        help="With --backend ray: auto (the cluster this machine is a node of) or HOST:6379 (default: "
+        "a new private Ray instance on this machine, on 127.0.0.1 only). Not ray:// (Ray Client).",
     ),
 ]
 
@@ -88,7 +90,10 @@ def scheduler_options(
     ray_address: str | None,
     stall_after: float = DEFAULT.stall_s,
 ) -> SchedulerOptions:
-    """The one place the command-line options become ``SchedulerOptions``."""
+    """The one place the command-line options become ``SchedulerOptions`` (exit 2 for a Ray Client
+    address: ``scheduler.options.RAY_CLIENT``)."""
+    if ray_address is not None and ray_address.startswith("ray://"):
+        raise fail(RAY_CLIENT.format(address=ray_address), 2)
     return SchedulerOptions(
         devices=devices,
         per_device=per_device,

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from ..display import shown
+from ..display import printable, shown
 
 FORMATS = ("table", "csv", "json")
 GAP = "  "  # between columns
@@ -88,7 +88,7 @@ def table_lines(
 ) -> tuple[list[str], list[Column]]:
     """The table as lines (header first) within ``limit`` characters where it can, and the columns
     dropped to get there."""
-    cells = [{c.key: c.cell(row.get(c.key)) for c in columns} for row in rows]
+    cells = [{c.key: printable(c.cell(row.get(c.key))) for c in columns} for row in rows]
     widths = {c.key: max([len(c.title), *(len(r[c.key]) for r in cells)]) for c in columns}
     shown = fit(columns, widths, limit)
     wrap_width = None
@@ -114,6 +114,11 @@ def _line(
             return [GAP.join([*parts, head]), *(" " * indent + more for more in rest)]
         parts.append(value.rjust(widths[c.key]) if c.right else value if last else value.ljust(widths[c.key]))
     return [GAP.join(parts).rstrip()]
+
+
+def _csv_cell(value: Any) -> Any:
+    """A CSV cell: empty for None; text made printable (a CSV is read in terminals too)."""
+    return "" if value is None else printable(value) if isinstance(value, str) else value
 
 
 def jsonable(value: Any) -> Any:
@@ -143,7 +148,7 @@ def print_table(
     if fmt == "csv":
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow([c.key for c in columns])
-        writer.writerows([["" if r.get(c.key) is None else r.get(c.key) for c in columns] for r in rows])
+        writer.writerows([[_csv_cell(r.get(c.key)) for c in columns] for r in rows])
         return
     if fmt == "json":
         out.write(
@@ -154,13 +159,13 @@ def print_table(
     notes = sys.stderr if limit is None else out
     lines, dropped = table_lines(rows, columns, limit)
     if title:
-        notes.write(title + "\n")
+        notes.write(printable(title) + "\n")
     out.write("\n".join(lines) + "\n")
     if dropped:
         hidden = ", ".join(c.title for c in dropped)
         notes.write(f"(not shown at this width: {hidden}; widen the terminal or use --format csv)\n")
     if footer:
-        notes.write(footer + "\n")
+        notes.write(printable(footer) + "\n")
 
 
 def check_format(fmt: str) -> str:

@@ -8,6 +8,8 @@ markup. Registered on the main app by ``register`` (called by ``app.py``).
 from __future__ import annotations
 
 import json
+import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -17,11 +19,12 @@ from rich.markup import escape
 
 from .. import export as export_mod
 from .. import scheduler
-from ..measures import ACTIVE, is_vacuous, reason, shown_config, shown_reason
+from ..measures import ACTIVE, STATUSES, is_vacuous, reason, shown_config, shown_reason
 from ..store import RunRow, SpectrumRow, Store
 from .common import fail, open_store
 from .options import DEFAULT_STORE, Format, StoreDir, SweepFilter
 from .output import Column, check_format, number, print_table
+from .progress import Bars
 
 console = Console()
 
@@ -61,21 +64,58 @@ def list_row(store: Store, run: RunRow) -> dict[str, Any]:
     }
 
 
+TABLE_LIMIT = 50  # runs a table shows unless --limit says otherwise
+
+
 def list_runs(
     store_dir: StoreDir = DEFAULT_STORE,
     sweep: SweepFilter = None,
     status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status."),
+    limit: Optional[int] = typer.Option(
+        None,
+        "--limit",
+        min=0,
+        help=f"Show the N most recently active runs (running first, then by their latest start or end), "
+        f"in sweep order; 0: all. Default: {TABLE_LIMIT} in a table, all with --format csv or json.",
+    ),
     fmt: Format = "table",
 ) -> None:
     """List runs: status, device (and node, on a Ray cluster), progress, final accuracy and rank.
 
     Piped (``rankbias list | grep running``) the table holds whole values in aligned columns; in a
-    narrow terminal, low-priority columns are left out rather than cut.
+    narrow terminal, low-priority columns are left out rather than cut, but not the reason of a run
+    that failed. A count of the runs by status goes to stderr.
     """
     check_format(fmt)
+    if limit is None:
+        limit = TABLE_LIMIT if fmt == "table" else 0
+    statuses = [status] if status else None
     with open_store(store_dir) as store:
-        rows = [list_row(store, r) for r in store.runs(sweep, [status] if status else None)]
-    print_table(rows, LIST_COLUMNS, fmt, footer=f"{len(rows)} runs")
+        counts = store.status_counts(sweep)
+        runs = store.recent_runs(limit, sweep, statuses) if limit else store.runs(sweep, statuses)
+        rows = [list_row(store, r) for r in runs]
+    print_table(rows, list_columns(rows), fmt)
+    sys.stderr.write(count_line(counts, len(rows), status) + "\n")
+
+
+def list_columns(rows: list[dict[str, Any]]) -> tuple[Column, ...]:
+    """``LIST_COLUMNS``; when a run has a reason (why it failed), that column is kept in a narrow
+    terminal (wrapped) and the hyperparameters go first."""
+    if not any(row["reason"] for row in rows):
+        return LIST_COLUMNS
+    return tuple(replace(c, drop=0) if c.key == "reason" else c for c in LIST_COLUMNS)
+
+
+def count_line(counts: dict[str, int], shown: int, status: str | None = None) -> str:
+    """``20000 runs: 19950 done, 34 queued, 16 interrupted (showing 50 ...)``: by status, most first."""
+    total = sum(counts.values())
+    order = sorted(counts, key=lambda s: (-counts[s], STATUSES.index(s) if s in STATUSES else len(STATUSES)))
+    by_status = ", ".join(f"{counts[s]} {s}" for s in order if counts[s])
+    line = f"{total} runs" + (f": {by_status}" if by_status else "")
+    matching = counts.get(status, 0) if status else total
+    if shown < matching:
+        line += f" (showing the {shown} most recently active; --limit 0 shows all)"
+    return line
 
 
 def show(
@@ -92,7 +132,7 @@ def show(
         segments = store.segments(r.run_id)
     console.print(
         f"[bold]{r.run_id}[/bold]  sweep {escape(r.sweep)}  status [bold]{r.status}[/bold]  "
-        f"device {escape(str(r.device))}"
+        f"device {escape(r.device or '-')}"
     )
     console.print(
         f"epoch {r.epoch:g}/{r.config.epochs}  step {r.step}/{r.total_steps or '?'}  attempts {r.attempts}"
@@ -166,7 +206,8 @@ def export_cmd(
                 f"no sweep {sweep!r} in {store_dir} (sweeps: {', '.join(store.sweeps()) or 'none'})", 2
             )
         try:
-            count = export_mod.export(store, what, output, sweep)
+            with Bars() as bars:
+                count = export_mod.export(store, what, output, sweep, track=bars)
         except BrokenPipeError:
             raise  # the reader went away (`| head`): main() ends quietly
         except OSError as e:

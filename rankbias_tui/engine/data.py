@@ -14,9 +14,10 @@ module stays cheap. Nothing is cached on disk beyond torchvision's own files.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ class DataSet:
     x_test: Tensor  # (M, C, H, W) float32, normalised
     y_test: Tensor  # (M,) int64
     n_classes: int
+    digest: str = ""  # SHA-256 of the whole data set as loaded (``content_digest``); "" not computed
 
     @property
     def in_shape(self) -> tuple[int, ...]:
@@ -133,10 +135,22 @@ def load_dataset(
     else:
         loader = resolve(DATASETS[name].loader)
         ds = loader(name, Path(data_dir) if data_dir is not None else default_data_dir())
+    ds = replace(ds, digest=content_digest(ds))  # of the whole set: a run's subset follows its seed
     if train_size is not None and train_size < len(ds.y_train):
         idx = subset_rows(len(ds.y_train), train_size, subset_seed)
-        ds = DataSet(ds.name, ds.x_train[idx], ds.y_train[idx], ds.x_test, ds.y_test, ds.n_classes)
+        ds = replace(ds, x_train=ds.x_train[idx], y_train=ds.y_train[idx])
     return _to_device(ds, torch.device(device))
+
+
+def content_digest(ds: DataSet) -> str:
+    """SHA-256 of both splits' inputs and labels as loaded (normalised, on the CPU): what a report
+    shows so that two sweeps can tell whether they trained on the same numbers."""
+    h = hashlib.sha256()
+    for t in (ds.x_train, ds.y_train, ds.x_test, ds.y_test):
+        t = t.detach().to("cpu").contiguous()
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def subset_rows(n: int, train_size: int | None, seed: int) -> torch.Tensor:
@@ -341,4 +355,5 @@ def _to_device(ds: DataSet, device: torch.device) -> DataSet:
         x_test=ds.x_test.to(device),
         y_test=ds.y_test.to(device),
         n_classes=ds.n_classes,
+        digest=ds.digest,
     )

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -167,6 +167,18 @@ class Trainer(Protocol):
 
     def freeze(self, k: int) -> None:
         """Member k has ended: stop training it (``active[k]`` False)."""
+
+
+def stamped(emit: Emit, data_digest: str) -> Emit:
+    """``emit`` with the data set's digest (``engine.data.content_digest``) added to the provenance
+    of each ``Started`` event: the segment it starts records what it trained on."""
+
+    def stamp(event: Event) -> None:
+        if isinstance(event, Started) and data_digest:
+            event = replace(event, provenance={**(event.provenance or {}), "data_sha256": data_digest})
+        emit(event)
+
+    return stamp
 
 
 # ----- the loop ----------------------------------------------------------------------------------

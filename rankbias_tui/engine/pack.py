@@ -25,7 +25,7 @@ from . import spectral
 from .data import DataSet, load_dataset, subset_rows
 from .fused import PackModel, buffers_from_state, sgd_state
 from .graphs import StepGraph
-from .loop import PROTOCOL_VERSION, Emit, Loop, Member, epoch_batches, last_lr, lr_at
+from .loop import PROTOCOL_VERSION, Emit, Loop, Member, epoch_batches, last_lr, lr_at, stamped
 from .models import measured_layers
 from .resume import load_latest
 from .train import restore_generator, save_atomic, set_precision
@@ -288,4 +288,4 @@ def train_pack(
     data = load_dataset(cfg.dataset, data_dir, device)  # the full set: members pick their subsets
     pack = Pack(members, device, data, graphs)
     resumed = pack.resume(emit)
-    return Loop(pack, pack, emit, poll_cancel).run(resumed, pack.mode(), pack.notes)
+    return Loop(pack, pack, stamped(emit, data.digest), poll_cancel).run(resumed, pack.mode(), pack.notes)

@@ -24,7 +24,7 @@ from ..spec import RunConfig
 from . import spectral
 from .data import DataSet, load_dataset
 from .graphs import GraphedStep, running_means
-from .loop import PROTOCOL_VERSION, Emit, Loop, Member, epoch_batches, last_lr, lr_at
+from .loop import PROTOCOL_VERSION, Emit, Loop, Member, epoch_batches, last_lr, lr_at, stamped
 from .models import build_model, loss_fn, measured_layers, weight_matrix
 from .resume import load_checkpoint, load_latest
 
@@ -247,7 +247,7 @@ def train(
         run.load(start.paths[0], start.payloads[0])
         resumed = run.step
     step, mode = graphed_or_eager(run, graphs)
-    return Loop(run, step, emit).run(resumed, mode, start.notes)[run_id]
+    return Loop(run, step, stamped(emit, data.digest)).run(resumed, mode, start.notes)[run_id]
 
 
 def set_precision(precision: str) -> None:

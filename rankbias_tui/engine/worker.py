@@ -174,7 +174,7 @@ def _guarded(
     the run fails before it trains, naming the path) become a one-line reason; anything else keeps
     the tail of its traceback. ``report_oom`` also sends ``OutOfMemory`` first (packs split on it).
     ``deterministic`` switches torch to deterministic kernels before CUDA starts. ``code``: what
-    provenance records of a user's model or data set (``provenance.user_code``). A user's builder
+    provenance records of a user's model or data set (``references.user_code``). A user's builder
     or loader that fails (``UserCodeError``) ends the run with the user's own traceback."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scheduler's to handle
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a hang-up too (it reaches the whole group)
@@ -200,7 +200,9 @@ def _guarded(
         stamp = provenance() | software(device) | (code or {})
 
         def emit(event: Event) -> None:
-            channel.send(replace(event, provenance=stamp) if isinstance(event, Started) else event)
+            if isinstance(event, Started):
+                event = replace(event, provenance=stamp | (event.provenance or {}))
+            channel.send(event)
 
         try:
             status = body(emit)

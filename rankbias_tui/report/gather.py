@@ -16,7 +16,8 @@ from .. import claims, export, figures, measures
 from ..measures import HPARAMS, Status
 from ..provenance import provenance
 from ..spec import SweepSpec
-from ..store import RunRow, Store
+from ..store import RunRow, Segment, Store
+from ..track import Track, untracked
 
 # Where a run's training protocol version lives: the store's ``runs.protocol_version`` (migration 4;
 # the engine reports it when a run starts, ``engine.loop.PROTOCOL_VERSION``); runs that never
@@ -59,24 +60,46 @@ def _distinct(values: Any) -> list[str]:
     return sorted({str(v) for v in values if v not in (None, "")})
 
 
-def provenance_of(runs: list[RunRow]) -> dict[str, list[str]]:
-    """The distinct package versions, git SHAs, Pythons, devices and protocol versions of ``runs``."""
+def _mode(segment: Segment) -> str:
+    """How a segment trained, without its pack's ids: ``single, graphed``, ``pack of 16, eager``."""
+    return segment.mode if segment.mode.startswith("pack") else f"single, {segment.mode}"
+
+
+def _dirty(value: Any) -> str | None:
+    return None if value is None else "uncommitted changes" if value else "clean checkout"
+
+
+def provenance_of(runs: list[RunRow], segments: list[Segment] | None = None) -> dict[str, list[str]]:
+    """The distinct values of what made ``runs``: from their queueing (package version, git SHA,
+    Python, devices, protocol) and, per attempt, from the workers that trained them (``segments``:
+    rankbias, git SHA and dirty flag, torch, CUDA, cuDNN, GPU, execution mode, data-set digest, and
+    a user's model and data set with their files' digests).
+    ``not recorded``: no segment says (runs of an older rankbias); ``none``: the workers said there
+    was none (a CPU build of torch has no CUDA)."""
     now = provenance()
+    queued = [r.provenance for r in runs]
+    worked = [s.provenance for s in segments or [] if s.provenance]
+
+    def said(key: str, of: list[dict[str, Any]], short: int | None = None) -> list[str]:
+        values = [str(v)[:short] for v in _distinct(p.get(key) for p in of)]
+        return values or (["none"] if worked and of is worked else ["not recorded"])
+
+    codes = _distinct(s.code() for s in segments or [])  # a user's model and data set, with digests
     return {
-        "rankbias version": _distinct(r.provenance.get("rankbias") for r in runs),
-        "git SHA": _distinct(r.provenance.get("git_sha") for r in runs),
-        "Python": _distinct(r.provenance.get("python") for r in runs),
+        "rankbias version": said("rankbias", queued + worked),
+        "git SHA": said("git_sha", queued + worked, 12),
+        "git tree": _distinct(_dirty(p.get("git_dirty")) for p in queued + worked) or ["not recorded"],
+        "Python": said("python", queued + worked),
+        "torch": said("torch", worked),
+        "CUDA": said("cuda", worked),
+        "cuDNN": said("cudnn", worked),
+        "GPU": said("gpu", worked),
         "devices": _distinct(r.device for r in runs),
+        "execution modes": _distinct(_mode(s) for s in segments or []) or ["not recorded"],
+        "data set SHA-256": said("data_sha256", worked, 16),
         "protocol version": _distinct(protocol_version(r) for r in runs) or ["not recorded"],
         "report made by": [f"rankbias {now['rankbias']} ({now['git_sha'][:12] or 'no git SHA'})"],
-    }
-
-
-def user_code_of(store: Store, runs: list[RunRow]) -> dict[str, list[str]]:
-    """The user's models and data sets the runs trained, each with the digest of its file as each
-    worker found it (``Segment.code``): a model changed mid-sweep shows as two values."""
-    codes = _distinct(seg.code() for r in runs for seg in store.segments(r.run_id))
-    return {"user code": codes} if codes else {}
+    } | ({"user code": codes} if codes else {})
 
 
 def spec_of(runs: list[RunRow], declared: SweepSpec | None) -> dict[str, Any]:
@@ -112,7 +135,11 @@ def _first_varied(runs: list[RunRow], preferred: tuple[str, ...]) -> str:
 
 
 def figure_images(
-    store: Store, sweep: str, eps: float | None, records: list[dict[str, Any]]
+    store: Store,
+    sweep: str,
+    eps: float | None,
+    records: list[dict[str, Any]],
+    track: Track[Any] = untracked,
 ) -> list[FigureImage]:
     """The four figures: rank curves, the Figure-1 contour, one run's spectra, accuracy vs rank."""
     runs = store.runs(sweep)
@@ -148,7 +175,7 @@ def figure_images(
         ),
     ]
     out = []
-    for kind, caption, options in wanted:
+    for kind, caption, options in track(wanted, "figures"):
         try:
             if kind == "spectrum" and lowest is None:
                 raise figures.NoData("no finished run with a measurement")
@@ -185,20 +212,26 @@ def _summary(store: Store, run: RunRow, eps: float | None) -> dict[str, Any]:
 
 
 def gather(
-    store: Store, sweep: str, eps: float | None = None, declared: SweepSpec | None = None
+    store: Store,
+    sweep: str,
+    eps: float | None = None,
+    declared: SweepSpec | None = None,
+    track: Track[Any] = untracked,
 ) -> ReportData:
-    """Everything the report shows about ``sweep``; ranks recounted at ``eps`` in claims and figures."""
+    """Everything the report shows about ``sweep``; ranks recounted at ``eps`` in claims and figures.
+    Its loops over runs and figures go through ``track`` (progress bars)."""
     runs = store.runs(sweep)
-    records = claims.records_from_store(store, sweep, eps)
+    records = claims.records_from_store(store, sweep, eps, track=track)
     varied = measures.varied_fields(r.config.stored for r in runs)
     columns = (*SUMMARY_FIELDS[:2], *varied, *SUMMARY_FIELDS[2:])
-    rows = tuple({k: row.get(k) for k in columns} for row in (_summary(store, r, eps) for r in runs))
+    summaries = (_summary(store, r, eps) for r in track(runs, "runs"))
+    rows = tuple({k: row.get(k) for k in columns} for row in summaries)
     return ReportData(
         sweep=sweep,
         eps=eps,
         spec=spec_of(runs, declared),
-        provenance=provenance_of(runs) | user_code_of(store, runs),
-        figures=tuple(figure_images(store, sweep, eps, records)),
+        provenance=provenance_of(runs, [s for r in runs for s in store.segments(r.run_id)]),
+        figures=tuple(figure_images(store, sweep, eps, records, track)),
         claims=claims.report(records, sweep, eps) if records else None,
         columns=columns,
         runs=rows,

@@ -3,7 +3,8 @@
 Owns: ``render_html`` (inline CSS, figures as base64 PNG ``data:`` URIs: it opens with no network),
 ``render_markdown`` (figures as PNG files beside it, or embedded), ``write`` (by suffix) and the
 text of one piece of claim evidence (``slice_text``). Every piece of text from the store or the
-spec (descriptions, errors, values) is escaped (``html.escape``; Markdown table cells too).
+spec (descriptions, errors, values) is escaped: ``html.escape`` in HTML; in Markdown ``md_escape``
+(no live link, image or markup; control characters visible as escapes).
 Does not own: what the report holds (``gather.py``).
 """
 
@@ -12,10 +13,12 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..display import printable
 from ..figures import KINDS
 from .gather import ReportData
 
@@ -171,9 +174,22 @@ def render_html(data: ReportData) -> str:
 
 
 # ----- Markdown ----------------------------------------------------------------------------------
+# Markdown's link, image, emphasis, code and table punctuation: each written backslash-escaped
+# (CommonMark: any ASCII punctuation may be), so text from a spec or a store never becomes a link, an
+# image (an external request when the report is viewed) or markup. ``<``, ``>`` and ``&`` are HTML
+# entities (no raw HTML, no autolink), and a bare URL, ``www.`` or e-mail address is
+# broken with escapes so that GFM does not link it either.
+_MD_PUNCTUATION = re.compile(r"([\\`*_\[\]()!|#~{}])")
+_BARE_LINK = re.compile(r"://|www\.|@", re.IGNORECASE)  # what GFM would turn into a link by itself
+
+
 def md_escape(text: str) -> str:
-    """Text safe in a Markdown table cell and as inline HTML: escaped, pipes and newlines too."""
-    return html.escape(text).replace("|", "\\|").replace("\n", " ").replace("`", "\\`")
+    """Text inert in Markdown, in a table cell or a line of its own: control characters escaped
+    (``display.printable``), HTML entities, Markdown punctuation backslash-escaped, one line."""
+    text = _MD_PUNCTUATION.sub(r"\\\1", html.escape(printable(text).replace("\n", " "), quote=False))
+    return _BARE_LINK.sub(
+        lambda m: m.group().replace("/", "\\/").replace(".", "\\.").replace("@", "\\@"), text
+    )
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:

@@ -28,7 +28,7 @@ from .hosts import Live
 from .launcher import Launch, Launcher
 from .lock import SchedulerLock, StoreBusy
 from .options import SchedulerOptions
-from .recovery import adopt
+from .recovery import adopt, stop_superseded
 from .service import Scheduler, StopRequested
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "Stopped",
     "StoreBusy",
     "adopt",
+    "stop_superseded",
     "cancel",
     "check_backend",
     "check_syntax",

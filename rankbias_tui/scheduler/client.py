@@ -148,9 +148,11 @@ def launch(store: Store, runs: Sequence[PlannedRun]) -> None:
 
     The spec is read once, by the caller: the scheduler never reads the file, so what it queues is
     what the caller showed, even if the file changes in between. One transaction: a scheduler
-    takes all of the requests or none."""
+    takes all of the requests or none. ``runs`` are the whole grids of their sweeps: a sweep's other
+    runs, queued with an earlier version of the spec, are superseded (``Store.supersede``)."""
     with store.transaction():
         store.add_runs(runs, provenance())
+        store.supersede(runs)  # the scheduler does not train what the spec no longer holds
         for run in runs:
             store.request(Request("launch", run.run_id, sweep=run.sweep))
 

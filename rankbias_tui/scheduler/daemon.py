@@ -33,6 +33,7 @@ import os
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -155,6 +156,9 @@ class Daemon(Scheduler):
             asked = sum(r.sweep == sweep for r in requests)
             queued = sum(s == sweep and run.run_id in requeued for s, run in todo)
             log.info("launch %s: %d runs, %d queued", sweep, asked, queued)
+        superseded = set(recovery.stop_superseded(self.store, self.store.orphaned()))
+        if superseded:  # queued here with an earlier version of the spec
+            self.queue = deque(run for run in self.queue if run.run_id not in superseded)
 
     def _answer(self, request: Request) -> None:
         if request.kind == "stop":

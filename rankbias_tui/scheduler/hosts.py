@@ -157,7 +157,8 @@ def record(
             pack = worker.host.pack if worker.host is not None else (run_id,)
             segment = Segment(run_id, 0.0, resumed, live.device, mode, pack)
             previous = store.add_segment(run_id, resumed, live.device, mode, pack, event.provenance)
-            if resumed >= 0 and previous is not None and not previous.same_mode(segment):
+            # from step 0 (the checkpoint of the initial weights) nothing was trained in the other mode
+            if resumed > 0 and previous is not None and not previous.same_mode(segment):
                 store.add_warning(run_id, mode_change(previous, segment))
         case RunWarning(text=text):
             log.warning("run %s: %s", run_id, text)

@@ -16,6 +16,14 @@ IDLE_EXIT_S = 300.0
 STALL_S = 300.0
 
 
+RAY_CLIENT = (
+    "--ray-address {address}: Ray Client (ray://) cannot stream a task's events back, which every "
+    "rankbias task does; run rankbias on a node of the cluster instead (ssh to the head, then "
+    "`rankbias run ... --backend ray --ray-address auto`: in a terminal its scheduler runs in the "
+    "background and outlives the SSH session; `rankbias attach` there shows it again)"
+)
+
+
 @dataclass(frozen=True)
 class SchedulerOptions:
     """Where and how a scheduler trains runs (the ``rankbias run`` options that concern it)."""
@@ -37,7 +45,7 @@ class SchedulerOptions:
     backend: str = "local"
     """A name in ``scheduler.backends.BACKENDS``: local (worker processes here) or ray (Ray tasks)."""
     ray_address: str | None = None
-    """The Ray cluster (auto, ray://host:10001); None: a private Ray instance on this machine."""
+    """The Ray cluster (auto, host:6379); None: a new private Ray instance on this machine."""
     stall_s: float = STALL_S
     """A worker not heard from for this many seconds (longer if its runs' steps are slow) is
     stalled: killed, and its runs resume from their checkpoints (0: never; ``scheduler.watchdog``).

@@ -20,12 +20,16 @@ this module unless ``--backend ray`` is asked for; without Ray, ``RayMissing`` s
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.util
+import logging
 import math
 import multiprocessing as mp
 import os
 import pickle
+import secrets
 import signal
+import stat
 import threading
 import time
 import uuid
@@ -35,14 +39,15 @@ from typing import Any
 
 from .. import checkpoints
 from ..measures import Status
-from ..protocol import Checkpoint, Placed, RunWarning, WorkerEnded, WorkerLost
+from ..protocol import Checkpoint, DiskFull, Placed, RunWarning, WorkerEnded, WorkerLost
 from ..sweep import PlannedRun
 from .devices import Backend, BackendError, DeviceError, Slots, check_syntax, cuda_count
 from .hosts import Host
 from .launcher import Launch
-from .options import SchedulerOptions
+from .options import RAY_CLIENT, SchedulerOptions
 from .ray_task import CheckpointFile, Job, JobRun, damaged, run_job
 
+log = logging.getLogger(__name__)
 INSTALL = "pip install 'rankbias-tui[ray]'"
 
 
@@ -93,17 +98,31 @@ def prepare(options: SchedulerOptions, connect_now: bool = True) -> Backend:
 def connect(address: str | None, num_cpus: int | None = None) -> str:
     """Connect this process to Ray; return a one-line description of the cluster.
 
-    No address: a private instance on this machine (``num_cpus``: default all), on 127.0.0.1 only,
-    with no dashboard and Ray's token authentication on. ``auto`` or ``ray://host:10001``: an
-    existing cluster."""
+    No address: a new private instance on this machine (``num_cpus``: default all), on 127.0.0.1
+    only, with no dashboard, never a cluster that Ray's address file names (``address="local"``: a
+    ``ray start`` on this machine, someone else's or long gone, is not joined) and Ray's token
+    authentication on with a fresh random token that only this process and the ones Ray starts for
+    it hold (in their environment, never in a file others can read). ``auto`` or ``HOST:6379``: an
+    existing cluster; a token file it uses is made owner-only first. ``ray://`` (Ray Client) is
+    refused: it cannot stream a task's events back (``RAY_CLIENT``)."""
+    if address is not None and address.startswith("ray://"):
+        raise BackendError(RAY_CLIENT.format(address=address))
     if address is None:
-        # before ray is imported: Ray reads it then, and passes it on to the processes it starts
+        # before ray is imported: Ray reads them then, and passes them on to the processes it starts
         os.environ["RAY_AUTH_MODE"] = "token"
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+        os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
+    else:
+        private_token_file()
     ray = import_ray()
     if not ray.is_initialized():
         if address is None:
             ray.init(
-                _node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=num_cpus, log_to_driver=False
+                address="local",
+                _node_ip_address="127.0.0.1",
+                include_dashboard=False,
+                num_cpus=num_cpus,
+                log_to_driver=False,
             )
         else:
             try:
@@ -113,6 +132,26 @@ def connect(address: str | None, num_cpus: int | None = None) -> str:
     total = ray.cluster_resources()
     nodes = len(alive_nodes())
     return f"Ray cluster: {nodes} node(s), {total.get('CPU', 0):g} CPUs, {total.get('GPU', 0):g} GPUs"
+
+
+def private_token_file() -> Path | None:
+    """Ray's token file for an existing cluster (``RAY_AUTH_TOKEN_PATH``, else ``~/.ray/auth_token``)
+    made readable by its owner only, when this user owns it and others could read it (``ray start``
+    writes it 0644): whoever reads the token can submit jobs as its owner. Return the file fixed."""
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    try:
+        info = path.lstat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or not info.st_mode & 0o077:
+        return None
+    path.chmod(0o600)
+    log.warning(
+        "made %s readable by its owner only (it was %o): its token lets anyone run jobs",
+        path,
+        stat.S_IMODE(info.st_mode),
+    )
+    return path
 
 
 def alive_nodes() -> list[dict[str, float]]:
@@ -352,7 +391,11 @@ def _relay(task: RayTask, writer: Any, checkpoint_root: Path) -> None:
                 task.wait_s = time.monotonic() - task.submitted
             if isinstance(item, CheckpointFile):
                 task.checkpoint_bytes += len(item.data)
-                item = _store_file(checkpoint_root, item)
+                try:
+                    item = _store_file(checkpoint_root, item)
+                except OSError as err:
+                    _write_failed(task, writer, checkpoint_root, err)
+                    return
             data = pickle.dumps(item)  # what Connection.send would send; counted on the way
             writer.send_bytes(data)
             task.event_bytes += len(data)
@@ -379,6 +422,22 @@ def _relay(task: RayTask, writer: Any, checkpoint_root: Path) -> None:
         os.close(task._ended)
 
 
+def _write_failed(task: RayTask, writer: Any, root: Path, err: OSError) -> None:
+    """A checkpoint the relay could not store here ends the task as a local worker's failed write
+    ends it: a full disk sends ``DiskFull`` (the scheduler stops everything, the runs requeued, as
+    every run would hit the same wall); a store deleted under it loses the task (its runs requeue,
+    and the scheduler stops on the deleted store); anything else fails the runs, with the reason."""
+    import_ray().cancel(task.stream)
+    task.exitcode = 1
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        writer.send(DiskFull(str(err.filename or root), os.strerror(err.errno)))
+        writer.send(WorkerEnded(Status.FAILED, f"no space left on the device holding {err.filename or root}"))
+    elif isinstance(err, FileNotFoundError) and not root.parent.exists():
+        writer.send(WorkerLost(f"the store's directory {root.parent} is gone: nothing was written there"))
+    else:
+        writer.send(WorkerEnded(Status.FAILED, f"storing a checkpoint of the Ray task failed: {err}"))
+
+
 def _store_file(root: Path, item: CheckpointFile) -> Checkpoint | RunWarning:
     """Write a checkpoint the way a local worker does: a temporary name, then a rename; return its
     acknowledgement, or the warning that its bytes came back damaged (``ray_task.damaged``)."""
@@ -386,8 +445,13 @@ def _store_file(root: Path, item: CheckpointFile) -> Checkpoint | RunWarning:
     if warning := damaged(item):
         return warning
     final = checkpoints.path(checkpoints.run_directory(root, event.run_id), event.step)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    root.mkdir(exist_ok=True)  # never its parents: a deleted store stays deleted (FileNotFoundError)
+    final.parent.mkdir(exist_ok=True)
     partial = checkpoints.partial(final)
-    partial.write_bytes(item.data)
-    os.replace(partial, final)
+    try:
+        partial.write_bytes(item.data)
+        os.replace(partial, final)
+    except OSError:
+        partial.unlink(missing_ok=True)  # no *.tmp left behind, whatever the error
+        raise
     return event

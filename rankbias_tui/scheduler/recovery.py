@@ -4,7 +4,8 @@ Owns: adoption (``adopt``: a scheduler that holds the store's lock takes over ev
 still calls running - its scheduler was killed, ran out of memory or the machine rebooted; never
 one whose scheduler is alive (``refuse_if_trained_elsewhere``) - and
 requeues it to resume from its last acknowledged checkpoint; temporary files of checkpoint writes
-that never finished are removed first), admission (``admit``: a row read from the database becomes
+that never finished are removed first), the runs a changed spec superseded (``stop_superseded``:
+stopped, saying so, instead of trained), admission (``admit``: a row read from the database becomes
 a ``PlannedRun`` only if its id is one rankbias makes and its config is valid, so a row naming a
 path is never used on the file system), and reassembling an interrupted pack (``same_pack``: its
 members resume together, in the same order, so the numbers stay those of an uninterrupted run).
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from .. import checkpoints
 from ..measures import INTERRUPTED, Status
@@ -79,6 +80,29 @@ def adopt(store: Store) -> list[PlannedRun]:
             " ".join(r.run_id for r in orphans),
         )
     return adopted + orphans
+
+
+SUPERSEDED = (
+    "superseded: the spec of its sweep changed since it was queued and no sweep's grid holds it now; "
+    "its data is kept (launching the spec that made it trains it again)"
+)
+
+
+def stop_superseded(store: Store, run_ids: Iterable[str]) -> list[str]:
+    """Mark stopped, saying why (``SUPERSEDED``), each of ``run_ids`` (``Store.supersede``) that a
+    scheduler would otherwise start (queued or interrupted); return those ids. Runs a live scheduler
+    trains, and cancelled, failed or stopped ones, keep their state."""
+    stopped = []
+    wanted = set(run_ids)
+    for row in store.runs(status=(Status.QUEUED, INTERRUPTED)):
+        if row.run_id in wanted:
+            store.set_status(
+                row.run_id, Status.STOPPED, error=SUPERSEDED, active_until=last_progress(store, row)
+            )
+            stopped.append(row.run_id)
+    if stopped:
+        log.info("superseded by a changed spec, not trained: %s", " ".join(stopped))
+    return stopped
 
 
 def refuse_if_trained_elsewhere(store: Store) -> None:

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..measures import FINISHED, Status
+from ..display import printable
+from ..measures import FINISHED, INTERRUPTED, Status
 from . import owner as owners
 from .connection import (
     NoStore,
@@ -121,6 +122,37 @@ class Store(Results):
                 )
         return added
 
+    def supersede(self, planned: Iterable[Any]) -> list[str]:
+        """Record ``planned`` as the whole current grid of each sweep it names: the sweeps' other runs
+        (queued with an earlier version of the spec) are superseded there, and a run planned again
+        is current again. Return the ids of unfinished runs that no sweep's grid holds any more
+        (the caller decides what becomes of them: ``stop_superseded``)."""
+        by_sweep: dict[str, list[str]] = {}
+        for run in planned:
+            by_sweep.setdefault(run.sweep, []).append(run.run_id)
+        now = time.time()
+        with self.transaction():
+            for sweep, ids in by_sweep.items():
+                self.conn.execute(
+                    "UPDATE sweep_runs SET superseded_at=? WHERE sweep=? AND superseded_at IS NULL",
+                    (now, sweep),
+                )
+                self.conn.executemany(
+                    "UPDATE sweep_runs SET superseded_at=NULL WHERE sweep=? AND run_id=?",
+                    [(sweep, run_id) for run_id in ids],
+                )
+        return self.orphaned()
+
+    def orphaned(self) -> list[str]:
+        """Unfinished runs that belong to sweeps but to no sweep's current grid (``supersede``)."""
+        rows = self.conn.execute(
+            "SELECT r.run_id FROM runs r WHERE r.status NOT IN (?, ?) AND EXISTS (SELECT 1 FROM"
+            " sweep_runs s WHERE s.run_id=r.run_id) AND NOT EXISTS (SELECT 1 FROM sweep_runs s"
+            " WHERE s.run_id=r.run_id AND s.superseded_at IS NULL) ORDER BY r.created_at, r.rowid",
+            tuple(FINISHED),
+        )
+        return [run_id for (run_id,) in rows]
+
     def queue(self, planned: list[Any], provenance: dict[str, Any], active: Iterable[str] = ()) -> list[Any]:
         """Register planned runs and return those still to run (not done/diverged), requeued.
 
@@ -173,7 +205,8 @@ class Store(Results):
                     (ended, began, run_id, began),
                 )
             self.conn.execute(
-                f"UPDATE runs SET {sets} WHERE run_id=?", (status, error, *extra.values(), run_id)
+                f"UPDATE runs SET {sets} WHERE run_id=?",
+                (status, None if error is None else printable(error), *extra.values(), run_id),
             )
 
     def start_attempt(self, run_id: str, device: str, pid: int | None, owner: str | None = None) -> None:
@@ -193,7 +226,7 @@ class Store(Results):
         """Record something that went wrong on a run without ending it (kept across attempts)."""
         self.conn.execute(
             "UPDATE runs SET warnings = COALESCE(warnings || char(10), '') || ? WHERE run_id=?",
-            (" ".join(text.split()), run_id),
+            (printable(" ".join(text.split())), run_id),
         )
 
     # ----- execution modes ---------------------------------------------------------------------
@@ -227,6 +260,16 @@ class Store(Results):
             (run_id,),
         )
         return [Segment(*r[:5], tuple(json.loads(r[5])), json.loads(r[6] or "{}")) for r in rows]
+
+    def packs(self) -> dict[str, tuple[str, ...]]:
+        """Run id -> the ids trained together in its latest segment (its own included; the ETA's
+        pack sizes): one read of ``segments``, none before schema v5."""
+        if self.version < 5:
+            return {}
+        rows = self.conn.execute(
+            "SELECT run_id, pack FROM segments WHERE rowid IN (SELECT MAX(rowid) FROM segments GROUP BY run_id)"
+        )
+        return {run_id: tuple(json.loads(pack)) for run_id, pack in rows}
 
     def set_progress(self, run_id: str, step: int, epoch: float, total_steps: int | None = None) -> None:
         self.conn.execute(
@@ -275,14 +318,18 @@ class Store(Results):
             self.conn.execute("DELETE FROM metrics WHERE run_id=? AND step>?", (run_id, step))
             self.conn.execute("DELETE FROM spectra WHERE run_id=? AND step>?", (run_id, step))
 
-    def runs(self, sweep: str | None = None, status: Iterable[str] | None = None) -> list[RunRow]:
-        """Runs in sweep order (all sweeps: creation order), optionally filtered."""
+    def runs(
+        self, sweep: str | None = None, status: Iterable[str] | None = None, *, superseded: bool = False
+    ) -> list[RunRow]:
+        """Runs in sweep order (all sweeps: creation order), optionally filtered. A sweep's runs are
+        those of the grid it was last queued with, unless ``superseded`` (then all it ever had)."""
         if sweep is None:
             sql, args = "SELECT r.* FROM runs r ORDER BY r.created_at, r.rowid", []
         else:
+            current = "" if superseded else " AND s.superseded_at IS NULL"
             sql = (
                 "SELECT r.* FROM runs r JOIN sweep_runs s ON s.run_id=r.run_id WHERE s.sweep=?"
-                " ORDER BY s.position"
+                f"{current} ORDER BY s.position"
             )
             args = [sweep]
         live = Owners()
@@ -290,14 +337,78 @@ class Store(Results):
         wanted = set(status) if status is not None else None
         return [r for r in rows if wanted is None or r.status in wanted]
 
+    def recent_runs(
+        self, limit: int, sweep: str | None = None, status: Iterable[str] | None = None
+    ) -> list[RunRow]:
+        """The ``limit`` runs most recently active - running first, then by their latest start or
+        end - in the order of ``runs``; reads no more rows than it keeps (but for a status that
+        depends on the scheduler being alive: running, interrupted)."""
+        wanted = set(status) if status is not None else None
+        where, args = [], []
+        if wanted is not None:  # a stored 'running' reads as running or interrupted (``RunRow.status``)
+            stored = {Status.RUNNING if s == INTERRUPTED else s for s in wanted}
+            where.append(f"r.status IN ({','.join('?' * len(stored))})")
+            args += sorted(stored)
+        if sweep is None:
+            sql = "SELECT r.*, r.created_at AS o1, r.rowid AS o2 FROM runs r"
+        else:
+            sql = "SELECT r.*, s.position AS o1, 0 AS o2 FROM runs r JOIN sweep_runs s ON s.run_id=r.run_id"
+            where.append("s.sweep=?")
+            args.append(sweep)
+        sql += (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY {RECENT}"
+        live, kept = Owners(), []
+        for r in self.conn.execute(sql, args):
+            row = run_row(r, live, self._decode, self._config)
+            if wanted is None or row.status in wanted:
+                kept.append(((r["o1"], r["o2"]), row))
+                if len(kept) >= limit:
+                    break
+        return [row for _, row in sorted(kept, key=lambda k: k[0])]
+
+    def status_counts(self, sweep: str | None = None) -> dict[str, int]:
+        """Status -> runs of the store (of ``sweep``), each run counted once whatever sweeps it is
+        in; one grouped read, no run decoded."""
+        owner = "r.owner" if self.version >= 5 else "NULL"
+        join, where, args = "", "", []
+        if sweep is not None:
+            join, where, args = " JOIN sweep_runs s ON s.run_id=r.run_id", " WHERE s.sweep=?", [sweep]
+        rows = self.conn.execute(
+            f"SELECT r.status, {owner}, COUNT(*) FROM runs r{join}{where} GROUP BY r.status, {owner}", args
+        )
+        live: Owners = Owners()
+        counts: dict[str, int] = {}
+        for stored, owner, n in rows:
+            status = str(live.status(stored, owner))
+            counts[status] = counts.get(status, 0) + n
+        return counts
+
     def run(self, run_id: str) -> RunRow | None:
         """One run by id or unique id prefix."""
         rows = self.conn.execute("SELECT * FROM runs WHERE run_id LIKE ?", (run_id + "%",)).fetchall()
         return run_row(rows[0], Owners(), self._decode, self._config) if len(rows) == 1 else None
 
     def sweeps(self) -> dict[str, int]:
-        rows = self.conn.execute("SELECT sweep, COUNT(*) FROM sweep_runs GROUP BY sweep ORDER BY MIN(rowid)")
+        """Each sweep's name and its number of runs in the grid it was last queued with."""
+        rows = self.conn.execute(
+            "SELECT sweep, COUNT(*) - COUNT(superseded_at) FROM sweep_runs GROUP BY sweep ORDER BY MIN(rowid)"
+        )
         return {name: n for name, n in rows}
+
+    def superseded(self) -> dict[str, list[str]]:
+        """Run id -> the sweeps whose current grid no longer holds it (``supersede``)."""
+        out: dict[str, list[str]] = {}
+        for sweep, run_id in self.conn.execute(
+            "SELECT sweep, run_id FROM sweep_runs WHERE superseded_at IS NOT NULL ORDER BY rowid"
+        ):
+            out.setdefault(run_id, []).append(sweep)
+        return out
+
+
+# Most recently active first: running, then by the latest of start and end (queued: registration).
+RECENT = (
+    "r.status = 'running' DESC,"
+    " MAX(COALESCE(r.finished_at, 0), COALESCE(r.started_at, 0), r.created_at) DESC, r.rowid DESC"
+)
 
 
 def _json_or_null(value: dict[str, Any] | None) -> str | None:

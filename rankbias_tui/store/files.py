@@ -147,3 +147,61 @@ def read_end(path: Path, window: int = 256 * 1024) -> bytes:
         return b""
     finally:
         os.close(fd)
+
+
+# File systems on which SQLite's locking and WAL (shared memory) are unsafe or unreliable.
+NETWORK_FILE_SYSTEMS = frozenset(
+    {
+        "nfs",
+        "nfs4",
+        "lustre",
+        "cifs",
+        "smb3",
+        "smbfs",
+        "gpfs",
+        "beegfs",
+        "glusterfs",
+        "fuse.sshfs",
+        "9p",
+        "ceph",
+        "fuse.ceph",
+        "afs",
+        "panfs",
+        "wekafs",
+    }
+)
+
+
+def file_system(path: Path, mounts: str | None = None) -> str | None:
+    """The type of the file system ``path`` (or its nearest existing parent) is on, from
+    ``/proc/mounts`` (``mounts``: its text, for tests); None where that is not known (not Linux)."""
+    if mounts is None:
+        try:
+            mounts = Path("/proc/mounts").read_text()
+        except OSError:
+            return None
+    target = path.resolve()
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    best: tuple[int, str] | None = None
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        if target == Path(point) or Path(point) in target.parents:
+            if best is None or len(point) > best[0]:
+                best = (len(point), fields[2])
+    return best[1] if best else None
+
+
+def network_warning(path: Path, mounts: str | None = None) -> str | None:
+    """What to say when the store at ``path`` is on a network file system, else None."""
+    kind = file_system(path, mounts)
+    if kind not in NETWORK_FILE_SYSTEMS:
+        return None
+    return (
+        f"the store {path} is on a network file system ({kind}): SQLite's locks and write-ahead log are "
+        "not safe there (runs can be lost or the database damaged); put --store on a local disk of the "
+        "machine that runs the scheduler, and copy it elsewhere when the sweep is done"
+    )

@@ -63,11 +63,17 @@ class Results:
         return [r[0] for r in rows]
 
     def last_metrics(self, run_id: str) -> dict[str, float]:
-        """The latest value of each metric of a run."""
+        """The latest value of each metric of a run: index seeks on the primary key (run_id, name,
+        step), two per metric name, whatever the number of rows (a run of 100,000 steps has a
+        handful of names; reading its rows took 60 ms a run)."""
         rows = self.conn.execute(
-            "SELECT name, value FROM metrics m WHERE run_id=? AND step="
-            "(SELECT MAX(step) FROM metrics WHERE run_id=m.run_id AND name=m.name)",
-            (run_id,),
+            "WITH RECURSIVE names(name) AS ("
+            " SELECT MIN(name) FROM metrics WHERE run_id=:run"
+            " UNION ALL SELECT (SELECT MIN(name) FROM metrics WHERE run_id=:run AND name>names.name)"
+            " FROM names WHERE names.name IS NOT NULL)"
+            " SELECT name, (SELECT value FROM metrics WHERE run_id=:run AND name=names.name"
+            " ORDER BY step DESC LIMIT 1) FROM names WHERE name IS NOT NULL",
+            {"run": run_id},
         )
         return {name: value for name, value in rows}
 
@@ -88,10 +94,12 @@ class Results:
 
     def init_and_final_spectra(self, run_id: str) -> tuple[list[SpectrumRow], list[SpectrumRow]]:
         """A run's first and latest measurements (both empty before the first one)."""
-        steps = self.spectrum_steps(run_id)
-        if not steps:
+        first, last = self.conn.execute(
+            "SELECT MIN(step), MAX(step) FROM spectra WHERE run_id=?", (run_id,)
+        ).fetchone()  # two seeks on the primary key (run_id, step, layer_index)
+        if first is None:
             return [], []
-        return self.spectra(run_id, steps[0]), self.spectra(run_id, steps[-1])
+        return self.spectra(run_id, first), self.spectra(run_id, last)
 
     def spectrum_steps(self, run_id: str) -> list[int]:
         rows = self.conn.execute("SELECT DISTINCT step FROM spectra WHERE run_id=? ORDER BY step", (run_id,))

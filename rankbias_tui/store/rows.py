@@ -40,7 +40,8 @@ class Request:
 
 @dataclass(frozen=True)
 class RunRow:
-    """One row of ``runs``, with its config read back as the frozen ``RunConfig``."""
+    """One row of ``runs``, with its config read back as the frozen ``RunConfig``. ``device``:
+    where it trains or last trained, None while queued (``segments`` keep where each attempt ran)."""
 
     run_id: str
     sweep: str
@@ -102,7 +103,8 @@ class Segment:
 
     def software(self) -> str:
         """Who trained it, on one line: ``rankbias 0.1.0, git 72eb1b5fa341 (uncommitted changes),
-        Python 3.11.7, torch 2.5.1+cu124, CUDA 12.4, cuDNN 90100, GPU NVIDIA H100 80GB HBM3``."""
+        Python 3.11.7, torch 2.5.1+cu124, CUDA 12.4, cuDNN 90100, GPU NVIDIA H100 80GB HBM3, data
+        3f2a9c01d4e7`` (the data set's SHA-256, cut)."""
         p = self.provenance
         if not p:
             return "provenance not recorded (an older rankbias)"
@@ -118,7 +120,8 @@ class Segment:
             ("GPU", "gpu"),
         ]
         rest = [f"{label} {p[key]}" for label, key in named if p.get(key)]
-        return ", ".join([f"rankbias {p.get('rankbias', '?')}", git, *rest])
+        data = [f"data {p['data_sha256'][:12]}"] if p.get("data_sha256") else []
+        return ", ".join([f"rankbias {p.get('rankbias', '?')}", git, *rest, *data])
 
     def code(self) -> str:
         """A user's model and data set it trained (``references.user_code``), one line: ``model
@@ -200,12 +203,13 @@ def run_row(
     cfg, config_error = config(r["config"])
     owner = r["owner"] if "owner" in keys else None  # schema v5
     warnings = tuple((r["warnings"] or "").splitlines()) if "warnings" in keys else ()
+    status = Status(live.status(r["status"], owner))
     return RunRow(
         run_id=r["run_id"],
         sweep=r["sweep"],
         config=cfg,
-        status=Status(live.status(r["status"], owner)),
-        device=r["device"],
+        status=status,
+        device=None if status == Status.QUEUED else r["device"],  # a requeued run's is its last attempt's
         created_at=r["created_at"],
         started_at=r["started_at"],
         finished_at=r["finished_at"],

@@ -103,5 +103,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE segments ADD COLUMN provenance TEXT
     """,
+    # 9: when a run left its sweep's grid (the spec changed: ``Store.supersede``); NULL while it is in
+    # the grid the sweep was last queued with. Its data is kept; the sweep's views leave it out.
+    """
+    ALTER TABLE sweep_runs ADD COLUMN superseded_at REAL
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -32,7 +32,9 @@ def spec_file(tmp_path: Path, **sweep: object) -> Path:
 
 
 def small_store(directory: Path, error: str | None = None) -> str:
-    spec = parse_spec({"sweeps": {"s": {"dataset": "digits", "description": MARKUP, "seeds": [1]}}}, Path("x.toml"))
+    spec = parse_spec(
+        {"sweeps": {"s": {"dataset": "digits", "description": MARKUP, "seeds": [1]}}}, Path("x.toml")
+    )
     (run,) = expand_sweep(spec, "s")
     with Store(directory) as store:
         store.add_runs([run], {})

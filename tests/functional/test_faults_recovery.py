@@ -50,12 +50,16 @@ def test_sigterm_stops_and_a_truncated_checkpoint_falls_back(reference: dict, tm
     done = interrupt(store, signal.SIGTERM)
     assert done.returncode == 143
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "interrupted by SIGTERM" in lines[0] and "stopped and resume" in lines[0], done.stderr
+    assert len(lines) == 1 and "interrupted by SIGTERM" in lines[0] and "stopped and resume" in lines[0], (
+        done.stderr
+    )
     with Store(store) as s:
         rows = s.runs()
         assert {r.status for r in rows} <= {"stopped", "done"}
         victim = next(r for r in rows if r.status == "stopped" and r.checkpoint_step is not None)
-        damaged = checkpoints.path(checkpoints.run_directory(s.paths.checkpoints, victim.run_id), victim.checkpoint_step)
+        damaged = checkpoints.path(
+            checkpoints.run_directory(s.paths.checkpoints, victim.run_id), victim.checkpoint_step
+        )
     damaged.write_bytes(damaged.read_bytes()[:200])  # a truncated file, as a crash mid-copy leaves
 
     again = run(store)
@@ -74,7 +78,9 @@ def test_sighup_is_ctrl_c_too(tmp_path: Path) -> None:
         assert {r.status for r in s.runs()} <= {"stopped", "done"}
 
 
-def test_a_killed_scheduler_leaves_interrupted_runs_that_the_next_one_adopts(reference: dict, tmp_path: Path) -> None:
+def test_a_killed_scheduler_leaves_interrupted_runs_that_the_next_one_adopts(
+    reference: dict, tmp_path: Path
+) -> None:
     store = tmp_path / "store"
     proc = start(store)
     wait_for(lambda: checkpointed(store, proc), what="a checkpoint")
@@ -131,7 +137,9 @@ def test_a_full_disk_is_one_line_and_the_next_start_resumes(reference: dict, tmp
     first = json.loads((out / "first.json").read_text())
     assert first["returncode"] == 1
     lines = first["stderr"].strip().splitlines()
-    assert len(lines) == 1 and "the disk is full" in lines[0] and "nothing recorded was lost" in lines[0], lines
+    assert len(lines) == 1 and "the disk is full" in lines[0] and "nothing recorded was lost" in lines[0], (
+        lines
+    )
     assert "Traceback" not in first["stderr"] and first["partial_files"] == []
     assert set(first["statuses"]) <= {"stopped", "interrupted", "done"}
     second = json.loads((out / "second.json").read_text())

@@ -27,7 +27,9 @@ def planned(**fields: object) -> PlannedRun:
 
 
 @pytest.mark.slow
-def test_a_stop_request_left_by_an_earlier_stop_expires(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_stop_request_left_by_an_earlier_stop_expires(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Whatever the clocks say (issue 19): here its client's was an hour ahead of this scheduler's."""
     quick = planned(batch_size=64, epochs=1)
     real = time.time
@@ -44,7 +46,9 @@ def test_a_stop_request_left_by_an_earlier_stop_expires(tmp_path: Path, monkeypa
 def test_a_store_deleted_or_replaced_mid_run_stops_the_scheduler(tmp_path: Path, how: str) -> None:
     store = tmp_path / "store"
     proc = start(store)
-    wait_for(lambda: (store / DB_NAME).exists() and any(store.glob("checkpoints/*/step-*.pt")), what="training")
+    wait_for(
+        lambda: (store / DB_NAME).exists() and any(store.glob("checkpoints/*/step-*.pt")), what="training"
+    )
     if how == "deleted":
         shutil.rmtree(store)
     else:

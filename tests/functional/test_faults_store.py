@@ -54,7 +54,9 @@ def shared_store(trend_store: Path) -> Path:
         (["plot", "--kind", "rank-curves", "--sweep", "trend", "-o", "OUT"], "wrote"),
     ],
 )
-def test_a_read_only_store_can_be_read(shared_store: Path, tmp_path: Path, command: list[str], expect: str) -> None:
+def test_a_read_only_store_can_be_read(
+    shared_store: Path, tmp_path: Path, command: list[str], expect: str
+) -> None:
     command = [str(tmp_path / "fig.png") if c == "OUT" else c for c in command]
     before = sorted(p.name for p in shared_store.iterdir())
     done = _read_only(shared_store, *command, "--store", str(shared_store))

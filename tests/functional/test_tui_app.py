@@ -114,9 +114,7 @@ async def test_filter_by_typing_and_sort(store_dir: Path) -> None:
         await pilot.press("slash", *"wd=0.01 done", "enter")
         snap = app.latest.snapshot.by_id()
         shown = table.visible_ids()
-        assert shown and all(
-            snap[r].config.weight_decay == 0.01 and snap[r].status == "done" for r in shown
-        )
+        assert shown and all(snap[r].config.weight_decay == 0.01 and snap[r].status == "done" for r in shown)
         await pilot.press("escape")  # clears the filter
         assert len(table.visible_ids()) == len(snap)
         await pilot.press(str(table.columns.index("rank") + 1))  # one key
@@ -134,7 +132,9 @@ async def test_launch_queues_a_sweep(store_dir: Path) -> None:
     spec = store_dir / "experiments.toml"
     runs = expand_sweep(load_spec(spec), "lr-wd")
     app = make_app(store_dir)
-    spec.write_text(spec.read_text().replace("grid.lr = [0.1, 0.2]", "grid.lr = [0.3]"))  # after the app read it
+    spec.write_text(
+        spec.read_text().replace("grid.lr = [0.1, 0.2]", "grid.lr = [0.3]")
+    )  # after the app read it
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await pilot.press("l")
@@ -144,7 +144,9 @@ async def test_launch_queues_a_sweep(store_dir: Path) -> None:
         await pilot.press("down", "enter")
         await pilot.pause()
         question = str(app.screen.query_one("Label").render())
-        assert "Queue sweep lr-wd: 0 new run(s), 1 to resume; 3 already finished (skipped), 0 queued" in question
+        assert (
+            "Queue sweep lr-wd: 0 new run(s), 1 to resume; 3 already finished (skipped), 0 queued" in question
+        )
         await pilot.press("y")
         await pilot.pause()
         assert not isinstance(app.screen, LaunchScreen)

@@ -128,7 +128,10 @@ def test_a_request_it_cannot_answer_is_logged_not_fatal(store: Store, caplog) ->
     store.request(Request("cancel"))  # no run id
     daemon._handle_requests()
     assert not daemon.queue and daemon.stopping is None
-    assert "ignoring request Request(kind='launch'" in caplog.text and "ignoring request Request(kind='cancel'" in caplog.text
+    assert (
+        "ignoring request Request(kind='launch'" in caplog.text
+        and "ignoring request Request(kind='cancel'" in caplog.text
+    )
     assert "launch quick: 1 runs, 0 queued" in caplog.text
 
 

@@ -65,7 +65,9 @@ async def test_the_last_row_is_visible_after_end(big_store: Path, size: tuple[in
         await pilot.press("end")
         await pilot.pause()
         last = table.visible_ids()[-1]
-        rows = table.region.height - (table.scrollbar_size_horizontal if table.show_horizontal_scrollbar else 0)
+        rows = table.region.height - (
+            table.scrollbar_size_horizontal if table.show_horizontal_scrollbar else 0
+        )
         visible = [line(table, y) for y in range(1, rows)]
         assert any(last[:8] in text and text.startswith(">") for text in visible)
         assert table.region.bottom <= app.screen.query_one("Footer").region.y  # nothing hides it

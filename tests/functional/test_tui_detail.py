@@ -67,7 +67,9 @@ async def test_cancel_in_the_detail_asks_first(tui_store: Path) -> None:
         await pilot.press("x", "y")
         await pilot.pause()
     with Store(tui_store) as store:
-        assert store.run(running).status == "cancelled" or store.take_requests() == [Request("cancel", running)]  # type: ignore[union-attr]
+        assert store.run(running).status == "cancelled" or store.take_requests() == [
+            Request("cancel", running)
+        ]  # type: ignore[union-attr]
 
 
 @pilot_test
@@ -138,7 +140,9 @@ async def test_stopped_runs_resume_together(tui_store: Path) -> None:
             table.move_cursor(row=table.visible_ids().index(stopped[0]))
             await pilot.press("r")
             await pilot.pause()
-            assert isinstance(app.screen, ConfirmScreen) and f"all {len(stopped)} stopped" in app.screen.question
+            assert (
+                isinstance(app.screen, ConfirmScreen) and f"all {len(stopped)} stopped" in app.screen.question
+            )
             await pilot.press("y")
             await pilot.pause()
     with Store(tui_store) as store:
@@ -152,7 +156,9 @@ async def test_the_log_tab_shows_warnings_segments_and_the_scheduler_lines(tui_s
         store.add_warning(run_id, "checkpoint step-40.pt is unreadable; resumed from an earlier checkpoint")
         store.add_segment(run_id, -1, "cpu", "eager", [run_id])
         log = store.paths.log
-    log.write_text(f"10:00 run {run_id} on cpu: eager\n10:01 run 0123456789ab on cpu: eager\n10:02 run {run_id}: done\n")
+    log.write_text(
+        f"10:00 run {run_id} on cpu: eager\n10:01 run 0123456789ab on cpu: eager\n10:02 run {run_id}: done\n"
+    )
     app = make_app(tui_store)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
@@ -172,4 +178,6 @@ def test_the_dashboard_and_the_detail_screen_share_one_resume_rule() -> None:
     assert cannot_resume("0123456789ab", "done") == "01234567 is done, finished: nothing to resume"
     assert cannot_resume("0123456789ab", "diverged") == "01234567 is diverged, finished: nothing to resume"
     assert cannot_resume("0123456789ab", "running") == "01234567 is running, already running"
-    assert all(cannot_resume("0123456789ab", s) is None for s in ("failed", "cancelled", "stopped", "interrupted"))
+    assert all(
+        cannot_resume("0123456789ab", s) is None for s in ("failed", "cancelled", "stopped", "interrupted")
+    )

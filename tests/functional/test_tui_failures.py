@@ -28,7 +28,8 @@ def diverged(tui_store: Path) -> str:
     run_id = first_with(tui_store, "done")
     with Store(tui_store) as store:
         store.conn.execute(
-            "UPDATE runs SET status='diverged', error=?, epoch=8, step=total_steps*8/20 WHERE run_id=?", (WHY, run_id)
+            "UPDATE runs SET status='diverged', error=?, epoch=8, step=total_steps*8/20 WHERE run_id=?",
+            (WHY, run_id),
         )
     return run_id
 
@@ -44,7 +45,9 @@ async def open_run(pilot, run_id: str) -> RunDetailScreen:  # noqa: ANN001
 
 
 @pilot_test
-async def test_a_diverged_run_says_why_in_the_table_and_on_the_first_tab(tui_store: Path, diverged: str) -> None:
+async def test_a_diverged_run_says_why_in_the_table_and_on_the_first_tab(
+    tui_store: Path, diverged: str
+) -> None:
     app = make_app(tui_store)
     async with app.run_test(size=(120, 34)) as pilot:
         await pilot.pause()
@@ -77,7 +80,9 @@ async def test_a_resumed_run_counts_its_earlier_attempts(tui_store: Path) -> Non
         assert row is not None and row.total_steps
         half = row.total_steps // 2
         # 40 s trained before a stop, resumed 2 s ago from the checkpoint at half the steps
-        store.conn.execute("UPDATE runs SET active_s=40, started_at=?, step=? WHERE run_id=?", (NOW - 2, half, running))
+        store.conn.execute(
+            "UPDATE runs SET active_s=40, started_at=?, step=? WHERE run_id=?", (NOW - 2, half, running)
+        )
     app = make_app(tui_store)
     with SchedulerLock(tui_store):  # a scheduler holds the store: the app shows time left
         async with app.run_test(size=(120, 34)) as pilot:

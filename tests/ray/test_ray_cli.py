@@ -6,6 +6,7 @@ and the packs."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -73,3 +74,34 @@ def test_a_background_scheduler_trains_on_the_cluster_with_the_same_numbers(
         assert {r.device for r in runs} == {"cpu@127.0.0.1"}
     got = golden.read_exports(str(tmp_path))  # packs of 2, as in the golden sweep
     golden.assert_bitwise(got, local_packs, "background scheduler on Ray against local")
+
+
+TINY_SPEC = """
+[sweeps.t]
+dataset = "digits"
+model = "mlp"
+depth = 2
+width = 8
+batch_size = 256
+epochs = 1
+lr_milestones = []
+seeds = [1]
+"""
+
+
+def test_no_address_starts_a_private_instance_even_when_another_cluster_is_there(
+    ray_cluster, tmp_path: Path
+) -> None:
+    """Issue 22, 8: Ray's address file names the session's cluster (``RAY_TMPDIR``); a run without
+    ``--ray-address`` and without that cluster's token must start its own instance, not join it
+    (before: ``Connecting to existing Ray cluster`` and an AuthenticationError)."""
+    spec = tmp_path / "experiments.toml"
+    spec.write_text(TINY_SPEC)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    env["HOME"] = str(tmp_path)  # no ~/.ray/auth_token either
+    args = f"run {spec} --store {tmp_path / 'store'} --headless --devices cpu --backend ray".split()
+    out = subprocess.run([runs.RANKBIAS, *args], env=env, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Ray cluster: 1 node(s)" in out.stdout and "Finished: 1 done" in out.stdout
+    assert "Connecting to existing Ray cluster" not in out.stdout + out.stderr
+    assert not (tmp_path / ".ray" / "auth_token").exists()  # the private token lives in no file

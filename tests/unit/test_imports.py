@@ -147,8 +147,8 @@ LAYERS: list[set[str]] = [
     {"engine", "store"},  # the engine trains and never writes results: the scheduler does
     {"checkpoints", "eta"},
     {"sweep"},
-    {"spec", "protocol", "measures", "provenance", "display"},
-    {"catalog"},  # the models and data sets: the spec reads it, so it sits below the spec
+    {"spec", "protocol", "measures", "provenance", "track"},
+    {"catalog", "display"},  # the models and data sets, and how text reads: the spec reads both
     {"references"},  # a user's "module:callable": the catalog's row for it and the spec's check
 ]
 

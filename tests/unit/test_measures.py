@@ -84,15 +84,26 @@ def test_rank_curve_one_point_per_measurement_in_step_order() -> None:
     epochs, ranks = measures.rank_curve(rows, layer="fc9")
     assert epochs == [0.0, 2.0] and all(math.isnan(r) for r in ranks)
     groups = measures.by_measurement(rows)
-    assert [[(r.step, r.layer) for r in g] for g in groups] == [[(0, "fc1"), (0, "fc2")], [(20, "fc1"), (20, "fc2")]]
+    assert [[(r.step, r.layer) for r in g] for g in groups] == [
+        [(0, "fc1"), (0, "fc2")],
+        [(20, "fc1"), (20, "fc2")],
+    ]
 
 
 # ----- the bound -----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "bound,d_out,d_in,vacuous",
-    [(2.99, 3, 10, False), (3.0, 3, 10, True), (3.0, 10, 3, True), (math.inf, 50, 80, True), (0.0, 1, 1, False)],
+    [
+        (2.99, 3, 10, False),
+        (3.0, 3, 10, True),
+        (3.0, 10, 3, True),
+        (math.inf, 50, 80, True),
+        (0.0, 1, 1, False),
+    ],
 )
-def test_vacuous_when_the_bound_reaches_the_smaller_side(bound: float, d_out: int, d_in: int, vacuous: bool) -> None:
+def test_vacuous_when_the_bound_reaches_the_smaller_side(
+    bound: float, d_out: int, d_in: int, vacuous: bool
+) -> None:
     assert measures.is_vacuous(bound, d_out, d_in) is vacuous
 
 
@@ -135,7 +146,10 @@ def test_metric_table_names_every_metric_once() -> None:
         measures.MEASURE_METRICS
     )
     assert not set(measures.STEP_METRICS) & set(measures.EVAL_METRICS)
-    assert measures.shown_loss({"loss", "train_loss"}) == "train_loss" and measures.shown_loss({"loss"}) == "loss"
+    assert (
+        measures.shown_loss({"loss", "train_loss"}) == "train_loss"
+        and measures.shown_loss({"loss"}) == "loss"
+    )
     assert measures.shown_acc({"acc", "test_acc"}) == "test_acc" and measures.shown_acc(set()) == "acc"
 
 

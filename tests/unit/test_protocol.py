@@ -26,7 +26,9 @@ from rankbias_tui.protocol import (
 
 def row(svals: list[float], run_id: str = "r") -> SpectrumRow:
     s = np.array(svals)
-    return SpectrumRow(run_id, 10, 1.0, 0, "fc1", 4, 3, 1, s, int((s > 1e-3).sum()), 1e-3, 1.5, 2.0, 3.0, 4.0, 5.0)
+    return SpectrumRow(
+        run_id, 10, 1.0, 0, "fc1", 4, 3, 1, s, int((s > 1e-3).sum()), 1e-3, 1.5, 2.0, 3.0, 4.0, 5.0
+    )
 
 
 MESSAGES = [

@@ -70,6 +70,7 @@ def test_a_pipe_gets_only_header_and_rows_on_stdout(capsys: pytest.CaptureFixtur
 def test_run_quietly_turns_a_broken_pipe_into_141(monkeypatch: pytest.MonkeyPatch) -> None:
     silenced = []
     monkeypatch.setattr(cli_output, "_silence_stdout", lambda: silenced.append(True))  # keep pytest's fd 1
+
     def broken() -> None:
         raise BrokenPipeError
 
@@ -90,7 +91,14 @@ def test_missing_numbers_read_the_same_on_the_command_line_and_in_the_app() -> N
     from rankbias_tui.tui.format import num
 
     for missing in (None, float("nan")):
-        assert shown(missing) == shown(missing, ".3f") == text(missing) == number(".1f")(missing) == num(missing) == "-"
+        assert (
+            shown(missing)
+            == shown(missing, ".3f")
+            == text(missing)
+            == number(".1f")(missing)
+            == num(missing)
+            == "-"
+        )
     assert (shown(0.12345, ".3f"), num(0.12345), number(".3f")(0.12345)) == ("0.123",) * 3
     assert shown(0) == text(0) == "0" and shown(0.0, ".1f") == "0.0"  # zero is a number, not nothing
     assert shown("cpu") == "cpu" and shown(float("inf"), ".1f") == "inf"

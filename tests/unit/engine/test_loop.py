@@ -67,7 +67,9 @@ class Fake:
 
     def _row(self, k: int) -> SpectrumRow:
         s = np.array([1.0, 0.5])
-        return SpectrumRow(f"r{k}", self.step, float(self.epoch), 0, "fc1", 2, 2, 1, s, 2, 1e-3, 1, 1, 1, 1, 1)
+        return SpectrumRow(
+            f"r{k}", self.step, float(self.epoch), 0, "fc1", 2, 2, 1, s, 2, 1e-3, 1, 1, 1, 1, 1
+        )
 
     def measure_metrics(self) -> dict[str, float]:
         return {}
@@ -97,7 +99,9 @@ def test_cadence_of_one_member(tmp_path: Path) -> None:
     fake = Fake(1, ckpt=tmp_path)
     statuses, events = run(fake)
     assert statuses == {"r0": "done"}
-    assert events[0] == Started("r0", 12, -1, "fake", PROTOCOL_VERSION) and events[-1] == Finished("r0", "done")
+    assert events[0] == Started("r0", 12, -1, "fake", PROTOCOL_VERSION) and events[-1] == Finished(
+        "r0", "done"
+    )
     init = ["Metrics", "Spectra", "Checkpoint", "Progress"]  # evaluate, measure, checkpoint at epoch 0
     epoch1 = ["Metrics", "Metrics", "Progress"]  # running metrics, evaluation; no measurement
     epoch2 = ["Metrics", "Metrics", "Spectra", "Checkpoint", "Progress"]
@@ -107,7 +111,11 @@ def test_cadence_of_one_member(tmp_path: Path) -> None:
     assert fake.saved == [(0, tmp_path / "r0" / f"step-{s:09d}.pt") for s in (0, 8, 12)]
     running = [e for e in events if isinstance(e, Metrics) and "loss" in e.values]
     # the authors' schedule: milestone 2 means the 2nd epoch already trains at lr * gamma
-    assert [(e.step, e.epoch, e.values["lr"]) for e in running] == [(4, 1.0, 0.1), (8, 2.0, 0.05), (12, 3.0, 0.05)]
+    assert [(e.step, e.epoch, e.values["lr"]) for e in running] == [
+        (4, 1.0, 0.1),
+        (8, 2.0, 0.05),
+        (12, 3.0, 0.05),
+    ]
     assert [e.epoch for e in events if isinstance(e, Progress)] == [0.0, 1.0, 2.0, 3.0]
     assert fake.calls.count(("begin", 0)) == 1 and sum(c[0] == "step" for c in fake.calls) == 12
     assert lr_at(CFG, 2) == 0.05
@@ -207,4 +215,6 @@ def test_epoch_batches(n: int, fields: dict, steps: int, tail: int) -> None:
     batches = loop_mod.epoch_batches(n, RunConfig(**fields))
     assert (batches.steps, batches.tail) == (steps, tail)
     covered = sum(batches.of_step(i) for i in range(batches.steps))
-    assert covered == (n if tail or n % batches.size == 0 or n < fields["batch_size"] else n - n % batches.size)
+    assert covered == (
+        n if tail or n % batches.size == 0 or n < fields["batch_size"] else n - n % batches.size
+    )

@@ -6,12 +6,14 @@ Each test trains a few hundred steps on digits on the CPU, alone (``train.train`
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
 
 from rankbias_tui import checkpoints
+from rankbias_tui.engine import data as data_mod
 from rankbias_tui.engine import loop as loop_mod
 from rankbias_tui.engine import pack as pack_mod
 from rankbias_tui.engine import train as train_mod
@@ -239,3 +241,23 @@ def test_every_metric_the_engine_emits_is_in_the_one_table(monkeypatch: pytest.M
     emitted = {name for e in single + members["r0"] if isinstance(e, Metrics) for name in e.values}
     assert {"loss", "train_loss", "test_acc", MEASURE_SHARE} <= emitted  # both loops were heard
     assert emitted <= set(METRICS), emitted - set(METRICS)
+
+
+def test_every_segment_records_the_digest_of_the_data_it_trained_on() -> None:
+    """Issue 20 (report provenance): ``Started.provenance["data_sha256"]`` is the SHA-256 of the whole
+    data set as loaded: the same for a run alone (which keeps a ``train_size`` subset) and in a pack
+    (which loads the whole set), and another for other numbers."""
+    cfg = RunConfig(**(BASE | dict(epochs=1, train_size=64, measure_every=1)))
+    _, single = alone(cfg)
+    _, members = packed([cfg, cfg.model_copy(update={"seed": 5})])
+    digests = {
+        e.provenance["data_sha256"]
+        for e in [*single, *members["r0"], *members["r1"]]
+        if isinstance(e, Started)
+    }
+    (digest,) = digests
+    data = load_dataset("digits")
+    assert digest == data.digest and len(digest) == 64
+    flipped = data.x_train.clone()
+    flipped[0, 0, 0, 0] += 1.0
+    assert data_mod.content_digest(dataclasses.replace(data, x_train=flipped)) != digest

@@ -70,8 +70,13 @@ def test_protocol_version_hook_reads_a_recorded_version(data: report.ReportData,
     with Store(store_dir, create=False) as store:
         run = store.runs("trend")[0]
     assert report.protocol_version(run) is None
-    assert report.protocol_version(run.__class__(**{**run.__dict__, "provenance": {"protocol_version": 2}})) == "2"
-    assert report.protocol_version(run.__class__(**{**run.__dict__, "protocol_version": 2})) == "2"  # the store's
+    assert (
+        report.protocol_version(run.__class__(**{**run.__dict__, "provenance": {"protocol_version": 2}}))
+        == "2"
+    )
+    assert (
+        report.protocol_version(run.__class__(**{**run.__dict__, "protocol_version": 2})) == "2"
+    )  # the store's
 
 
 def test_report_command_html_and_markdown(store_dir: Path, tmp_path: Path) -> None:
@@ -100,14 +105,18 @@ def test_report_command_html_and_markdown(store_dir: Path, tmp_path: Path) -> No
         (["-s", "trend", "--spec", "missing.toml", "-o", "r.html"], 2, "not found"),
     ],
 )
-def test_report_command_errors(store_dir: Path, tmp_path: Path, args: list[str], code: int, message: str) -> None:
+def test_report_command_errors(
+    store_dir: Path, tmp_path: Path, args: list[str], code: int, message: str
+) -> None:
     result = runner.invoke(app, ["report", "--store", str(store_dir), *args], env={"COLUMNS": "200"})
     assert result.exit_code == code, result.output
     assert message in result.output and "Traceback" not in result.output
 
 
 def test_report_of_a_sweep_without_finished_runs(store_dir: Path, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["report", "--store", str(store_dir), "-s", "pending", "-o", str(tmp_path / "p.html")])
+    result = runner.invoke(
+        app, ["report", "--store", str(store_dir), "-s", "pending", "-o", str(tmp_path / "p.html")]
+    )
     assert result.exit_code == 0, result.output
     page = (tmp_path / "p.html").read_text()
     assert "no claim can be checked yet" in page and "Not drawn" in page and "queued" in page
@@ -121,3 +130,33 @@ def test_show_prints_the_training_protocol(tmp_path: Path) -> None:
     shown = [runner.invoke(app, ["show", rid, "--store", str(tmp_path)]) for rid in (first, second)]
     assert "training protocol: 2" in shown[0].output
     assert "training protocol: not recorded" in shown[1].output
+
+
+def test_provenance_names_what_each_attempt_ran_with(data: report.ReportData, store_dir: Path) -> None:
+    """Issue 20: torch, CUDA, cuDNN, GPU, the dirty flag, execution modes and the data digest come
+    from the segments (one per attempt); a store without them says "not recorded", never a guess."""
+    from rankbias_tui.report.gather import provenance_of
+    from rankbias_tui.store import Segment
+
+    with Store(store_dir, create=False) as store:
+        runs = store.runs("trend")[:2]
+    assert data.provenance["torch"] == ["not recorded"] and data.provenance["execution modes"] == [
+        "not recorded"
+    ]
+    said = dict(rankbias="0.9", git_sha="ab" * 20, git_dirty=True, python="3.11.7", torch="2.14.1")
+    gpu = said | dict(cuda="12.8", cudnn="91000", gpu="NVIDIA H100 80GB HBM3", data_sha256="f" * 64)
+    segments = [
+        Segment(
+            runs[0].run_id, 0.0, -1, "cpu", "eager", (runs[0].run_id,), said | dict(data_sha256="e" * 64)
+        ),
+        Segment(
+            runs[0].run_id, 1.0, 40, "cuda:0", "pack of 2, graphed", (runs[0].run_id, runs[1].run_id), gpu
+        ),
+    ]
+    got = provenance_of(runs, segments)
+    assert got["torch"] == ["2.14.1"] and got["CUDA"] == ["12.8"] and got["cuDNN"] == ["91000"]
+    assert got["GPU"] == ["NVIDIA H100 80GB HBM3"] and got["git tree"] == ["uncommitted changes"]
+    assert got["execution modes"] == ["pack of 2, graphed", "single, eager"]
+    assert got["data set SHA-256"] == ["e" * 16, "f" * 16] and got["git SHA"] == ["ab" * 6]
+    cpu_only = provenance_of(runs, segments[:1])
+    assert cpu_only["GPU"] == ["none"] and cpu_only["CUDA"] == ["none"]

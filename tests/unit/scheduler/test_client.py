@@ -69,7 +69,10 @@ def test_only_queued_or_running_runs_are_marked_cancelled(store: Store) -> None:
 
 def test_launch_and_resume_are_structured_requests(store: Store) -> None:
     done = add_run(store, "done")
-    runs = [PlannedRun(run_id(cfg), "quick", cfg) for cfg in (RunConfig(dataset="digits", lr=lr) for lr in (0.1, 0.2))]
+    runs = [
+        PlannedRun(run_id(cfg), "quick", cfg)
+        for cfg in (RunConfig(dataset="digits", lr=lr) for lr in (0.1, 0.2))
+    ]
     scheduler.launch(store, runs)
     scheduler.resume(store, "abc")
     assert runs[0].run_id == done

@@ -23,7 +23,9 @@ def test_each_stop_says_cause_outcome_and_advice_on_one_line() -> None:
     stop.outcome = stopped_outcome(2, recorded=True)
     text = str(stop)
     assert stop.exit_code == 143 and "\n" not in text
-    assert text.startswith("interrupted by SIGTERM; nothing recorded was lost: 2 runs in progress stopped and resume")
+    assert text.startswith(
+        "interrupted by SIGTERM; nothing recorded was lost: 2 runs in progress stopped and resume"
+    )
     assert text.endswith("run the same command again to resume")
     assert Interrupted(signal.SIGHUP).exit_code == 129 and StopRequested("stop requested").exit_code == 130
     full = DiskFull("/s/checkpoints/x/step-1.tmp", "No space left on device")

@@ -27,7 +27,9 @@ from rankbias_tui.sweep import PlannedRun, run_id
 def spectrum(rid: str, step: int, index: int, svals: list[float]) -> SpectrumRow:
     s = np.array(svals)
     s.flags.writeable = False  # as the worker builds it
-    return SpectrumRow(rid, step, 2.0, index, f"fc{index + 1}", 4, 5, 1, s, 2, 1e-3, 1.5, 2.5, 3.5, 4.5, np.inf)
+    return SpectrumRow(
+        rid, step, 2.0, index, f"fc{index + 1}", 4, 5, 1, s, 2, 1e-3, 1.5, 2.5, 3.5, 4.5, np.inf
+    )
 
 
 def test_events_reach_the_store_and_the_live_view(tmp_path: Path) -> None:
@@ -54,7 +56,11 @@ def test_events_reach_the_store_and_the_live_view(tmp_path: Path) -> None:
         assert store.spectra(run.run_id) == list(rows)  # the same row type, singular values bit for bit
         assert store.metrics(run.run_id) == [(20, 2.0, "loss", 0.5), (20, 2.0, "test_acc", 0.75)]
         stored = store.run(run.run_id)
-        assert stored is not None and (stored.step, stored.total_steps, stored.checkpoint_step) == (20, 100, 20)
+        assert stored is not None and (stored.step, stored.total_steps, stored.checkpoint_step) == (
+            20,
+            100,
+            20,
+        )
         assert (stored.protocol_version, stored.error) == (2, "old checkpoint not used")  # said at the start
         assert [s.mode for s in store.segments(run.run_id)] == ["pack of 2, eager"]
         assert store.checkpoint_digests(run.run_id) == {20: "ab" * 32}  # kept with the acknowledgement
@@ -82,7 +88,10 @@ def test_a_resume_in_another_mode_and_a_run_warning_are_recorded(tmp_path: Path)
             record(store, worker, Started(run.run_id, 100, -1 if len(pack) > 1 else 40, "eager"), print)
         record(store, worker, RunWarning(run.run_id, "checkpoint /x/step-1.pt is unreadable"), print)
         segments = store.segments(run.run_id)
-        assert [(s.from_step, s.pack) for s in segments] == [(-1, (run.run_id, "0123456789ab")), (40, (run.run_id,))]
+        assert [(s.from_step, s.pack) for s in segments] == [
+            (-1, (run.run_id, "0123456789ab")),
+            (40, (run.run_id,)),
+        ]
         warnings = store.run(run.run_id).warnings  # type: ignore[union-attr]
         assert len(warnings) == 2 and "was trained from the start on cpu: eager (pack of 2" in warnings[0]
         assert "may differ" in warnings[0] and warnings[1] == "checkpoint /x/step-1.pt is unreadable"
@@ -124,3 +133,17 @@ def test_each_attempt_records_the_provenance_its_worker_sent(tmp_path: Path) -> 
             "provenance not recorded (an older rankbias)",
         ]
         assert store.run(run.run_id).provenance == queued  # type: ignore[union-attr]
+
+
+def test_a_resume_from_the_initial_checkpoint_in_another_mode_is_not_warned(tmp_path: Path) -> None:
+    # cancelled before its first epoch ended: the only checkpoint is step 0's, nothing to differ from
+    cfg = RunConfig(dataset="digits")
+    run = PlannedRun(run_id(cfg), "s", cfg)
+    with Store(tmp_path) as store:
+        store.add_runs([run], {})
+        for pack, resumed in (((run.run_id, "0123456789ab"), -1), ((run.run_id,), 0)):
+            host = Host(None, None, "cpu", pack=pack)  # type: ignore[arg-type]
+            worker = Worker(run, None, None, Live(run.run_id, "cpu"), host=host)  # type: ignore[arg-type]
+            record(store, worker, Started(run.run_id, 100, resumed, "eager"), print)
+        assert len(store.segments(run.run_id)) == 2
+        assert store.run(run.run_id).warnings == ()  # type: ignore[union-attr]

@@ -48,7 +48,10 @@ def test_a_removed_lock_file_does_not_free_the_store(tmp_path: Path) -> None:
 
 
 def test_the_busy_message_names_the_holder(tmp_path: Path) -> None:
-    with SchedulerLock(tmp_path), pytest.raises(StoreBusy, match=f"a scheduler \\(pid {os.getpid()}\\) is already"):
+    with (
+        SchedulerLock(tmp_path),
+        pytest.raises(StoreBusy, match=f"a scheduler \\(pid {os.getpid()}\\) is already"),
+    ):
         SchedulerLock(tmp_path).__enter__()
 
 

@@ -1,9 +1,13 @@
-"""The Ray backend's planning, without a cluster: what a task asks for, and how many fit."""
+"""The Ray backend without a cluster: what a task asks for, how many fit, and its token file kept private."""
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
+
 import pytest
 
+from rankbias_tui.scheduler import ray_backend
 from rankbias_tui.scheduler.devices import DeviceError
 from rankbias_tui.scheduler.ray_backend import RayUnfit, Resources, plan
 
@@ -40,7 +44,9 @@ def test_gpu_ids_are_ray_s_to_assign() -> None:
         plan("cuda:0,1", None, GPU_NODES)
 
 
-def test_a_task_no_live_node_can_take_fails_its_runs_at_once(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_task_no_live_node_can_take_fails_its_runs_at_once(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("ray")
     from rankbias_tui.protocol import WorkerEnded
     from rankbias_tui.scheduler import ray_backend
@@ -57,7 +63,6 @@ def test_a_task_no_live_node_can_take_fails_its_runs_at_once(tmp_path, monkeypat
     assert "no live node of the Ray cluster has the 1 CPU, 1 GPU a run asks for" in ended.error
     host.proc.join(5)
     assert not host.proc.is_alive() and host.proc.exitcode == 1
-
 
 
 def test_checkpoint_bytes_travel_with_their_digest_and_are_checked_on_arrival(tmp_path) -> None:
@@ -107,3 +112,85 @@ def test_a_resume_whose_checkpoints_are_not_there_is_refused_naming_the_path(tmp
     assert f"{root} does not exist; it needs {root / run.run_id / 'step-000000040.pt'}" in str(ended.error)
     host.proc.join(5)
     assert not root.exists()
+
+
+def test_a_token_file_others_can_read_is_made_owner_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19 row 2: ``ray start`` writes ``~/.ray/auth_token`` 0644; whoever reads it can submit
+    jobs as its owner. Before connecting to a cluster, rankbias makes it 0600 (and says so)."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    assert ray_backend.private_token_file() is None  # no file: nothing to do
+    token = tmp_path / ".ray" / "auth_token"
+    token.parent.mkdir()
+    token.write_text("secret")
+    token.chmod(0o644)
+    assert ray_backend.private_token_file() == token and stat.S_IMODE(token.stat().st_mode) == 0o600
+    assert ray_backend.private_token_file() is None  # already private
+    other = tmp_path / "elsewhere"
+    other.write_text("secret")
+    other.chmod(0o640)
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(other))
+    assert ray_backend.private_token_file() == other and stat.S_IMODE(other.stat().st_mode) == 0o600
+
+
+def test_a_ray_client_address_is_refused_with_what_to_do_instead(tmp_path: Path) -> None:
+    """Issue 22, 2: Ray Client cannot stream a task's events (every task failed on its first event);
+    ``ray://`` is refused before anything is queued, saying how to run on the cluster instead."""
+    from typer.testing import CliRunner
+
+    from rankbias_tui.cli import app
+
+    spec = tmp_path / "experiments.toml"
+    spec.write_text('[sweeps.s]\ndataset = "digits"\n')
+    args = ["run", str(spec), "--store", str(tmp_path / "store"), "--headless", "--backend", "ray"]
+    result = CliRunner().invoke(app, [*args, "--ray-address", "ray://head:10001"])
+    assert result.exit_code == 2 and "Ray Client (ray://) cannot stream" in result.output
+    assert "--ray-address auto" in result.output and not (tmp_path / "store").exists()
+
+
+def test_a_checkpoint_the_relay_cannot_store_ends_as_a_local_write_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19 row 8: on Ray, a full disk sends ``DiskFull`` (the scheduler stops cleanly and
+    requeues, as locally) and leaves no ``*.tmp``; a deleted store is not recreated by the relay."""
+    import errno
+    import hashlib
+    from types import SimpleNamespace
+
+    from rankbias_tui.protocol import Checkpoint, DiskFull, WorkerEnded, WorkerLost
+    from rankbias_tui.scheduler.ray_backend import _store_file, _write_failed
+    from rankbias_tui.scheduler.ray_task import CheckpointFile
+
+    rid, data = "0123456789ab", b"PK checkpoint bytes"
+    item = CheckpointFile(Checkpoint(rid, 40, hashlib.sha256(data).hexdigest()), data)
+    root = tmp_path / "store" / "checkpoints"
+    root.parent.mkdir()
+
+    def full(self: Path, _data: bytes) -> int:
+        self.write_text("")  # a partial file, then the error
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(OSError) as info:
+        _store_file(root, item)
+    assert list(root.rglob("*")) == [root / rid]  # the run's directory, and no *.tmp in it
+    monkeypatch.setattr(ray_backend, "import_ray", lambda: SimpleNamespace(cancel=lambda stream: None))
+    sent: list[object] = []
+    task = SimpleNamespace(stream=None, exitcode=None)
+    _write_failed(task, SimpleNamespace(send=sent.append), root, info.value)  # type: ignore[arg-type]
+    assert isinstance(sent[0], DiskFull) and sent[0].error == "No space left on device"
+    assert isinstance(sent[1], WorkerEnded) and "no space left" in (sent[1].error or "")
+    monkeypatch.undo()
+
+    (root / rid).rmdir()
+    root.rmdir()
+    root.parent.rmdir()  # the store deleted while the task trained
+    with pytest.raises(FileNotFoundError) as gone:
+        _store_file(root, item)
+    assert not root.parent.exists()  # not recreated
+    monkeypatch.setattr(ray_backend, "import_ray", lambda: SimpleNamespace(cancel=lambda stream: None))
+    sent.clear()
+    _write_failed(task, SimpleNamespace(send=sent.append), root, gone.value)  # type: ignore[arg-type]
+    assert len(sent) == 1 and isinstance(sent[0], WorkerLost) and "is gone" in sent[0].reason

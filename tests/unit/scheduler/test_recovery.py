@@ -22,7 +22,8 @@ def planned(**fields: object) -> PlannedRun:
 
 def insert_raw(store: Store, rid: str, status: str, config: str = "{}") -> None:
     store.conn.execute(
-        "INSERT INTO runs (run_id, sweep, config, created_at, status) VALUES (?, 's', ?, 0, ?)", (rid, config, status)
+        "INSERT INTO runs (run_id, sweep, config, created_at, status) VALUES (?, 's', ?, 0, ?)",
+        (rid, config, status),
     )
 
 

@@ -42,7 +42,10 @@ def test_expired_compares_ids_only() -> None:
 @pytest.mark.parametrize("daemon_clock", [-3600.0, 0.0, +3600.0])
 @pytest.mark.parametrize("client_clock", [-90.0, +3600.0])
 def test_a_daemon_obeys_a_later_stop_and_not_an_earlier_one_whatever_the_clocks(
-    tmp_path, monkeypatch, daemon_clock: float, client_clock: float  # noqa: ANN001
+    tmp_path,
+    monkeypatch,
+    daemon_clock: float,
+    client_clock: float,  # noqa: ANN001
 ) -> None:
     with Store(tmp_path) as store:
         skewed(monkeypatch, client_clock)

@@ -38,8 +38,12 @@ def private(path: Path, mode: int = 0o700) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("mode", "who"), [(0o777, "its group and others"), (0o703, "others"), (0o770, "its group")])
-def test_a_directory_others_can_write_in_is_refused_with_how_to_share(tmp_path: Path, mode: int, who: str) -> None:
+@pytest.mark.parametrize(
+    ("mode", "who"), [(0o777, "its group and others"), (0o703, "others"), (0o770, "its group")]
+)
+def test_a_directory_others_can_write_in_is_refused_with_how_to_share(
+    tmp_path: Path, mode: int, who: str
+) -> None:
     directory = private(tmp_path / "shared", mode)
     with pytest.raises(UnsafeStore) as info:
         check_directory(directory)
@@ -68,7 +72,9 @@ def test_a_directory_of_another_user_is_refused_to_writers_but_read(tmp_path: Pa
         assert store.runs() == []
 
 
-def test_open_private_never_follows_a_link_and_never_truncates_its_target(tmp_path: Path, victim: Path) -> None:
+def test_open_private_never_follows_a_link_and_never_truncates_its_target(
+    tmp_path: Path, victim: Path
+) -> None:
     link = tmp_path / "scheduler.lock"
     link.symlink_to(victim)
     with pytest.raises(UnsafeStore, match="it is a symbolic link"):
@@ -103,7 +109,9 @@ def _raises(path: Path) -> BaseException | None:
     return None
 
 
-def test_write_private_is_owner_only_and_remove_own_removes_only_that_file(tmp_path: Path, victim: Path) -> None:
+def test_write_private_is_owner_only_and_remove_own_removes_only_that_file(
+    tmp_path: Path, victim: Path
+) -> None:
     state = tmp_path / "scheduler.json"
     written = write_private(state, '{"pid": 1}')
     assert state.read_text() == '{"pid": 1}' and stat.S_IMODE(state.stat().st_mode) == 0o600

@@ -77,7 +77,9 @@ def test_migration_3_splits_a_pending_launch_into_its_fields(tmp_path: Path) -> 
 def test_migration_4_says_which_runs_were_trained_under_protocol_1(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
     migrate(conn, target=3)
-    conn.execute("INSERT INTO runs (run_id, sweep, config, created_at, started_at) VALUES ('old', 's', '{}', 0, 1)")
+    conn.execute(
+        "INSERT INTO runs (run_id, sweep, config, created_at, started_at) VALUES ('old', 's', '{}', 0, 1)"
+    )
     conn.execute("INSERT INTO runs (run_id, sweep, config, created_at) VALUES ('queued', 's', '{}', 0)")
     conn.close()
     with Store(tmp_path) as store:
@@ -312,7 +314,9 @@ def test_warnings_and_segments_are_kept_per_run(tmp_path: Path) -> None:
         store.add_runs([run], {})
         store.add_warning(run.run_id, "checkpoint a.pt is unreadable")
         store.add_warning(run.run_id, "resumed from\nstep 10")
-        assert store.add_segment(run.run_id, -1, "cpu", "pack of 2, eager", [run.run_id, "0123456789ab"]) is None
+        assert (
+            store.add_segment(run.run_id, -1, "cpu", "pack of 2, eager", [run.run_id, "0123456789ab"]) is None
+        )
         first = store.add_segment(run.run_id, 40, "cpu", "eager", [run.run_id])
         assert first is not None and first.pack == (run.run_id, "0123456789ab") and first.from_step == -1
         assert [s.describe() for s in store.segments(run.run_id)] == [
@@ -360,7 +364,9 @@ def test_stop_requests_carry_when_they_were_made(tmp_path: Path) -> None:
 def test_a_read_only_reader_accepts_an_older_schema(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
     migrate(conn, target=2)
-    conn.execute("INSERT INTO runs (run_id, sweep, config, created_at, status, pid) VALUES ('r1','s','{}',0,'running',7)")
+    conn.execute(
+        "INSERT INTO runs (run_id, sweep, config, created_at, status, pid) VALUES ('r1','s','{}',0,'running',7)"
+    )
     conn.close()
     ro, version = open_read_only(tmp_path / DB_NAME)
     assert version == 2
@@ -397,17 +403,30 @@ def test_latest_values_and_ranks_read_only_the_latest(tmp_path: Path) -> None:
     run = planned()
     with Store(tmp_path) as store:
         store.add_runs([run], {})
-        store.add_metrics(run.run_id, [(1, 0.1, "loss", 2.0), (5, 0.5, "loss", 1.0), (5, 0.5, "test_acc", 0.5)])
+        store.add_metrics(
+            run.run_id, [(1, 0.1, "loss", 2.0), (5, 0.5, "loss", 1.0), (5, 0.5, "test_acc", 0.5)]
+        )
         store.add_spectra([spectrum(run.run_id, 0, 0, [1.0, 0.5]), spectrum(run.run_id, 10, 0, [1.0, 1e-5]),
                            spectrum(run.run_id, 10, 1, [0.9, 0.8])])  # fmt: skip
-        assert store.latest_values(run.run_id, ("loss", "test_acc", "train_loss")) == {"loss": 1.0, "test_acc": 0.5}
+        assert store.latest_values(run.run_id, ("loss", "test_acc", "train_loss")) == {
+            "loss": 1.0,
+            "test_acc": 0.5,
+        }
         assert store.latest_ranks(run.run_id) == [1, 2]
         assert store.run(run.run_id).config is store.run(run.run_id).config  # decoded once  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
     "command",
-    [["list"], ["show", "abc"], ["export"], ["cancel", "abc"], ["plot"], ["claims"], ["report", "-o", "r.md"]],
+    [
+        ["list"],
+        ["show", "abc"],
+        ["export"],
+        ["cancel", "abc"],
+        ["plot"],
+        ["claims"],
+        ["report", "-o", "r.md"],
+    ],
     ids=lambda c: c[0],
 )
 def test_every_command_opens_its_store_by_one_rule(tmp_path: Path, command: list[str]) -> None:
@@ -423,3 +442,62 @@ def test_every_command_opens_its_store_by_one_rule(tmp_path: Path, command: list
     damaged = CliRunner().invoke(app, [*command, "--store", str(tmp_path / "bad")])
     assert damaged.exit_code == 1 and str(tmp_path / "bad" / DB_NAME) in damaged.output, damaged.output
     assert "Traceback" not in missing.output + damaged.output
+
+
+def test_last_metrics_by_index_equal_a_full_scan(tmp_path: Path) -> None:
+    # issue 19: list, export and claims read the latest values by index seeks, not every row of a run
+    rng = np.random.default_rng(0)
+    a, b, c = planned(lr=0.1), planned(lr=0.2), planned(lr=0.3)  # c: no metrics at all
+    full_scan = (
+        "SELECT name, value FROM metrics m WHERE run_id=? AND step="
+        "(SELECT MAX(step) FROM metrics WHERE run_id=m.run_id AND name=m.name)"
+    )
+    with Store(tmp_path) as store:
+        store.add_runs([a, b, c], {})
+        for run in (a, b):
+            names = ["acc", "loss", "test_acc", "train_loss", "z"][: 3 + (run is b) * 2]
+            steps = rng.permutation(200)[:150]  # written out of order, with gaps
+            store.add_metrics(
+                run.run_id, [(int(s), s / 10, n, float(rng.random())) for s in steps for n in names]
+            )
+            store.add_metrics(run.run_id, [(int(steps.max()), 1.0, "loss", None)])  # type: ignore[list-item]
+        for run in (a, b, c):
+            expected = dict(store.conn.execute(full_scan, (run.run_id,)).fetchall())
+            assert store.last_metrics(run.run_id) == expected
+        assert store.last_metrics(a.run_id)["loss"] is None and store.last_metrics(c.run_id) == {}
+
+
+def test_a_queued_run_has_no_device(tmp_path: Path) -> None:
+    a = planned()
+    with Store(tmp_path) as store:
+        store.add_runs([a], {})
+        store.start_attempt(a.run_id, "cuda:1", 1)
+        store.set_status(a.run_id, "cancelled")
+        assert store.run(a.run_id).device == "cuda:1"  # type: ignore[union-attr]
+        store.requeue([a.run_id])
+        assert store.run(a.run_id).device is None  # type: ignore[union-attr]  # not where it will train
+        assert store.runs()[0].device is None
+
+
+def test_packs_are_the_latest_segments(tmp_path: Path) -> None:
+    a, b, c = planned(lr=0.1), planned(lr=0.2), planned(lr=0.3)
+    with Store(tmp_path) as store:
+        store.add_runs([a, b, c], {})
+        for run in (a, b):
+            store.add_segment(run.run_id, -1, "cpu", "pack of 2, eager", [a.run_id, b.run_id])
+        store.add_segment(a.run_id, 40, "cpu", "eager", [a.run_id])  # resumed alone
+        assert store.packs() == {a.run_id: (a.run_id,), b.run_id: (a.run_id, b.run_id)}
+
+
+def test_a_run_in_two_sweeps_counts_once(tmp_path: Path) -> None:
+    shared, other = planned("a", lr=0.1), planned("a", lr=0.2)
+    again = PlannedRun(shared.run_id, "b", shared.config)  # the same run, declared in sweep b too
+    with Store(tmp_path) as store:
+        store.add_runs([shared, other], {})
+        store.add_runs([again], {})
+        store.set_status(shared.run_id, "done")
+        assert store.sweeps() == {"a": 2, "b": 1}
+        assert store.status_counts() == {"done": 1, "queued": 1} and len(store.runs()) == 2
+        assert store.status_counts("b") == {"done": 1}
+        assert [r.run_id for r in store.recent_runs(5, "b")] == [shared.run_id]
+        assert [r.run_id for r in store.recent_runs(1, status=["queued"])] == [other.run_id]

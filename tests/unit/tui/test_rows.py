@@ -51,7 +51,6 @@ def test_default_order_puts_running_runs_first_then_store_order() -> None:
     assert [v.run_id for v in order] == ["b", "d", "a", "c"]
 
 
-
 def test_a_running_run_s_latest_warning_shows_as_its_reason() -> None:
     """A worker that stalled was killed and its run resumed: the table says so while it runs."""
     stalled = "worker stalled at step 359: no word from it for 300 s (frozen or hung); it was killed"
