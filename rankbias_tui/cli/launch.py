@@ -23,8 +23,7 @@ from ..scheduler import (
     signals_stop,
 )
 from ..spec import Spec, SpecError, load_spec
-from ..store import Store
-from ..store.files import network_warning
+from ..store import Store, network_warning
 from ..sweep import PlannedRun, UnknownSweep, expand
 from .common import err, fail, open_store
 from .options import (

@@ -12,8 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..scheduler import SchedulerOptions, describe_backends
-from ..scheduler.options import RAY_CLIENT
+from ..scheduler import RAY_CLIENT, SchedulerOptions, describe_backends
 from .common import fail
 
 DEFAULT = SchedulerOptions()

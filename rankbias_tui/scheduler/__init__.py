@@ -27,11 +27,12 @@ from .faults import Interrupted, Stopped, signals_stop
 from .hosts import Live
 from .launcher import Launch, Launcher
 from .lock import SchedulerLock, StoreBusy
-from .options import SchedulerOptions
+from .options import RAY_CLIENT, SchedulerOptions
 from .recovery import adopt, stop_superseded
 from .service import Scheduler, StopRequested
 
 __all__ = [
+    "RAY_CLIENT",
     "BACKENDS",
     "Backend",
     "BackendError",

@@ -1,12 +1,12 @@
 """The Ray backend: each run, or fused pack, is a Ray task on a cluster (the only module importing ray).
 
 Owns: connecting (``connect``: a private local instance, or an existing cluster), the resources one
-task asks for and how many such tasks the cluster holds (``plan``), and ``RayLauncher``, which
+task asks for and how many such tasks the cluster holds (``ray_plan``), and ``RayLauncher``, which
 starts a task per run or pack and hands the scheduler the same ``Host`` a worker process gives it:
 a relay thread reads the task's stream of events (a Ray streaming generator running
 ``scheduler.ray_task.run_job`` on a node) into a local pipe, writing each checkpoint's bytes (if
 they are the ones the worker wrote: the digest it sent) into the store's checkpoint directory
-before passing on its acknowledgement; ``RayTask`` stands in for
+before passing on its acknowledgement (``ray_files``); ``RayTask`` stands in for
 the process (cancel, kill, exit code). A task lost with its node or worker ends with
 ``protocol.WorkerLost``, so the scheduler requeues its runs; they resume from their last
 acknowledged checkpoint on whichever node Ray picks. Pack members are cancelled through a small
@@ -20,16 +20,13 @@ this module unless ``--backend ray`` is asked for; without Ray, ``RayMissing`` s
 from __future__ import annotations
 
 import contextlib
-import errno
 import importlib.util
 import logging
-import math
 import multiprocessing as mp
 import os
 import pickle
 import secrets
 import signal
-import stat
 import threading
 import time
 import uuid
@@ -39,13 +36,15 @@ from typing import Any
 
 from .. import checkpoints
 from ..measures import Status
-from ..protocol import Checkpoint, DiskFull, Placed, RunWarning, WorkerEnded, WorkerLost
+from ..protocol import Placed, WorkerEnded, WorkerLost
 from ..sweep import PlannedRun
-from .devices import Backend, BackendError, DeviceError, Slots, check_syntax, cuda_count
+from .devices import Backend, BackendError, cuda_count
 from .hosts import Host
 from .launcher import Launch
 from .options import RAY_CLIENT, SchedulerOptions
-from .ray_task import CheckpointFile, Job, JobRun, damaged, run_job
+from .ray_files import private_token_file, store_file, write_failed
+from .ray_plan import Resources, plan
+from .ray_task import CheckpointFile, Job, JobRun, run_job
 
 log = logging.getLogger(__name__)
 INSTALL = "pip install 'rankbias-tui[ray]'"
@@ -53,10 +52,6 @@ INSTALL = "pip install 'rankbias-tui[ray]'"
 
 class RayMissing(BackendError):
     """``--backend ray`` without Ray installed."""
-
-
-class RayUnfit(BackendError):
-    """No node of the cluster has the resources one run asks for."""
 
 
 def require_ray() -> None:
@@ -134,77 +129,9 @@ def connect(address: str | None, num_cpus: int | None = None) -> str:
     return f"Ray cluster: {nodes} node(s), {total.get('CPU', 0):g} CPUs, {total.get('GPU', 0):g} GPUs"
 
 
-def private_token_file() -> Path | None:
-    """Ray's token file for an existing cluster (``RAY_AUTH_TOKEN_PATH``, else ``~/.ray/auth_token``)
-    made readable by its owner only, when this user owns it and others could read it (``ray start``
-    writes it 0644): whoever reads the token can submit jobs as its owner. Return the file fixed."""
-    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
-    try:
-        info = path.lstat()
-    except OSError:
-        return None
-    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or not info.st_mode & 0o077:
-        return None
-    path.chmod(0o600)
-    log.warning(
-        "made %s readable by its owner only (it was %o): its token lets anyone run jobs",
-        path,
-        stat.S_IMODE(info.st_mode),
-    )
-    return path
-
-
 def alive_nodes() -> list[dict[str, float]]:
     """The resources of each live node."""
     return [n["Resources"] for n in import_ray().nodes() if n.get("Alive")]
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What one task (a run or a pack) asks Ray for."""
-
-    num_cpus: float
-    num_gpus: float
-
-    @property
-    def gpu(self) -> bool:
-        return self.num_gpus > 0
-
-    def fits(self, node: dict[str, float]) -> bool:
-        return node.get("CPU", 0) >= self.num_cpus and node.get("GPU", 0) >= self.num_gpus
-
-    def per_node(self, node: dict[str, float]) -> int:
-        """How many such tasks ``node`` runs at once."""
-        counts = [math.floor(node.get("CPU", 0) / self.num_cpus + 1e-9)] if self.num_cpus else []
-        if self.num_gpus:
-            counts.append(math.floor(node.get("GPU", 0) / self.num_gpus + 1e-9))
-        return min(counts) if counts else 0
-
-    def describe(self) -> str:
-        gpus = f", {self.num_gpus:g} GPU" if self.num_gpus else ""
-        return f"{self.num_cpus:g} CPU{gpus}"
-
-
-def plan(devices: str, per_device: int | None, nodes: list[dict[str, float]]) -> tuple[Slots, Resources]:
-    """Slots and per-task resources for ``--devices`` on a cluster whose nodes have ``nodes``.
-
-    ``cpu``: one single-threaded run per CPU (the local default too). ``cuda`` (``auto`` on a
-    cluster with GPUs): each task asks for 1/``per_device`` of a GPU and one CPU. A request that
-    no node can meet raises ``RayUnfit`` rather than waiting for ever."""
-    spec = check_syntax(devices)
-    if spec.startswith("cuda:"):
-        raise DeviceError(f"--devices {spec}: on the Ray backend, use --devices cuda (Ray assigns the GPUs)")
-    has_gpus = any(n.get("GPU", 0) > 0 for n in nodes)
-    gpu = spec == "cuda" or (spec == "auto" and has_gpus)
-    res = Resources(1.0, 1.0 / (per_device or 1)) if gpu else Resources(1.0, 0.0)
-    capacity = sum(res.per_node(n) for n in nodes)
-    if capacity == 0:
-        shapes = "; ".join(f"{n.get('CPU', 0):g} CPU, {n.get('GPU', 0):g} GPU" for n in nodes) or "none"
-        raise RayUnfit(
-            f"no node of the Ray cluster has the {res.describe()} that one run asks for (nodes: {shapes})"
-            + (": use --devices cpu, or add GPU nodes" if gpu else "")
-        )
-    return Slots(("ray:cuda" if gpu else "ray:cpu",), capacity, 1), res
 
 
 class RayTask:
@@ -392,9 +319,11 @@ def _relay(task: RayTask, writer: Any, checkpoint_root: Path) -> None:
             if isinstance(item, CheckpointFile):
                 task.checkpoint_bytes += len(item.data)
                 try:
-                    item = _store_file(checkpoint_root, item)
+                    item = store_file(checkpoint_root, item)
                 except OSError as err:
-                    _write_failed(task, writer, checkpoint_root, err)
+                    import_ray().cancel(task.stream)
+                    task.exitcode = 1
+                    write_failed(writer, checkpoint_root, err)
                     return
             data = pickle.dumps(item)  # what Connection.send would send; counted on the way
             writer.send_bytes(data)
@@ -420,38 +349,3 @@ def _relay(task: RayTask, writer: Any, checkpoint_root: Path) -> None:
     finally:
         writer.close()
         os.close(task._ended)
-
-
-def _write_failed(task: RayTask, writer: Any, root: Path, err: OSError) -> None:
-    """A checkpoint the relay could not store here ends the task as a local worker's failed write
-    ends it: a full disk sends ``DiskFull`` (the scheduler stops everything, the runs requeued, as
-    every run would hit the same wall); a store deleted under it loses the task (its runs requeue,
-    and the scheduler stops on the deleted store); anything else fails the runs, with the reason."""
-    import_ray().cancel(task.stream)
-    task.exitcode = 1
-    if err.errno in (errno.ENOSPC, errno.EDQUOT):
-        writer.send(DiskFull(str(err.filename or root), os.strerror(err.errno)))
-        writer.send(WorkerEnded(Status.FAILED, f"no space left on the device holding {err.filename or root}"))
-    elif isinstance(err, FileNotFoundError) and not root.parent.exists():
-        writer.send(WorkerLost(f"the store's directory {root.parent} is gone: nothing was written there"))
-    else:
-        writer.send(WorkerEnded(Status.FAILED, f"storing a checkpoint of the Ray task failed: {err}"))
-
-
-def _store_file(root: Path, item: CheckpointFile) -> Checkpoint | RunWarning:
-    """Write a checkpoint the way a local worker does: a temporary name, then a rename; return its
-    acknowledgement, or the warning that its bytes came back damaged (``ray_task.damaged``)."""
-    event = item.event
-    if warning := damaged(item):
-        return warning
-    final = checkpoints.path(checkpoints.run_directory(root, event.run_id), event.step)
-    root.mkdir(exist_ok=True)  # never its parents: a deleted store stays deleted (FileNotFoundError)
-    final.parent.mkdir(exist_ok=True)
-    partial = checkpoints.partial(final)
-    try:
-        partial.write_bytes(item.data)
-        os.replace(partial, final)
-    except OSError:
-        partial.unlink(missing_ok=True)  # no *.tmp left behind, whatever the error
-        raise
-    return event

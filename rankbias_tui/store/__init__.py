@@ -21,7 +21,15 @@ from ..measures import FINISHED
 from ..protocol import SpectrumRow
 from .connection import NoStore, StoreError, damaged, is_full, make_private_directory, migrate
 from .database import Store
-from .files import UnsafeStore, check_directory, open_private, read_end, remove_own, write_private
+from .files import (
+    UnsafeStore,
+    check_directory,
+    network_warning,
+    open_private,
+    read_end,
+    remove_own,
+    write_private,
+)
 from .paths import DB_NAME, StorePaths
 from .results import REQUESTS
 from .rows import Request, RunRow, Segment
@@ -46,6 +54,7 @@ __all__ = [
     "is_full",
     "make_private_directory",
     "migrate",
+    "network_warning",
     "open_private",
     "read_end",
     "remove_own",

@@ -28,13 +28,14 @@ from .connection import (
     writable,
 )
 from .files import check_directory
+from .grids import Grids
 from .paths import StorePaths
 from .results import Results
 from .rows import JsonCache, Owners, RunRow, Segment, read_config, run_row
 from .schema import SCHEMA_VERSION
 
 
-class Store(Results):
+class Store(Results, Grids):
     """A results directory's database. Cheap to open; safe to open from several processes."""
 
     def __init__(self, directory: str | Path, *, create: bool = True):
@@ -121,37 +122,6 @@ class Store(Results):
                     (run.sweep, run.run_id, position),
                 )
         return added
-
-    def supersede(self, planned: Iterable[Any]) -> list[str]:
-        """Record ``planned`` as the whole current grid of each sweep it names: the sweeps' other runs
-        (queued with an earlier version of the spec) are superseded there, and a run planned again
-        is current again. Return the ids of unfinished runs that no sweep's grid holds any more
-        (the caller decides what becomes of them: ``stop_superseded``)."""
-        by_sweep: dict[str, list[str]] = {}
-        for run in planned:
-            by_sweep.setdefault(run.sweep, []).append(run.run_id)
-        now = time.time()
-        with self.transaction():
-            for sweep, ids in by_sweep.items():
-                self.conn.execute(
-                    "UPDATE sweep_runs SET superseded_at=? WHERE sweep=? AND superseded_at IS NULL",
-                    (now, sweep),
-                )
-                self.conn.executemany(
-                    "UPDATE sweep_runs SET superseded_at=NULL WHERE sweep=? AND run_id=?",
-                    [(sweep, run_id) for run_id in ids],
-                )
-        return self.orphaned()
-
-    def orphaned(self) -> list[str]:
-        """Unfinished runs that belong to sweeps but to no sweep's current grid (``supersede``)."""
-        rows = self.conn.execute(
-            "SELECT r.run_id FROM runs r WHERE r.status NOT IN (?, ?) AND EXISTS (SELECT 1 FROM"
-            " sweep_runs s WHERE s.run_id=r.run_id) AND NOT EXISTS (SELECT 1 FROM sweep_runs s"
-            " WHERE s.run_id=r.run_id AND s.superseded_at IS NULL) ORDER BY r.created_at, r.rowid",
-            tuple(FINISHED),
-        )
-        return [run_id for (run_id,) in rows]
 
     def queue(self, planned: list[Any], provenance: dict[str, Any], active: Iterable[str] = ()) -> list[Any]:
         """Register planned runs and return those still to run (not done/diverged), requeued.
@@ -326,7 +296,7 @@ class Store(Results):
         if sweep is None:
             sql, args = "SELECT r.* FROM runs r ORDER BY r.created_at, r.rowid", []
         else:
-            current = "" if superseded else " AND s.superseded_at IS NULL"
+            current = "" if superseded else self.current()
             sql = (
                 "SELECT r.* FROM runs r JOIN sweep_runs s ON s.run_id=r.run_id WHERE s.sweep=?"
                 f"{current} ORDER BY s.position"
@@ -353,7 +323,7 @@ class Store(Results):
             sql = "SELECT r.*, r.created_at AS o1, r.rowid AS o2 FROM runs r"
         else:
             sql = "SELECT r.*, s.position AS o1, 0 AS o2 FROM runs r JOIN sweep_runs s ON s.run_id=r.run_id"
-            where.append("s.sweep=?")
+            where.append("s.sweep=?" + self.current())
             args.append(sweep)
         sql += (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY {RECENT}"
         live, kept = Owners(), []
@@ -371,7 +341,8 @@ class Store(Results):
         owner = "r.owner" if self.version >= 5 else "NULL"
         join, where, args = "", "", []
         if sweep is not None:
-            join, where, args = " JOIN sweep_runs s ON s.run_id=r.run_id", " WHERE s.sweep=?", [sweep]
+            join, where = " JOIN sweep_runs s ON s.run_id=r.run_id", " WHERE s.sweep=?" + self.current()
+            args = [sweep]
         rows = self.conn.execute(
             f"SELECT r.status, {owner}, COUNT(*) FROM runs r{join}{where} GROUP BY r.status, {owner}", args
         )
@@ -386,22 +357,6 @@ class Store(Results):
         """One run by id or unique id prefix."""
         rows = self.conn.execute("SELECT * FROM runs WHERE run_id LIKE ?", (run_id + "%",)).fetchall()
         return run_row(rows[0], Owners(), self._decode, self._config) if len(rows) == 1 else None
-
-    def sweeps(self) -> dict[str, int]:
-        """Each sweep's name and its number of runs in the grid it was last queued with."""
-        rows = self.conn.execute(
-            "SELECT sweep, COUNT(*) - COUNT(superseded_at) FROM sweep_runs GROUP BY sweep ORDER BY MIN(rowid)"
-        )
-        return {name: n for name, n in rows}
-
-    def superseded(self) -> dict[str, list[str]]:
-        """Run id -> the sweeps whose current grid no longer holds it (``supersede``)."""
-        out: dict[str, list[str]] = {}
-        for sweep, run_id in self.conn.execute(
-            "SELECT sweep, run_id FROM sweep_runs WHERE superseded_at IS NOT NULL ORDER BY rowid"
-        ):
-            out.setdefault(run_id, []).append(sweep)
-        return out
 
 
 # Most recently active first: running, then by the latest of start and end (queued: registration).

@@ -161,7 +161,8 @@ def test_resume_from_checkpoint_matches(tmp_path: Path) -> None:
     ckpt = sorted(tmp_path.glob("step-*.pt"))
     step = int(ckpt[1].stem.removeprefix("step-"))  # the epoch-2 checkpoint
     _, resumed = record(TINY, ckpt_dir=tmp_path, resume_step=step)
-    assert resumed[0] == Started("r", 69, step, "eager", PROTOCOL_VERSION)  # 23 steps per epoch
+    digest = {"data_sha256": load_dataset("digits").digest}  # the data it trained on (report provenance)
+    assert resumed[0] == Started("r", 69, step, "eager", PROTOCOL_VERSION, None, digest)  # 23 steps per epoch
     tail = [e for e in full if isinstance(e, Checkpoint | Spectra) and at(e) > step]
     assert [e for e in resumed if isinstance(e, Checkpoint | Spectra)] == tail
 

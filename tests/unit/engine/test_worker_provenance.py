@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from rankbias_tui.engine.data import load_dataset
 from rankbias_tui.engine.worker import worker_main
 from rankbias_tui.protocol import Started, WorkerEnded
 from rankbias_tui.provenance import provenance
@@ -47,5 +48,6 @@ def test_a_worker_stamps_each_start_with_what_it_runs(tmp_path: Path) -> None:
         "cuda": torch.version.cuda,
         "cudnn": str(torch.backends.cudnn.version()) if torch.backends.cudnn.is_available() else None,
         "gpu": None,  # on the CPU
+        "data_sha256": load_dataset("digits").digest,  # what it trained on
     }
     assert isinstance(start.provenance["git_dirty"], bool) == bool(here["git_sha"])

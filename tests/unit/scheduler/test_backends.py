@@ -27,7 +27,8 @@ from rankbias_tui.scheduler import (
 from rankbias_tui.scheduler.backends import BackendRow
 from rankbias_tui.scheduler.hosts import Host
 from rankbias_tui.scheduler.local import ProcessLauncher
-from rankbias_tui.scheduler.ray_backend import RayLauncher, Resources
+from rankbias_tui.scheduler.ray_backend import RayLauncher
+from rankbias_tui.scheduler.ray_plan import Resources
 from rankbias_tui.spec import RunConfig
 from rankbias_tui.store import Store
 from rankbias_tui.sweep import PlannedRun, run_id

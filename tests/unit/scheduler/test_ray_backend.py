@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from rankbias_tui.scheduler import ray_backend
+from rankbias_tui.scheduler import ray_backend, ray_files
 from rankbias_tui.scheduler.devices import DeviceError
-from rankbias_tui.scheduler.ray_backend import RayUnfit, Resources, plan
+from rankbias_tui.scheduler.ray_plan import RayUnfit, Resources, plan
 
 CPU_NODES = [{"CPU": 4.0}, {"CPU": 2.0}]
 GPU_NODES = [{"CPU": 8.0, "GPU": 2.0}, {"CPU": 2.0}]
@@ -49,7 +49,6 @@ def test_a_task_no_live_node_can_take_fails_its_runs_at_once(
 ) -> None:
     pytest.importorskip("ray")
     from rankbias_tui.protocol import WorkerEnded
-    from rankbias_tui.scheduler import ray_backend
     from rankbias_tui.scheduler.launcher import Launch
     from rankbias_tui.spec import RunConfig
     from rankbias_tui.sweep import PlannedRun
@@ -71,7 +70,8 @@ def test_checkpoint_bytes_travel_with_their_digest_and_are_checked_on_arrival(tm
     from rankbias_tui import checkpoints
     from rankbias_tui.protocol import Checkpoint, RunWarning
     from rankbias_tui.scheduler.launcher import Launch
-    from rankbias_tui.scheduler.ray_backend import _job_run, _store_file
+    from rankbias_tui.scheduler.ray_backend import _job_run
+    from rankbias_tui.scheduler.ray_files import store_file as _store_file
     from rankbias_tui.scheduler.ray_task import CheckpointFile
     from rankbias_tui.spec import RunConfig
     from rankbias_tui.sweep import PlannedRun
@@ -97,7 +97,6 @@ def test_checkpoint_bytes_travel_with_their_digest_and_are_checked_on_arrival(tm
 def test_a_resume_whose_checkpoints_are_not_there_is_refused_naming_the_path(tmp_path, monkeypatch) -> None:
     pytest.importorskip("ray")
     from rankbias_tui.protocol import WorkerEnded
-    from rankbias_tui.scheduler import ray_backend
     from rankbias_tui.scheduler.launcher import Launch
     from rankbias_tui.spec import RunConfig
     from rankbias_tui.sweep import PlannedRun
@@ -121,18 +120,18 @@ def test_a_token_file_others_can_read_is_made_owner_only(
     jobs as its owner. Before connecting to a cluster, rankbias makes it 0600 (and says so)."""
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
-    assert ray_backend.private_token_file() is None  # no file: nothing to do
+    assert ray_files.private_token_file() is None  # no file: nothing to do
     token = tmp_path / ".ray" / "auth_token"
     token.parent.mkdir()
     token.write_text("secret")
     token.chmod(0o644)
-    assert ray_backend.private_token_file() == token and stat.S_IMODE(token.stat().st_mode) == 0o600
-    assert ray_backend.private_token_file() is None  # already private
+    assert ray_files.private_token_file() == token and stat.S_IMODE(token.stat().st_mode) == 0o600
+    assert ray_files.private_token_file() is None  # already private
     other = tmp_path / "elsewhere"
     other.write_text("secret")
     other.chmod(0o640)
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(other))
-    assert ray_backend.private_token_file() == other and stat.S_IMODE(other.stat().st_mode) == 0o600
+    assert ray_files.private_token_file() == other and stat.S_IMODE(other.stat().st_mode) == 0o600
 
 
 def test_a_ray_client_address_is_refused_with_what_to_do_instead(tmp_path: Path) -> None:
@@ -160,7 +159,8 @@ def test_a_checkpoint_the_relay_cannot_store_ends_as_a_local_write_would(
     from types import SimpleNamespace
 
     from rankbias_tui.protocol import Checkpoint, DiskFull, WorkerEnded, WorkerLost
-    from rankbias_tui.scheduler.ray_backend import _store_file, _write_failed
+    from rankbias_tui.scheduler.ray_files import store_file as _store_file
+    from rankbias_tui.scheduler.ray_files import write_failed
     from rankbias_tui.scheduler.ray_task import CheckpointFile
 
     rid, data = "0123456789ab", b"PK checkpoint bytes"
@@ -176,13 +176,10 @@ def test_a_checkpoint_the_relay_cannot_store_ends_as_a_local_write_would(
     with pytest.raises(OSError) as info:
         _store_file(root, item)
     assert list(root.rglob("*")) == [root / rid]  # the run's directory, and no *.tmp in it
-    monkeypatch.setattr(ray_backend, "import_ray", lambda: SimpleNamespace(cancel=lambda stream: None))
     sent: list[object] = []
-    task = SimpleNamespace(stream=None, exitcode=None)
-    _write_failed(task, SimpleNamespace(send=sent.append), root, info.value)  # type: ignore[arg-type]
+    write_failed(SimpleNamespace(send=sent.append), root, info.value)
     assert isinstance(sent[0], DiskFull) and sent[0].error == "No space left on device"
     assert isinstance(sent[1], WorkerEnded) and "no space left" in (sent[1].error or "")
-    monkeypatch.undo()
 
     (root / rid).rmdir()
     root.rmdir()
@@ -190,7 +187,6 @@ def test_a_checkpoint_the_relay_cannot_store_ends_as_a_local_write_would(
     with pytest.raises(FileNotFoundError) as gone:
         _store_file(root, item)
     assert not root.parent.exists()  # not recreated
-    monkeypatch.setattr(ray_backend, "import_ray", lambda: SimpleNamespace(cancel=lambda stream: None))
     sent.clear()
-    _write_failed(task, SimpleNamespace(send=sent.append), root, gone.value)  # type: ignore[arg-type]
+    write_failed(SimpleNamespace(send=sent.append), root, gone.value)
     assert len(sent) == 1 and isinstance(sent[0], WorkerLost) and "is gone" in sent[0].reason
