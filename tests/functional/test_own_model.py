@@ -7,6 +7,7 @@ numbers bit for bit as an uninterrupted one; ``claims``, ``plot`` and ``report``
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import textwrap
@@ -136,7 +137,8 @@ def test_claims_plot_and_report_read_the_user_s_runs(reference: Path, tmp_path: 
     assert rankbias("plot", *own, "-o", str(tmp_path / "curves.svg")).returncode == 0
     done = rankbias("report", *own, "-o", str(tmp_path / "report.md"))
     assert done.returncode == 0, done.stderr
-    assert "own_net:build (own_net.py, sha256 " in (tmp_path / "report.md").read_text()
+    report = (tmp_path / "report.md").read_text()  # Markdown-escaped: own\_net.py
+    assert re.search(r"\| user code \| model own\\_net:build \\\(own\\_net\.py, sha256 [0-9a-f]{12}", report)
 
 
 def test_an_interrupted_sweep_resumes_to_the_same_numbers(reference: Path, tmp_path: Path) -> None:
