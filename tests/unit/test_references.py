@@ -13,6 +13,7 @@ import pytest
 
 from rankbias_tui import references
 from rankbias_tui.spec import RunConfig, SpecError, load_spec
+from rankbias_tui.store import Store
 from rankbias_tui.sweep import expand, run_id
 
 MODEL = """
@@ -154,3 +155,13 @@ def test_provenance_records_the_reference_its_options_and_its_file_s_digest(tmp_
     write(tmp_path, {"my_model.py": MODEL + "\n# changed\n"})
     assert references.user_code(config)["model_sha256"] != first["model_sha256"]
     assert references.user_code({"model": "mlp", "dataset": "digits"}) == {}
+
+
+def test_a_moved_project_s_runs_import_from_where_it_is_now(tmp_path: Path) -> None:
+    for folder in (tmp_path / "a", tmp_path / "b"):
+        write(folder, {"my_model.py": MODEL, "my_data.py": "def load(options):\n    pass\n"})
+        spec_file(folder, SWEEP.format(model="my_model:build", dataset="my_data:load"))
+    with Store(tmp_path / "store") as store:
+        assert store.add_runs(expand(load_spec(tmp_path / "a" / "experiments.toml")), {}) == 2
+        assert store.add_runs(expand(load_spec(tmp_path / "b" / "experiments.toml")), {}) == 0  # same ids
+        assert {r.config.code_dir for r in store.runs()} == {str(tmp_path / "b")}
