@@ -185,3 +185,10 @@ def test_a_runs_table_shows_an_active_run_s_latest_warning_as_its_reason() -> No
     assert shown_reason("running", None, None) is None
     assert shown_reason("failed", "RuntimeError: boom", stalled) == "RuntimeError: boom"  # why it ended
     assert shown_reason("done", None, stalled) is None
+
+
+def test_a_table_or_list_value_groups_runs_by_its_json_text() -> None:
+    """A user's model_options (a TOML table) as a --by, --x or --y field: a dict is no dict key."""
+    assert measures.hashable({"hidden": 8, "channels": 4}) == '{"channels": 4, "hidden": 8}'
+    assert measures.hashable([60, 100]) == "[60, 100]" and measures.hashable(0.1) == 0.1
+    assert measures.shown_config({"model": "mlp", "model_options": {}, "code_dir": None}) == {"model": "mlp"}
