@@ -77,9 +77,9 @@ class HeadlessView:
         for run_id in scheduler.outcomes:
             self.fraction[run_id] = 1.0
         ended = sum(1 for r in scheduler.outcomes.values() if r != Status.RUNNING)
-        self.progress.update(
-            self.total, completed=sum(self.fraction.values()), info=f"{ended} ended, {len(active)} running"
-        )
+        info = f"{ended} ended, {len(active)} running"
+        info += ", waiting for nodes" if scheduler.waiting_for_nodes else ""
+        self.progress.update(self.total, completed=sum(self.fraction.values()), info=info)
 
     @staticmethod
     def _requeued(scheduler: Scheduler, run_id: str) -> str | None:

@@ -47,3 +47,14 @@ class Launcher(Protocol):
     ) -> Host:
         """Start training ``runs`` as one fused pack on ``device``, each from its ``resumes`` step."""
         ...
+
+
+@runtime_checkable
+class Elastic(Protocol):
+    """A launcher whose capacity follows a cluster (``ray_backend.RayLauncher``): the scheduler asks
+    it every few seconds how many tasks fit now, so joining nodes get work at once and a cluster
+    with no node that fits waits (instead of failing its runs)."""
+
+    def capacity(self) -> int:
+        """How many tasks the live nodes hold at once now (0: none fits; wait)."""
+        ...

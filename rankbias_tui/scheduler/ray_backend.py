@@ -85,8 +85,9 @@ def prepare(options: SchedulerOptions, connect_now: bool = True) -> Backend:
         gpus = cuda_count() if options.devices != "cpu" else 0
         nodes = [{"CPU": float(os.cpu_count() or 1), "GPU": float(gpus)}]
         cluster = "a private Ray instance on this machine (not started)"
-    slots, resources = plan(options.devices, options.per_device, nodes)
-    where = f"{cluster}; each task asks for {resources.describe()}, {slots.capacity} at a time"
+    slots, resources = plan(options.devices, options.per_device, nodes, options.ray_address is not None)
+    at_once = f"{slots.capacity} at a time" if slots.capacity else "none fits yet: waiting for nodes"
+    where = f"{cluster}; each task asks for {resources.describe()}, {at_once} (follows the nodes)"
     return Backend(slots, RayLauncher(resources), where)
 
 
@@ -224,6 +225,10 @@ class RayLauncher:
         task = RayTask(stream, writer, launch.checkpoint_root, runs[0].run_id)
         control = _Control(self._mailbox, key) if pack else None
         return Host(task, reader, device, control=control, size=len(runs))
+
+    def capacity(self) -> int:
+        """How many tasks asking for ``resources`` the live nodes hold at once now (``Elastic``)."""
+        return sum(self.resources.per_node(n) for n in alive_nodes())
 
     def _unfit(self) -> str | None:
         """Why no live node can take a task now, or None."""

@@ -40,12 +40,16 @@ class Resources:
         return f"{self.num_cpus:g} CPU{gpus}"
 
 
-def plan(devices: str, per_device: int | None, nodes: list[dict[str, float]]) -> tuple[Slots, Resources]:
+def plan(
+    devices: str, per_device: int | None, nodes: list[dict[str, float]], elastic: bool = False
+) -> tuple[Slots, Resources]:
     """Slots and per-task resources for ``--devices`` on a cluster whose nodes have ``nodes``.
 
     ``cpu``: one single-threaded run per CPU (the local default too). ``cuda`` (``auto`` on a
     cluster with GPUs): each task asks for 1/``per_device`` of a GPU and one CPU. A request that
-    no node can meet raises ``RayUnfit`` rather than waiting for ever."""
+    no node can meet raises ``RayUnfit`` rather than waiting for ever, except on an ``elastic``
+    cluster (one named by address) whose nodes have no CPU at all yet (a head that trains nothing,
+    before its workers join): there the slots start at 0 and the scheduler waits for nodes."""
     spec = check_syntax(devices)
     if spec.startswith("cuda:"):
         raise DeviceError(f"--devices {spec}: on the Ray backend, use --devices cuda (Ray assigns the GPUs)")
@@ -53,7 +57,7 @@ def plan(devices: str, per_device: int | None, nodes: list[dict[str, float]]) ->
     gpu = spec == "cuda" or (spec == "auto" and has_gpus)
     res = Resources(1.0, 1.0 / (per_device or 1)) if gpu else Resources(1.0, 0.0)
     capacity = sum(res.per_node(n) for n in nodes)
-    if capacity == 0:
+    if capacity == 0 and not (elastic and not any(n.get("CPU", 0) for n in nodes)):
         shapes = "; ".join(f"{n.get('CPU', 0):g} CPU, {n.get('GPU', 0):g} GPU" for n in nodes) or "none"
         raise RayUnfit(
             f"no node of the Ray cluster has the {res.describe()} that one run asks for (nodes: {shapes})"

@@ -27,6 +27,7 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
@@ -42,13 +43,14 @@ from .endings import Endings
 from .faults import StopRequested
 from .hosts import Host, Live, Worker, record
 from .inbox import Inbox
-from .launcher import Launch, Launcher
+from .launcher import Elastic, Launch, Launcher
 from .local import ProcessLauncher
 from .options import SchedulerOptions
 from .watchdog import Watchdog, end_hosts
 
 POLL_S = 0.25
 log = logging.getLogger(__name__)
+RESIZE_S = 2.0  # how often an elastic launcher is asked how many tasks its cluster holds
 
 
 class Scheduler(Endings, Watchdog):
@@ -81,6 +83,7 @@ class Scheduler(Endings, Watchdog):
         self.launcher: Launcher = launcher or ProcessLauncher()
         self.lost: dict[str, int] = {}  # run_id -> times a remote backend lost it (or it stalled)
         self._watched: float | None = None  # when the watchdog last looked (watchdog.BLIND_S)
+        self._resized = float("-inf")  # when an elastic launcher's capacity was last asked
 
     # ----- public ------------------------------------------------------------------------------
     def run(self, on_tick: Callable[[Scheduler], None] | None = None) -> dict[str, str]:
@@ -198,6 +201,7 @@ class Scheduler(Endings, Watchdog):
                 raise StopRequested("stop requested")
 
     def _fill_slots(self) -> None:
+        self._follow_capacity()
         for device in self.slots.devices:
             while self.queue and self._busy(device) < self.slots.per_device:
                 first = self.queue.popleft()
@@ -210,6 +214,23 @@ class Scheduler(Endings, Watchdog):
                     self._start_pack(runs, device)
                 else:
                     self._start(first, device)
+
+    def _follow_capacity(self) -> None:
+        """With an elastic launcher (a Ray cluster), the slots follow the live nodes: asked at most
+        every ``RESIZE_S`` seconds, and logged when they change. Runs already started keep going."""
+        if not isinstance(self.launcher, Elastic) or time.monotonic() - self._resized < RESIZE_S:
+            return
+        self._resized = time.monotonic()
+        capacity = self.launcher.capacity()
+        if capacity != self.slots.per_device:
+            was, self.slots = self.slots.per_device, replace(self.slots, per_device=capacity)
+            waiting = ": waiting for nodes" if capacity == 0 else ""
+            log.info("the cluster holds %d task(s) at once now (was %d)%s", capacity, was, waiting)
+
+    @property
+    def waiting_for_nodes(self) -> bool:
+        """Runs are queued but no node of the cluster can take one now (an elastic launcher)."""
+        return bool(self.queue) and self.slots.per_device == 0
 
     def _pack_limit(self, run: PlannedRun) -> int | None:
         """The most members a reassembled pack may have: ``--pack-size`` and any out-of-memory cap."""

@@ -23,12 +23,14 @@ from rankbias_tui.scheduler import (
     check_backend,
     describe_backends,
     prepare,
+    service,
 )
 from rankbias_tui.scheduler.backends import BackendRow
 from rankbias_tui.scheduler.hosts import Host
+from rankbias_tui.scheduler.launcher import Elastic
 from rankbias_tui.scheduler.local import ProcessLauncher
 from rankbias_tui.scheduler.ray_backend import RayLauncher
-from rankbias_tui.scheduler.ray_plan import Resources
+from rankbias_tui.scheduler.ray_plan import RayUnfit, Resources, plan
 from rankbias_tui.spec import RunConfig
 from rankbias_tui.store import Store
 from rankbias_tui.sweep import PlannedRun, run_id
@@ -127,3 +129,48 @@ def test_the_scheduler_trains_through_any_launcher(tmp_path: Path) -> None:
         row = store.run(runs[0].run_id)
         assert row is not None and row.status == "done" and row.pid == 4242 and row.device == "fake:0"
         assert store.metrics(runs[0].run_id) == [(10, 1.0, "loss", 0.5)]
+
+
+class Cluster(Scripted):
+    """A scripted launcher whose cluster grows: ``capacity`` tasks fit (``launcher.Elastic``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.nodes = 0
+
+    def capacity(self) -> int:
+        return self.nodes
+
+
+def test_an_elastic_launcher_s_slots_follow_its_nodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22, 1: slots are not frozen at start. A cluster with no node that fits waits (saying
+    so), and a node that joins gets work at once; runs already started are not touched."""
+    monkeypatch.setattr(service, "RESIZE_S", 0.0)  # ask the launcher at every turn
+    configs = [RunConfig(dataset="digits", model="mlp", depth=2, width=8, seed=s) for s in range(3)]
+    runs = [PlannedRun(run_id(c), "t", c) for c in configs]
+    cluster = Cluster()
+    assert isinstance(cluster, Elastic) and not isinstance(Scripted(), Elastic)
+    with Store(tmp_path, create=True) as store:
+        todo = store.queue(runs, {})
+        sched = Scheduler(
+            store, todo, Slots(("ray:cpu",), 0, 1), SchedulerOptions(pack_size=1), launcher=cluster
+        )
+        for _ in range(3):
+            sched.turn()
+        assert cluster.started == [] and sched.waiting_for_nodes  # no node yet: nothing fails, it waits
+        cluster.nodes = 2  # a node with two slots joins
+        sched.turn()
+        assert len(cluster.started) == 2 and sched.slots.per_device == 2 and not sched.waiting_for_nodes
+        assert sched.run() == {r.run_id: "done" for r in runs}
+
+
+def test_a_cluster_whose_workers_have_not_joined_yet_is_planned_to_wait() -> None:
+    head_only = [{"CPU": 0.0}]
+    slots, res = plan("cpu", None, head_only, elastic=True)
+    assert slots.per_device == 0 and res.num_cpus == 1.0
+    with pytest.raises(RayUnfit):  # a private instance gets no more nodes: refused, as before
+        plan("cpu", None, head_only)
+    with pytest.raises(RayUnfit):  # CPUs but no GPU for a GPU request: refused at once, as before
+        plan("cuda", None, [{"CPU": 4.0}], elastic=True)
