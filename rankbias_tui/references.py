@@ -38,7 +38,7 @@ def is_reference(name: str) -> bool:
 def split(ref: str) -> tuple[str, str]:
     """``"pkg.mod:build"`` -> ("pkg.mod", "build"); ValueError if either part is missing."""
     module, _, attr = ref.partition(":")
-    if not module or not attr or ":" in attr:
+    if not attr.isidentifier() or not all(part.isidentifier() for part in module.split(".")):
         raise ValueError(f"{ref!r} is not 'module:callable'")
     return module, attr
 
@@ -47,29 +47,30 @@ def _search_path(code_dir: str | Path | None) -> list[str]:
     return ([str(code_dir)] if code_dir else []) + [p or "." for p in sys.path]
 
 
-def _find(module: str, code_dir: str | Path | None) -> ModuleSpec:
+def _find(module: str, code_dir: str | Path | None) -> ModuleSpec | None:
     """The module's spec, found package level by package level without importing any of them;
-    ModuleNotFoundError with Python's own wording when a level is missing."""
+    ModuleNotFoundError with Python's own wording when a level is missing; None when a level is a
+    plain module (its attribute may be a module made at import, as ``os.path``: only importing
+    could tell)."""
     parts, path, spec = module.split("."), _search_path(code_dir), None
     for i, part in enumerate(parts):
-        name = ".".join(parts[: i + 1])
-        spec = PathFinder.find_spec(part, path) if path else None
+        if i and not path:
+            return None
+        spec = PathFinder.find_spec(part, path)
         if spec is None and i == 0:
-            spec = importlib.util.find_spec(part)  # built-in and frozen modules (no parent to import)
+            spec = importlib.util.find_spec(part)  # built-in, frozen, editable installs' finders
         if spec is None:
-            parent = ".".join(parts[:i])
-            tail = f"; {parent!r} is not a package" if i and not path else ""
-            raise ModuleNotFoundError(f"No module named {name!r}{tail}")
+            raise ModuleNotFoundError(f"No module named {'.'.join(parts[: i + 1])!r}")
         path = list(spec.submodule_search_locations or [])
-    assert spec is not None
     return spec
 
 
 def locate(ref: str, code_dir: str | Path | None = None) -> Path | None:
     """The source file of a reference's module (``code_dir`` first, then ``sys.path``); None for a
-    module without one (built into Python, a namespace package). Raises ModuleNotFoundError."""
+    module without one (built into Python, a namespace package) or that only importing can find.
+    Raises ModuleNotFoundError."""
     spec = _find(split(ref)[0], code_dir)
-    origin = spec.origin
+    origin = spec.origin if spec is not None else None
     return (
         Path(origin) if origin and origin not in ("built-in", "frozen") and Path(origin).is_file() else None
     )
@@ -83,7 +84,7 @@ def problem(ref: str, code_dir: str | Path | None = None) -> str | None:
         return f"cannot import {ref!r} ({err})"
     try:
         source = locate(ref, code_dir)
-    except ModuleNotFoundError as err:
+    except (ImportError, ValueError) as err:  # ModuleNotFoundError; ValueError: a name like ".x"
         return f"cannot import {ref!r} ({err})"
     if source is None or source.suffix != ".py":
         return None  # compiled or built in: only importing it could tell
@@ -131,7 +132,7 @@ def code_record(ref: str, code_dir: str | Path | None = None) -> dict[str, str]:
     model is visible), or why there is none."""
     try:
         source = locate(ref, code_dir)
-    except (ModuleNotFoundError, ValueError) as err:
+    except (ImportError, ValueError) as err:
         return {"ref": ref, "file": "", "sha256": "", "note": str(err)}
     if source is None:
         return {"ref": ref, "file": "", "sha256": "", "note": "no source file"}

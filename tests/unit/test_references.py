@@ -51,7 +51,14 @@ grid.batch_size = [4, 8]
 
 def test_a_reference_is_found_in_the_spec_s_directory_first_and_read_not_run(tmp_path: Path) -> None:
     write(tmp_path, {"my_model.py": MODEL, "pkg/__init__.py": "", "pkg/nets.py": MODEL})
-    for ref in ("my_model:build", "my_model:Net", "pkg.nets:build", "math:prod", "json:loads"):
+    for ref in (
+        "my_model:build",
+        "my_model:Net",
+        "pkg.nets:build",
+        "math:prod",
+        "json:loads",
+        "os.path:join",
+    ):
         assert references.problem(ref, tmp_path) is None, ref
     assert references.locate("my_model:build", tmp_path) == tmp_path / "my_model.py"
     # found and read only: importing it would have imported torch into this (torch-free) check
@@ -67,13 +74,15 @@ def test_a_reference_is_found_in_the_spec_s_directory_first_and_read_not_run(tmp
         ("nomod:build", "cannot import 'nomod:build' (No module named 'nomod')"),
         ("my_model:biuld", "cannot import 'my_model:biuld' (module 'my_model' has no attribute 'biuld')"),
         ("my_model:WIDTH", "cannot import 'my_model:WIDTH' (my_model.WIDTH is a constant, not a callable)"),
-        ("my_model.sub:build", "cannot import 'my_model.sub:build' (No module named 'my_model.sub'"),
+        ("pkg.sub:build", "cannot import 'pkg.sub:build' (No module named 'pkg.sub')"),
         ("broken:build", "cannot import 'broken:build' (SyntaxError in broken.py, line 1"),
         ("my_model:", "cannot import 'my_model:' ('my_model:' is not 'module:callable')"),
+        (".my_model:build", "cannot import '.my_model:build' ('.my_model:build' is not 'module:callable')"),
+        ("my_model..x:build", "cannot import 'my_model..x:build' ('my_model..x:build' is not 'module"),
     ],
 )
 def test_a_reference_that_names_no_callable_says_why(tmp_path: Path, ref: str, message: str) -> None:
-    write(tmp_path, {"my_model.py": MODEL, "broken.py": "def build(:\n"})
+    write(tmp_path, {"my_model.py": MODEL, "broken.py": "def build(:\n", "pkg/__init__.py": ""})
     assert (references.problem(ref, tmp_path) or "").startswith(message)
 
 
