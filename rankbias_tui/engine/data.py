@@ -312,7 +312,12 @@ def load_user_data(ref: str, options: dict[str, Any], code_dir: str | None = Non
         raise references.UserCodeError(
             f"data set loader {ref!r} returned {type(out).__name__}, not (x_train, y_train, x_test, y_test)"
         )
-    x_train, y_train, x_test, y_test = (torch.as_tensor(t) for t in out)
+    try:
+        x_train, y_train, x_test, y_test = (torch.as_tensor(t) for t in out)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise references.UserCodeError(
+            f"data set loader {ref!r} returned something not a tensor: {err}"
+        ) from err
     problems = _split_problems("train", x_train, y_train) + _split_problems("test", x_test, y_test)
     if x_train.shape[1:] != x_test.shape[1:]:
         problems.append(
@@ -323,20 +328,16 @@ def load_user_data(ref: str, options: dict[str, Any], code_dir: str | None = Non
             f"data set loader {ref!r} returned unusable tensors: " + "; ".join(problems)
         )
     classes = int(max(y_train.max(), y_test.max())) + 1
-    return DataSet(
-        ref, x_train.float(), y_train.long(), x_test.float(), y_test.long(), n_classes=max(classes, 2)
-    )
+    return DataSet(ref, x_train.float(), y_train.long(), x_test.float(), y_test.long(), n_classes=classes)
 
 
 def _split_problems(split: str, x: Tensor, y: Tensor) -> list[str]:
     """What is wrong with one split: shapes that do not pair, labels that are not class indices."""
-    out = []
-    if x.ndim < 2 or len(x) == 0:
+    out, n = [], x.shape[0] if x.ndim else 0
+    if x.ndim < 2 or n == 0:
         out.append(f"x_{split} has shape {tuple(x.shape)}: want (N, *input_shape) with N >= 1")
-    if y.ndim != 1 or len(y) != len(x):
-        out.append(
-            f"y_{split} has shape {tuple(y.shape)} for x_{split} of {tuple(x.shape)}: want ({len(x)},)"
-        )
+    if y.ndim != 1 or y.shape[0] != n:
+        out.append(f"y_{split} has shape {tuple(y.shape)} for x_{split} of {tuple(x.shape)}: want ({n},)")
     if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
         out.append(f"y_{split} holds {y.dtype}: want integer class labels")
     elif y.numel() and int(y.min()) < 0:

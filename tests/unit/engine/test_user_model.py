@@ -59,6 +59,8 @@ def load(options):
         return x, y.float(), x[:10], y[:10]
     if options.get("three"):
         return x, y, x
+    if options.get("scalar"):
+        return torch.tensor(1.0), y, x, y
     return x, y, x[:10], y[:10]
 """
 
@@ -140,6 +142,10 @@ def test_a_builder_that_returns_no_module_is_refused(code_dir: str) -> None:
         ({"mismatch": True}, "y_train has shape (39,) for x_train of (40, 2, 4, 4): want (40,)"),
         ({"float_labels": True}, "y_train holds torch.float32: want integer class labels"),
         ({"three": True}, "returned tuple, not (x_train, y_train, x_test, y_test)"),
+        (
+            {"scalar": True},
+            "x_train has shape (): want (N, *input_shape) with N >= 1; y_train has shape (40,)",
+        ),
     ],
 )
 def test_a_loader_with_unusable_tensors_says_what_is_wrong(
