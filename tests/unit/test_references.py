@@ -49,7 +49,9 @@ grid.batch_size = [4, 8]
 """
 
 
-def test_a_reference_is_found_in_the_spec_s_directory_first_and_read_not_run(tmp_path: Path) -> None:
+def test_a_reference_is_found_in_the_spec_s_directory_first_and_read_not_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write(tmp_path, {"my_model.py": MODEL, "pkg/__init__.py": "", "pkg/nets.py": MODEL})
     for ref in (
         "my_model:build",
@@ -61,6 +63,10 @@ def test_a_reference_is_found_in_the_spec_s_directory_first_and_read_not_run(tmp
     ):
         assert references.problem(ref, tmp_path) is None, ref
     assert references.locate("my_model:build", tmp_path) == tmp_path / "my_model.py"
+    elsewhere = write(tmp_path / "env", {"my_model.py": "", "only_there.py": MODEL})
+    monkeypatch.syspath_prepend(str(elsewhere))  # the environment has a my_model too: the spec's wins
+    assert references.locate("my_model:build", tmp_path) == tmp_path / "my_model.py"
+    assert references.problem("only_there:build", tmp_path) is None  # then the environment
     # found and read only: importing it would have imported torch into this (torch-free) check
     code = f"import sys; from rankbias_tui import references as r; r.problem('my_model:build', {str(tmp_path)!r})"
     check = "; assert 'torch' not in sys.modules and 'my_model' not in sys.modules"
