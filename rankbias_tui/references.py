@@ -142,7 +142,7 @@ def code_record(ref: str, code_dir: str | Path | None = None) -> dict[str, str]:
 def load(ref: str, code_dir: str | Path | None = None) -> Callable[..., Any]:
     """Import the callable ``ref`` names, ``code_dir`` first on the module search path."""
     module, attr = split(ref)
-    if code_dir and str(code_dir) not in sys.path:
+    if code_dir and sys.path[:1] != [str(code_dir)]:  # first, even if the environment holds it too
         sys.path.insert(0, str(code_dir))
     obj = getattr(importlib.import_module(module), attr)
     if not callable(obj):
