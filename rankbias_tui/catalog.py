@@ -13,6 +13,12 @@ weights the paper rule measures. A new data set is one ``DatasetEntry`` in ``DAT
 ``loader(name, data_dir)`` returning an ``engine.data.DataSet``, with its input shape, classes
 and training-set size (tests check the offline ones against what the loader returns). The order
 of the rows is the order the spec lists them in its messages.
+
+A user's own model (``model = "module:callable"`` in a spec, ``rankbias_tui.references``) is one
+more row, made when it is asked for (``model_entry``): its builder is the reference, called as
+``builder(input_shape, num_classes, options)``; the paper rule, generalised, measures every Linear
+and Conv*d except the final classifier; it never packs. A user's data set has no row: its shape,
+classes and size are known only once its loader has run (``engine.data``).
 """
 
 from __future__ import annotations
@@ -22,17 +28,21 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from .references import is_reference
+
 
 @dataclass(frozen=True)
 class LayerRule:
     """Which weights of a model the paper rule (PAPER.md) measures: the modules of ``kind`` (a
-    ``torch.nn`` class name), only ``kernel``-sized ones if given (convs), only those whose name
-    starts with ``prefix``, except the names in ``excluding``."""
+    ``torch.nn`` class name, or several), only ``kernel``-sized ones if given (convs), only those
+    whose name starts with ``prefix``, except the names in ``excluding`` and, with
+    ``except_classifier``, the last of them the forward pass calls (the final classifier)."""
 
-    kind: str
+    kind: str | tuple[str, ...]
     kernel: tuple[int, int] | None = None
     prefix: str = ""
     excluding: tuple[str, ...] = ()
+    except_classifier: bool = False
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,7 @@ class ModelEntry:
     paper_layers: LayerRule
     packs: bool = False  # the fused-pack engine (engine.fused) can stack runs of it
     batch_norm_1d: bool = False  # BatchNorm1d after each hidden layer: a last batch of 1 is dropped
+    user: bool = False  # a user's reference: builder(input_shape, num_classes, options)
 
 
 @dataclass(frozen=True)
@@ -109,6 +120,19 @@ DATASETS: dict[str, DatasetEntry] = {
 MODEL_NAMES = tuple(MODELS)
 DATASET_NAMES = tuple(DATASETS)
 PACKABLE_MODELS = tuple(name for name, entry in MODELS.items() if entry.packs)
+
+
+# A user's model: every Linear and Conv*d weight except the final classifier (the paper's rule,
+# generalised: PAPER.md measures the hidden layers and leaves out the head).
+USER_LAYERS = LayerRule(("Linear", "Conv1d", "Conv2d", "Conv3d"), except_classifier=True)
+
+
+def model_entry(name: str) -> ModelEntry:
+    """The row of a built-in model, or the row of a user's ``"module:callable"`` reference;
+    KeyError for an unknown name."""
+    if is_reference(name):
+        return ModelEntry(name, name, USER_LAYERS, user=True)
+    return MODELS[name]
 
 
 def resolve(target: str) -> Any:

@@ -16,6 +16,7 @@ it: the engine, the scheduler, the CLI and the terminal UI.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -146,6 +147,8 @@ MAIN_FIELDS = (
     "seed",
 )
 FIELDS = MAIN_FIELDS + (
+    "model_options",
+    "dataset_options",
     "activation",
     "train_size",
     "drop_last",
@@ -161,6 +164,22 @@ FIELDS = MAIN_FIELDS + (
     "precision",
     "deterministic",
 )
+
+
+# A user's model and data set's fields: empty (or None) on every run of a built-in one.
+USER_CODE_FIELDS = ("model_options", "dataset_options", "code_dir")
+
+
+def hashable(value: Any) -> Any:
+    """A stored config value as a key to group runs by: a table (a user's options) or a list as its
+    JSON text, anything else as it is."""
+    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
+
+
+def shown_config(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored config as ``show`` and the app list it: the user-code fields only where they are
+    set, so a built-in run reads as it always did."""
+    return {k: v for k, v in stored.items() if v or k not in USER_CODE_FIELDS}
 
 
 def varied_fields(configs: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
+from . import references
 from .catalog import DATASET_NAMES, DATASETS, MODEL_NAMES
 from .display import printable
 
@@ -39,16 +41,22 @@ class RunConfig(BaseModel):
     # true -> 1 or 3.0 -> 3: see ``_field_problems``); stored configs (JSON) are read leniently.
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False, allow_inf_nan=False)
 
-    model: Literal[MODEL_NAMES] = "mlp-bn"
-    """Architecture: MLP with or without BatchNorm, CIFAR ResNet-18, VGG-16-BN, or a small ViT."""
+    model: str = "mlp-bn"
+    """Architecture: MLP with or without BatchNorm, CIFAR ResNet-18, VGG-16-BN, a small ViT, or your
+    own: ``"module:callable"``, called as ``builder(input_shape, num_classes, model_options)``."""
+    model_options: dict[str, Any] = Field(default_factory=dict)
+    """Passed to your own model's builder as its ``options`` (any TOML values); part of the run's id."""
     depth: int = Field(10, ge=1, le=MAX_INT)
     """Hidden layers of an MLP (L), or transformer blocks of the ViT; ignored by conv nets."""
     width: int = Field(100, ge=1, le=MAX_INT)
     """Hidden width of an MLP (H), or embedding width of the ViT; ignored by conv nets."""
     activation: Literal["relu", "leaky-relu"] = "relu"
     """ReLU, or leaky ReLU with slope 0.01."""
-    dataset: Literal[DATASET_NAMES] = "cifar10"
-    """Training data; ``digits`` and ``synthetic`` need no network."""
+    dataset: str = "cifar10"
+    """Training data; ``digits`` and ``synthetic`` need no network. Your own: ``"module:callable"``,
+    called as ``loader(dataset_options)`` -> ``(x_train, y_train, x_test, y_test)`` tensors."""
+    dataset_options: dict[str, Any] = Field(default_factory=dict)
+    """Passed to your own data set's loader as its ``options``; part of the run's id."""
     train_size: int | None = Field(None, ge=1, le=10**9)
     """Use a seeded random subset of this many training examples (None: all)."""
     epochs: int = Field(500, ge=1, le=MAX_INT)
@@ -75,8 +83,10 @@ class RunConfig(BaseModel):
     """Threshold on singular values of W/||W||_F that counts towards the rank."""
     measure_every: int = Field(10, ge=1, le=MAX_INT)
     """Epochs between spectral measurements (also measured at initialisation and at the end)."""
-    measured_layers: Literal["paper", "all"] = "paper"
-    """``paper``: hidden Linears / 3x3 convs as in PAPER.md; ``all``: every weight matrix."""
+    measured_layers: str | tuple[str, ...] = "paper"
+    """``paper``: hidden Linears / 3x3 convs as in PAPER.md (your own model: every Linear and Conv*d
+    but the final classifier); ``all``: every weight matrix; or a list of module-name patterns
+    (``["encoder.*.attn.*", "head"]``, shell-style: ``*`` also matches dots)."""
     eval_every: int = Field(1, ge=1, le=MAX_INT)
     """Epochs between train/test accuracy evaluations in eval mode (the last epoch always)."""
     diverge_after: int = Field(50, ge=0, le=MAX_INT)
@@ -94,6 +104,36 @@ class RunConfig(BaseModel):
     pack_size: int | None = Field(None, ge=1, le=4096)
     """Most runs trained together as one fused pack (mlp/mlp-bn); None: sized from device memory;
     1: never packed. An execution detail, not part of the run's identity."""
+    code_dir: str | None = None
+    """Set by rankbias, not in a spec: the spec file's directory, where a ``"module:callable"``
+    model or data set is imported from first. An execution detail, not part of the run's identity
+    (moving a project keeps its ids; the module's digest is in the run's provenance)."""
+
+    @field_validator("model", "dataset")
+    @classmethod
+    def _catalog_or_reference(cls, value: str, info: Any) -> str:
+        names = MODEL_NAMES if info.field_name == "model" else DATASET_NAMES
+        if value in names or references.is_reference(value):
+            return value
+        raise PydanticCustomError(
+            "literal_error",
+            "Input should be {expected}",
+            {"expected": ", ".join(repr(n) for n in names) + " or a 'module:callable' reference"},
+        )
+
+    @field_validator("measured_layers")
+    @classmethod
+    def _layers(cls, value: str | tuple[str, ...]) -> str | tuple[str, ...]:
+        if isinstance(value, str) and value not in ("paper", "all"):
+            raise ValueError("must be 'paper', 'all' or a list of module-name patterns")
+        if isinstance(value, tuple) and (not value or not all(value)):
+            raise ValueError("a list of module-name patterns needs at least one, none empty")
+        return value
+
+    @property
+    def user_code(self) -> tuple[str, ...]:
+        """The ``"module:callable"`` references this run imports (model, data set)."""
+        return tuple(v for v in (self.model, self.dataset) if references.is_reference(v))
 
     @field_validator("lr_milestones")
     @classmethod
@@ -114,6 +154,9 @@ class RunConfig(BaseModel):
 
 
 RUN_FIELDS = tuple(RunConfig.model_fields)
+SET_BY_RANKBIAS = ("code_dir",)  # run fields a spec may not set
+SPEC_FIELDS = tuple(f for f in RUN_FIELDS if f not in SET_BY_RANKBIAS)
+CHOICES: dict[str, tuple[str, ...]] = {"model": MODEL_NAMES, "dataset": DATASET_NAMES}
 SWEEP_KEYS = ("description", "grid", "seeds")
 TOP_KEYS = ("default_sweep", "defaults", "sweeps")
 
@@ -195,7 +238,7 @@ def _field_problems(values: dict[str, Any], prefix: str) -> list[tuple[str, Spec
             name = str(loc[0]) if loc else ""
             hint = ""
             if e["type"] == "literal_error" and name:
-                allowed = RunConfig.model_fields[name].annotation.__args__  # type: ignore[union-attr]
+                allowed = CHOICES.get(name) or RunConfig.model_fields[name].annotation.__args__  # type: ignore[union-attr]
                 hint = suggest(e.get("input"), allowed) or "one of " + ", ".join(allowed)
             out.append((name, SpecProblem(_join(prefix, loc), e["msg"], hint)))
         return out
@@ -264,8 +307,8 @@ def _check_sweep(
         ]
     if not isinstance(table, dict):
         return None, [SpecProblem(prefix, "must be a table")]
-    problems = _unknown_keys(table, RUN_FIELDS + SWEEP_KEYS, prefix)
-    base = {k: v for k, v in table.items() if k in RUN_FIELDS}
+    problems = _unknown_keys(table, SPEC_FIELDS + SWEEP_KEYS, prefix)
+    base = {k: v for k, v in table.items() if k in SPEC_FIELDS}
     grid = table.get("grid", {})
     if not isinstance(grid, dict):
         return None, problems + [SpecProblem(f"{prefix}.grid", "must be a table of lists")]
@@ -273,8 +316,8 @@ def _check_sweep(
     axes: dict[str, tuple[Any, ...]] = {}
     for axis, values in grid.items():
         where = f"{prefix}.grid.{axis}"
-        if axis not in RUN_FIELDS:
-            problems.append(SpecProblem(where, "is not a run field", suggest(axis, RUN_FIELDS)))
+        if axis not in SPEC_FIELDS:
+            problems.append(SpecProblem(where, "is not a run field", suggest(axis, SPEC_FIELDS)))
         elif not isinstance(values, list) or not values:
             problems.append(SpecProblem(where, "must be a non-empty list"))
         else:
@@ -288,7 +331,7 @@ def _check_sweep(
             SpecProblem(f"{prefix}.seeds", f"must be a non-empty list of integers from 0 to {MAX_SEED}")
         )
         seeds = [0]
-    merged = {k: v for k, v in defaults.items() if k in RUN_FIELDS} | base
+    merged = {k: v for k, v in defaults.items() if k in SPEC_FIELDS} | base
     # Errors of values set in this table are reported here; inherited ones under [defaults].
     problems += [p for name, p in _field_problems(merged, prefix) if name in base]
     for axis, values in axes.items():
@@ -309,8 +352,8 @@ def parse_spec(data: dict[str, Any], file: Path) -> Spec:
     if not isinstance(defaults, dict):
         problems.append(SpecProblem("defaults", "must be a table"))
         defaults = {}
-    problems += _unknown_keys(defaults, RUN_FIELDS + ("seeds",), "defaults")
-    known = {k: v for k, v in defaults.items() if k in RUN_FIELDS}
+    problems += _unknown_keys(defaults, SPEC_FIELDS + ("seeds",), "defaults")
+    known = {k: v for k, v in defaults.items() if k in SPEC_FIELDS}
     problems += [p for _, p in _field_problems(known, "defaults")]
     sweeps: dict[str, SweepSpec] = {}
     raw_sweeps = data.get("sweeps", {})
@@ -322,6 +365,10 @@ def parse_spec(data: dict[str, Any], file: Path) -> Spec:
         problems += found
         if sweep is not None:
             sweeps[name] = sweep
+    # a user's "module:callable", from the spec's directory first: found and read, never run
+    problems += [
+        SpecProblem(w, m) for w, m in references.spec_problems(defaults, raw_sweeps, file.resolve().parent)
+    ]
     default = data.get("default_sweep", next(iter(raw_sweeps), ""))
     if raw_sweeps and default not in raw_sweeps:
         problems.append(

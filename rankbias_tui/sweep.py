@@ -19,7 +19,8 @@ from typing import Any
 from .spec import RunConfig, Spec, suggest
 
 # Fields that change how a run executes but not what it computes.
-EXECUTION_FIELDS: frozenset[str] = frozenset({"pack_size"})
+# ``code_dir`` (where a user's module is imported from) is one: moving a project keeps its ids.
+EXECUTION_FIELDS: frozenset[str] = frozenset({"pack_size", "code_dir"})
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ def expand_sweep(spec: Spec, name: str) -> list[PlannedRun]:
         if k not in varied and k not in EXECUTION_FIELDS and v != defaults[k]
     }
     axes = [[_field_value(base, axis, value) for value in sweep.grid[axis]] for axis in sweep.grid]
+    code_dir = str(spec.file.resolve().parent)  # a user's model or data set is imported from here
     runs = []
     for combo in itertools.product(*axes):
         update, identity = {}, dict(base_identity)
@@ -90,6 +92,8 @@ def expand_sweep(spec: Spec, name: str) -> list[PlannedRun]:
         for seed in sweep.seeds:
             ident = identity | {"seed": seed} if seed != defaults["seed"] else identity
             config = base.model_copy(update=update | {"seed": seed})
+            if config.user_code:
+                config = config.model_copy(update={"code_dir": code_dir})
             runs.append(PlannedRun(_hash(ident), name, config))
     return runs
 

@@ -19,7 +19,7 @@ from rich.markup import escape
 
 from .. import export as export_mod
 from .. import scheduler
-from ..measures import ACTIVE, STATUSES, is_vacuous, reason, shown_reason
+from ..measures import ACTIVE, STATUSES, is_vacuous, reason, shown_config, shown_reason
 from ..store import RunRow, SpectrumRow, Store
 from .common import fail, open_store
 from .options import DEFAULT_STORE, Format, StoreDir, SweepFilter
@@ -150,7 +150,11 @@ def show(
     for segment in segments:  # how each stretch (attempt) of the run was trained, and by what
         console.print(f"trained {segment.describe()}", markup=False, highlight=False)
         console.print(f"  by {segment.software()}", markup=False, highlight=False)
-    console.print("config: " + json.dumps(r.config.stored, sort_keys=True), soft_wrap=True, markup=False)
+        if segment.code():  # a user's model or data set, with the digest of the file it ran
+            console.print(f"  code {segment.code()}", markup=False, highlight=False)
+    console.print(
+        "config: " + json.dumps(shown_config(r.config.stored), sort_keys=True), soft_wrap=True, markup=False
+    )
     queued = "provenance when queued: " + json.dumps(r.provenance, sort_keys=True)
     console.print(queued, soft_wrap=True, markup=False)
     console.print(f"training protocol: {r.protocol_version or 'not recorded'}")

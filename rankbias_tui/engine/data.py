@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .. import references
 from ..catalog import DATASETS, resolve
 
 # What torchvision raises for missing ("Dataset not found", RuntimeError) or damaged files.
@@ -40,7 +41,7 @@ class DataSet:
     """A train and a test split, normalised, channels first, on one device."""
 
     name: str
-    x_train: Tensor  # (N, C, H, W) float32, normalised
+    x_train: Tensor  # (N, C, H, W) float32, normalised (a user's data set: (N, *input_shape))
     y_train: Tensor  # (N,) int64
     x_test: Tensor  # (M, C, H, W) float32, normalised
     y_test: Tensor  # (M,) int64
@@ -48,10 +49,9 @@ class DataSet:
     digest: str = ""  # SHA-256 of the whole data set as loaded (``content_digest``); "" not computed
 
     @property
-    def in_shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of one input."""
-        c, h, w = self.x_train.shape[1:]
-        return (int(c), int(h), int(w))
+    def in_shape(self) -> tuple[int, ...]:
+        """(C, H, W) of one input (a user's data set: whatever shape its inputs have)."""
+        return tuple(int(s) for s in self.x_train.shape[1:])
 
 
 class DatasetUnavailable(Exception):
@@ -116,19 +116,25 @@ def load_dataset(
     device: str | torch.device = "cpu",
     train_size: int | None = None,
     subset_seed: int = 0,
+    options: dict[str, Any] | None = None,
+    code_dir: str | None = None,
 ) -> DataSet:
     """Load data set ``name``, optionally keep a random ``train_size`` subset, move it to ``device``.
 
-    ``train_size`` larger than the training set keeps all of it. Raises ``DatasetUnavailable``
-    when a torchvision data set is neither on disk nor downloadable, ``ValueError`` for an unknown
-    name or a ``train_size`` below 1.
+    ``name`` may be a user's ``"module:callable"`` loader (``load_user_data``: ``options`` and
+    ``code_dir`` are for it). ``train_size`` larger than the training set keeps all of it. Raises
+    ``DatasetUnavailable`` when a torchvision data set is neither on disk nor downloadable,
+    ``ValueError`` for an unknown name or a ``train_size`` below 1.
     """
-    if name not in DATASETS:
+    if name not in DATASETS and not references.is_reference(name):
         raise ValueError(f"unknown data set {name!r}; expected one of {', '.join(DATASETS)}")
     if train_size is not None and train_size < 1:
         raise ValueError(f"train_size must be at least 1, got {train_size}")
-    loader = resolve(DATASETS[name].loader)
-    ds = loader(name, Path(data_dir) if data_dir is not None else default_data_dir())
+    if references.is_reference(name):
+        ds = load_user_data(name, options or {}, code_dir)
+    else:
+        loader = resolve(DATASETS[name].loader)
+        ds = loader(name, Path(data_dir) if data_dir is not None else default_data_dir())
     ds = replace(ds, digest=content_digest(ds))  # of the whole set: a run's subset follows its seed
     if train_size is not None and train_size < len(ds.y_train):
         idx = subset_rows(len(ds.y_train), train_size, subset_seed)
@@ -291,6 +297,52 @@ def make_synthetic(
         y_test=y[n_train:],
         n_classes=k,
     )
+
+
+# --- a user's data set ---------------------------------------------------------------------------
+
+
+def load_user_data(ref: str, options: dict[str, Any], code_dir: str | None = None) -> DataSet:
+    """Call a user's ``loader(options)`` and check what it returns: ``(x_train, y_train, x_test,
+    y_test)`` tensors (or arrays), inputs of one shape, integer labels from 0; the classes are
+    ``max label + 1``. Anything else is a ``references.UserCodeError`` saying what is wrong."""
+    loader = references.call("importing data set", ref, references.load, ref, code_dir)
+    out = references.call("data set loader", ref, loader, dict(options))
+    if not isinstance(out, (tuple, list)) or len(out) != 4:
+        raise references.UserCodeError(
+            f"data set loader {ref!r} returned {type(out).__name__}, not (x_train, y_train, x_test, y_test)"
+        )
+    try:
+        x_train, y_train, x_test, y_test = (torch.as_tensor(t) for t in out)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise references.UserCodeError(
+            f"data set loader {ref!r} returned something not a tensor: {err}"
+        ) from err
+    problems = _split_problems("train", x_train, y_train) + _split_problems("test", x_test, y_test)
+    if x_train.shape[1:] != x_test.shape[1:]:
+        problems.append(
+            f"x_train inputs are {tuple(x_train.shape[1:])} but x_test inputs {tuple(x_test.shape[1:])}"
+        )
+    if problems:
+        raise references.UserCodeError(
+            f"data set loader {ref!r} returned unusable tensors: " + "; ".join(problems)
+        )
+    classes = int(max(y_train.max(), y_test.max())) + 1
+    return DataSet(ref, x_train.float(), y_train.long(), x_test.float(), y_test.long(), n_classes=classes)
+
+
+def _split_problems(split: str, x: Tensor, y: Tensor) -> list[str]:
+    """What is wrong with one split: shapes that do not pair, labels that are not class indices."""
+    out, n = [], x.shape[0] if x.ndim else 0
+    if x.ndim < 2 or n == 0:
+        out.append(f"x_{split} has shape {tuple(x.shape)}: want (N, *input_shape) with N >= 1")
+    if y.ndim != 1 or y.shape[0] != n:
+        out.append(f"y_{split} has shape {tuple(y.shape)} for x_{split} of {tuple(x.shape)}: want ({n},)")
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        out.append(f"y_{split} holds {y.dtype}: want integer class labels")
+    elif y.numel() and int(y.min()) < 0:
+        out.append(f"y_{split} has a negative label ({int(y.min())})")
+    return out
 
 
 # --- subsetting and placement ---------------------------------------------------------------------

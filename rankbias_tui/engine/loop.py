@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .. import checkpoints
-from ..catalog import MODELS
+from ..catalog import model_entry
 from ..measures import ACC, LOSS, LR, TRAIN_ACC, Status
 from ..protocol import Checkpoint, Event, Finished, Metrics, Progress, Spectra, SpectrumRow, Started
 from ..spec import RunConfig
@@ -93,7 +93,7 @@ def epoch_batches(n: int, cfg: RunConfig) -> Batches:
     full, rest = divmod(n, cfg.batch_size)
     if full == 0:
         return Batches(n, 1, 0)
-    if rest == 1 and MODELS[cfg.model].batch_norm_1d:
+    if rest == 1 and model_entry(cfg.model).batch_norm_1d:
         rest = 0  # BatchNorm1d cannot train on one example (torch raises; the authors' loader would)
     return Batches(cfg.batch_size, full, 0 if cfg.drop_last else rest)
 

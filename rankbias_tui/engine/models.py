@@ -11,6 +11,7 @@ spectral computation (``engine.spectral``).
 
 from __future__ import annotations
 
+import fnmatch
 import math
 from collections import OrderedDict
 from collections.abc import Callable
@@ -20,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rankbias_tui.catalog import MODELS, ModelEntry, resolve
+from rankbias_tui import references
+from rankbias_tui.catalog import MODELS, ModelEntry, model_entry, resolve
 from rankbias_tui.spec import RunConfig
 
 VIT_HEADS = 4
@@ -209,15 +211,29 @@ def build_vit(cfg: RunConfig, in_shape: tuple[int, int, int], n_classes: int) ->
 
 
 def _entry(model: str) -> ModelEntry:
-    if model not in MODELS:
+    if model not in MODELS and not references.is_reference(model):
         raise ValueError(f"unknown model {model!r}")
-    return MODELS[model]
+    return model_entry(model)
 
 
-def build_model(cfg: RunConfig, in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
-    """The network ``cfg.model`` for inputs of shape (C, H, W) by its catalog row's builder;
-    PyTorch default init, unseeded."""
-    return resolve(_entry(cfg.model).builder)(cfg, in_shape, n_classes)
+def build_model(cfg: RunConfig, in_shape: tuple[int, ...], n_classes: int) -> nn.Module:
+    """The network ``cfg.model`` for inputs of shape ``in_shape`` (C, H, W for the built-ins) by
+    its catalog row's builder; PyTorch default init, unseeded. A user's builder is called as
+    ``builder(input_shape, num_classes, options)``; what it raises, or a result that is not a
+    module, is a ``references.UserCodeError`` carrying the user's traceback."""
+    entry = _entry(cfg.model)
+    if not entry.user:
+        return resolve(entry.builder)(cfg, in_shape, n_classes)
+    ref = cfg.model
+    builder = references.call("importing model", ref, references.load, ref, cfg.code_dir)
+    model = references.call(
+        "model builder", ref, builder, tuple(in_shape), n_classes, dict(cfg.model_options)
+    )
+    if not isinstance(model, nn.Module):
+        raise references.UserCodeError(
+            f"model builder {ref!r} returned {type(model).__name__}, not a torch.nn.Module"
+        )
+    return model
 
 
 def loss_fn(cfg: RunConfig, logits: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -248,9 +264,10 @@ def _has_matrix(module: nn.Module) -> bool:
 
 def _paper_rule(model: str) -> Callable[[str, nn.Module], bool]:
     """PAPER.md's measured set, as the model's catalog row states it (hidden Linears of an MLP,
-    3x3 convs of ResNet-18, all VGG convs, the Linears of the ViT's blocks)."""
+    3x3 convs of ResNet-18, all VGG convs, the Linears of the ViT's blocks; a user's model: every
+    Linear and Conv*d, the final classifier left out by ``measured_layers``)."""
     rule = _entry(model).paper_layers
-    kind = getattr(nn, rule.kind)
+    kind = tuple(getattr(nn, k) for k in ((rule.kind,) if isinstance(rule.kind, str) else rule.kind))
 
     def measured(name: str, mod: nn.Module) -> bool:
         return (
@@ -263,13 +280,18 @@ def _paper_rule(model: str) -> Callable[[str, nn.Module], bool]:
     return measured
 
 
-def _uses_per_example(model: nn.Module, modules: list[nn.Module], in_shape: tuple[int, ...]) -> list[int]:
-    """Count each module's output positions on one dummy example (summed over repeated calls)."""
+def _uses_per_example(
+    model: nn.Module, modules: list[nn.Module], in_shape: tuple[int, ...], calls: list[int] | None = None
+) -> list[int]:
+    """Count each module's output positions on one dummy example (summed over repeated calls);
+    ``calls``, if given, receives the index of each module called, in call order."""
     counts = [0] * len(modules)
 
     def hook_for(i: int) -> Callable[..., None]:
         def hook(mod: nn.Module, args: object, out: torch.Tensor) -> None:
             counts[i] += out.numel() // mod.weight.shape[0]  # batch of 1: positions per example
+            if calls is not None:
+                calls.append(i)
 
         return hook
 
@@ -287,11 +309,37 @@ def _uses_per_example(model: nn.Module, modules: list[nn.Module], in_shape: tupl
     return counts
 
 
-def measured_layers(model: nn.Module, cfg: RunConfig, in_shape: tuple[int, int, int]) -> list[MeasuredLayer]:
-    """The layers to measure (``cfg.measured_layers``: 'paper' or 'all'), in module order."""
-    rule = _paper_rule(cfg.model) if cfg.measured_layers == "paper" else (lambda name, mod: True)
-    chosen = [(n, mod) for n, mod in model.named_modules() if _has_matrix(mod) and rule(n, mod)]
-    uses = _uses_per_example(model, [mod for _, mod in chosen], in_shape)
+def _by_patterns(patterns: tuple[str, ...], names: list[str]) -> Callable[[str, nn.Module], bool]:
+    """Module names matching any of ``patterns`` (shell-style); a pattern that matches none of the
+    model's weight layers is an error that lists them."""
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(name, pattern) for name in names):
+            raise ValueError(
+                f"measured_layers pattern {pattern!r} matches no layer of the model; "
+                f"its layers with weight matrices: {', '.join(names) or '(none)'}"
+            )
+    return lambda name, mod: any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def measured_layers(model: nn.Module, cfg: RunConfig, in_shape: tuple[int, ...]) -> list[MeasuredLayer]:
+    """The layers to measure (``cfg.measured_layers``: 'paper', 'all' or name patterns), in module
+    order. A row whose rule leaves out the final classifier drops the candidate called last."""
+    weights = [(n, mod) for n, mod in model.named_modules() if _has_matrix(mod)]
+    layers = cfg.measured_layers
+    if isinstance(layers, tuple):
+        rule = _by_patterns(layers, [n for n, _ in weights])
+    else:
+        rule = _paper_rule(cfg.model) if layers == "paper" else (lambda name, mod: True)
+    chosen = [(n, mod) for n, mod in weights if rule(n, mod)]
+    calls: list[int] = []
+    uses = _uses_per_example(model, [mod for _, mod in chosen], in_shape, calls)
+    if layers == "paper" and _entry(cfg.model).paper_layers.except_classifier and calls:
+        # a user's model: the final classifier is the candidate the forward pass calls last, and a
+        # module it never calls (an auxiliary head) is not measured rather than an error
+        keep = [i for i in range(len(chosen)) if uses[i] and i != calls[-1]]
+        chosen, uses = [chosen[i] for i in keep], [uses[i] for i in keep]
+    if not chosen:
+        raise ValueError(f"no layer of model {cfg.model!r} to measure (measured_layers = {layers!r})")
     out = []
     for (name, mod), m in zip(chosen, uses, strict=True):
         if m == 0:

@@ -231,7 +231,15 @@ def train(
     ``Started`` event's ``mode`` says which step trains the run. ``digests``: step -> the SHA-256
     the store acknowledged for that checkpoint (verified before resuming from it)."""
     set_precision(cfg.precision)
-    data = load_dataset(cfg.dataset, data_dir, device, cfg.train_size, subset_seed=cfg.seed)
+    data = load_dataset(
+        cfg.dataset,
+        data_dir,
+        device,
+        cfg.train_size,
+        subset_seed=cfg.seed,
+        options=cfg.dataset_options,
+        code_dir=cfg.code_dir,
+    )
     run = Run(cfg, device, data, run_id, ckpt_dir)
     resumed = -1
     start = load_latest([Member(run_id, cfg, ckpt_dir, resume_step, digests or {})], run.device, emit)

@@ -33,6 +33,7 @@ from typing import Any
 from ..measures import Status
 from ..protocol import HEARTBEAT_S, Cancel, DiskFull, Event, Heartbeat, OutOfMemory, Started, WorkerEnded
 from ..provenance import provenance
+from ..references import UserCodeError, user_code
 
 FULL = (errno.ENOSPC, errno.EDQUOT)
 Emit = Callable[[Any], None]
@@ -102,7 +103,8 @@ def worker_main(
             digests=digests,
         )
 
-    _guarded(conn, device, threads, body, deterministic=_deterministic([config_json]))
+    code = user_code(json.loads(config_json))
+    _guarded(conn, device, threads, body, deterministic=_deterministic([config_json]), code=code)
 
 
 # (run_id, config JSON, checkpoint dir, resume step, step -> acknowledged SHA-256 of its checkpoint)
@@ -163,6 +165,7 @@ def _guarded(
     oom_context: str = "",
     report_oom: bool = False,
     deterministic: bool = False,
+    code: dict[str, Any] | None = None,
 ) -> None:
     """Set up torch, run ``body`` (given the function that sends an event: ``Started`` stamped with
     this process's provenance) with heartbeats, and always end with ``WorkerEnded(status, error)``.
@@ -170,7 +173,9 @@ def _guarded(
     Out-of-memory, missing data sets and checkpoints that are not there (``CheckpointMissing``:
     the run fails before it trains, naming the path) become a one-line reason; anything else keeps
     the tail of its traceback. ``report_oom`` also sends ``OutOfMemory`` first (packs split on it).
-    ``deterministic`` switches torch to deterministic kernels before CUDA starts."""
+    ``deterministic`` switches torch to deterministic kernels before CUDA starts. ``code``: what
+    provenance records of a user's model or data set (``references.user_code``). A user's builder
+    or loader that fails (``UserCodeError``) ends the run with the user's own traceback."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scheduler's to handle
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a hang-up too (it reaches the whole group)
     _die_with_parent()
@@ -192,7 +197,7 @@ def _guarded(
             torch.cuda.set_device(torch.device(device))
         from .devices import software
 
-        stamp = provenance() | software(device)
+        stamp = provenance() | software(device) | (code or {})
 
         def emit(event: Event) -> None:
             if isinstance(event, Started):
@@ -211,7 +216,7 @@ def _guarded(
             error = f"out of memory on {device}{oom_context}: {_first_line(err)}"
             if report_oom:
                 channel.send(OutOfMemory(error))
-        except (DatasetUnavailable, CheckpointMissing) as err:
+        except (DatasetUnavailable, CheckpointMissing, UserCodeError) as err:
             error = str(err)
     except OSError as err:
         error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=-6)}"

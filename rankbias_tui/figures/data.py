@@ -139,7 +139,7 @@ def rank_curve_data(
     facets = facets_of(configs, [by])
     groups: dict[str, dict[Any, list[RunRow]]] = defaultdict(lambda: defaultdict(list))
     for r in sorted(runs, key=lambda r: [sort_key(r.config.value(f)) for f in facets]):
-        groups[facet_title(r.config.stored, facets)][r.config.value(by)].append(r)
+        groups[facet_title(r.config.stored, facets)][measures.hashable(r.config.value(by))].append(r)
     panels, counts = [], []
     for title, by_value in groups.items():
         series = [
@@ -193,8 +193,8 @@ def contour_data(
     if not records:
         raise NoData("no finished run has a measurement yet")
     gone = _diverged(store, sweep, eps, fixed)
-    xs = tuple(sorted({r["config"][x] for r in records + gone}, key=sort_key))
-    ys = tuple(sorted({r["config"][y] for r in records + gone}, key=sort_key))
+    xs = tuple(sorted({measures.hashable(r["config"][x]) for r in records + gone}, key=sort_key))
+    ys = tuple(sorted({measures.hashable(r["config"][y]) for r in records + gone}, key=sort_key))
     facets = facets_of([r["config"] for r in records], [x, y])
     cells = _cells(records, x, y, xs, ys, facets)
     lost = _cells(gone, x, y, xs, ys, facets)
@@ -237,7 +237,8 @@ def _cells(
     cells: dict[str, dict[tuple[int, int], list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in sorted(records, key=lambda r: [sort_key(r["config"].get(f)) for f in facets]):
         c = r["config"]
-        cells[facet_title(c, facets)][(ys.index(c[y]), xs.index(c[x]))].append(r["final_avg_rank"])
+        at = (ys.index(measures.hashable(c[y])), xs.index(measures.hashable(c[x])))
+        cells[facet_title(c, facets)][at].append(r["final_avg_rank"])
     return cells
 
 
@@ -330,7 +331,7 @@ def accuracy_data(
         raise NoData("no finished run has both a measurement and a test accuracy")
     groups: dict[Any, list[list[dict[str, Any]]]] = defaultdict(list)
     for setting in claims.settings(records).values():
-        groups[setting[0]["config"].get(by)].append(setting)
+        groups[measures.hashable(setting[0]["config"].get(by))].append(setting)
     series = [_points(fmt(v), g) for v, g in sorted(groups.items(), key=lambda kv: sort_key(kv[0]))]
     counts = [len(setting) for g in groups.values() for setting in g]
     title = f"{sweep or 'all runs'}: {len(counts)} settings\nmean of {seeds_note(counts, 'point')}"

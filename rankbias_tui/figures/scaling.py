@@ -15,7 +15,7 @@ from collections import defaultdict
 from typing import Any
 
 from .. import claims
-from ..measures import Status
+from ..measures import Status, hashable
 from ..store import Store
 from .data import CurveData, Panel, Series
 from .selection import NoData, check_field, check_layer, fmt, rank_label, select_runs, sort_key
@@ -43,7 +43,7 @@ def scaling_data(
     groups: dict[Any, list[tuple[float, float]]] = defaultdict(list)
     for r in usable:
         m = _positions(store, r["run_id"], layer)
-        groups[r["config"].get(by)].append(
+        groups[hashable(r["config"].get(by))].append(
             (m * r["batch_size"] / (r["lr"] * r["weight_decay"]), r["final_avg_rank"])
         )
     series = [

@@ -72,7 +72,8 @@ def _dirty(value: Any) -> str | None:
 def provenance_of(runs: list[RunRow], segments: list[Segment] | None = None) -> dict[str, list[str]]:
     """The distinct values of what made ``runs``: from their queueing (package version, git SHA,
     Python, devices, protocol) and, per attempt, from the workers that trained them (``segments``:
-    rankbias, git SHA and dirty flag, torch, CUDA, cuDNN, GPU, execution mode, data-set digest).
+    rankbias, git SHA and dirty flag, torch, CUDA, cuDNN, GPU, execution mode, data-set digest, and
+    a user's model and data set with their files' digests).
     ``not recorded``: no segment says (runs of an older rankbias); ``none``: the workers said there
     was none (a CPU build of torch has no CUDA)."""
     now = provenance()
@@ -83,6 +84,7 @@ def provenance_of(runs: list[RunRow], segments: list[Segment] | None = None) -> 
         values = [str(v)[:short] for v in _distinct(p.get(key) for p in of)]
         return values or (["none"] if worked and of is worked else ["not recorded"])
 
+    codes = _distinct(s.code() for s in segments or [])  # a user's model and data set, with digests
     return {
         "rankbias version": said("rankbias", queued + worked),
         "git SHA": said("git_sha", queued + worked, 12),
@@ -97,7 +99,7 @@ def provenance_of(runs: list[RunRow], segments: list[Segment] | None = None) -> 
         "data set SHA-256": said("data_sha256", worked, 16),
         "protocol version": _distinct(protocol_version(r) for r in runs) or ["not recorded"],
         "report made by": [f"rankbias {now['rankbias']} ({now['git_sha'][:12] or 'no git SHA'})"],
-    }
+    } | ({"user code": codes} if codes else {})
 
 
 def spec_of(runs: list[RunRow], declared: SweepSpec | None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Hashable
 
-from ..catalog import DATASETS, MODELS
+from ..catalog import DATASETS, model_entry
 from ..spec import RunConfig
 from ..sweep import PlannedRun
 
@@ -44,8 +44,8 @@ PER_MEMBER_FIELDS = frozenset(
 
 def pack_key(cfg: RunConfig) -> Hashable | None:
     """Runs with equal keys may share a pack; None: this run never joins one."""
-    if not MODELS[cfg.model].packs or cfg.precision != "fp32":
-        return None
+    if not model_entry(cfg.model).packs or cfg.dataset not in DATASETS or cfg.precision != "fp32":
+        return None  # a user's data set: its size is known only once loaded
     fields = cfg.model_dump(mode="json")
     return tuple(sorted((k, json.dumps(v)) for k, v in fields.items() if k not in PER_MEMBER_FIELDS))
 

@@ -107,7 +107,10 @@ class Store(Results, Grids, Listing):
 
     # ----- runs -------------------------------------------------------------------------------
     def add_runs(self, planned: Iterable[Any], provenance: dict[str, Any]) -> int:
-        """Register planned runs (``sweep.PlannedRun``); existing ids keep their state. Return new."""
+        """Register planned runs (``sweep.PlannedRun``); existing ids keep their state. Return new.
+
+        An existing run of a user's model or data set takes the planned ``code_dir`` (not part of
+        its id): a project moved, or its spec run from elsewhere, resumes from where it is now."""
         now = time.time()
         added = 0
         with self.transaction():
@@ -118,6 +121,11 @@ class Store(Results, Grids, Listing):
                     (run.run_id, run.sweep, run.config.model_dump_json(), now, json.dumps(provenance)),
                 )
                 added += cur.rowcount
+                if not cur.rowcount and run.config.code_dir:  # a moved project: import from here now
+                    self.conn.execute(
+                        "UPDATE runs SET config = json_set(config, '$.code_dir', ?) WHERE run_id = ?",
+                        (run.config.code_dir, run.run_id),
+                    )
                 self.conn.execute(
                     "INSERT OR IGNORE INTO sweep_runs (sweep, run_id, position) VALUES (?,?,?)",
                     (run.sweep, run.run_id, position),

@@ -123,6 +123,22 @@ class Segment:
         data = [f"data {p['data_sha256'][:12]}"] if p.get("data_sha256") else []
         return ", ".join([f"rankbias {p.get('rankbias', '?')}", git, *rest, *data])
 
+    def code(self) -> str:
+        """A user's model and data set it trained (``references.user_code``), one line: ``model
+        tiny_cnn:build (tiny_cnn.py, sha256 1a2b3c4d5e6f), options {"hidden": 64}``; '' for built-ins."""
+        p, parts = self.provenance, []
+        for kind in ("model", "dataset"):
+            ref = p.get(f"{kind}_ref")
+            if not ref:
+                continue
+            sha, file = p.get(f"{kind}_sha256") or "", p.get(f"{kind}_file") or ""
+            where = (
+                f"{file.rsplit('/', 1)[-1]}, sha256 {sha[:12]}" if sha else p.get(f"{kind}_note", "no file")
+            )
+            options = json.dumps(p.get(f"{kind}_options") or {}, sort_keys=True)
+            parts.append(f"{kind} {ref} ({where}), options {options}")
+        return "; ".join(parts)
+
 
 def _kind(device: str | None) -> str:
     return (device or "").partition(":")[0]  # cuda:0 and cuda:1 compute alike

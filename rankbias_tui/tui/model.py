@@ -369,7 +369,7 @@ def group_curves(
         return [(r.label(varied), 1, curves.get(r.run_id, ())) for r in runs]
     groups: dict[Any, list[RunView]] = {}
     for r in runs:
-        groups.setdefault(r.config.value(by), []).append(r)
+        groups.setdefault(measures.hashable(r.config.value(by)), []).append(r)
     out = []
     for value in sorted(groups, key=lambda v: (v is None, v)):
         members = groups[value]

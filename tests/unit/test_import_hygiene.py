@@ -13,6 +13,7 @@ import pytest
 LIGHT = {
     "rankbias_tui.spec": ("torch", "textual"),
     "rankbias_tui.catalog": ("torch", "textual"),
+    "rankbias_tui.references": ("torch", "textual", "pydantic", "numpy"),  # the standard library only
     "rankbias_tui.sweep": ("torch", "textual"),
     "rankbias_tui.store": ("torch", "textual"),
     "rankbias_tui.store.schema": ("torch", "textual"),

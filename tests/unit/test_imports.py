@@ -149,6 +149,7 @@ LAYERS: list[set[str]] = [
     {"sweep"},
     {"spec", "protocol", "measures", "provenance", "track"},
     {"catalog", "display"},  # the models and data sets, and how text reads: the spec reads both
+    {"references"},  # a user's "module:callable": the catalog's row for it and the spec's check
 ]
 
 

@@ -206,3 +206,10 @@ def test_the_trend_interval_is_the_least_squares_line_through_every_run() -> Non
     # every run counts: the two ends alone (2 seeds each, 2 df) cannot tell this 2-rank change from noise
     ends_lo, ends_hi = measures.diff_interval(noisy[:2], noisy[-2:])
     assert ends_lo < 0 < ends_hi and lo > 0
+
+
+def test_a_table_or_list_value_groups_runs_by_its_json_text() -> None:
+    """A user's model_options (a TOML table) as a --by, --x or --y field: a dict is no dict key."""
+    assert measures.hashable({"hidden": 8, "channels": 4}) == '{"channels": 4, "hidden": 8}'
+    assert measures.hashable([60, 100]) == "[60, 100]" and measures.hashable(0.1) == 0.1
+    assert measures.shown_config({"model": "mlp", "model_options": {}, "code_dir": None}) == {"model": "mlp"}

@@ -16,8 +16,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from ...display import MISSING, shown
-from ...measures import Status, reason
-from ...store import SpectrumRow
+from ...measures import Status, reason, shown_config
+from ...store import Segment, SpectrumRow
 from ..format import bound, duration, num
 from ..messages import AppState, ExportRequested, ResumeRequested, StoreRefreshed, WatchRun
 from ..model import RunDetail
@@ -178,7 +178,8 @@ class RunDetailScreen(Screen[None]):
             lines += ["", f"reason: {reason(run.status, run.error)}"]
         last = {name: ys[-1] for name, (_, ys) in self.detail.series.items() if ys}
         lines += ["", "last values:", *(f"  {k:<13} {num(v, '.4g')}" for k, v in sorted(last.items()))]
-        lines += ["", "config:", *(f"  {k:<15} {json.dumps(v)}" for k, v in run.config.stored.items())]
+        config = shown_config(run.config.stored)
+        lines += ["", "config:", *(f"  {k:<15} {json.dumps(v)}" for k, v in config.items())]
         lines += ["", "provenance:", *(f"  {k:<15} {v}" for k, v in sorted(run.provenance.items()))]
         self.query_one("#config-text", Static).update(Text("\n".join(lines)))
 
@@ -187,7 +188,7 @@ class RunDetailScreen(Screen[None]):
         assert self.detail is not None
         run, detail = self.detail.run, self.detail
         lines = ["warnings:", *(f"  {w}" for w in run.warnings)] if run.warnings else ["warnings: none"]
-        trained = [line for s in detail.segments for line in (f"  {s.describe()}", f"    by {s.software()}")]
+        trained = [line for segment in detail.segments for line in _segment_lines(segment)]
         lines += ["", "trained:", *trained] if trained else []
         lines += ["", f"scheduler.log, the lines about {run.run_id[:8]} (latest last):"]
         lines += [f"  {line}" for line in detail.log] or ["  none"]
@@ -255,3 +256,9 @@ class RunDetailScreen(Screen[None]):
     def action_export(self) -> None:
         label, what = f"metrics-{self.run_id[:8]}", f"metrics of {self.run_id[:8]}"
         self.post_message(ExportRequested("metrics", [self.run_id], label, what))
+
+
+def _segment_lines(segment: Segment) -> list[str]:
+    """How one stretch of a run was trained, by what, and (a user's model) from which file."""
+    code = [f"    code {segment.code()}"] if segment.code() else []
+    return [f"  {segment.describe()}", f"    by {segment.software()}", *code]
