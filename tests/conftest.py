@@ -29,3 +29,21 @@ def tui_store(tmp_path: Path) -> Path:
     directory = tmp_path / "runs"
     make_store(directory).close()
     return directory
+
+
+RAY_TESTS = "tests/functional/test_ray_cluster.py::"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The Ray tests' namespace run starts now if they were collected (it mostly waits on Ray, so it
+    runs beside the rest of the suite: ``tests/support/ray_namespace.py``)."""
+    if any(item.nodeid.startswith(RAY_TESTS) for item in session.items):
+        from tests.support import ray_namespace
+
+        ray_namespace.start()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    from tests.support import ray_namespace
+
+    ray_namespace.stop()

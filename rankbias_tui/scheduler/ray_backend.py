@@ -27,6 +27,7 @@ import os
 import pickle
 import secrets
 import signal
+import sys
 import threading
 import time
 import uuid
@@ -103,12 +104,13 @@ def connect(address: str | None, num_cpus: int | None = None) -> str:
     refused: it cannot stream a task's events back (``RAY_CLIENT``)."""
     if address is not None and address.startswith("ray://"):
         raise BackendError(RAY_CLIENT.format(address=address))
-    if address is None:
-        # before ray is imported: Ray reads them then, and passes them on to the processes it starts
+    connected = "ray" in sys.modules and sys.modules["ray"].is_initialized()  # this process already is
+    if address is None and not connected:
+        # before ray starts: Ray reads them then, and passes them on to the processes it starts
         os.environ["RAY_AUTH_MODE"] = "token"
         os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
         os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
-    else:
+    elif address is not None:
         private_token_file()
     ray = import_ray()
     if not ray.is_initialized():

@@ -7,7 +7,9 @@ and the packs."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -99,8 +101,18 @@ def test_no_address_starts_a_private_instance_even_when_another_cluster_is_there
     spec.write_text(TINY_SPEC)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
     env["HOME"] = str(tmp_path)  # no ~/.ray/auth_token either
+    # Its own Ray temp dir (a second instance in the session's would move the session's "latest"
+    # link under the cluster the later tests add nodes to), holding an address file that names the
+    # session's cluster, as `ray start` leaves one (Ray reads it where its temp dir is: RAY_TMPDIR/ray).
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rbpriv-"))  # short: socket paths must fit in 107 bytes
+    (ray_tmp / "ray").mkdir()
+    (ray_tmp / "ray" / "ray_current_cluster").write_text(ray_cluster.address)
+    env["RAY_TMPDIR"] = str(ray_tmp)
     args = f"run {spec} --store {tmp_path / 'store'} --headless --devices cpu --backend ray".split()
-    out = subprocess.run([runs.RANKBIAS, *args], env=env, capture_output=True, text=True, timeout=180)
+    try:
+        out = subprocess.run([runs.RANKBIAS, *args], env=env, capture_output=True, text=True, timeout=180)
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Ray cluster: 1 node(s)" in out.stdout and "Finished: 1 done" in out.stdout
     assert "Connecting to existing Ray cluster" not in out.stdout + out.stderr
