@@ -90,6 +90,7 @@ def test_guarded_passes_exit_codes_and_raises_in_debug(monkeypatch: pytest.Monke
     assert guarded(boom, ["rankbias", "show"]) == 1
 
 
+@pytest.mark.soak  # long; its path is also covered by shorter tests (README: soak)
 @pytest.mark.slow
 def test_markup_in_user_text_is_printed_literally(tmp_path: Path) -> None:
     spec = spec_file(tmp_path, description=MARKUP, dataset="digits", model="mlp", depth=2, width=8,

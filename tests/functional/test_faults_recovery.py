@@ -70,6 +70,7 @@ def test_sigterm_stops_and_a_truncated_checkpoint_falls_back(reference: dict, tm
     assert f"checkpoint {damaged} is damaged" in warnings and "earlier checkpoint" in warnings
 
 
+@pytest.mark.soak  # long; its path is also covered by shorter tests (README: soak)
 def test_sighup_is_ctrl_c_too(tmp_path: Path) -> None:
     store = tmp_path / "store"
     done = interrupt(store, signal.SIGHUP)
@@ -102,6 +103,7 @@ def test_a_killed_scheduler_leaves_interrupted_runs_that_the_next_one_adopts(
     assert results(store) == reference
 
 
+@pytest.mark.soak  # long; its path is also covered by shorter tests (README: soak)
 def test_a_killed_pack_resumes_as_the_same_pack(reference: dict, tmp_path: Path) -> None:
     store = tmp_path / "store"
     proc = start(store)

@@ -50,7 +50,12 @@ def test_a_store_deleted_or_replaced_mid_run_stops_the_scheduler(tmp_path: Path,
         lambda: (store / DB_NAME).exists() and any(store.glob("checkpoints/*/step-*.pt")), what="training"
     )
     if how == "deleted":
-        shutil.rmtree(store)
+        for _ in range(50):  # as `rm -rf` may, retry when the worker adds a file meanwhile
+            try:
+                shutil.rmtree(store)
+                break
+            except OSError:
+                time.sleep(0.05)
     else:
         other = tmp_path / "other"
         Store(other).close()

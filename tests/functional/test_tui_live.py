@@ -37,6 +37,7 @@ async def wait_for(pilot, condition, timeout: float = TIMEOUT_S) -> None:  # noq
         await pilot.pause(0.2)
 
 
+@pytest.mark.soak  # long; its path is also covered by shorter tests (README: soak)
 @pilot_test
 async def test_attach_quit_attach_while_a_real_scheduler_runs(tmp_path: Path) -> None:
     spec, store_dir = tmp_path / "spec.toml", tmp_path / "runs"

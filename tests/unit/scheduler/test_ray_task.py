@@ -29,6 +29,7 @@ def evals(events: list) -> list[tuple]:
 R1, A, B = "0000000000a1", "00000000000a", "00000000000b"  # run ids as sweep.run_id makes them
 
 
+@pytest.mark.soak  # long; its path is also covered by shorter tests (README: soak)
 @pytest.mark.slow
 def test_a_job_streams_its_events_and_checkpoint_bytes_then_resumes_from_them() -> None:
     events = list(run_job(job(JobRun(R1, CFG.model_dump_json())), node=("here", "n1")))
