@@ -31,19 +31,8 @@ def tui_store(tmp_path: Path) -> Path:
     return directory
 
 
-RAY_TESTS = "tests/functional/test_ray_cluster.py::"
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """The Ray tests' namespace run starts now if they were collected (it mostly waits on Ray, so it
-    runs beside the rest of the suite: ``tests/support/ray_namespace.py``)."""
-    if any(item.nodeid.startswith(RAY_TESTS) for item in session.items):
-        from tests.support import ray_namespace
-
-        ray_namespace.start()
-
-
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    """End the Ray tests' namespace run if the session ended before it did (-x, Ctrl-C)."""
     from tests.support import ray_namespace
 
     ray_namespace.stop()

@@ -1,6 +1,5 @@
 """Runs the Ray backend tests (``tests/ray``) in a loopback-only network namespace
-(``tests/support/ray_namespace.py``: started when the suite is collected, so that its waiting on
-Ray overlaps the other tests). Skipped where Ray is not installed or namespaces cannot be made
+(``tests/support/ray_namespace.py``). Skipped where Ray is not installed or namespaces cannot be made
 (not root)."""
 
 from __future__ import annotations

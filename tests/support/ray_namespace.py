@@ -5,9 +5,9 @@ probes an outside one to find it. Its tests therefore run in a new network names
 ``lo`` (``unshare -n``, then ``ip link set lo up``): nothing they start can be reached from, or
 reach, any other machine.
 
-Most of their two minutes is spent waiting (Ray's nodes starting, tasks being placed), not
-computing, so the process starts as soon as the suite is collected (``tests/conftest.py``) and runs
-beside the other tests; ``tests/functional/test_ray_cluster.py`` waits for its result.
+``tests/functional/test_ray_cluster.py`` starts it and waits for its result. It is not run beside
+the other tests although it mostly waits on Ray: under that load the Ray golden sweep twice came out
+not bitwise equal to the local one (an open question, issue 22's note), so it runs alone.
 """
 
 from __future__ import annotations
