@@ -31,6 +31,7 @@ def stopped(store: Path) -> None:
     assert proc.returncode == 143
 
 
+@pytest.mark.soak  # long (about 20 s); run with pytest -m soak (README)
 def test_flipped_bytes_in_the_latest_checkpoint_warn_fall_back_and_change_no_number(tmp_path: Path) -> None:
     reference = run(tmp_path / "reference")
     assert reference.returncode == 0, reference.stderr

@@ -58,6 +58,7 @@ def row(store: Store, run_id: str):  # noqa: ANN201
     return store.run(run_id)
 
 
+@pytest.mark.soak  # long (about 20 s); run with pytest -m soak (README)
 def test_a_frozen_worker_is_stalled_killed_and_its_run_resumes_from_its_checkpoint(
     tmp_path: Path, frozen: list[int]
 ) -> None:

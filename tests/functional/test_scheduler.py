@@ -48,6 +48,7 @@ def eval_rows(store: Store, rid: str) -> list[tuple]:
     return [m for m in store.metrics(rid) if m[2] in EVAL]
 
 
+@pytest.mark.soak  # long (about 20 s); run with pytest -m soak (README)
 def test_killed_worker_is_recorded_and_resumes_without_lost_rows(tmp_path: Path) -> None:
     slow = planned(batch_size=4, epochs=8, seed=1)  # ~360 steps per epoch
     quick = planned(batch_size=32, epochs=3)
