@@ -179,8 +179,8 @@ def test_a_node_that_joins_mid_sweep_gets_work_at_once(ray_cluster, tmp_path: Pa
             seen.update(p.node_id for p in job.placed().values())
             return added.node_id in seen
 
-        wait_for(on_new_node, timeout=60)
-        assert job.scheduler is not None and job.scheduler.slots.per_device == 3
+        wait_for(lambda: job.scheduler is not None and job.scheduler.slots.per_device == 3)  # asked every 2 s
+        wait_for(on_new_node, timeout=60)  # a queued run starts there
         assert len(before) == 2 and added.node_id not in before
         job.join()
         assert job.error is None and job.outcomes == {r.run_id: "done" for r in runs}
