@@ -30,7 +30,18 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 DEST=${OUT:-$ROOT/bench-out}
 WORK=$(mktemp -d /tmp/rankbias-gpu-check.XXXXXX)
-PY=${PYTHON:-python3}
+# The first Python that imports torch: $PYTHON if set, else python3, python, the project's .venv
+# (a machine whose python3 lacks torch would otherwise spend its one check on import errors).
+PY=${PYTHON:-}
+if [[ -z $PY ]]; then
+    for candidate in python3 python "$ROOT/.venv/bin/python"; do
+        if command -v "$candidate" >/dev/null && timeout 60 "$candidate" -c "import torch" 2>/dev/null; then
+            PY=$candidate
+            break
+        fi
+    done
+    PY=${PY:-python3}
+fi
 BUDGET=${GPU_CHECK_BUDGET_S:-470}
 RESERVE=15 # seconds each step leaves for the summary
 START=$(date +%s)
