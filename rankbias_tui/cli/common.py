@@ -4,6 +4,7 @@ what no command expected (``guarded``)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import sys
@@ -30,6 +31,15 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     except OSError:
         pass  # no terminal left to tell (a hang-up): the exit status still says it
     return typer.Exit(code)
+
+
+def hard_exit(code: int) -> None:
+    """End the process now, output flushed, no exit handlers run (a Ray driver whose cluster is gone:
+    Ray's own handlers would block, then abort the process a minute later)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 NO_STORE_EXIT = 2  # ``--store`` names no store: a bad option, as an unknown sweep or field is

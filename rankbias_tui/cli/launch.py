@@ -25,7 +25,7 @@ from ..scheduler import (
 from ..spec import Spec, SpecError, load_spec
 from ..store import Store, network_warning
 from ..sweep import PlannedRun, UnknownSweep, expand
-from .common import err, fail, open_store
+from .common import err, fail, hard_exit, open_store
 from .options import (
     DEFAULT,
     DEFAULT_SPEC,
@@ -181,6 +181,10 @@ def _run_headless(parsed: Spec, sweeps: list[str], store_dir: Path, options: Sch
     except StoreBusy as e:
         raise fail(str(e)) from None
     except Stopped as e:
+        if e.hard_exit:  # Ray's threads would hold the exit, then abort: end once it is said
+            store.close()
+            fail(str(e), e.exit_code)
+            hard_exit(e.exit_code)
         raise fail(str(e), e.exit_code) from None
     finally:
         store.close()

@@ -64,6 +64,8 @@ class Daemon(Scheduler):
         self.idle_exit_s = options.idle_exit_s
         self.stopping: str | None = None
         self.exit_code = 0  # 128 + the signal's number when a signal stopped it
+        self.hard_exit = False  # the stop says the process must end at once (``faults.Stopped``)
+        self.publish: Callable[[Slots], object] | None = None  # rewrites the state file
         self._idle_since = time.monotonic()
         self._reported: set[str] = set()
 
@@ -94,6 +96,7 @@ class Daemon(Scheduler):
             stop = self.stop_for(err)
             if isinstance(stop, faults.Stopped):
                 log.error("%s", stop)
+                self.hard_exit = stop.hard_exit
                 return stop.exit_code
             log.error("scheduler loop failed (%s); runs in progress were marked stopped", stop, exc_info=stop)
             return 1
@@ -102,6 +105,11 @@ class Daemon(Scheduler):
         )
         log.info("stopping (%s): %s", self.stopping, faults.stopped_outcome(count, recorded))
         return self.exit_code
+
+    def resized(self) -> None:
+        """The app reads the slots from the state file: 0 with runs queued reads "waiting for nodes"."""
+        if self.publish is not None:
+            self.publish(self.slots)
 
     def _check_idle(self) -> None:
         if self.queue or self.workers:
@@ -224,11 +232,12 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", err)
         return 2
     slots = backend.slots
-    state_path, written = StorePaths.of(directory).state, None
+    state_path, written, daemon = StorePaths.of(directory).state, None, None
     try:
         with Store(directory) as store:
             daemon = Daemon(store, slots, options, backend.launcher)  # reads the latest request id
             written = _write_state(state_path, options, slots)
+            daemon.publish = lambda now: _write_state(state_path, options, now)
             _install_signals(daemon)
             log.info("scheduler started on %s", backend.where)
             code = daemon.serve()
@@ -239,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
         remove_own(state_path, written)  # only the file written here: never a link put in its place
         lock.__exit__(None, None, None)
     log.info("scheduler stopped (exit status %d)", code)
+    if daemon is not None and daemon.hard_exit:  # the store is closed and the log said why
+        logging.shutdown()
+        os._exit(code)
     return code
 
 

@@ -28,6 +28,7 @@ class Stopped(Exception):
 
     exit_code = 1
     advice = "run the same command again to resume"
+    hard_exit = False  # end the process at once once it is said (``ray_cluster.ClusterLost``)
 
     def __init__(self, cause: str):
         super().__init__(cause)

@@ -43,6 +43,7 @@ from .devices import Backend, BackendError, cuda_count
 from .hosts import Host
 from .launcher import Launch
 from .options import RAY_CLIENT, SchedulerOptions
+from .ray_cluster import HeadWatch, own_cluster_address
 from .ray_files import private_token_file, store_file, write_failed
 from .ray_plan import Resources, plan
 from .ray_task import CheckpointFile, Job, JobRun, run_job
@@ -89,7 +90,9 @@ def prepare(options: SchedulerOptions, connect_now: bool = True) -> Backend:
     slots, resources = plan(options.devices, options.per_device, nodes, options.ray_address is not None)
     at_once = f"{slots.capacity} at a time" if slots.capacity else "none fits yet: waiting for nodes"
     where = f"{cluster}; each task asks for {resources.describe()}, {at_once} (follows the nodes)"
-    return Backend(slots, RayLauncher(resources), where)
+    ray = import_ray()
+    watch = HeadWatch(ray.get_runtime_context().gcs_address) if ray.is_initialized() else None
+    return Backend(slots, RayLauncher(resources, watch), where)
 
 
 def connect(address: str | None, num_cpus: int | None = None) -> str:
@@ -100,10 +103,13 @@ def connect(address: str | None, num_cpus: int | None = None) -> str:
     ``ray start`` on this machine, someone else's or long gone, is not joined) and Ray's token
     authentication on with a fresh random token that only this process and the ones Ray starts for
     it hold (in their environment, never in a file others can read). ``auto`` or ``HOST:6379``: an
-    existing cluster; a token file it uses is made owner-only first. ``ray://`` (Ray Client) is
+    existing cluster (``auto``: the one this user started on this machine, never another user's); a
+    token file it uses is made owner-only first. ``ray://`` (Ray Client) is
     refused: it cannot stream a task's events back (``RAY_CLIENT``)."""
     if address is not None and address.startswith("ray://"):
         raise BackendError(RAY_CLIENT.format(address=address))
+    if address == "auto":
+        address = own_cluster_address()  # this user's own cluster only (``ray_cluster``)
     connected = "ray" in sys.modules and sys.modules["ray"].is_initialized()  # this process already is
     if address is None and not connected:
         # before ray starts: Ray reads them then, and passes them on to the processes it starts
@@ -141,10 +147,19 @@ class RayTask:
     """The scheduler's handle on one task, in the shape of a ``multiprocessing.Process``."""
 
     def __init__(
-        self, stream: Any, writer: Any, checkpoint_root: Path, name: str, refused: str | None = None
+        self,
+        stream: Any,
+        writer: Any,
+        checkpoint_root: Path,
+        name: str,
+        refused: str | None = None,
+        watch: HeadWatch | None = None,
     ):
-        """``refused``: why the task was not submitted (it ends at once, failing its runs)."""
-        self.stream, self.refused = stream, refused
+        """``refused``: why the task was not submitted (it ends at once, failing its runs; lost,
+        requeued, when the head is not answering). ``watch``: while the head does not answer, the
+        task is not cancelled through Ray (that would block) and is not waited for."""
+        self.stream, self.refused, self.watch = stream, refused, watch
+        self._abandoned = False
         # readable once the relay has ended, as a process's sentinel is once it has exited
         self.sentinel, self._ended = os.pipe()
         self.pid: int | None = None  # the worker process on the node, once placed
@@ -159,27 +174,40 @@ class RayTask:
         self._thread.start()
 
     def is_alive(self) -> bool:
-        return self._thread.is_alive()
+        return self._thread.is_alive() and not self._abandoned
 
     def join(self, timeout: float | None = None) -> None:
+        if self._abandoned:
+            return
         self._thread.join(timeout)
         if not self._thread.is_alive() and self.sentinel >= 0:
             os.close(self.sentinel)  # the scheduler forgets a host once it has joined it
             self.sentinel = -1
 
     def terminate(self) -> None:
+        if self._head_silent():
+            return
         import_ray().cancel(self.stream)  # the task ends its worker process and its stream
 
     def kill(self) -> None:
-        import_ray().cancel(self.stream, force=True)
+        if not self._head_silent():
+            import_ray().cancel(self.stream, force=True)
+
+    def _head_silent(self) -> bool:
+        """While the head does not answer, a Ray call would block: the task is abandoned instead
+        (its relay waits on a cluster that may be gone; the scheduler no longer waits for it)."""
+        self._abandoned = self._abandoned or (self.watch is not None and not self.watch.answering())
+        return self._abandoned
 
 
 class RayLauncher:
     """Starts runs and packs as Ray tasks asking for ``resources``: a ``launcher.Launcher``, the
     twin of the local backend's ``local.ProcessLauncher``."""
 
-    def __init__(self, resources: Resources):
-        self.resources = resources
+    def __init__(self, resources: Resources, watch: HeadWatch | None = None):
+        """``watch``: the head's probe; while it does not answer, no Ray call is made (each would
+        block) and after ``ray_cluster.HEAD_LOST_S`` the scheduler stops (``ClusterLost``)."""
+        self.resources, self.watch = resources, watch
         self._remote: Any = None
         self._mailbox: Any = None
 
@@ -195,15 +223,14 @@ class RayLauncher:
         self, runs: list[PlannedRun], resumes: list[int | None], device: str, launch: Launch, pack: bool
     ) -> Host:
         reader, writer = mp.get_context("spawn").Pipe(duplex=False)
-        refused = self._unfit()
+        refused = self._unfit() if self._answering() else LOST_HEAD
         try:
             job_runs = tuple(_job_run(launch, r, step) for r, step in zip(runs, resumes, strict=True))
         except checkpoints.CheckpointMissing as err:  # never "start again" over files not there now
             refused = refused or str(err)
         if refused:  # a node that fitted has left, or checkpoints are missing: say so at once
-            return Host(
-                RayTask(None, writer, launch.checkpoint_root, runs[0].run_id, refused), reader, device
-            )
+            task = RayTask(None, writer, launch.checkpoint_root, runs[0].run_id, refused, self.watch)
+            return Host(task, reader, device)
         job = Job(
             job_runs,
             pack,
@@ -224,13 +251,20 @@ class RayLauncher:
             )
             .remote(job, self._mail() if pack else None, key)
         )
-        task = RayTask(stream, writer, launch.checkpoint_root, runs[0].run_id)
+        task = RayTask(stream, writer, launch.checkpoint_root, runs[0].run_id, watch=self.watch)
         control = _Control(self._mailbox, key) if pack else None
         return Host(task, reader, device, control=control, size=len(runs))
 
     def capacity(self) -> int:
-        """How many tasks asking for ``resources`` the live nodes hold at once now (``Elastic``)."""
+        """How many tasks asking for ``resources`` the live nodes hold at once now (``Elastic``): 0
+        while the head does not answer, ``ClusterLost`` once it has been silent too long."""
+        if not self._answering():
+            self.watch.check()  # type: ignore[union-attr]
+            return 0
         return sum(self.resources.per_node(n) for n in alive_nodes())
+
+    def _answering(self) -> bool:
+        return self.watch is None or self.watch.answering()
 
     def _unfit(self) -> str | None:
         """Why no live node can take a task now, or None."""
@@ -253,6 +287,9 @@ class RayLauncher:
             head = {"node:__internal_head__": 0.001}
             self._mailbox = import_ray().remote(num_cpus=0, resources=head)(_Mailbox).remote()
         return self._mailbox
+
+
+LOST_HEAD = "the Ray cluster's head is not answering"
 
 
 def _job_run(launch: Launch, run: PlannedRun, resume: int | None) -> JobRun:
@@ -312,12 +349,16 @@ class _Control:
 
 def _relay(task: RayTask, writer: Any, checkpoint_root: Path) -> None:
     """Thread: the task's stream into ``writer``; checkpoint files stored before they are acknowledged."""
+    if task.refused:  # never submitted: no Ray call (the head may be gone)
+        lost = task.refused == LOST_HEAD  # requeued: not the run's fault
+        writer.send(WorkerLost(LOST_HEAD) if lost else WorkerEnded(Status.FAILED, task.refused))
+        task.exitcode = 1
+        writer.close()
+        os.close(task._ended)
+        return
     ray = import_ray()
+    last: Any = None  # the task's last word, if the stream did not end normally
     try:
-        if task.refused:
-            writer.send(WorkerEnded(Status.FAILED, task.refused))
-            task.exitcode = 1
-            return
         for ref in task.stream:
             item = ray.get(ref)
             if isinstance(item, Placed):  # passed on too: the store names the run's node
@@ -339,20 +380,16 @@ def _relay(task: RayTask, writer: Any, checkpoint_root: Path) -> None:
     except ray.exceptions.TaskCancelledError:
         task.exitcode = -signal.SIGTERM
     except (ray.exceptions.RayTaskError, ray.exceptions.RuntimeEnvSetupError) as err:
-        writer.send(WorkerEnded(Status.FAILED, f"the Ray task failed: {err}"[:2000]))
-        task.exitcode = 1
+        last = WorkerEnded(Status.FAILED, f"the Ray task failed: {err}"[:2000])
     except ray.exceptions.RayError as err:  # node died, worker crashed, object lost: not the run's fault
         where = f" on {task.placed.node}" if task.placed else ""
-        writer.send(
-            WorkerLost(f"Ray task lost{where}: {type(err).__name__}: {str(err).splitlines()[0][:300]}")
-        )
-        task.exitcode = 1
+        last = WorkerLost(f"Ray task lost{where}: {type(err).__name__}: {str(err).splitlines()[0][:300]}")
     except Exception as err:  # noqa: BLE001 - e.g. a checkpoint that cannot be written here
-        with contextlib.suppress(OSError):
-            writer.send(
-                WorkerEnded(Status.FAILED, f"relaying the Ray task failed: {type(err).__name__}: {err}")
-            )
-        task.exitcode = 1
+        last = WorkerEnded(Status.FAILED, f"relaying the Ray task failed: {type(err).__name__}: {err}")
     finally:
+        if last is not None:
+            task.exitcode = 1
+            with contextlib.suppress(OSError):  # the scheduler may have stopped reading
+                writer.send(last)
         writer.close()
         os.close(task._ended)

@@ -201,7 +201,8 @@ class Scheduler(Endings, Watchdog):
                 raise StopRequested("stop requested")
 
     def _fill_slots(self) -> None:
-        self._follow_capacity()
+        room = bool(self.queue) and any(self._busy(d) < self.slots.per_device for d in self.slots.devices)
+        self._follow_capacity(now=room)
         for device in self.slots.devices:
             while self.queue and self._busy(device) < self.slots.per_device:
                 first = self.queue.popleft()
@@ -215,10 +216,14 @@ class Scheduler(Endings, Watchdog):
                 else:
                     self._start(first, device)
 
-    def _follow_capacity(self) -> None:
+    def _follow_capacity(self, now: bool = False) -> None:
         """With an elastic launcher (a Ray cluster), the slots follow the live nodes: asked at most
-        every ``RESIZE_S`` seconds, and logged when they change. Runs already started keep going."""
-        if not isinstance(self.launcher, Elastic) or time.monotonic() - self._resized < RESIZE_S:
+        every ``RESIZE_S`` seconds, and ``now`` (before runs start in a free slot: the cluster may
+        have lost nodes, or its head, since), and logged when they change. Runs already started
+        keep going."""
+        if not isinstance(self.launcher, Elastic):
+            return
+        if not now and time.monotonic() - self._resized < RESIZE_S:
             return
         self._resized = time.monotonic()
         capacity = self.launcher.capacity()
@@ -226,6 +231,10 @@ class Scheduler(Endings, Watchdog):
             was, self.slots = self.slots.per_device, replace(self.slots, per_device=capacity)
             waiting = ": waiting for nodes" if capacity == 0 else ""
             log.info("the cluster holds %d task(s) at once now (was %d)%s", capacity, was, waiting)
+            self.resized()
+
+    def resized(self) -> None:
+        """The slots followed the cluster (``Daemon`` tells its clients)."""
 
     @property
     def waiting_for_nodes(self) -> bool:

@@ -88,6 +88,25 @@ def test_on_a_ray_cluster_the_header_shows_each_node_with_its_runs() -> None:
     assert [u.describe() for u in usage] == ["cuda:0@10.0.0.7: a c", "cuda:0@10.0.0.8: b"]
 
 
+def test_a_scheduler_whose_cluster_has_no_node_left_reads_waiting_for_nodes(tmp_path: Path) -> None:
+    """Issue 22, 3: all workers lost shows "waiting for nodes" in the app, not "stopped"; the
+    background scheduler rewrites its state file with 0 slots (``Daemon.resized``)."""
+    from rankbias_tui.scheduler import SchedulerStatus
+
+    make_store(tmp_path).close()
+    feed = StoreFeed(tmp_path, clock=lambda: NOW, probe=None, live_every_s=1e9)
+    try:
+        snap = feed.poll()
+    finally:
+        feed.close()
+    waiting = replace(snap, scheduler=SchedulerStatus(4242, True, ("ray:cpu",), 0))
+    assert header_lines(waiting)[1].endswith("· scheduler 4242: waiting for nodes")
+    training = replace(snap, scheduler=SchedulerStatus(4242, True, ("ray:cpu",), 2))
+    assert header_lines(training)[1].endswith("· scheduler 4242")
+    nothing_queued = replace(waiting, counts=snap.counts | {"queued": 0})
+    assert header_lines(nothing_queued)[1].endswith("· scheduler 4242")
+
+
 def test_the_eta_knows_which_runs_train_in_one_pack(tmp_path: Path) -> None:
     """Issue 21: the ETA counts every member of a pack in its slot; the app passes each run's latest
     pack (``Store.packs``), read again when a pack starts."""

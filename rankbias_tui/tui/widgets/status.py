@@ -50,6 +50,8 @@ def header_parts(snap: Snapshot) -> list[list[Part]]:
     sched = snap.scheduler
     if sched.pid is None:
         who, short_who = "no scheduler", ""
+    elif sched.background and sched.capacity == 0 and snap.counts.get("queued"):
+        who, short_who = f"scheduler {sched.pid}: waiting for nodes", "waiting for nodes"
     elif sched.background:
         who, short_who = f"scheduler {sched.pid}", "sched"
     else:
