@@ -112,7 +112,7 @@ def main() -> None:
             sys.exit("run as root (Ray is isolated in a loopback-only network namespace), or --no-netns")
         reexec_in_namespace()
 
-    from rankbias_tui.scheduler.ray_backend import connect, import_ray
+    from rankbias_tui.scheduler.ray_cluster import connect, import_ray
 
     runs = planned_runs(args.spec, args.sweep, args.epochs)
     cpus = os.cpu_count() or 1

@@ -58,3 +58,13 @@ class Elastic(Protocol):
     def capacity(self) -> int:
         """How many tasks the live nodes hold at once now (0: none fits; wait)."""
         ...
+
+
+@runtime_checkable
+class Scalable(Protocol):
+    """A launcher whose cluster can grow on demand (``ray_backend.RayLauncher``: Ray's autoscaler):
+    told, when it changes, how many tasks the scheduler would run at once if there were room."""
+
+    def want(self, tasks: int) -> None:
+        """Ask for room for ``tasks`` tasks in all (0: nothing more is needed)."""
+        ...

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 
 from ..catalog import DATASETS, model_entry
 from ..spec import RunConfig
@@ -23,6 +23,7 @@ from ..sweep import PlannedRun
 
 MAX_PACK_SIZE = 256  # beyond this a pack-step no longer gets cheaper per member (bench/README.md)
 CPU_PACK_SIZE = 16  # the most on a CPU: more members no longer train faster there
+MAX_DEMAND = 256  # the most tasks a cluster's autoscaler is asked to make room for at once
 MEMORY_SHARE = 0.4  # of a GPU's free memory that one pack may plan to use
 CPU_MEMORY_SHARE = 0.5  # of the machine's available memory (the rest: the workers' own torch, data)
 # Fields each member of a pack carries on its own; every other run field must be equal.
@@ -90,6 +91,22 @@ def pack_limit(cfg: RunConfig, override: int | None, auto: Callable[[], int], ca
 def share(limit: int, queued: int, free_slots: int) -> int:
     """Pack size that spreads ``queued`` runs over ``free_slots`` slots, at most ``limit``."""
     return max(1, min(limit, math.ceil(queued / max(1, free_slots))))
+
+
+def tasks_needed(runs: Iterable[PlannedRun], override: int | None, most: int = MAX_DEMAND) -> int:
+    """How many tasks (packs or single runs) ``runs`` become, about (``override``: ``--pack-size``;
+    packs of CPU_PACK_SIZE unless a run says its size), never more than ``most``: the demand a
+    cluster's autoscaler is asked to make room for."""
+    groups: dict[Hashable, tuple[int, int]] = {}
+    singles = 0
+    for run in runs:
+        key = pack_key(run.config)
+        if key is None:
+            singles += 1
+            continue
+        count, limit = groups.get(key, (0, override or run.config.pack_size or CPU_PACK_SIZE))
+        groups[key] = (count + 1, limit)
+    return min(most, singles + sum(math.ceil(n / max(1, limit)) for n, limit in groups.values()))
 
 
 def take_mates(

@@ -1,7 +1,8 @@
-"""The Ray backend: each run, or fused pack, is a Ray task on a cluster (the only module importing ray).
+"""The Ray backend: each run, or fused pack, is a Ray task on a cluster (with ``ray_cluster``, the
+only modules that import ray, and only once asked to).
 
-Owns: connecting (``connect``: a private local instance, or an existing cluster), the resources one
-task asks for and how many such tasks the cluster holds (``ray_plan``), and ``RayLauncher``, which
+Owns: ``prepare`` (connect through ``ray_cluster``, then plan on the live nodes: the resources one
+task asks for and how many such tasks the cluster holds, ``ray_plan``), and ``RayLauncher``, which
 starts a task per run or pack and hands the scheduler the same ``Host`` a worker process gives it:
 a relay thread reads the task's stream of events (a Ray streaming generator running
 ``scheduler.ray_task.run_job`` on a node) into a local pipe, writing each checkpoint's bytes (if
@@ -10,7 +11,9 @@ before passing on its acknowledgement (``ray_files``); ``RayTask`` stands in for
 the process (cancel, kill, exit code). A task lost with its node or worker ends with
 ``protocol.WorkerLost``, so the scheduler requeues its runs; they resume from their last
 acknowledged checkpoint on whichever node Ray picks. Pack members are cancelled through a small
-mailbox actor the pack's task polls.
+mailbox actor the pack's task polls. The launcher follows the cluster (``capacity``), asks its
+autoscaler for room for the work queued (``want``) and makes no Ray call while the head does not
+answer (``ray_cluster.HeadWatch``).
 
 Does not own: the queue, packing or the store (``scheduler.service``, which stays the one writer),
 nor training (``engine``, run by ``ray_task`` in a worker process on the node). Nothing imports
@@ -20,14 +23,11 @@ this module unless ``--backend ray`` is asked for; without Ray, ``RayMissing`` s
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import multiprocessing as mp
 import os
 import pickle
-import secrets
 import signal
-import sys
 import threading
 import time
 import uuid
@@ -39,40 +39,16 @@ from .. import checkpoints
 from ..measures import Status
 from ..protocol import Placed, WorkerEnded, WorkerLost
 from ..sweep import PlannedRun
-from .devices import Backend, BackendError, cuda_count
+from .devices import Backend, cuda_count
 from .hosts import Host
 from .launcher import Launch
-from .options import RAY_CLIENT, SchedulerOptions
-from .ray_cluster import HeadWatch, own_cluster_address
-from .ray_files import private_token_file, store_file, write_failed
+from .options import SchedulerOptions
+from .ray_cluster import HeadWatch, alive_nodes, connect, import_ray, require_ray
+from .ray_files import store_file, write_failed
 from .ray_plan import Resources, plan
 from .ray_task import CheckpointFile, Job, JobRun, run_job
 
 log = logging.getLogger(__name__)
-INSTALL = "pip install 'rankbias-tui[ray]'"
-
-
-class RayMissing(BackendError):
-    """``--backend ray`` without Ray installed."""
-
-
-def require_ray() -> None:
-    """RayMissing, saying how to install it, unless Ray can be imported."""
-    try:
-        found = importlib.util.find_spec("ray") is not None
-    except ValueError:  # a module "ray" without a spec (a stub in sys.modules)
-        found = False
-    if not found:
-        raise RayMissing(f"the Ray backend needs Ray, which is not installed: {INSTALL}")
-
-
-def import_ray() -> Any:
-    require_ray()
-    try:
-        import ray
-    except ImportError:
-        raise RayMissing(f"the Ray backend needs Ray, which cannot be imported here: {INSTALL}") from None
-    return ray
 
 
 def prepare(options: SchedulerOptions, connect_now: bool = True) -> Backend:
@@ -93,54 +69,6 @@ def prepare(options: SchedulerOptions, connect_now: bool = True) -> Backend:
     ray = import_ray()
     watch = HeadWatch(ray.get_runtime_context().gcs_address) if ray.is_initialized() else None
     return Backend(slots, RayLauncher(resources, watch), where)
-
-
-def connect(address: str | None, num_cpus: int | None = None) -> str:
-    """Connect this process to Ray; return a one-line description of the cluster.
-
-    No address: a new private instance on this machine (``num_cpus``: default all), on 127.0.0.1
-    only, with no dashboard, never a cluster that Ray's address file names (``address="local"``: a
-    ``ray start`` on this machine, someone else's or long gone, is not joined) and Ray's token
-    authentication on with a fresh random token that only this process and the ones Ray starts for
-    it hold (in their environment, never in a file others can read). ``auto`` or ``HOST:6379``: an
-    existing cluster (``auto``: the one this user started on this machine, never another user's); a
-    token file it uses is made owner-only first. ``ray://`` (Ray Client) is
-    refused: it cannot stream a task's events back (``RAY_CLIENT``)."""
-    if address is not None and address.startswith("ray://"):
-        raise BackendError(RAY_CLIENT.format(address=address))
-    if address == "auto":
-        address = own_cluster_address()  # this user's own cluster only (``ray_cluster``)
-    connected = "ray" in sys.modules and sys.modules["ray"].is_initialized()  # this process already is
-    if address is None and not connected:
-        # before ray starts: Ray reads them then, and passes them on to the processes it starts
-        os.environ["RAY_AUTH_MODE"] = "token"
-        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
-        os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
-    elif address is not None:
-        private_token_file()
-    ray = import_ray()
-    if not ray.is_initialized():
-        if address is None:
-            ray.init(
-                address="local",
-                _node_ip_address="127.0.0.1",
-                include_dashboard=False,
-                num_cpus=num_cpus,
-                log_to_driver=False,
-            )
-        else:
-            try:
-                ray.init(address=address, log_to_driver=False)
-            except (ConnectionError, RuntimeError, ValueError) as err:
-                raise BackendError(f"cannot connect to the Ray cluster at {address}: {err}") from None
-    total = ray.cluster_resources()
-    nodes = len(alive_nodes())
-    return f"Ray cluster: {nodes} node(s), {total.get('CPU', 0):g} CPUs, {total.get('GPU', 0):g} GPUs"
-
-
-def alive_nodes() -> list[dict[str, float]]:
-    """The resources of each live node."""
-    return [n["Resources"] for n in import_ray().nodes() if n.get("Alive")]
 
 
 class RayTask:
@@ -262,6 +190,20 @@ class RayLauncher:
             self.watch.check()  # type: ignore[union-attr]
             return 0
         return sum(self.resources.per_node(n) for n in alive_nodes())
+
+    def want(self, tasks: int) -> None:
+        """``launcher.Scalable``: ask Ray's autoscaler for room for ``tasks`` tasks of this shape in
+        all (a standing request, replaced by the next; 0 withdraws it). Without an autoscaler it is
+        only recorded. Nothing is asked while the head does not answer."""
+        if not self._answering():
+            return
+        from ray.autoscaler.sdk import request_resources
+
+        shape = {"CPU": self.resources.num_cpus} | (
+            {"GPU": self.resources.num_gpus} if self.resources.gpu else {}
+        )
+        request_resources(bundles=[shape] * tasks)
+        log.info("asked the autoscaler for room for %d task(s) of %s", tasks, self.resources.describe())
 
     def _answering(self) -> bool:
         return self.watch is None or self.watch.answering()

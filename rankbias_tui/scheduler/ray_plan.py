@@ -1,6 +1,6 @@
 """How a sweep's runs fit on a Ray cluster, without Ray: what one task (a run or a pack) asks for,
 how many such tasks each node holds, and the slots of the whole cluster (``plan``). Pure: the
-nodes' resources are passed in (``ray_backend.alive_nodes`` reads them from a live cluster)."""
+nodes' resources are passed in (``ray_cluster.alive_nodes`` reads them from a live cluster)."""
 
 from __future__ import annotations
 

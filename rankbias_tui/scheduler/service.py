@@ -43,7 +43,7 @@ from .endings import Endings
 from .faults import StopRequested
 from .hosts import Host, Live, Worker, record
 from .inbox import Inbox
-from .launcher import Elastic, Launch, Launcher
+from .launcher import Elastic, Launch, Launcher, Scalable
 from .local import ProcessLauncher
 from .options import SchedulerOptions
 from .watchdog import Watchdog, end_hosts
@@ -84,6 +84,7 @@ class Scheduler(Endings, Watchdog):
         self.lost: dict[str, int] = {}  # run_id -> times a remote backend lost it (or it stalled)
         self._watched: float | None = None  # when the watchdog last looked (watchdog.BLIND_S)
         self._resized = float("-inf")  # when an elastic launcher's capacity was last asked
+        self._wanted = 0  # the tasks a scalable launcher was last asked to make room for
 
     # ----- public ------------------------------------------------------------------------------
     def run(self, on_tick: Callable[[Scheduler], None] | None = None) -> dict[str, str]:
@@ -97,6 +98,7 @@ class Scheduler(Endings, Watchdog):
                     on_tick(self)
         except BaseException as err:
             raise self.stop_for(err) from None
+        self.want(0)
         return self.outcomes
 
     def turn(self) -> None:
@@ -163,6 +165,7 @@ class Scheduler(Endings, Watchdog):
         False (the store is gone): write nothing. Every worker is ended within bounded time, a frozen
         one too (``watchdog.end_hosts``). Return (runs in progress, marked stopped?)."""
         end_hosts(self.hosts)
+        self.want(0)
         stopped = sum(1 for w in self.workers.values() if w.finished is None or w.finished[0] not in FINISHED)
         recorded = write and self._stop_all(reason)
         self.workers.clear()
@@ -227,6 +230,7 @@ class Scheduler(Endings, Watchdog):
             return
         self._resized = time.monotonic()
         capacity = self.launcher.capacity()
+        self.want(len(self.hosts) + packing.tasks_needed(self.queue, self.options.pack_size))
         if capacity != self.slots.per_device:
             was, self.slots = self.slots.per_device, replace(self.slots, per_device=capacity)
             waiting = ": waiting for nodes" if capacity == 0 else ""
@@ -235,6 +239,12 @@ class Scheduler(Endings, Watchdog):
 
     def resized(self) -> None:
         """The slots followed the cluster (``Daemon`` tells its clients)."""
+
+    def want(self, tasks: int) -> None:
+        """Tell a scalable launcher how many tasks there is work for, when that changed."""
+        if isinstance(self.launcher, Scalable) and tasks != self._wanted:
+            self._wanted = tasks
+            self.launcher.want(tasks)
 
     @property
     def waiting_for_nodes(self) -> bool:

@@ -65,6 +65,18 @@ def test_pack_sizes() -> None:
     assert [packing.share(16, n, 2) for n in (1, 2, 3, 10, 40)] == [1, 1, 2, 5, 16]
 
 
+def test_the_tasks_a_queue_becomes() -> None:
+    """What an autoscaler is asked to make room for: packs of a key count once per pack."""
+    packable = [planned(seed=s) for s in range(20)]  # one key: packs of CPU_PACK_SIZE (16)
+    other = [planned(batch_size=8, seed=s) for s in range(3)]  # another key
+    single = [runs.planned(base=dict(TINY, model="resnet18"), seed=s) for s in range(2)]  # never packed
+    assert packing.tasks_needed(packable + other + single, None) == 2 + 1 + 2
+    assert packing.tasks_needed(packable, 1) == 20  # --pack-size 1: every run a task
+    assert packing.tasks_needed(packable, 5) == 4
+    assert packing.tasks_needed(packable, 1, most=7) == 7  # bounded
+    assert packing.tasks_needed([], None) == 0
+
+
 def test_out_of_memory_requeues_the_pack_at_half_size(tmp_path: Path) -> None:
     runs = [planned(seed=s) for s in range(4)]
 

@@ -194,3 +194,48 @@ def test_a_background_scheduler_publishes_its_slots_when_they_follow_the_cluster
         assert published == [0] and daemon.waiting_for_nodes
         daemon._fill_slots()  # no change: nothing rewritten
         assert published == [0]
+
+
+class Autoscaled:
+    """A scripted elastic launcher of a cluster that grows on demand (``launcher.Scalable``)."""
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+
+    def start_run(self, *args: object) -> None:
+        raise AssertionError("no node yet: nothing starts")
+
+    def start_pack(self, *args: object) -> None:
+        raise AssertionError("no node yet: nothing starts")
+
+    def capacity(self) -> int:
+        return 0
+
+    def want(self, tasks: int) -> None:
+        self.asked.append(tasks)
+
+
+def test_a_cluster_that_can_grow_is_asked_for_room_for_the_queued_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rankbias_tui.scheduler import service
+    from rankbias_tui.scheduler.launcher import Scalable
+
+    monkeypatch.setattr(service, "RESIZE_S", 0.0)
+    configs = [RunConfig(dataset="digits", model="mlp", depth=2, width=8, seed=s) for s in range(3)]
+    runs = [PlannedRun(run_id(c), "t", c) for c in configs]
+    launcher = Autoscaled()
+    assert isinstance(launcher, Scalable)
+    with Store(tmp_path, create=True) as store:
+        todo = store.queue(runs, {})
+        sched = Scheduler(
+            store, todo, Slots(("ray:cpu",), 0, 1), SchedulerOptions(pack_size=1), launcher=launcher
+        )
+        for _ in range(3):
+            sched.turn()
+        assert launcher.asked == [3]  # asked once, not at every turn
+        sched.queue.pop()
+        sched.turn()
+        assert launcher.asked == [3, 2]
+        sched.shutdown("stopped")
+        assert launcher.asked == [3, 2, 0]  # withdrawn
