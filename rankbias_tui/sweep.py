@@ -13,7 +13,7 @@ import itertools
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .spec import RunConfig, Spec, suggest
@@ -30,6 +30,12 @@ class PlannedRun:
     run_id: str
     sweep: str
     config: RunConfig
+    also: tuple[str, ...] = ()  # the other sweeps of one expansion that hold the same run
+
+    @property
+    def sweeps(self) -> tuple[str, ...]:
+        """Every sweep this run belongs to (``sweep`` first)."""
+        return (self.sweep, *self.also)
 
 
 RUN_ID = re.compile(r"[0-9a-f]{12}")  # what ``run_id`` makes, and all a run id may be
@@ -118,16 +124,20 @@ class UnknownSweep(KeyError):
 
 
 def expand(spec: Spec, names: Iterable[str] = ()) -> list[PlannedRun]:
-    """Runs of the named sweeps (default: the spec's default sweep), each id once, in order."""
+    """Runs of the named sweeps (default: the spec's default sweep), each id once, in order; a run
+    that several of them hold is planned once, with the later sweeps in its ``also``."""
     names = list(names) or [spec.default_sweep]
     for name in names:
         if name not in spec.sweeps:
             raise UnknownSweep(name, spec.sweeps)
-    seen: set[str] = set()
-    out = []
+    seen: dict[str, int] = {}
+    out: list[PlannedRun] = []
     for name in names:
         for run in expand_sweep(spec, name):
-            if run.run_id not in seen:
-                seen.add(run.run_id)
+            at = seen.get(run.run_id)
+            if at is None:
+                seen[run.run_id] = len(out)
                 out.append(run)
+            elif name not in out[at].sweeps:
+                out[at] = replace(out[at], also=(*out[at].also, name))
     return out

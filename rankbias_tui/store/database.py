@@ -126,9 +126,9 @@ class Store(Results, Grids, Listing):
                         "UPDATE runs SET config = json_set(config, '$.code_dir', ?) WHERE run_id = ?",
                         (run.config.code_dir, run.run_id),
                     )
-                self.conn.execute(
+                self.conn.executemany(
                     "INSERT OR IGNORE INTO sweep_runs (sweep, run_id, position) VALUES (?,?,?)",
-                    (run.sweep, run.run_id, position),
+                    [(sweep, run.run_id, position) for sweep in getattr(run, "sweeps", (run.sweep,))],
                 )
         return added
 

@@ -31,7 +31,8 @@ class Grids:
         (the caller decides what becomes of them: ``stop_superseded``)."""
         by_sweep: dict[str, list[str]] = {}
         for run in planned:
-            by_sweep.setdefault(run.sweep, []).append(run.run_id)
+            for sweep in getattr(run, "sweeps", (run.sweep,)):
+                by_sweep.setdefault(sweep, []).append(run.run_id)
         now = time.time()
         with self.transaction():
             for sweep, ids in by_sweep.items():

@@ -43,6 +43,27 @@ def test_overlapping_sweeps_share_runs_once() -> None:
     both = expand(spec, ["a", "b"])
     assert len(both) == 12  # b's one run equals a's (B=4, lr=0.1, seed 0)
     assert expand(spec) == expand(spec, ["a"])
+    (shared,) = [r for r in both if r.also]
+    assert shared.sweeps == ("a", "b") and shared.run_id == expand(spec, ["b"])[0].run_id
+    assert [r.sweeps for r in expand(spec, ["b", "a"]) if r.also] == [("b", "a")]
+
+
+def test_a_run_two_sweeps_hold_stays_in_both_when_they_are_launched_together(tmp_path: Path) -> None:
+    """Launching ``-s a -s b`` planned the shared run for ``a`` only: ``b`` lost it (superseded
+    there as if the spec had dropped it, if ``b`` had been launched alone before)."""
+    from rankbias_tui.store import Store
+
+    spec = parse_spec(DATA, Path("x.toml"))
+    (alone,) = expand(spec, ["b"])
+    with Store(tmp_path, create=True) as store:
+        store.add_runs([alone], {})
+        store.supersede([alone])
+        both = expand(spec, ["a", "b"])
+        store.add_runs(both, {})
+        assert store.supersede(both) == []
+        assert store.sweeps() == {"b": 1, "a": 12}
+        assert [r.run_id for r in store.runs(sweep="b")] == [alone.run_id]
+        assert store.superseded() == {}
 
 
 def test_unknown_sweep_suggests() -> None:
