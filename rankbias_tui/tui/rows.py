@@ -143,9 +143,14 @@ def number_of(view: RunView, key: str, eta: float | None = None) -> Any:
     """A row's value for a comparison: a shown number (loss, acc, rank, epoch, prog, eta) or a
     config field (by name or short name)."""
     shown = {
-        "loss": view.train_loss, "acc": view.test_acc, "rank": view.avg_rank, "epoch": view.epoch,
-        "prog": view.progress, "progress": view.progress, "eta": eta,
-    }  # fmt: skip
+        "loss": view.train_loss,
+        "acc": view.test_acc,
+        "rank": view.avg_rank,
+        "epoch": view.epoch,
+        "prog": view.progress,
+        "progress": view.progress,
+        "eta": eta,
+    }
     return shown[key] if key in shown else view.config.stored.get(LONG.get(key, key))
 
 
