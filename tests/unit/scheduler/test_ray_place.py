@@ -5,11 +5,14 @@ on its GPU. Ray's calls are a fake (``Groups``); tests/ray/test_ray_gpus.py runs
 from __future__ import annotations
 
 from collections import Counter
+from multiprocessing import Pipe
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from rankbias_tui.protocol import GpuMemory, Placed, WorkerEnded
 from rankbias_tui.scheduler import Scheduler, packing
 from rankbias_tui.scheduler.devices import Slots
 from rankbias_tui.scheduler.ray_place import GpuBundles, shares
@@ -159,3 +162,24 @@ def test_ray_packs_are_sized_from_the_memory_their_gpu_reported(tmp_path: Path) 
         bundle.tasks.clear()
         bundle.free = 80 << 30  # an H100's
         assert sched._auto_pack_size(run, "ray:cuda") == packing.MAX_PACK_SIZE
+
+
+def test_the_figure_a_worker_sends_reaches_its_gpu_s_bundle_on_the_way_to_the_scheduler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's ``GpuMemory`` is read by the relay of its Ray task (and passed on: the
+    scheduler ignores it); the task's bundle keeps it for that GPU's next packs."""
+    ray = pytest.importorskip("ray")
+    from rankbias_tui.scheduler import ray_backend
+
+    fake_ray = SimpleNamespace(get=lambda item: item, exceptions=ray.exceptions)  # a stream of events
+    monkeypatch.setattr(ray_backend, "import_ray", lambda: fake_ray)
+    book = GpuBundles(4, FakeGroups({"b": TWO}))
+    book.follow()
+    events = [Placed("10.0.0.7", "b", "cuda:1", 42), GpuMemory(40 << 30), WorkerEnded("done")]
+    reader, writer = Pipe(duplex=False)
+    task = ray_backend.RayTask(iter(events), writer, tmp_path, "r")
+    book.add(book.choose(), task)
+    task.join(10)
+    assert [reader.recv() for _ in events] == events and task.gpu_free == 40 << 30
+    assert book.next_memory() == (40 << 30, 4)
