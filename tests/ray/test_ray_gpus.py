@@ -10,6 +10,7 @@ stopped once all twelve are placed (twelve trainings at once take minutes on a s
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,25 +26,27 @@ NODES = {"127.0.0.2": 4, "127.0.0.3": 2}  # address -> GPUs (and 4 CPUs per GPU:
 
 
 @pytest.fixture
-def gpu_nodes(ray_cluster) -> object:
-    added = [
-        ray_cluster.add_node(num_cpus=4 * gpus, num_gpus=gpus, node_ip_address=address)
+def gpu_nodes(ray_cluster) -> Iterator[dict[str, object]]:
+    """address -> the node added there (a test may remove one: pop it)."""
+    added = {
+        address: ray_cluster.add_node(num_cpus=4 * gpus, num_gpus=gpus, node_ip_address=address)
         for address, gpus in NODES.items()
-    ]
+    }
     ray_cluster.wait_for_nodes()
     try:
-        yield ray_cluster
+        yield added
     finally:
-        for node in added:
+        for node in added.values():
             ray_cluster.remove_node(node)  # the other tests count on two one-CPU nodes
 
 
 def test_twelve_runs_at_a_quarter_gpu_spread_two_per_gpu_over_six_gpus(
-    gpu_nodes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ray_cluster, gpu_nodes: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Before: Ray packed the 12 tasks asking for 0.25 GPU each onto 3 of the 6 GPUs (4, 4, 0, 0
     on the first node, 4, 0 on the second). Now each GPU is a bundle and the next task goes to the
-    one with the fewest: 2 on each, and the store names each run's GPU and node."""
+    one with the fewest: 2 on each, and the store names each run's GPU and node. A node that
+    leaves takes its bundles with it."""
     monkeypatch.setattr(ray_backend, "Job", lambda *a, **k: replace(Job(*a, **k), gpu=False))
     planned = [runs.planned(base=TINY, seed=s) for s in range(12)]
     options = SchedulerOptions("cuda", per_device=4, pack_size=1, graphs=False, backend="ray")
@@ -60,6 +63,9 @@ def test_twelve_runs_at_a_quarter_gpu_spread_two_per_gpu_over_six_gpus(
         try:
             with pytest.raises(StopRequested):
                 scheduler.run(stop_once_all_are_placed)
+            ray_cluster.remove_node(gpu_nodes.pop("127.0.0.3"))
+            runs.wait_for(lambda: backend.launcher.capacity() == 16, 30, "the 2-GPU node's bundles to go")
+            assert {b.node_id for b in backend.launcher.gpus.bundles} == {gpu_nodes["127.0.0.2"].node_id}
         finally:
             backend.launcher.gpus.release()
         devices = Counter(store.run(r.run_id).device for r in planned)
