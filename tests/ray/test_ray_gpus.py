@@ -40,6 +40,7 @@ def gpu_nodes(ray_cluster) -> Iterator[dict[str, object]]:
             ray_cluster.remove_node(node)  # the other tests count on two one-CPU nodes
 
 
+@pytest.mark.soak  # about 11 s at load 6 (twelve Ray workers start); pytest -m soak tests/ray
 def test_twelve_runs_at_a_quarter_gpu_spread_two_per_gpu_over_six_gpus(
     ray_cluster, gpu_nodes: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
