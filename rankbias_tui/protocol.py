@@ -140,6 +140,15 @@ class Heartbeat:
 
 
 @dataclass(frozen=True)
+class GpuMemory(Heartbeat):
+    """A heartbeat that also says the worker, on a GPU, found ``free`` bytes free on it as it started,
+    before it allocated anything of its own: the Ray backend sizes that GPU's later packs from it
+    (``scheduler.ray_place``); to the scheduler it is a heartbeat."""
+
+    free: int
+
+
+@dataclass(frozen=True)
 class DiskFull:
     """A write of the worker failed for lack of space (or quota) at ``path``: the whole scheduler
     stops (every run would fail the same way), requeueing its runs."""

@@ -31,7 +31,17 @@ from pathlib import Path
 from typing import Any
 
 from ..measures import Status
-from ..protocol import HEARTBEAT_S, Cancel, DiskFull, Event, Heartbeat, OutOfMemory, Started, WorkerEnded
+from ..protocol import (
+    HEARTBEAT_S,
+    Cancel,
+    DiskFull,
+    Event,
+    GpuMemory,
+    Heartbeat,
+    OutOfMemory,
+    Started,
+    WorkerEnded,
+)
 from ..provenance import provenance
 from ..references import UserCodeError, user_code
 
@@ -193,9 +203,11 @@ def _guarded(
             from .devices import make_deterministic
 
             make_deterministic()
+        from .devices import free_memory, software
+
         if device.startswith("cuda"):
             torch.cuda.set_device(torch.device(device))
-        from .devices import software
+            channel.send(GpuMemory(free_memory(device)))  # before anything of its own is allocated
 
         stamp = provenance() | software(device) | (code or {})
 

@@ -68,3 +68,14 @@ class Scalable(Protocol):
     def want(self, tasks: int) -> None:
         """Ask for room for ``tasks`` tasks in all (0: nothing more is needed)."""
         ...
+
+
+@runtime_checkable
+class RemoteGpus(Protocol):
+    """A launcher that places tasks on the GPUs of other machines (``ray_backend.RayLauncher``): the
+    scheduler cannot measure their memory, so the launcher says what its tasks measured there."""
+
+    def next_gpu_memory(self) -> tuple[int | None, int]:
+        """(bytes free on the GPU the next task goes to, as a task measured them with none of ours
+        beside it; None: not known, or no GPU; how many tasks share that GPU)."""
+        ...

@@ -1,5 +1,5 @@
-"""The Ray backend: each run, or fused pack, is a Ray task on a cluster (with ``ray_cluster``, the
-only modules that import ray, and only once asked to).
+"""The Ray backend: each run, or fused pack, is a Ray task on a cluster (with ``ray_cluster`` and
+``ray_place``, the only modules that import ray, and only once asked to).
 
 Owns: ``prepare`` (connect through ``ray_cluster``, then plan on the live nodes: the resources one
 task asks for and how many such tasks the cluster holds, ``ray_plan``), and ``RayLauncher``, which
@@ -37,7 +37,7 @@ from typing import Any
 
 from .. import checkpoints
 from ..measures import Status
-from ..protocol import Placed, WorkerEnded, WorkerLost
+from ..protocol import GpuMemory, Placed, WorkerEnded, WorkerLost
 from ..sweep import PlannedRun
 from .devices import Backend, cuda_count
 from .hosts import Host
@@ -45,6 +45,7 @@ from .launcher import Launch
 from .options import SchedulerOptions
 from .ray_cluster import HeadWatch, alive_nodes, connect, import_ray, require_ray
 from .ray_files import store_file, write_failed
+from .ray_place import GpuBundles
 from .ray_plan import Resources, plan
 from .ray_task import CheckpointFile, Job, JobRun, run_job
 
@@ -92,6 +93,7 @@ class RayTask:
         self.sentinel, self._ended = os.pipe()
         self.pid: int | None = None  # the worker process on the node, once placed
         self.placed: Placed | None = None
+        self.gpu_free: int | None = None  # bytes free on its GPU when its worker started (ray_place)
         self.exitcode: int | None = None
         self.submitted = time.monotonic()
         self.wait_s: float | None = None  # from submission to the task's start on a node
@@ -130,12 +132,14 @@ class RayTask:
 
 class RayLauncher:
     """Starts runs and packs as Ray tasks asking for ``resources``: a ``launcher.Launcher``, the
-    twin of the local backend's ``local.ProcessLauncher``."""
+    twin of the local backend's ``local.ProcessLauncher``. A GPU task goes into the bundle of one
+    GPU (``ray_place``): spread over the GPUs and nodes, not packed onto few."""
 
     def __init__(self, resources: Resources, watch: HeadWatch | None = None):
         """``watch``: the head's probe; while it does not answer, no Ray call is made (each would
         block) and after ``ray_cluster.HEAD_LOST_S`` the scheduler stops (``ClusterLost``)."""
         self.resources, self.watch = resources, watch
+        self.gpus = GpuBundles(resources.per_gpu) if resources.gpu else None  # each GPU's bundle
         self._remote: Any = None
         self._mailbox: Any = None
 
@@ -156,6 +160,7 @@ class RayLauncher:
             job_runs = tuple(_job_run(launch, r, step) for r, step in zip(runs, resumes, strict=True))
         except checkpoints.CheckpointMissing as err:  # never "start again" over files not there now
             refused = refused or str(err)
+        bundle, refused = self._bundle(refused)
         if refused:  # a node that fitted has left, or checkpoints are missing: say so at once
             task = RayTask(None, writer, launch.checkpoint_root, runs[0].run_id, refused, self.watch)
             return Host(task, reader, device)
@@ -176,10 +181,13 @@ class RayLauncher:
                 num_gpus=self.resources.num_gpus,
                 max_retries=0,
                 name=f"rankbias-{runs[0].run_id}" + (f"+{len(runs) - 1}" if pack else ""),
+                **(self.gpus.strategy(bundle) if bundle is not None else {}),
             )
             .remote(job, self._mail() if pack else None, key)
         )
         task = RayTask(stream, writer, launch.checkpoint_root, runs[0].run_id, watch=self.watch)
+        if bundle is not None:
+            self.gpus.add(bundle, task)
         control = _Control(self._mailbox, key) if pack else None
         return Host(task, reader, device, control=control, size=len(runs))
 
@@ -189,6 +197,8 @@ class RayLauncher:
         if not self._answering():
             self.watch.check()  # type: ignore[union-attr]
             return 0
+        if self.gpus is not None:  # GPU tasks: the GPUs' bundles, made and removed as nodes come and go
+            return self.gpus.follow()
         return sum(self.resources.per_node(n) for n in alive_nodes())
 
     def want(self, tasks: int) -> None:
@@ -207,6 +217,18 @@ class RayLauncher:
 
     def _answering(self) -> bool:
         return self.watch is None or self.watch.answering()
+
+    def next_gpu_memory(self) -> tuple[int | None, int]:
+        """What the GPU the next task goes to had free, as a task measured it (``RemoteGpus``)."""
+        return self.gpus.next_memory() if self.gpus is not None else (None, 1)
+
+    def _bundle(self, refused: str | None) -> tuple[Any, str | None]:
+        """The bundle of the GPU a GPU task goes into (``ray_place``; None for a CPU task), and why
+        the task is refused (``refused``, or: no GPU is reserved yet)."""
+        if self.gpus is None or refused:
+            return None, refused
+        bundle = self.gpus.choose()
+        return bundle, None if bundle else "no GPU of the Ray cluster is reserved for rankbias (yet)"
 
     def _unfit(self) -> str | None:
         """Why no live node can take a task now, or None."""
@@ -306,6 +328,8 @@ def _relay(task: RayTask, writer: Any, checkpoint_root: Path) -> None:
             if isinstance(item, Placed):  # passed on too: the store names the run's node
                 task.placed, task.pid = item, item.pid
                 task.wait_s = time.monotonic() - task.submitted
+            if isinstance(item, GpuMemory):  # the launcher sizes that GPU's later packs from it
+                task.gpu_free = item.free
             if isinstance(item, CheckpointFile):
                 task.checkpoint_bytes += len(item.data)
                 try:

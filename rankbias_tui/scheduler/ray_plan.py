@@ -25,6 +25,11 @@ class Resources:
     def gpu(self) -> bool:
         return self.num_gpus > 0
 
+    @property
+    def per_gpu(self) -> int:
+        """How many such tasks share one GPU (``--per-device``)."""
+        return round(1 / self.num_gpus) if self.num_gpus else 0
+
     def fits(self, node: dict[str, float]) -> bool:
         return node.get("CPU", 0) >= self.num_cpus and node.get("GPU", 0) >= self.num_gpus
 

@@ -86,7 +86,7 @@ def run_job(
     try:
         _write_resumes(job, root)
         proc, conn, control = _spawn(job, device, root)
-        shown = f"cuda:{','.join(str(g) for g in gpu_ids)}" if job.gpu and gpu_ids else device
+        shown = f"cuda:{','.join(str(g) for g in gpu_ids)}" if gpu_ids else device  # Ray gave it these
         yield Placed(*node, shown, proc.pid)
         ended = False
         for event in _relay(conn, control, poll_cancels if job.pack else list):

@@ -43,7 +43,7 @@ from .endings import Endings
 from .faults import StopRequested
 from .hosts import Host, Live, Worker, record
 from .inbox import Inbox
-from .launcher import Elastic, Launch, Launcher, Scalable
+from .launcher import Elastic, Launch, Launcher, RemoteGpus, Scalable
 from .local import ProcessLauncher
 from .options import SchedulerOptions
 from .watchdog import Watchdog, end_hosts
@@ -278,17 +278,21 @@ class Scheduler(Endings, Watchdog):
         """Sized from the memory free on ``device`` now (other tenants and our own workers hold the
         rest; the machine's available memory for the CPU), asked afresh for every pack, and shared
         with the packs that start beside it: the slots still free on the device and the packs
-        started there whose memory is not in use yet."""
+        started there whose memory is not in use yet. A GPU of another machine (``RemoteGpus``): the
+        memory a task of ours measured free on the GPU the next one goes to, shared by that GPU's
+        slots (the CPU's cap until one has)."""
         free = None
-        if device.startswith("cuda"):
+        idle = self.slots.per_device - self._busy(device)
+        sharers = idle + sum(h.device == device and h.starting for h in self.hosts)
+        if isinstance(self.launcher, RemoteGpus):
+            free, sharers = self.launcher.next_gpu_memory()
+        elif device.startswith("cuda"):
             from ..engine.devices import free_memory  # noqa: PLC0415 - torch only for GPUs
 
             free = free_memory(device)
         elif device == "cpu":
             free = memory.available_bytes()
-        idle = self.slots.per_device - self._busy(device)
-        starting = sum(h.device == device and h.starting for h in self.hosts)
-        return packing.auto_pack_size(run.config, free, idle + starting, cpu=device == "cpu")
+        return packing.auto_pack_size(run.config, free, sharers, cpu=device == "cpu")
 
     def _start(self, run: PlannedRun, device: str) -> None:
         self._register(

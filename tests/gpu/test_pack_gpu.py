@@ -17,7 +17,16 @@ from rankbias_tui.engine import worker
 from rankbias_tui.engine.data import load_dataset
 from rankbias_tui.engine.loop import Loop, Member
 from rankbias_tui.engine.pack import Pack
-from rankbias_tui.protocol import Event, Finished, Metrics, OutOfMemory, Spectra, Started, WorkerEnded
+from rankbias_tui.protocol import (
+    Event,
+    Finished,
+    GpuMemory,
+    Metrics,
+    OutOfMemory,
+    Spectra,
+    Started,
+    WorkerEnded,
+)
 from rankbias_tui.spec import RunConfig
 from tests.support.engine_runs import captures, needs_cuda, on, running_losses, train_to_end
 
@@ -128,6 +137,8 @@ def test_out_of_memory_in_a_pack_reaches_the_scheduler(tmp_path: Path) -> None:
         while parent.poll():
             sent.append(parent.recv())
         assert any(isinstance(e, OutOfMemory) for e in sent), sent[-1:]
+        measured = [e.free for e in sent if isinstance(e, GpuMemory)]  # the Ray backend sizes packs by it
+        assert len(measured) == 1 and 0 < measured[0] <= total
         assert isinstance(sent[-1], WorkerEnded) and sent[-1].status == "failed"
         assert "out of memory" in (sent[-1].error or "")
         torch.cuda.empty_cache()

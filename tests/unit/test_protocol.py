@@ -14,6 +14,7 @@ from rankbias_tui.protocol import (
     Cancel,
     Checkpoint,
     Finished,
+    GpuMemory,
     Metrics,
     OutOfMemory,
     Progress,
@@ -39,6 +40,7 @@ MESSAGES = [
     Progress("r", 10, 1.0),
     Finished("r", "cancelled", "cancelled by request"),
     OutOfMemory("out of memory on cuda:0 in a pack of 8"),
+    GpuMemory(40 << 30),
     WorkerEnded("failed", "ValueError: boom"),
     Cancel("r"),
 ]
