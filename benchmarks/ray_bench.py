@@ -6,7 +6,9 @@ run or pack, with as many CPUs as the local backend has slots), then prints
   wall time    of each backend, and their ratio (goal: Ray within 1.3x of local)
   overhead     per task: from submission to the task's start on a node (Ray's scheduling and
                worker start-up; the worker process each task then spawns is the local backend's too)
-  bytes        sent back per run: events (pickled, as relayed) and checkpoints
+  bytes        sent back per run: events (pickled, as relayed) and checkpoints; with
+               ``--checkpoint-dir`` the Ray sweep runs again with nodes writing checkpoints into a
+               shared directory (``rankbias run --checkpoint-dir``), and its bytes are printed too
   same numbers whether every run's evaluation metrics and singular values are bitwise equal.
 
 Ray must not reach the network: run as root, and the script re-executes itself in a new network
@@ -14,6 +16,7 @@ namespace that has only loopback (``unshare -n``); ``--no-netns`` skips that (on
 
     python benchmarks/ray_bench.py                 # the quickstart sweep (~3-5 minutes on 2 cores)
     python benchmarks/ray_bench.py --epochs 10     # shorter runs: the overhead weighs more
+    python benchmarks/ray_bench.py --epochs 5 --checkpoint-dir   # driver bytes with and without
 """
 
 from __future__ import annotations
@@ -56,12 +59,15 @@ def planned_runs(spec: Path, sweep: str | None, epochs: int | None) -> list:
     return [PlannedRun(r.run_id, r.sweep, r.config.model_copy(update={"epochs": epochs})) for r in runs]
 
 
-def train(store_dir: Path, runs: list, backend: str, pack_size: int | None) -> tuple[float, list]:
+def train(
+    store_dir: Path, runs: list, backend: str, pack_size: int | None, checkpoint_dir: Path | None = None
+) -> tuple[float, list]:
     """Wall seconds to train ``runs`` into a new store, and the Ray tasks that trained them."""
     from rankbias_tui.scheduler import Scheduler, SchedulerOptions, prepare
     from rankbias_tui.store import Store
 
-    options = SchedulerOptions("cpu", pack_size=pack_size, backend=backend)
+    where = str(checkpoint_dir) if checkpoint_dir else None
+    options = SchedulerOptions("cpu", pack_size=pack_size, backend=backend, checkpoint_dir=where)
     target = prepare(options)  # ray: connected already (main), so this only plans
     launcher = Recording(target.launcher)
     with Store(store_dir, create=True) as store:
@@ -106,6 +112,11 @@ def main() -> None:
     parser.add_argument("--pack-size", type=int, default=None, help="1: no packs")
     parser.add_argument("--repeat", type=int, default=1, help="alternate N times; the best of each")
     parser.add_argument("--no-netns", action="store_true", help="do not isolate Ray in a namespace")
+    parser.add_argument(
+        "--checkpoint-dir",
+        action="store_true",
+        help="also a Ray sweep with nodes writing checkpoints to a shared dir",
+    )
     args = parser.parse_args()
     if not args.no_netns and not loopback_only():
         if os.geteuid() != 0:
@@ -127,6 +138,9 @@ def main() -> None:
             ray_s.append(wall)
         ids = [r.run_id for r in runs]
         same = numbers(Path(tmp) / "local0", ids) == numbers(Path(tmp) / "ray0", ids)
+        if args.checkpoint_dir:
+            shared = train(Path(tmp) / "ray-dir", runs, "ray", args.pack_size, Path(tmp) / "shared")[1]
+            same_dir = numbers(Path(tmp) / "local0", ids) == numbers(Path(tmp) / "ray-dir", ids)
         import_ray().shutdown()
     local_s, ray_s = min(local_s), min(ray_s)
     waits = [t.wait_s for t in tasks if t.wait_s is not None]
@@ -140,6 +154,12 @@ def main() -> None:
     print(f"bytes per run  events {sum(t.event_bytes for t in tasks) / len(runs) / 1024:.1f} KiB, "
           f"checkpoints {sum(t.checkpoint_bytes for t in tasks) / len(runs) / 1024:.1f} KiB")  # fmt: skip
     print(f"same numbers   {'yes: metrics and singular values bitwise equal' if same else 'NO'}")
+    if args.checkpoint_dir:
+        events = sum(t.event_bytes for t in shared) / len(runs) / 1024
+        ckpts = sum(t.checkpoint_bytes for t in shared) / len(runs) / 1024
+        print("with --checkpoint-dir (nodes write checkpoints into a shared directory):")
+        print(f"bytes per run  events {events:.1f} KiB, checkpoints {ckpts:.1f} KiB")
+        print(f"same numbers   {'yes: metrics and singular values bitwise equal' if same_dir else 'NO'}")
 
 
 if __name__ == "__main__":

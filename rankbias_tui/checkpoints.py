@@ -21,6 +21,7 @@ import hashlib
 import io
 import os
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from .sweep import is_run_id
@@ -64,7 +65,17 @@ def partial(final: Path) -> Path:
 
 def steps(directory: Path) -> list[int]:
     """The steps of the checkpoints on disk, ascending."""
-    return sorted(int(p.stem.removeprefix(PREFIX)) for p in directory.glob(f"{PREFIX}*{SUFFIX}"))
+    return steps_of(p.name for p in directory.glob(f"{PREFIX}*{SUFFIX}"))
+
+
+def steps_of(names: Iterable[str]) -> list[int]:
+    """The steps of the checkpoint files among ``names`` (file names), ascending."""
+    found = (
+        n.removeprefix(PREFIX).removesuffix(SUFFIX)
+        for n in names
+        if n.startswith(PREFIX) and n.endswith(SUFFIX)
+    )
+    return sorted(int(step) for step in found if step.isdigit())
 
 
 def digest(data: bytes | memoryview) -> str:
@@ -108,9 +119,13 @@ def write_atomic(data: bytes | memoryview, final: Path) -> str:
 def prune(directory: Path, keep: int) -> None:
     """Step ``keep`` was acknowledged: delete the checkpoints before it except the latest one
     (the previous acknowledged checkpoint, to fall back to if ``keep`` turns out damaged)."""
-    older = [step for step in steps(directory) if step < keep]
-    for step in older[:-1]:
+    for step in superseded(steps(directory), keep):
         path(directory, step).unlink(missing_ok=True)
+
+
+def superseded(found: Iterable[int], keep: int) -> list[int]:
+    """Of the checkpoint steps ``found``, those ``prune`` deletes once ``keep`` is acknowledged."""
+    return sorted(step for step in found if step < keep)[:-1]
 
 
 def fallbacks(directory: Path, step: int) -> list[int]:

@@ -92,11 +92,14 @@ class Spectra:
 @dataclass(frozen=True)
 class Checkpoint:
     """The run's checkpoint after ``step`` is on disk: it can resume from there. ``digest``: the
-    SHA-256 of the file as written (the store keeps it; a resume verifies the file against it)."""
+    SHA-256 of the file as written (the store keeps it; a resume verifies the file against it).
+    ``location``: where the file is, if not in the store's checkpoint directory (a Ray task's
+    ``--checkpoint-dir``: a path every node reaches, or a URI); the store keeps it too."""
 
     run_id: str
     step: int
     digest: str = ""  # "": not said (a worker older than digests); the file is then checked by its CRCs
+    location: str = ""
 
 
 @dataclass(frozen=True)

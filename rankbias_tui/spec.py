@@ -104,6 +104,9 @@ class RunConfig(BaseModel):
     pack_size: int | None = Field(None, ge=1, le=4096)
     """Most runs trained together as one fused pack (mlp/mlp-bn); None: sized from device memory;
     1: never packed. An execution detail, not part of the run's identity."""
+    checkpoint_every: int | None = Field(None, ge=1, le=MAX_INT)
+    """Epochs between checkpoints (and at initialisation and the end; None: at every measurement).
+    Numbers are the same either way; an execution detail, not part of the run's identity."""
     code_dir: str | None = None
     """Set by rankbias, not in a spec: the spec file's directory, where a ``"module:callable"``
     model or data set is imported from first. An execution detail, not part of the run's identity

@@ -19,8 +19,9 @@ from typing import Any
 from .spec import RunConfig, Spec, suggest
 
 # Fields that change how a run executes but not what it computes.
-# ``code_dir`` (where a user's module is imported from) is one: moving a project keeps its ids.
-EXECUTION_FIELDS: frozenset[str] = frozenset({"pack_size", "code_dir"})
+# ``code_dir`` (where a user's module is imported from) is one: moving a project keeps its ids;
+# ``checkpoint_every`` another (a resume continues bitwise from any epoch end).
+EXECUTION_FIELDS: frozenset[str] = frozenset({"pack_size", "code_dir", "checkpoint_every"})
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from .options import (
     DEFAULT_SPEC,
     DEFAULT_STORE,
     Backend,
+    CheckpointDir,
     DataDir,
     Devices,
     KeepCheckpoints,
@@ -160,6 +161,7 @@ def attach(
     backend: Backend = DEFAULT.backend,
     ray_address: RayAddress = DEFAULT.ray_address,
     stall_after: StallAfter = DEFAULT.stall_s,
+    checkpoint_dir: CheckpointDir = DEFAULT.checkpoint_dir,
 ) -> None:
     """Open the terminal UI on a store: watch the runs, launch sweeps, cancel and resume runs.
 
@@ -178,6 +180,7 @@ def attach(
         backend=backend,
         ray_address=ray_address,
         stall_after=stall_after,
+        checkpoint_dir=checkpoint_dir,
     )
     try:
         check_backend(options)

@@ -31,6 +31,7 @@ from .options import (
     DEFAULT_SPEC,
     DEFAULT_STORE,
     Backend,
+    CheckpointDir,
     DataDir,
     Devices,
     KeepCheckpoints,
@@ -75,6 +76,7 @@ def run(
     backend: Backend = DEFAULT.backend,
     ray_address: RayAddress = DEFAULT.ray_address,
     stall_after: StallAfter = DEFAULT.stall_s,
+    checkpoint_dir: CheckpointDir = DEFAULT.checkpoint_dir,
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the runs, their packs and where they would go; start nothing."
     ),
@@ -99,6 +101,7 @@ def run(
         backend=backend,
         ray_address=ray_address,
         stall_after=stall_after,
+        checkpoint_dir=checkpoint_dir,
     )
     parsed = load_or_exit(spec)
     if dry_run:

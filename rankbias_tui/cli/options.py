@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..scheduler import RAY_CLIENT, SchedulerOptions, describe_backends
+from ..scheduler import RAY_CLIENT, BackendError, SchedulerOptions, describe_backends, parse_checkpoint_dir
 from .common import fail
 
 DEFAULT = SchedulerOptions()
@@ -75,6 +75,16 @@ RayAddress = Annotated[
         "a new private Ray instance on this machine, on 127.0.0.1 only). Not ray:// (Ray Client).",
     ),
 ]
+CheckpointDir = Annotated[
+    Optional[str],
+    typer.Option(
+        "--checkpoint-dir",
+        help="With --backend ray: where nodes write checkpoints themselves instead of sending them "
+        "through this machine: a shared directory every node reaches at the same path, or a URI "
+        "through pyarrow.fs (s3://, gs://, hdfs://, file://; pip install pyarrow). Default: each "
+        "checkpoint comes back here, into the store.",
+    ),
+]
 
 
 def scheduler_options(
@@ -88,11 +98,19 @@ def scheduler_options(
     backend: str,
     ray_address: str | None,
     stall_after: float = DEFAULT.stall_s,
+    checkpoint_dir: str | None = DEFAULT.checkpoint_dir,
 ) -> SchedulerOptions:
     """The one place the command-line options become ``SchedulerOptions`` (exit 2 for a Ray Client
-    address: ``scheduler.options.RAY_CLIENT``)."""
+    address, ``scheduler.options.RAY_CLIENT``, and for a ``--checkpoint-dir`` that cannot be used)."""
     if ray_address is not None and ray_address.startswith("ray://"):
         raise fail(RAY_CLIENT.format(address=ray_address), 2)
+    if checkpoint_dir is not None:
+        if backend != "ray":
+            raise fail("--checkpoint-dir is for --backend ray: the local backend writes into the store", 2)
+        try:
+            checkpoint_dir = parse_checkpoint_dir(checkpoint_dir).uri
+        except BackendError as e:
+            raise fail(str(e), 2) from None
     return SchedulerOptions(
         devices=devices,
         per_device=per_device,
@@ -103,4 +121,5 @@ def scheduler_options(
         backend=backend,
         ray_address=ray_address,
         stall_s=stall_after,
+        checkpoint_dir=checkpoint_dir,
     )

@@ -48,7 +48,9 @@ def software(device: str) -> dict[str, str | None]:
     with (None in a build without them), and the GPU's name (None on the CPU)."""
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     return {
-        "torch": torch.__version__,
+        # a plain str: torch's own TorchVersion would unpickle only by importing torch (seconds), in
+        # the scheduler and in the Ray task relaying the worker's Started event
+        "torch": str(torch.__version__),
         "cuda": torch.version.cuda,
         "cudnn": str(cudnn) if cudnn else None,
         "gpu": torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else None,

@@ -3,8 +3,8 @@
 Owns: the training protocol and its version (``PROTOCOL_VERSION``): the learning-rate schedule,
 how an epoch splits into batches (the last one kept short unless ``drop_last``); the cadence
 (running loss and accuracy logged about once a second and at every epoch end; evaluation every
-``eval_every`` epochs and at measurement points; spectra every ``measure_every`` epochs, each
-followed by the members' checkpoints); the divergence rules (a non-finite running loss, NaN/inf
+``eval_every`` epochs and at measurement points; spectra every ``measure_every`` epochs; the
+members' checkpoints after each measurement, or every ``checkpoint_every`` epochs); the divergence rules (a non-finite running loss, NaN/inf
 weights at a measurement, the guard of PAPER.md on measurement points), each stopping a run with
 its reason; cancellation; and every event that reports them (``rankbias_tui.protocol``). It drives two
 objects passed in: a
@@ -100,6 +100,16 @@ def epoch_batches(n: int, cfg: RunConfig) -> Batches:
 
 def is_measure_epoch(cfg: RunConfig, epoch: int) -> bool:
     return epoch == 0 or epoch % cfg.measure_every == 0 or epoch == cfg.epochs
+
+
+def is_checkpoint_epoch(cfg: RunConfig, epoch: int) -> bool:
+    """Checkpoint after every measurement, or (``checkpoint_every``) after initialisation, every
+    ``checkpoint_every`` epochs and at the end. Any epoch end will do: a checkpoint holds all a
+    resume needs (weights, optimiser, batch-order generator, the guard's points), and writing one
+    changes no number."""
+    if cfg.checkpoint_every is None:
+        return is_measure_epoch(cfg, epoch)
+    return epoch == 0 or epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs
 
 
 def is_eval_epoch(cfg: RunConfig, epoch: int) -> bool:
@@ -254,11 +264,12 @@ class Loop:
                 self.stop(k, Status.CANCELLED, "cancelled by request")
 
     def checkpoint_point(self, evaluate: bool) -> None:
-        """Initialisation or an epoch end: evaluate and measure as the cadence says, checkpoint
-        after each measurement, then report progress."""
+        """Initialisation or an epoch end: evaluate, measure and checkpoint as the cadence says, then
+        report progress."""
         t = self.trainer
         step, epoch = t.step, float(t.epoch)
-        measure = is_measure_epoch(t.members[0].cfg, t.epoch)
+        cfg = t.members[0].cfg  # members share the cadence
+        measure = is_measure_epoch(cfg, t.epoch)
         if evaluate:
             for k, values in enumerate(t.eval_metrics()):
                 if t.active[k]:
@@ -267,6 +278,8 @@ class Loop:
                         t.train_accs[k].append((t.epoch, values[TRAIN_ACC]))
         if measure:
             self._measure(step, epoch)
+        if is_checkpoint_epoch(cfg, t.epoch):
+            self._save(step)
         for k in self.live():
             self.emit(Progress(t.members[k].run_id, step, epoch))
 
@@ -280,6 +293,12 @@ class Loop:
             self.emit(Spectra(member.run_id, tuple(rows)))
             if extra := t.measure_metrics():
                 self.emit(Metrics(member.run_id, step, epoch, extra))
+
+    def _save(self, step: int) -> None:
+        """Each live member's checkpoint after ``step``, and its acknowledgement request."""
+        t = self.trainer
+        for k in self.live():
+            member = t.members[k]
             if member.ckpt_dir is not None:
                 sha = t.save(k, checkpoints.path(member.ckpt_dir, step))
                 self.emit(Checkpoint(member.run_id, step, sha))

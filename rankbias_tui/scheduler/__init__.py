@@ -9,6 +9,7 @@ runs; ``Stopped`` and ``signals_stop``).
 """
 
 from .backends import BACKENDS, check_backend, describe_backends, prepare
+from .checkpoint_dir import parse as parse_checkpoint_dir
 from .client import (
     SchedulerStatus,
     Spawner,
@@ -51,6 +52,7 @@ __all__ = [
     "Stopped",
     "StoreBusy",
     "adopt",
+    "parse_checkpoint_dir",
     "stop_superseded",
     "cancel",
     "check_backend",

@@ -21,7 +21,7 @@ from typing import Any
 from ..measures import FINISHED, Status
 from ..store import Store
 from ..sweep import PlannedRun
-from . import memory, packing
+from . import checkpoint_dir, memory, packing
 from .hosts import Host, Worker, death_reason
 from .options import SchedulerOptions
 
@@ -161,3 +161,8 @@ class Endings:
         if status in FINISHED and not self.options.keep_checkpoints:
             directory = self._ckpt_dir(run_id)
             self._defer(lambda: shutil.rmtree(directory, ignore_errors=True))
+            # and those a Ray sweep's nodes wrote elsewhere (--checkpoint-dir), wherever the store says
+            for elsewhere in {
+                loc.rpartition("/")[0] for loc in self.store.checkpoint_locations(run_id).values()
+            }:
+                self._defer(lambda where=elsewhere: checkpoint_dir.discard(where, run_id))

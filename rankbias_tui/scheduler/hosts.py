@@ -169,8 +169,8 @@ def record(
         case Spectra(rows=rows):
             store.add_spectra(rows)
             live.avg_rank = mean(r.rank for r in rows)  # the average rank (measures)
-        case Checkpoint(step=step, digest=digest):
-            store.set_checkpoint(run_id, step, digest)
+        case Checkpoint(step=step, digest=digest, location=location):
+            store.set_checkpoint(run_id, step, digest, location)
             directory = checkpoints.run_directory(store.paths.checkpoints, run_id)
             defer(lambda: checkpoints.prune(directory, keep=step))
         case Progress(step=step, epoch=epoch):

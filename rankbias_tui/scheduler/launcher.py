@@ -29,6 +29,9 @@ class Launch:
     graphs: bool
     # run id -> {step: SHA-256} of the checkpoints the store acknowledged (verified before a resume)
     acknowledged: Callable[[str], dict[int, str]] = lambda run_id: {}
+    # run id -> {step: path or URI} of those checkpoints that are not under ``checkpoint_root``
+    locations: Callable[[str], dict[int, str]] = lambda run_id: {}
+    checkpoint_dir: str | None = None  # ``SchedulerOptions.checkpoint_dir``: where new ones go
 
 
 @runtime_checkable

@@ -50,6 +50,9 @@ class SchedulerOptions:
     """A worker not heard from for this many seconds (longer if its runs' steps are slow) is
     stalled: killed, and its runs resume from their checkpoints (0: never; ``scheduler.watchdog``).
     A live worker sends a heartbeat every second."""
+    checkpoint_dir: str | None = None
+    """Ray backend: where nodes write checkpoints themselves (an absolute path every node reaches, or
+    a URI through pyarrow.fs: ``checkpoint_dir.parse``); None: they come back through the driver."""
 
     def argv(self) -> list[str]:
         """These options as arguments of ``python -m rankbias_tui.scheduler.daemon``."""
@@ -70,6 +73,8 @@ class SchedulerOptions:
             args += ["--ray-address", self.ray_address]
         if self.stall_s != STALL_S:
             args += ["--stall-after", str(self.stall_s)]
+        if self.checkpoint_dir is not None:
+            args += ["--checkpoint-dir", self.checkpoint_dir]
         return args
 
     @classmethod
@@ -86,6 +91,7 @@ class SchedulerOptions:
             args.backend,
             args.ray_address,
             args.stall_after,
+            args.checkpoint_dir,
         )
 
 
@@ -104,3 +110,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stall-after", type=float, default=STALL_S, help="seconds silent before a worker is killed"
     )
+    parser.add_argument("--checkpoint-dir", default=None, help="where Ray nodes write checkpoints")

@@ -39,6 +39,7 @@ from .. import checkpoints
 from ..measures import Status
 from ..protocol import GpuMemory, Placed, WorkerEnded, WorkerLost
 from ..sweep import PlannedRun
+from . import checkpoint_dir
 from .devices import Backend, cuda_count
 from .hosts import Host
 from .launcher import Launch
@@ -67,6 +68,8 @@ def prepare(options: SchedulerOptions, connect_now: bool = True) -> Backend:
     slots, resources = plan(options.devices, options.per_device, nodes, options.ray_address is not None)
     at_once = f"{slots.capacity} at a time" if slots.capacity else "none fits yet: waiting for nodes"
     where = f"{cluster}; each task asks for {resources.describe()}, {at_once} (follows the nodes)"
+    if options.checkpoint_dir is not None and connect_now:  # made (or checked) once, from here
+        where += f"; {checkpoint_dir.prepare(checkpoint_dir.parse(options.checkpoint_dir))}"
     ray = import_ray()
     watch = HeadWatch(ray.get_runtime_context().gcs_address) if ray.is_initialized() else None
     return Backend(slots, RayLauncher(resources, watch), where)
@@ -172,6 +175,7 @@ class RayLauncher:
             1,
             launch.graphs,
             str(launch.checkpoint_root),
+            launch.checkpoint_dir,
         )
         key = uuid.uuid4().hex
         stream = (
@@ -259,10 +263,14 @@ LOST_HEAD = "the Ray cluster's head is not answering"
 def _job_run(launch: Launch, run: PlannedRun, resume: int | None) -> JobRun:
     """The run with the bytes of the checkpoints it may resume from (the acknowledged one and the
     one before it) and their acknowledged digests: the worker on the node verifies and falls back
-    as a local one does. ``checkpoints.CheckpointMissing`` if none of them is here (as locally)."""
+    as a local one does. ``checkpoints.CheckpointMissing`` if none of them is here (as locally).
+    Checkpoints a node stored elsewhere (``--checkpoint-dir``) are read there, on the node."""
     config = run.config.model_dump_json()
     if resume is None:
         return JobRun(run.run_id, config)
+    if location := launch.locations(run.run_id).get(resume):
+        digests = tuple(launch.acknowledged(run.run_id).items())
+        return JobRun(run.run_id, config, resume, digests=digests, source=location.rpartition("/")[0])
     directory = checkpoints.run_directory(launch.checkpoint_root, run.run_id)
     files = tuple(
         (s, checkpoints.path(directory, s).read_bytes()) for s in checkpoints.available(directory, resume)

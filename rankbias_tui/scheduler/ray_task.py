@@ -1,16 +1,21 @@
 """What a Ray task does on its node: one worker process, and its events relayed back (no ray here).
 
-Owns: ``Job`` (what a task is given: its runs, each with the checkpoints it may resume from as
-bytes and the SHA-256 the store acknowledged for each, and how to train them), the one message
-only this transport adds (``CheckpointFile``: a ``protocol.Checkpoint``, its digest included, with
-the file's bytes) and ``run_job``, the generator a Ray task wraps. ``run_job`` writes the resume
-checkpoints into a private temporary directory laid out as the store's, starts the very worker
-process the local backend starts (``engine.worker``, spawned, the same torch thread count: it
-verifies each file against its digest before resuming, and falls back as it does locally), yields
-its ``protocol`` events as they come (the paths they name given as on the scheduler's machine),
-swaps each checkpoint for its bytes, passes pack cancels on, and always ends its worker process
-and deletes the directory. So no file system is shared with the scheduler, and a run can resume on
-any node.
+Owns: ``Job`` (what a task is given: its runs, each with the checkpoints it may resume from - as
+bytes, or where the cluster keeps them - and the SHA-256 the store acknowledged for each, and how
+to train them), the one message only this transport adds (``CheckpointFile``: a
+``protocol.Checkpoint``, its digest included, with the file's bytes) and ``run_job``, the generator
+a Ray task wraps. ``run_job`` writes the resume checkpoints into a private temporary directory
+laid out as the store's, starts the very worker process the local backend starts
+(``engine.worker``, spawned, the same torch thread count: it verifies each file against its digest
+before resuming, and falls back as it does locally), yields its ``protocol`` events as they come
+(the paths they name given as on the scheduler's machine), swaps each checkpoint for its bytes,
+passes pack cancels on, and always ends its worker process and deletes the directory. So no file
+system is shared with the scheduler, and a run can resume on any node.
+
+With a ``--checkpoint-dir`` (``Job.checkpoint_dir``) no checkpoint bytes travel: the worker writes
+into a shared directory itself (a plain path), or the task stores each file at the URI
+(``scheduler.checkpoint_dir``), and the acknowledgement names where it is; a resume reads its files
+on the node from where the store says they are.
 
 Does not own: Ray itself (``scheduler.ray_backend`` makes this a task and relays what it yields)
 or the store (the scheduler writes every event and every checkpoint file it receives).
@@ -30,6 +35,7 @@ from typing import Any
 from .. import checkpoints
 from ..measures import Status
 from ..protocol import Cancel, Checkpoint, Event, Finished, Placed, RunWarning, WorkerEnded
+from .checkpoint_dir import CheckpointDir, fetch, join, prune, upload
 
 POLL_S = 0.2
 CANCEL_POLL_S = 0.5  # a pack asks for cancels at most this often (each ask is a remote call)
@@ -46,6 +52,8 @@ class JobRun:
     # back to if the latest is damaged), and (step, SHA-256) of each as the store acknowledged it
     files: tuple[tuple[int, bytes], ...] = ()
     digests: tuple[tuple[int, str], ...] = ()
+    # or the directory (a path every node reaches, or a URI) holding them, read on the node
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,8 @@ class Job:
     graphs: bool
     # the store's checkpoint root on the scheduler's machine: the paths events name are given as there
     origin: str | None = None
+    # ``--checkpoint-dir``: where the node stores checkpoints (None: their bytes go back)
+    checkpoint_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,15 +93,24 @@ def run_job(
     root = Path(tempfile.mkdtemp(prefix="rankbias-job-"))
     device = "cuda:0" if job.gpu else "cpu"
     proc = conn = control = None
+    place = CheckpointDir(job.checkpoint_dir) if job.checkpoint_dir else None
+    files = place.local if place is not None and place.local is not None else root  # the worker's
+    origin = job.checkpoint_dir if place is not None and place.local is None else job.origin
     try:
-        _write_resumes(job, root)
-        proc, conn, control = _spawn(job, device, root)
+        if place is not None and place.local is not None and not place.local.is_dir():
+            yield WorkerEnded(Status.FAILED, f"--checkpoint-dir {place.uri} is not there on node {node[0]}")
+            return
+        if missing := _write_resumes(job, files):
+            yield WorkerEnded(Status.FAILED, missing)
+            return
+        proc, conn, control = _spawn(job, device, files)
         shown = f"cuda:{','.join(str(g) for g in gpu_ids)}" if gpu_ids else device  # Ray gave it these
         yield Placed(*node, shown, proc.pid)
         ended = False
+        stored = Stored(files, place, {r.run_id: r.resume_step for r in job.runs})
         for event in _relay(conn, control, poll_cancels if job.pack else list):
             ended = ended or isinstance(event, WorkerEnded)
-            yield _named_as_there(_with_file(event, root), root, job.origin)
+            yield _named_as_there(stored(event), root, origin)
         proc.join()
         if not ended:
             from .hosts import death_reason
@@ -102,12 +121,36 @@ def run_job(
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _write_resumes(job: Job, root: Path) -> None:
+def _write_resumes(job: Job, root: Path) -> str | None:
+    """Put each run's resume checkpoints in its directory under ``root``: the bytes sent, or the
+    files read from where the cluster keeps them. Why a run cannot resume (none is there), or None."""
     for run in job.runs:
-        for step, data in run.files:
-            path = checkpoints.path(checkpoints.run_directory(root, run.run_id), step)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
+        directory = checkpoints.run_directory(root, run.run_id)
+        found = list(run.files)
+        if run.source is not None and run.source != str(directory):
+            wanted = _fallbacks(run)
+            found += [(s, data) for s in wanted if (data := fetch(join(run.source, _name(s)))) is not None]
+            if not found:
+                return (
+                    f"the checkpoint it must resume from is not there: none of "
+                    f"{', '.join(map(_name, wanted))} is in {run.source}. Nothing was trained, truncated "
+                    f"or overwritten: make it available and run the same command again to resume from "
+                    f"step {run.resume_step}"
+                )
+        for step, data in found:
+            directory.mkdir(parents=True, exist_ok=True)
+            checkpoints.write_atomic(data, checkpoints.path(directory, step))
+    return None
+
+
+def _fallbacks(run: JobRun) -> list[int]:
+    """The steps a resume may use, best first: the acknowledged one and the earlier one the store keeps."""
+    step = run.resume_step or 0
+    return sorted({s for s, _ in run.digests if s <= step} | {step}, reverse=True)
+
+
+def _name(step: int) -> str:
+    return checkpoints.path(Path(), step).name
 
 
 def _spawn(job: Job, device: str, root: Path) -> tuple[Any, Any, Any]:
@@ -173,14 +216,51 @@ def _relay(conn: Any, control: Any, poll_cancels: Callable[[], list[str]]) -> It
             return
 
 
-def _with_file(event: Event, root: Path) -> Any:
-    """A ``Checkpoint`` becomes a ``CheckpointFile`` (older files on this node are deleted)."""
-    if not isinstance(event, Checkpoint):
-        return event
-    directory = checkpoints.run_directory(root, event.run_id)
-    data = checkpoints.path(directory, event.step).read_bytes()
-    checkpoints.prune(directory, keep=event.step)
-    return CheckpointFile(event, data)
+@dataclass(frozen=True)
+class Stored:
+    """What a worker's ``Checkpoint`` becomes on its way back (called on each event): with no
+    ``place``, a ``CheckpointFile`` carrying the bytes (older files on this node are deleted); in a
+    shared directory (the worker wrote it there), the event naming the file; at a URI, the event
+    naming it once it is stored there (a ``RunWarning`` if it could not be: not acknowledged).
+    In the cluster's directory the checkpoints before the previous one go (``previous``: run id ->
+    its last step seen here), so the two the store still acknowledges stay until it takes this one."""
+
+    root: Path  # the worker's checkpoint root on this node
+    place: CheckpointDir | None
+    previous: dict[str, int | None]
+
+    def __call__(self, event: Event) -> Any:
+        if not isinstance(event, Checkpoint):
+            return event
+        directory = checkpoints.run_directory(self.root, event.run_id)
+        file = checkpoints.path(directory, event.step)
+        before, self.previous[event.run_id] = self.previous.get(event.run_id), event.step
+        if self.place is None or self.place.local is None:
+            data = file.read_bytes()
+            checkpoints.prune(directory, keep=event.step)
+            if self.place is None:
+                return CheckpointFile(event, data)
+            return self._upload(event, data, before)
+        if before is not None:
+            checkpoints.prune(directory, keep=before)
+        return replace(event, location=str(file))
+
+    def _upload(self, event: Checkpoint, data: bytes, before: int | None) -> Checkpoint | RunWarning:
+        assert self.place is not None
+        if warning := damaged(CheckpointFile(event, data)):
+            return warning
+        location = self.place.file(event.run_id, event.step)
+        try:
+            upload(location, data)
+            if before is not None:
+                prune(self.place.run(event.run_id), keep=before)
+        except (OSError, ValueError) as err:  # pyarrow's errors are these
+            return RunWarning(
+                event.run_id,
+                f"the checkpoint at step {event.step} could not be stored at {location} ({err}): not "
+                "acknowledged; the run resumes from its previous checkpoint if it is interrupted",
+            )
+        return replace(event, location=location)
 
 
 def _named_as_there(event: Any, root: Path, origin: str | None) -> Any:

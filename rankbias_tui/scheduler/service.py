@@ -321,7 +321,9 @@ class Scheduler(Endings, Watchdog):
     def _worker_launch(self) -> Launch:
         o = self.options
         root = self.store.paths.checkpoints
-        return Launch(o.data_dir, root, self.slots.threads, o.graphs, self.store.checkpoint_digests)
+        store = self.store
+        digests, locations = store.checkpoint_digests, store.checkpoint_locations
+        return Launch(o.data_dir, root, self.slots.threads, o.graphs, digests, locations, o.checkpoint_dir)
 
     def _pump(self, timeout: float) -> None:
         """Wait for messages or exits, then write everything that arrived in one transaction."""

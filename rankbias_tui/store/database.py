@@ -264,17 +264,19 @@ class Store(Results, Grids, Listing):
             (version or None, note, run_id),
         )
 
-    def set_checkpoint(self, run_id: str, step: int, digest: str = "") -> None:
+    def set_checkpoint(self, run_id: str, step: int, digest: str = "", location: str = "") -> None:
         """Acknowledge the run's checkpoint after ``step``, with the SHA-256 of its file (""
-        from a worker that did not say: none is kept, and a resume checks the file's CRCs). The
+        from a worker that did not say: none is kept, and a resume checks the file's CRCs) and where
+        the file is ("": in the store's checkpoint directory; kept with the digest only). The
         digests of the acknowledged checkpoint before it stay (its file is kept to fall back to);
         older ones go, as their files do (``checkpoints.prune``)."""
         with self.transaction():
             self.conn.execute("UPDATE runs SET checkpoint_step=? WHERE run_id=?", (step, run_id))
             if digest:
                 self.conn.execute(
-                    "INSERT OR REPLACE INTO checkpoint_digests (run_id, step, digest) VALUES (?,?,?)",
-                    (run_id, step, digest),
+                    "INSERT OR REPLACE INTO checkpoint_digests (run_id, step, digest, location)"
+                    " VALUES (?,?,?,?)",
+                    (run_id, step, digest, location or None),
                 )
             else:  # a digest of an earlier attempt at this step would not be this file's
                 self.conn.execute("DELETE FROM checkpoint_digests WHERE run_id=? AND step=?", (run_id, step))
@@ -290,6 +292,14 @@ class Store(Results, Grids, Listing):
             return {}
         rows = self.conn.execute("SELECT step, digest FROM checkpoint_digests WHERE run_id=?", (run_id,))
         return {step: digest for step, digest in rows}
+
+    def checkpoint_locations(self, run_id: str) -> dict[int, str]:
+        """Step -> where each acknowledged checkpoint of the run is, for those not in the store's
+        checkpoint directory (a path or a URI: ``Checkpoint.location``)."""
+        if self.version < 11:
+            return {}
+        sql = "SELECT step, location FROM checkpoint_digests WHERE run_id=? AND location IS NOT NULL"
+        return dict(self.conn.execute(sql, (run_id,)).fetchall())
 
     def truncate_after(self, run_id: str, step: int) -> None:
         """Drop metric and spectrum rows after ``step``: a resumed run will write them again."""

@@ -123,5 +123,10 @@ MIGRATIONS: list[str | tuple[str, ...]] = [
         """CREATE TRIGGER runs_changed_on_insert AFTER INSERT ON runs FOR EACH ROW
         BEGIN UPDATE runs SET changed = (SELECT MAX(changed) FROM runs) + 1 WHERE rowid = NEW.rowid; END""",
     ),
+    # 11: where each acknowledged checkpoint file is when it is not in the store's checkpoint
+    # directory (a Ray sweep's ``--checkpoint-dir``: a shared path or a URI); NULL: in the store.
+    """
+    ALTER TABLE checkpoint_digests ADD COLUMN location TEXT
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -26,11 +26,13 @@ LIGHT = {
     "rankbias_tui.claims": ("torch", "textual"),
     "rankbias_tui.report": ("torch", "textual"),
     "rankbias_tui.figures": ("torch", "textual"),
-    "rankbias_tui.scheduler": ("torch", "textual", "ray"),
+    "rankbias_tui.scheduler": ("torch", "textual", "ray", "pyarrow"),
     "rankbias_tui.scheduler.client": ("torch", "textual", "ray"),
     # Ray is imported when a Ray backend connects, not with the module that uses it
     "rankbias_tui.scheduler.ray_backend": ("torch", "textual", "ray"),
     "rankbias_tui.scheduler.ray_task": ("torch", "textual", "ray"),
+    # pyarrow only when a --checkpoint-dir URI is used
+    "rankbias_tui.scheduler.checkpoint_dir": ("torch", "textual", "ray", "pyarrow"),
     "rankbias_tui.cli": ("torch", "textual", "ray"),
     "rankbias_tui.cli.output": ("torch", "textual", "matplotlib", "ray"),
     "rankbias_tui.cli.runs": ("torch", "textual", "matplotlib", "ray"),

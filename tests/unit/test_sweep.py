@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rankbias_tui.spec import RunConfig, parse_spec
+from rankbias_tui.spec import RunConfig, SpecError, load_spec, parse_spec
 from rankbias_tui.sweep import UnknownSweep, expand, run_id
 
 DATA = {
@@ -93,3 +93,21 @@ def test_a_100k_grid_expands_with_distinct_ids() -> None:
     runs = expand(parse_spec({"sweeps": {"big": {"dataset": "digits", "grid": grid}}}, Path("x")))
     assert len(runs) == len({r.run_id for r in runs}) == 100_000
     assert runs[-1].config.batch_size == 512 and runs[-1].config.weight_decay == pytest.approx(99e-4)
+
+
+def test_checkpoint_every_is_an_execution_detail_not_an_identity(tmp_path: Path) -> None:
+    """A spec's ``checkpoint_every`` reaches each run's config but never its id (a resume
+    continues bitwise from any epoch end, so it changes no number)."""
+    base = RunConfig(dataset="digits", lr=0.2)
+    assert run_id(base.model_copy(update={"checkpoint_every": 5})) == run_id(base)
+    spec = tmp_path / "experiments.toml"
+    body = '[sweeps.a]\ndataset = "digits"\nepochs = 3\ngrid.lr = [0.1, 0.2]\n'
+    spec.write_text(body)
+    plain = expand(load_spec(spec), ["a"])
+    spec.write_text(body.replace("epochs = 3", "epochs = 3\ncheckpoint_every = 2"))
+    sparse = expand(load_spec(spec), ["a"])
+    assert [r.run_id for r in sparse] == [r.run_id for r in plain]
+    assert [r.config.checkpoint_every for r in sparse] == [2, 2]
+    spec.write_text(body.replace("epochs = 3", "epochs = 3\ncheckpoint_every = 0"))
+    with pytest.raises(SpecError, match="checkpoint_every"):
+        load_spec(spec)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import types
 from multiprocessing import Pipe
 
@@ -69,3 +70,13 @@ def test_the_worker_sets_deterministic_kernels_before_the_run(
             "cudnn": (torch.backends.cudnn.deterministic, True),
             "cublas": None,
         }
+
+
+def test_what_a_worker_records_of_its_software_unpickles_without_torch() -> None:
+    """Its values are plain strings: the ``Started`` event carrying them is unpickled by the
+    scheduler and by a Ray task, which must not import torch for it (torch's ``TorchVersion``
+    made each of them import torch, seconds during which no event was read)."""
+    from rankbias_tui.engine.devices import software
+
+    assert all(type(v) is str or v is None for v in software("cpu").values())
+    assert b"torch_version" not in pickle.dumps(software("cpu"))

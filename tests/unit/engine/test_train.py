@@ -253,3 +253,23 @@ def test_fp32_turns_tf32_off_and_bf16_allows_it() -> None:
     record(TINY.model_copy(update={"epochs": 1}))  # the worker's entry point sets it
     assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
     assert torch.get_float32_matmul_precision() == "highest"
+
+
+def test_checkpoint_every_sets_the_checkpoint_cadence_and_changes_no_number(tmp_path: Path) -> None:
+    """Checkpoints every epoch (between measurements too), and a resume from one that is no
+    measurement point continues with bitwise the numbers of an uninterrupted run."""
+    cfg = TINY.model_copy(update={"epochs": 4, "measure_every": 3})  # measured at epochs 0, 3, 4
+    every = cfg.model_copy(update={"checkpoint_every": 1})
+    _, measured = record(cfg, ckpt_dir=tmp_path / "measured")
+    _, full = record(every, ckpt_dir=tmp_path / "every")
+    assert [e.step for e in measured if isinstance(e, Checkpoint)] == [0, 69, 92]
+    assert [e.step for e in full if isinstance(e, Checkpoint)] == [0, 23, 46, 69, 92]
+    assert [e for e in timeless(full) if not isinstance(e, Checkpoint)] == [
+        e for e in timeless(measured) if not isinstance(e, Checkpoint)
+    ]
+    _, resumed = record(every, ckpt_dir=tmp_path / "every", resume_step=23)  # after epoch 1
+    assert next(e for e in resumed if isinstance(e, Started)).resumed_from == 23
+    assert after(resumed, 23) == after(full, 23)
+    sparse = cfg.model_copy(update={"checkpoint_every": 3, "epochs": 5})  # 0, 3 and the end
+    _, events = record(sparse, ckpt_dir=tmp_path / "sparse")
+    assert [e.step for e in events if isinstance(e, Checkpoint)] == [0, 69, 115]

@@ -31,5 +31,6 @@ def test_parse_reads_back_what_argv_wrote() -> None:
         SchedulerOptions(backend="ray"),
         SchedulerOptions(stall_s=2.5),
         SchedulerOptions(stall_s=0),
+        SchedulerOptions(backend="ray", checkpoint_dir="s3://bucket/sweep"),
     ):
         assert parse(options.argv()) == options

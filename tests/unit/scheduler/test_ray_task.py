@@ -4,6 +4,7 @@ checkpoints come back as bytes, and a job given those bytes resumes exactly wher
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 
@@ -87,3 +88,42 @@ def test_a_gpu_task_is_named_by_the_gpu_ray_gave_it() -> None:
     placed = next(events)
     events.close()  # ends the worker before it trains (there is no GPU here)
     assert isinstance(placed, Placed) and placed.where == "cuda:3@10.0.0.7"
+
+
+@pytest.fixture(scope="module")
+def stored_at_a_uri(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, list]:
+    """A job with a ``--checkpoint-dir`` URI (``file://``: pyarrow's path to object storage): its
+    URI, its run's config and its events."""
+    uri = f"file://{tmp_path_factory.mktemp('shared')}/ckpt"
+    cfg = CFG.model_copy(update={"epochs": 2, "measure_every": 1}).model_dump_json()
+    first = Job((JobRun(R1, cfg),), False, False, None, 1, False, "/store", uri)
+    return uri, cfg, list(run_job(first, ("here", "n1")))
+
+
+@pytest.mark.slow
+def test_with_a_checkpoint_dir_the_node_stores_checkpoints_and_sends_back_where(stored_at_a_uri) -> None:
+    uri, cfg, events = stored_at_a_uri
+    assert not [e for e in events if isinstance(e, CheckpointFile)] and events[-1] == WorkerEnded(
+        "done", None
+    )
+    sent = [e for e in events if isinstance(e, Checkpoint)]
+    assert [e.location for e in sent] == [f"{uri}/{R1}/step-{e.step:09d}.pt" for e in sent] and len(sent) == 3
+    for e in sent:
+        data = Path(e.location.removeprefix("file://")).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == e.digest
+    gone = JobRun(R1, cfg, 999, digests=((999, "0" * 64),), source=f"{uri}/{R1}")
+    (ended,) = run_job(job(gone), ("there", "n2"))  # nothing there: fails before training, saying so
+    assert ended.status == "failed" and f"none of step-000000999.pt is in {uri}/{R1}" in ended.error
+
+
+@pytest.mark.slow
+def test_a_job_told_where_its_checkpoints_are_resumes_from_there(stored_at_a_uri) -> None:
+    """No bytes sent: the node reads the files at the URI, verified, and continues with bitwise
+    the numbers of the uninterrupted job."""
+    uri, cfg, events = stored_at_a_uri
+    middle = [e for e in events if isinstance(e, Checkpoint)][1]
+    back = JobRun(R1, cfg, middle.step, digests=((middle.step, middle.digest),), source=f"{uri}/{R1}")
+    resumed = list(run_job(job(back), ("there", "n2")))  # its new checkpoints come back as bytes
+    assert next(e for e in resumed if isinstance(e, Started)).resumed_from == middle.step
+    assert evals(resumed) == [m for m in evals(events) if m[0] > middle.step] != []
+    assert [f.event.step for f in resumed if isinstance(f, CheckpointFile)] == [middle.step * 2]
