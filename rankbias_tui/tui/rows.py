@@ -100,8 +100,6 @@ def cells(v: RunView, columns: Iterable[str], pending: str = "", eta: float | No
         "eta": duration(eta) if eta is not None else "",
         "why": reason if len(reason) <= REASON_WIDTH else reason[: REASON_WIDTH - 1] + "…",
     }
-    if not v.loaded:  # the first picture of a big store: read in the next few refreshes
-        values |= {"loss": "…", "acc": "…", "rank": "…"}
     return tuple(values[c] if c in values else str(v.config.stored.get(c, "")) for c in columns)
 
 

@@ -39,7 +39,6 @@ class RunView:
     started_at: float | None = None
     finished_at: float | None = None
     active_s: float = 0.0  # seconds trained in the attempts that ended
-    loaded: bool = True  # False: its metrics are still to be read (the first picture of a big store)
 
     def active_at(self, now: float) -> float:
         """Seconds trained over every attempt, the running one up to ``now`` included."""

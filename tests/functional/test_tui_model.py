@@ -52,8 +52,13 @@ def test_feed_rereads_only_runs_that_changed(tmp_path: Path, monkeypatch: pytest
     make_store(tmp_path).close()
     feed = StoreFeed(tmp_path, clock=lambda: NOW, probe=None, live_every_s=1e9)
     calls: list[str] = []
-    original = feed.store.latest_ranks
-    monkeypatch.setattr(feed.store, "latest_ranks", lambda run_id: calls.append(run_id) or original(run_id))
+    original = feed.store.latest_many
+
+    def latest_many(run_ids: list[str], names: tuple[str, ...]) -> dict:
+        calls.extend(run_ids)
+        return original(run_ids, names)
+
+    monkeypatch.setattr(feed.store, "latest_many", latest_many)
     first = feed.poll()
     assert len(calls) == len(first.runs) == 9
     assert (
