@@ -145,3 +145,27 @@ def test_a_big_store_shows_its_first_runs_then_all(tmp_path: Path, monkeypatch: 
         assert v.avg_rank == measures.mean(store.latest_ranks(v.run_id))
     assert sum(v.avg_rank is not None for v in full.runs) >= 5
     feed.close()
+
+
+def test_a_new_filter_or_sort_reuses_every_runs_texts(runs: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A filter or a sort at 20,000 runs formats no row again (0.3-0.7 s each before): the texts of
+    every column are kept per run; what it shows equals an index built afresh with that view."""
+    from rankbias_tui.tui import rows
+
+    index = RowIndex()
+    index.update(runs, {}, {}, None)
+    made: list[str] = []
+    cells = rows.cells
+    monkeypatch.setattr(rows, "cells", lambda v, *a, **k: made.append(v.run_id) or cells(v, *a, **k))
+    views = [("quick", None, False), ("wd=0.01", "acc", True), ("", "rank", False), ("acc>0.5", "lr", True)]
+    for text, column, reverse in views:
+        index.set_filter(text)
+        index.sort_by(column, reverse)
+        assert made == []
+        expected = fresh(runs, {}, index)
+        made.clear()
+        assert index.ids() == expected.ids() and index.columns == expected.columns
+        assert index.cells == expected.cells and index.widths == expected.widths
+    index.set_filter("")
+    index.toggle_mark(runs[0].run_id)  # a mark changes that row's texts only
+    assert made == [runs[0].run_id]
