@@ -10,10 +10,10 @@ from typing import Any
 
 from ..protocol import SpectrumRow
 from .connection import Tx
-from .rows import SPECTRUM_COLUMNS, Request, spectrum_row, spectrum_values
+from .rows import SPECTRUM_COLUMNS, LayerRank, Request, spectrum_row, spectrum_values
 
 REQUESTS = ("launch", "cancel", "resume", "stop")
-CHUNK = 500  # runs per query of ``latest_many`` (SQLite allows 999 parameters in older builds)
+CHUNK = 500  # runs per query of the ``_many`` reads (older SQLite builds allow 999 parameters)
 
 
 class Results:
@@ -79,8 +79,7 @@ class Results:
             " AND step=(SELECT MAX(step) FROM spectra WHERE run_id=r.run_id))"
         )
         out: dict[str, tuple[dict[str, float | None], list[int]]] = {}
-        for start in range(0, len(run_ids), CHUNK):
-            chunk = run_ids[start : start + CHUNK]
+        for chunk in _chunks(run_ids):
             sql = (
                 f"SELECT r.run_id{values}{ranks} FROM runs r WHERE r.run_id IN ({','.join('?' * len(chunk))})"
             )
@@ -107,6 +106,34 @@ class Results:
             {"run": run_id},
         )
         return {name: value for name, value in rows}
+
+    def series_many(self, run_ids: Sequence[str], name: str) -> dict[str, list[tuple[float, float]]]:
+        """(epoch, value) of metric ``name`` in step order, for many runs in one query per ``CHUNK``
+        runs (a comparison of a whole sweep); a run without it is left out."""
+        out: dict[str, list[tuple[float, float]]] = {}
+        for chunk in _chunks(run_ids):
+            rows = self.conn.execute(
+                "SELECT run_id, epoch, value FROM metrics WHERE name=? AND"
+                f" run_id IN ({','.join('?' * len(chunk))}) ORDER BY run_id, step",
+                [name, *chunk],
+            )
+            for run_id, epoch, value in rows:
+                out.setdefault(run_id, []).append((epoch, value))
+        return out
+
+    def ranks_many(self, run_ids: Sequence[str]) -> dict[str, list[LayerRank]]:
+        """Every layer's stored rank at every measurement of many runs, in step then layer order,
+        without the singular values (most of what ``spectra`` reads); a run without any is left out."""
+        out: dict[str, list[LayerRank]] = {}
+        for chunk in _chunks(run_ids):
+            rows = self.conn.execute(
+                "SELECT run_id, step, epoch, layer, d_out, d_in, rank FROM spectra WHERE"
+                f" run_id IN ({','.join('?' * len(chunk))}) ORDER BY run_id, step, layer_index",
+                chunk,
+            )
+            for run_id, *rest in rows:
+                out.setdefault(run_id, []).append(LayerRank(*rest))
+        return out
 
     def add_spectra(self, rows: Iterable[SpectrumRow]) -> None:
         self.conn.executemany(
@@ -168,3 +195,7 @@ class Results:
         """The id of the latest request made so far (0: none): a later request has a higher id
         (AUTOINCREMENT never reuses one), whatever the clock of the process that made it says."""
         return self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM requests").fetchone()[0]
+
+
+def _chunks(run_ids: Sequence[str]) -> Iterable[Sequence[str]]:
+    return (run_ids[start : start + CHUNK] for start in range(0, len(run_ids), CHUNK))

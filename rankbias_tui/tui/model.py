@@ -314,23 +314,29 @@ class StoreFeed:
         self, runs: Iterable[RunView], measure: str = AVG_RANK
     ) -> dict[str, tuple[tuple[float, float], ...]]:
         """One curve of (epoch, value) pairs per run: the average rank (``AVG_RANK``), one layer's
-        rank (``rank:fc2``) or a metric (``test_acc``); a finished run's is read once."""
-        out = {}
-        for view in runs:
-            key = (view.status, view.step, view.epoch, measure)
-            cached = self._curves.get(view.run_id)
-            if cached is None or cached[0] != key:
-                cached = self._curves[view.run_id] = (key, self._curve(view.run_id, measure))
-            out[view.run_id] = cached[1]
-        return out
+        rank (``rank:fc2``) or a metric (``test_acc``); a finished run's is read once, and the runs
+        to read are read together (a sweep of 20,000 runs in a few queries, not one per run)."""
+        keys = {view.run_id: (view.status, view.step, view.epoch, measure) for view in runs}
+        todo = [run_id for run_id, key in keys.items() if self._curves.get(run_id, ((),))[0] != key]
+        for run_id, curve in self._read_curves(todo, measure).items():
+            self._curves[run_id] = (keys[run_id], curve)
+        return {run_id: self._curves[run_id][1] for run_id in keys}
 
-    def _curve(self, run_id: str, measure: str) -> tuple[tuple[float, float], ...]:
+    def _read_curves(self, run_ids: list[str], measure: str) -> dict[str, tuple[tuple[float, float], ...]]:
+        if not run_ids:
+            return {}
         if measure == AVG_RANK or measure.startswith("rank:"):
             layer = measure.partition(":")[2] or None
-            return tuple(zip(*measures.rank_curve(self.store.spectra(run_id), layer=layer), strict=True))
-        rows = self.store.metrics(run_id, measure)
-        xs, ys = downsample([r[1] for r in rows], [r[3] for r in rows])
-        return tuple(zip(xs, ys, strict=True))
+            ranks = self.store.ranks_many(run_ids)
+            curves = {i: measures.rank_curve(ranks.get(i, ()), layer=layer) for i in run_ids}  # type: ignore[arg-type]
+            return {i: tuple(zip(*curve, strict=True)) for i, curve in curves.items()}
+        series = self.store.series_many(run_ids, measure)
+        out = {}
+        for run_id in run_ids:
+            points = series.get(run_id, [])
+            xs, ys = downsample([p[0] for p in points], [p[1] for p in points])
+            out[run_id] = tuple(zip(xs, ys, strict=True))
+        return out
 
     def layers(self, run_id: str) -> tuple[str, ...]:
         """The measured layers of a run, in order (for the compare screen's choice of measure)."""
