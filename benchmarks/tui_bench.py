@@ -207,9 +207,10 @@ class Terminal:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for at, data in list(self.chunks):
-                seen = (seen + data)[-4096:]
+                seen += data  # cut only after looking: a first picture comes in one big write
                 if text in seen:
                     return at - self.started
+                seen = seen[-len(text) :]
             seen = b""
             time.sleep(0.05)
         return math.inf

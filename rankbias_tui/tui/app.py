@@ -227,6 +227,8 @@ class RankbiasApp(App[None]):
 
     def _redraw(self) -> None:
         """Show the latest picture (and the pending requests) on the screen in front."""
+        if not self.screen_stack:
+            return  # quitting: the screens went before a last picture came
         apply = getattr(self.screen, "apply", None)
         if apply is not None and self.state.latest is not None:
             apply(self.state.latest)
