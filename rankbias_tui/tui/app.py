@@ -50,15 +50,14 @@ from .messages import (
 )
 from .model import RunDetail, Snapshot, StoreFeed
 from .scheduler_log import LogErrors
-from .screens.compare import CompareScreen
 from .screens.dashboard import DashboardScreen
-from .screens.detail import RunDetailScreen
 from .screens.help import HelpScreen
 from .screens.launch import LaunchScreen, SweepMenu
 from .usage import SystemProbe, UsageProbe
 
 Spawner = scheduler.Spawner
 HANGUP_GRACE_S = 5.0
+HEAD_PAUSE_S = 0.1  # after the first runs of a big store, time to draw them before reading the rest
 PROBLEMS = (Status.FAILED, Status.DIVERGED, Status.INTERRUPTED)  # a notice when a run gets there
 
 
@@ -188,6 +187,9 @@ class RankbiasApp(App[None]):
                 self.post_message(PollFailed(f"{type(err).__name__}: {err}"))
                 self._applied.set()
             self._applied.wait(5.0)  # back-pressure: the screens have drawn the last picture
+            latest = self.state.latest
+            if latest is not None and latest.snapshot.total is not None:  # the first runs of many:
+                started = time.monotonic() - self.interval + HEAD_PAUSE_S  # the rest right after
             self._wake.wait(max(0.0, self.interval - (time.monotonic() - started)))
             self._wake.clear()
 
@@ -249,9 +251,13 @@ class RankbiasApp(App[None]):
 
     # ----- the screens' messages --------------------------------------------------------------
     def on_open_run(self, message: OpenRun) -> None:
+        from .screens.detail import RunDetailScreen  # its charts (plotext) wait until one opens
+
         self.push_screen(RunDetailScreen(message.run_id, self.state))
 
     def on_open_compare(self, message: OpenCompare) -> None:
+        from .screens.compare import CompareScreen  # its charts (plotext) wait until one opens
+
         self.push_screen(CompareScreen(message.run_ids, message.title, self.state))
 
     def on_open_launch(self, message: OpenLaunch) -> None:

@@ -184,7 +184,11 @@ class StoreFeed:
         ``live_every_s``), else a new one with its latest values, read for all of them at once."""
         keys = [_key(row) for row in rows]
         kept = [self._kept(row, key, now) for row, key in zip(rows, keys, strict=True)]
-        todo = [row.run_id for row, view in zip(rows, kept, strict=True) if view is None]
+        todo = [  # a run never started has no values yet
+            row.run_id
+            for row, view in zip(rows, kept, strict=True)
+            if view is None and (row.attempts or row.step)
+        ]
         latest = self.store.latest_many(todo, SHOWN_METRICS) if todo else {}
         return [
             view or self._view(row, key, now, latest.get(row.run_id, ({}, [])))
