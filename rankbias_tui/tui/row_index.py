@@ -68,6 +68,7 @@ class RowIndex:
         self._universe: tuple[str, ...] = ()
         self._texts: dict[str, tuple[RunView, str, float | None, bool, tuple[str, ...]]] = {}
         self._pick: Any = itemgetter(0, 0)  # a run's texts -> the shown columns' (mark first)
+        self._at_eta = self._at_why = 0  # where a run's texts have its ETA and its reason
         self._sort_keys: dict[str, tuple[RunView, float | None, int, Any]] = {}  # of the current sort
 
     # ----- reading ----------------------------------------------------------------------------
@@ -151,14 +152,19 @@ class RowIndex:
         self.position = {v.run_id: i for i, v in enumerate(self.runs)}
         self._set_universe()
         shown = [v for v in self.runs if self._matches(v)]
-        self._sweeps, self._with_eta, self._with_why = Counter(), 0, 0
-        self._flags = {v.run_id: self._count(v) for v in shown}
-        self.columns = R.columns_for(shown, self.etas, self._varied_shown(shown))
+        texts = [self._full(v) for v in shown]
+        sweeps = [v.sweep for v in shown]
+        etas = list(map(bool, map(itemgetter(self._at_eta), texts)))  # a time left is never ""
+        whys = list(map(bool, map(itemgetter(self._at_why), texts)))
+        self._flags = dict(zip([v.run_id for v in shown], zip(sweeps, etas, whys, strict=True), strict=True))
+        self._sweeps, self._with_eta, self._with_why = Counter(sweeps), sum(etas), sum(whys)
+        varied = self._varied_shown(shown)
+        self.columns = R.columns_of(len(self._sweeps) > 1, self._with_eta > 0, self._with_why > 0, varied)
         if self.runs and self.sort_column is not None and self.sort_column not in self.columns:
             self.sort_column = None
             self._sort_keys = {}
         self._pick = itemgetter(0, *(1 + self._universe.index(c) for c in self.columns))
-        self.cells = {v.run_id: self._cells_of(v) for v in shown}
+        self.cells = dict(zip(self._flags, map(self._pick, texts), strict=True))
         self._key_of = {v.run_id: self._key(v) for v in shown}
         pairs = sorted(zip(self._key_of.values(), self._key_of, strict=True))
         self._keys, self._ids = [k for k, _ in pairs], [i for _, i in pairs]
@@ -178,6 +184,7 @@ class RowIndex:
         universe = (R.FROZEN, *R.LIVE, "sweep", *fields, "eta", "why")
         if universe != self._universe:
             self._universe, self._texts = universe, {}
+            self._at_eta, self._at_why = 1 + universe.index("eta"), 1 + universe.index("why")
 
     def set_filter(self, text: str) -> Changes:
         self.words = R.parse_filter(text)
@@ -221,15 +228,19 @@ class RowIndex:
         return key
 
     def _cells_of(self, v: RunView) -> tuple[str, ...]:
-        """The mark and the shown columns' texts, picked from the run's texts for every column
-        (made again only when the run, its ETA, its request or its mark changed)."""
+        """The mark and the shown columns' texts, picked from the run's texts for every column."""
+        return self._pick(self._full(v))
+
+    def _full(self, v: RunView) -> tuple[str, ...]:
+        """The mark and the run's texts for every column any filter may show, made again only when
+        the run, its ETA, its request or its mark changed."""
         run_id = v.run_id
         pending, eta, mark = self.pending.get(run_id, ""), self.etas.get(run_id), run_id in self.marked
         kept = self._texts.get(run_id)
         if kept is None or kept[0] is not v or kept[1] != pending or kept[2] != eta or kept[3] != mark:
             texts = (MARK if mark else "", *R.cells(v, self._universe, pending, eta))
             kept = self._texts[run_id] = (v, pending, eta, mark, texts)
-        return self._pick(kept[4])
+        return kept[4]
 
     def _add(self, v: RunView) -> Any:
         key = self._key(v)
@@ -255,7 +266,8 @@ class RowIndex:
 
     def _count(self, v: RunView) -> tuple[str, bool, bool]:
         """Count a shown run's sweep, ETA and reason (what decides the optional columns)."""
-        flags = (v.sweep, self.etas.get(v.run_id) is not None, bool(R.why(v)))
+        texts = self._full(v)
+        flags = (v.sweep, bool(texts[self._at_eta]), bool(texts[self._at_why]))
         self._tally(flags, 1)
         return flags
 
