@@ -155,10 +155,10 @@ async def drive(directory: Path, seconds: float, detail_id: str) -> tuple[object
         app.set_interval(0.05, tick)
         await pilot.pause(1.0)  # the first picture: the rows added once
         filled = 1.0
-        while (app.latest is None or getattr(app.feed, "_unread", None)) and filled < 120:  # they fill in
-            await pilot.pause(0.5)
-            filled += 0.5
-        print(f"every run's metrics read {filled:.1f} s after the start")
+        while (app.latest is None or app.latest.snapshot.total is not None) and filled < 120:  # the rest
+            await pilot.pause(0.1)
+            filled += 0.1
+        print(f"every run with its values read {filled:.1f} s after the start")
         app.poll_ms.clear(), app.apply_ms.clear()  # the steady state from here
         phase = "dashboard"
         await pilot.pause(seconds / 2)
@@ -207,9 +207,10 @@ class Terminal:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for at, data in list(self.chunks):
-                seen = (seen + data)[-4096:]
+                seen += data  # cut only after looking: a first picture comes in one big write
                 if text in seen:
                     return at - self.started
+                seen = seen[-len(text) :]
             seen = b""
             time.sleep(0.05)
         return math.inf

@@ -141,7 +141,7 @@ class RunConfig(BaseModel):
     @field_validator("lr_milestones")
     @classmethod
     def _increasing(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if any(m < 1 or m > MAX_INT for m in value) or list(value) != sorted(set(value)):
+        if list(value) != sorted(set(value)) or (value and (value[0] < 1 or value[-1] > MAX_INT)):
             raise ValueError(f"milestones must be strictly increasing epochs from 1 to {MAX_INT}")
         return value
 

@@ -27,6 +27,7 @@ from .files import (
     network_warning,
     open_private,
     read_end,
+    read_from,
     remove_own,
     write_private,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "network_warning",
     "open_private",
     "read_end",
+    "read_from",
     "remove_own",
     "write_private",
 ]

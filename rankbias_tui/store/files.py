@@ -149,6 +149,28 @@ def read_end(path: Path, window: int = 256 * 1024) -> bytes:
         os.close(fd)
 
 
+def read_from(path: Path, offset: int, limit: int = 256 * 1024) -> tuple[bytes, int]:
+    """The bytes of the regular file ``path`` after ``offset`` (at most its last ``limit``; all of
+    it again if it is shorter than ``offset`` now: replaced) and its size: how the app follows a
+    store's log. (b"", 0) if it is missing, a symbolic link or not a regular file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return b"", 0
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return b"", 0
+        start = offset if offset <= st.st_size else 0
+        start = max(start, st.st_size - limit)
+        data = os.pread(fd, st.st_size - start, start)
+        return data, start + len(data)
+    except OSError:
+        return b"", 0
+    finally:
+        os.close(fd)
+
+
 # File systems on which SQLite's locking and WAL (shared memory) are unsafe or unreliable.
 NETWORK_FILE_SYSTEMS = frozenset(
     {

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..protocol import SpectrumRow
 from .connection import Tx
-from .rows import SPECTRUM_COLUMNS, Request, spectrum_row, spectrum_values
+from .rows import SPECTRUM_COLUMNS, LayerRank, Request, spectrum_row, spectrum_values
 
 REQUESTS = ("launch", "cancel", "resume", "stop")
+CHUNK = 500  # runs per query of the ``_many`` reads (older SQLite builds allow 999 parameters)
 
 
 class Results:
@@ -62,6 +63,35 @@ class Results:
         )
         return [r[0] for r in rows]
 
+    def latest_many(
+        self, run_ids: Sequence[str], names: Sequence[str]
+    ) -> dict[str, tuple[dict[str, float | None], list[int]]]:
+        """``latest_values`` and ``latest_ranks`` (ranks in no set order) of many runs: the same
+        index seeks, made inside SQLite in one query per ``CHUNK`` runs (20,000 runs: about 0.2 s,
+        where a query per seek from Python takes about 0.7 s). A run the store lacks is left out."""
+        values = "".join(  # a stored NULL (a NaN) reads as the text 'null': the name is there
+            ", (SELECT COALESCE(value, 'null') FROM metrics WHERE run_id=r.run_id AND name=?"
+            " ORDER BY step DESC LIMIT 1)"
+            for _ in names
+        )
+        ranks = (
+            ", (SELECT group_concat(rank) FROM spectra WHERE run_id=r.run_id"
+            " AND step=(SELECT MAX(step) FROM spectra WHERE run_id=r.run_id))"
+        )
+        out: dict[str, tuple[dict[str, float | None], list[int]]] = {}
+        for chunk in _chunks(run_ids):
+            sql = (
+                f"SELECT r.run_id{values}{ranks} FROM runs r WHERE r.run_id IN ({','.join('?' * len(chunk))})"
+            )
+            for row in self.conn.execute(sql, [*names, *chunk]):
+                last = {
+                    n: None if v == "null" else v
+                    for n, v in zip(names, row[1:-1], strict=True)
+                    if v is not None
+                }
+                out[row[0]] = (last, [int(r) for r in row[-1].split(",")] if row[-1] else [])
+        return out
+
     def last_metrics(self, run_id: str) -> dict[str, float]:
         """The latest value of each metric of a run: index seeks on the primary key (run_id, name,
         step), two per metric name, whatever the number of rows (a run of 100,000 steps has a
@@ -76,6 +106,34 @@ class Results:
             {"run": run_id},
         )
         return {name: value for name, value in rows}
+
+    def series_many(self, run_ids: Sequence[str], name: str) -> dict[str, list[tuple[float, float]]]:
+        """(epoch, value) of metric ``name`` in step order, for many runs in one query per ``CHUNK``
+        runs (a comparison of a whole sweep); a run without it is left out."""
+        out: dict[str, list[tuple[float, float]]] = {}
+        for chunk in _chunks(run_ids):
+            rows = self.conn.execute(
+                "SELECT run_id, epoch, value FROM metrics WHERE name=? AND"
+                f" run_id IN ({','.join('?' * len(chunk))}) ORDER BY run_id, step",
+                [name, *chunk],
+            )
+            for run_id, epoch, value in rows:
+                out.setdefault(run_id, []).append((epoch, value))
+        return out
+
+    def ranks_many(self, run_ids: Sequence[str]) -> dict[str, list[LayerRank]]:
+        """Every layer's stored rank at every measurement of many runs, in step then layer order,
+        without the singular values (most of what ``spectra`` reads); a run without any is left out."""
+        out: dict[str, list[LayerRank]] = {}
+        for chunk in _chunks(run_ids):
+            rows = self.conn.execute(
+                "SELECT run_id, step, epoch, layer, d_out, d_in, rank FROM spectra WHERE"
+                f" run_id IN ({','.join('?' * len(chunk))}) ORDER BY run_id, step, layer_index",
+                chunk,
+            )
+            for run_id, *rest in rows:
+                out.setdefault(run_id, []).append(LayerRank(*rest))
+        return out
 
     def add_spectra(self, rows: Iterable[SpectrumRow]) -> None:
         self.conn.executemany(
@@ -137,3 +195,7 @@ class Results:
         """The id of the latest request made so far (0: none): a later request has a higher id
         (AUTOINCREMENT never reuses one), whatever the clock of the process that made it says."""
         return self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM requests").fetchone()[0]
+
+
+def _chunks(run_ids: Sequence[str]) -> Iterable[Sequence[str]]:
+    return (run_ids[start : start + CHUNK] for start in range(0, len(run_ids), CHUNK))

@@ -13,7 +13,7 @@ import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from pydantic import ValidationError
@@ -36,6 +36,19 @@ class Request:
     sweep: str | None = None  # a launch's sweep (what the scheduler's log names)
     created_at: float = field(default=0.0, compare=False)  # when it was made (set by the store)
     id: int = field(default=0, compare=False)  # the store's order of requests (set by the store)
+
+
+class LayerRank(NamedTuple):
+    """One layer's stored rank at one measurement, without its singular values: what a rank curve
+    reads (``measures.rank_curve`` at the run's own eps)."""
+
+    step: int
+    epoch: float
+    layer: str
+    d_out: int
+    d_in: int
+    rank: int
+    svals: None = None  # not read
 
 
 @dataclass(frozen=True)

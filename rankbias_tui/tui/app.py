@@ -49,15 +49,15 @@ from .messages import (
     WatchRun,
 )
 from .model import RunDetail, Snapshot, StoreFeed
-from .screens.compare import CompareScreen
+from .scheduler_log import LogErrors
 from .screens.dashboard import DashboardScreen
-from .screens.detail import RunDetailScreen
 from .screens.help import HelpScreen
 from .screens.launch import LaunchScreen, SweepMenu
 from .usage import SystemProbe, UsageProbe
 
 Spawner = scheduler.Spawner
 HANGUP_GRACE_S = 5.0
+HEAD_PAUSE_S = 0.1  # after the first runs of a big store, time to draw them before reading the rest
 PROBLEMS = (Status.FAILED, Status.DIVERGED, Status.INTERRUPTED)  # a notice when a run gets there
 
 
@@ -88,13 +88,15 @@ class RankbiasApp(App[None]):
         super().__init__()
         self.paths = StorePaths.of(store_dir)
         self.store_dir = self.paths.directory
-        self.menu = SweepMenu.of(Path(spec_path) if spec_path else None, spec)  # the spec, read once
         self.options = options or SchedulerOptions()
+        menu = SweepMenu.of(Path(spec_path) if spec_path else None, spec)  # the spec, read once
+        self.menu = menu.refusing(menu.problem or _options_problem(self.options))
         self.spawn, self.live, self.interval, self.clock = spawn, live, interval, clock
         self.feed = StoreFeed(
             self.store_dir, clock=clock, probe=probe if probe is not None else SystemProbe()
         )
         self.requests = Store(self.store_dir, create=False)  # this thread's connection, for requests
+        self.log_errors = LogErrors(self.paths.log)  # read by the poller
         self.state = AppState()  # what the screens read
         self.focus_run: str | None = None  # the run detail screen's run, read by the poller
         self.compare_ids: tuple[str, ...] | None = None  # the compare screen's runs
@@ -157,7 +159,10 @@ class RankbiasApp(App[None]):
             views = snapshot.by_id()
             curves = self.feed.rank_curves((views[i] for i in compare if i in views), measure)
             layers = next((found for i in compare if (found := self.feed.layers(i))), ())
-        return StoreRefreshed(snapshot, detail, curves, (time.perf_counter() - started) * 1000, layers)
+        errors = tuple(self.log_errors.new())
+        return StoreRefreshed(
+            snapshot, detail, curves, (time.perf_counter() - started) * 1000, layers, errors
+        )
 
     def refresh_data(self) -> None:
         """Read the store now, in this thread (used when ``live`` is off, and by tests)."""
@@ -182,6 +187,9 @@ class RankbiasApp(App[None]):
                 self.post_message(PollFailed(f"{type(err).__name__}: {err}"))
                 self._applied.set()
             self._applied.wait(5.0)  # back-pressure: the screens have drawn the last picture
+            latest = self.state.latest
+            if latest is not None and latest.snapshot.total is not None:  # the first runs of many:
+                started = time.monotonic() - self.interval + HEAD_PAUSE_S  # the rest right after
             self._wake.wait(max(0.0, self.interval - (time.monotonic() - started)))
             self._wake.clear()
 
@@ -190,6 +198,7 @@ class RankbiasApp(App[None]):
         if self.state.latest is not None:
             self._notify_problems(self.state.latest.snapshot, message.snapshot)
         self.state.latest = message
+        self._notify_errors(message.errors)
         by_id = message.snapshot.by_id()
         for run_id, kind in list(self.pending.items()):
             view = by_id.get(run_id)
@@ -222,20 +231,33 @@ class RankbiasApp(App[None]):
         if len(ended) > 3:
             self.notify(f"and {len(ended) - 3} more (p: next problem run)", severity="error")
 
+    def _notify_errors(self, errors: tuple[str, ...]) -> None:
+        """What the scheduler logged as errors, said here too (its log is not where one looks)."""
+        for error in errors[:3]:
+            self.notify(error, title="the scheduler reports", severity="error", timeout=20, markup=False)
+        if len(errors) > 3:
+            self.notify(f"and {len(errors) - 3} more: see {self.paths.log}", severity="error", timeout=20)
+
     def on_poll_failed(self, message: PollFailed) -> None:
         self.notify(message.error, title="cannot read the store", severity="error", timeout=4, markup=False)
 
     def _redraw(self) -> None:
         """Show the latest picture (and the pending requests) on the screen in front."""
+        if not self.screen_stack:
+            return  # quitting: the screens went before a last picture came
         apply = getattr(self.screen, "apply", None)
         if apply is not None and self.state.latest is not None:
             apply(self.state.latest)
 
     # ----- the screens' messages --------------------------------------------------------------
     def on_open_run(self, message: OpenRun) -> None:
+        from .screens.detail import RunDetailScreen  # its charts (plotext) wait until one opens
+
         self.push_screen(RunDetailScreen(message.run_id, self.state))
 
     def on_open_compare(self, message: OpenCompare) -> None:
+        from .screens.compare import CompareScreen  # its charts (plotext) wait until one opens
+
         self.push_screen(CompareScreen(message.run_ids, message.title, self.state))
 
     def on_open_launch(self, message: OpenLaunch) -> None:
@@ -343,6 +365,17 @@ class RankbiasApp(App[None]):
             self.screen.dismiss()
         else:
             self.push_screen(HelpScreen())
+
+
+def _options_problem(options: SchedulerOptions) -> str:
+    """Why a scheduler started with ``options`` could not run, as far as is known without starting
+    one (what ``rankbias run`` checks before it queues): bad ``--devices``, an unusable backend."""
+    try:
+        scheduler.check_syntax(options.devices)
+        scheduler.check_backend(options)
+    except (scheduler.DeviceError, scheduler.BackendError) as err:
+        return str(err)
+    return ""
 
 
 def _tail(path: Path, lines: int = 3) -> str:

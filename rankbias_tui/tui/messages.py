@@ -27,13 +27,15 @@ class StoreRefreshed(Message):
         curves: Mapping[str, tuple[tuple[float, float], ...]] | None = None,
         poll_ms: float = 0.0,
         layers: tuple[str, ...] = (),
+        errors: tuple[str, ...] = (),
     ):
         super().__init__()
         self.snapshot, self.detail, self.curves, self.poll_ms = snapshot, detail, curves, poll_ms
         self.layers = layers  # the compared runs' measured layers
+        self.errors = errors  # what the scheduler logged as errors since the last picture
 
     def can_replace(self, message: Message) -> bool:
-        return isinstance(message, StoreRefreshed)
+        return isinstance(message, StoreRefreshed) and not message.errors  # errors are said once
 
 
 class PollFailed(Message):

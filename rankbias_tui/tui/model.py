@@ -34,10 +34,23 @@ SHOWN_METRICS = (measures.TRAIN_LOSS, measures.LOSS, measures.TEST_ACC)  # what 
 AVG_RANK = "rank"  # the compare screen's default measure
 MAX_POINTS = 400  # per plotted series; a terminal shows fewer columns than that
 FULL_READ_S = 5.0  # read the runs at least this often even when the files look unchanged
-# runs whose latest metrics one poll reads at most (two index seeks each): the first picture of a
-# big store shows the top of the table (and every running run) with them, then they fill in
-FIRST_METRICS, METRICS_PER_POLL = 300, 1_000
 FIRST_RUNS = 1_000  # a store with more shows these (and the running runs) first, the rest a moment later
+
+
+def _key(row: RunRow) -> tuple[Any, ...]:
+    """What makes a run's view new: its row changed (a running run's values also move without it)."""
+    return (
+        row.status,
+        row.step,
+        row.epoch,
+        row.checkpoint_step,
+        row.attempts,
+        row.error,
+        row.warnings,
+        row.device,
+        row.started_at,
+        row.active_s,
+    )
 
 
 def downsample(xs: list[float], ys: list[float], limit: int = MAX_POINTS) -> tuple[tuple[float, ...], ...]:
@@ -72,10 +85,13 @@ class StoreFeed:
         self.directory = Path(directory)
         self.store = Store(self.directory, create=False)
         self.clock, self.probe, self.live_every_s = clock, probe, live_every_s
-        self._views: dict[str, tuple[tuple[Any, ...], float, RunView]] = {}
+        self._views_cache: dict[str, tuple[tuple[Any, ...], float, RunView]] = {}  # (key, read at, view)
         self._detail: RunDetail | None = None
         self._detail_read = 0.0
         self._curves: dict[str, tuple[tuple[Any, ...], tuple[tuple[float, float], ...]]] = {}
+        self._compared: tuple[tuple[str, tuple[RunView, ...]], dict[str, Any]] | None = (
+            None  # the last answer
+        )
         self._last: tuple[tuple[tuple[int, int], ...], float, Snapshot] | None = None
         self._seq = 0  # the store's change number read up to (``Store.runs_changed``)
         self._index: dict[str, RunView] = {}  # every run, in store order
@@ -84,10 +100,7 @@ class StoreFeed:
         self._sweeps: Mapping[str, int] = {}
         self._idle_works: list[Work] | None = None  # the ETA's view of the runs not running
         self._tally = SweepTally()
-        self._unread: set[str] = set()  # runs shown without their metrics yet
         self._first = True  # no poll yet: a big store shows its first runs first (``_head``)
-        self._budget = FIRST_METRICS
-        self._order: dict[str, int] = {}  # run_id -> place in the store
         self.rates = RateTracker()
         self._works: dict[str, tuple[RunView, Work]] = {}
         self._layers: dict[str, tuple[str, ...]] = {}
@@ -104,25 +117,22 @@ class StoreFeed:
         now = self.clock()
         stamp = self._stamp()
         last = self._last
-        if last is not None and stamp == last[0] and now - last[1] < FULL_READ_S and not self._unread:
-            if last[2].total is None:
-                return replace(last[2], **self._live_parts(last[2], now))
+        if last is not None and stamp == last[0] and now - last[1] < FULL_READ_S and last[2].total is None:
+            return replace(last[2], **self._live_parts(last[2], now))
         if self._first:
             self._first = False
             first = self._head(now)
             if first is not None:
                 return first
-        self._budget = METRICS_PER_POLL if self._index else FIRST_METRICS
         rows, latest, count = self.store.runs_changed(self._seq)
         full = self._seq == 0 or count != len(self._index) or any(r.run_id not in self._index for r in rows)
         if full and self._seq != 0:
             rows = self.store.runs()  # runs were added or removed: read them all, in store order
-        changed = [self._view(row, now) for row in rows]
+        changed = self._views(rows, now)
         if full or any(v.status == Status.RUNNING and v.run_id not in self._running for v in changed):
             self._packs = self.store.packs()  # a pack started: the ETA counts its members per slot
         if full:
             self._index = {v.run_id: v for v in changed}
-            self._order = {run_id: i for i, run_id in enumerate(self._index)}
             self._counts = Counter(v.status for v in changed)
             self._varied = varied_fields(v.config.stored for v in changed)
             self._sweeps = self.store.sweeps()
@@ -130,7 +140,6 @@ class StoreFeed:
             self._idle_works = None
         else:
             self._take(changed)
-        self._take(self._read_unread(now))
         self._seq = latest
         self._running = {v.run_id: v for v in changed if v.status == Status.RUNNING}  # all were read
         snapshot = Snapshot(
@@ -145,6 +154,93 @@ class StoreFeed:
         )
         self._last = (stamp, now, snapshot)
         return snapshot
+
+    def _head(self, now: float) -> Snapshot | None:
+        """The first picture of a big store: its first runs in store order and the running ones,
+        with the store's true counts (one grouped read); the next poll reads every run. None for
+        a store small enough to read at once."""
+        rows, count = self.store.runs_head(FIRST_RUNS)
+        if count <= len(rows):
+            return None
+        views = self._views(rows, now)
+        self._running = {v.run_id: v for v in views if v.status == Status.RUNNING}
+        counts = self.store.status_counts()
+        snapshot = Snapshot(
+            store=str(self.directory),
+            runs=tuple(views),
+            sweeps=self.store.sweeps(),
+            counts={s: counts.get(s, 0) for s in STATUSES},
+            varied=varied_fields(v.config.stored for v in views),
+            index={v.run_id: v for v in views},
+            overview=(),
+            total=count,
+            **self._live_parts(None, now),
+        )
+        self._last = (self._stamp(), now, snapshot)
+        return snapshot
+
+    def _views(self, rows: list[RunRow], now: float) -> list[RunView]:
+        """The rows as views: a run's cached view while it did not change (a running run's for
+        ``live_every_s``), else a new one with its latest values, read for all of them at once."""
+        keys = [_key(row) for row in rows]
+        kept = [self._kept(row, key, now) for row, key in zip(rows, keys, strict=True)]
+        todo = [  # a run never started has no values yet
+            row.run_id
+            for row, view in zip(rows, kept, strict=True)
+            if view is None and (row.attempts or row.step)
+        ]
+        latest = self.store.latest_many(todo, SHOWN_METRICS) if todo else {}
+        return [
+            view or self._view(row, key, now, latest.get(row.run_id, ({}, [])))
+            for row, key, view in zip(rows, keys, kept, strict=True)
+        ]
+
+    def _kept(self, row: RunRow, key: tuple[Any, ...], now: float) -> RunView | None:
+        cached = self._views_cache.get(row.run_id)
+        if cached is None or cached[0] != key:
+            return None
+        if row.status == Status.RUNNING and now - cached[1] >= self.live_every_s:
+            return None
+        return cached[2]
+
+    def _view(
+        self, row: RunRow, key: tuple[Any, ...], now: float, latest: tuple[dict[str, float], list[int]]
+    ) -> RunView:
+        last, ranks = latest
+        view = RunView(
+            run_id=row.run_id,
+            sweep=row.sweep,
+            status=row.status,
+            device=row.device,
+            config=row.config,
+            step=row.step,
+            total_steps=row.total_steps,
+            epoch=row.epoch,
+            train_loss=last.get(measures.shown_loss(last)),
+            test_acc=last.get(measures.TEST_ACC),
+            avg_rank=measures.mean(ranks),  # the average rank: mean over layers (measures.avg_rank)
+            error=row.error,
+            warning=row.warnings[-1] if row.warnings else None,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            active_s=row.active_s,
+        )
+        cached = self._views_cache.get(row.run_id)
+        if cached is not None and cached[2] == view:
+            view = cached[2]  # nothing new: the same object, so nobody redraws the row
+        self._views_cache[row.run_id] = (key, now, view)
+        return view
+
+    def _take(self, changed: Iterable[RunView]) -> None:
+        for v in changed:
+            old = self._index[v.run_id]
+            if old is not v:
+                self._counts[old.status] -= 1
+                self._counts[v.status] += 1
+                self._index[v.run_id] = v
+                self._tally.replace(old, v)
+                if old.status != Status.RUNNING or v.status != Status.RUNNING:
+                    self._idle_works = None  # a run started or ended: the ETA's other runs changed
 
     def _stamp(self) -> tuple[tuple[int, int], ...]:
         """Size and mtime of the database and its WAL: any commit changes them."""
@@ -193,112 +289,6 @@ class StoreFeed:
         pack = self._packs.get(v.run_id, ())
         return Work(v.run_id, v.sweep, v.status, v.step, v.total_steps, v.epochs, active, rate, pack=pack)
 
-    def _view(self, row: RunRow, now: float) -> RunView:
-        key = (
-            row.status,
-            row.step,
-            row.epoch,
-            row.checkpoint_step,
-            row.attempts,
-            row.error,
-            row.warnings,
-            row.device,
-            row.started_at,
-            row.active_s,
-        )
-        cached = self._views.get(row.run_id)
-        fresh = cached is not None and cached[0] == key
-        if fresh and (row.status != Status.RUNNING or now - cached[1] < self.live_every_s):
-            return cached[2]  # type: ignore[index]
-        if self._budget <= 0 and row.status != Status.RUNNING:  # a later poll reads its metrics
-            self._unread.add(row.run_id)
-            last, ranks, loaded = {}, [], False
-        else:
-            self._budget -= 1
-            self._unread.discard(row.run_id)
-            last = self.store.latest_values(row.run_id, SHOWN_METRICS)  # index seeks, not a scan
-            ranks = self.store.latest_ranks(row.run_id)  # no singular values
-            loaded = True
-        view = RunView(
-            run_id=row.run_id,
-            sweep=row.sweep,
-            status=row.status,
-            device=row.device,
-            config=row.config,
-            step=row.step,
-            total_steps=row.total_steps,
-            epoch=row.epoch,
-            train_loss=last.get(measures.shown_loss(last)),
-            test_acc=last.get(measures.TEST_ACC),
-            avg_rank=measures.mean(ranks),  # the average rank: mean over layers (measures.avg_rank)
-            error=row.error,
-            warning=row.warnings[-1] if row.warnings else None,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            active_s=row.active_s,
-            loaded=loaded,
-        )
-        if cached is not None and cached[2] == view:
-            view = cached[2]  # nothing new: the same object, so nobody redraws the row
-        self._views[row.run_id] = (key, now, view)
-        return view
-
-    def _head(self, now: float) -> Snapshot | None:
-        """The first picture of a big store: its first runs in store order and the running ones
-        (the next poll reads them all); None for a store small enough to read at once."""
-        rows, count = self.store.runs_head(FIRST_RUNS)
-        if count <= len(rows):
-            return None
-        self._budget = FIRST_METRICS
-        views = [self._view(row, now) for row in rows]
-        self._running = {v.run_id: v for v in views if v.status == Status.RUNNING}
-        counts = Counter(v.status for v in views)
-        snapshot = Snapshot(
-            store=str(self.directory),
-            runs=tuple(views),
-            sweeps=self.store.sweeps(),
-            counts={s: counts.get(s, 0) for s in STATUSES},
-            varied=varied_fields(v.config.stored for v in views),
-            index={v.run_id: v for v in views},
-            overview=(),
-            total=count,
-            **self._live_parts(None, now),
-        )
-        self._last = (self._stamp(), now, snapshot)
-        return snapshot
-
-    def _take(self, changed: Iterable[RunView]) -> None:
-        for v in changed:
-            old = self._index[v.run_id]
-            if old is not v:
-                self._counts[old.status] -= 1
-                self._counts[v.status] += 1
-                self._index[v.run_id] = v
-                self._tally.replace(old, v)
-                if old.status != Status.RUNNING or v.status != Status.RUNNING:
-                    self._idle_works = None  # a run started or ended: the ETA's other runs changed
-
-    def _read_unread(self, now: float) -> list[RunView]:
-        """The metrics of runs the first picture of a big store showed without, as many as this
-        poll's budget allows, in store order (so the table fills from the top)."""
-        out: list[RunView] = []
-        if self._budget <= 0 or not self._unread:
-            return out
-        for run_id in sorted(self._unread, key=self._order.__getitem__)[: self._budget]:
-            self._unread.discard(run_id)
-            key, _, view = self._views[run_id]
-            last = self.store.latest_values(run_id, SHOWN_METRICS)
-            view = replace(
-                view,
-                train_loss=last.get(measures.shown_loss(last)),
-                test_acc=last.get(measures.TEST_ACC),
-                avg_rank=measures.mean(self.store.latest_ranks(run_id)),
-                loaded=True,
-            )
-            self._views[run_id] = (key, now, view)
-            out.append(view)
-        return out
-
     # ----- run detail -------------------------------------------------------------------------
     def detail(self, run_id: str) -> RunDetail | None:
         """The run's curves and spectra; the cached value while nothing changed."""
@@ -331,23 +321,34 @@ class StoreFeed:
         self, runs: Iterable[RunView], measure: str = AVG_RANK
     ) -> dict[str, tuple[tuple[float, float], ...]]:
         """One curve of (epoch, value) pairs per run: the average rank (``AVG_RANK``), one layer's
-        rank (``rank:fc2``) or a metric (``test_acc``); a finished run's is read once."""
-        out = {}
-        for view in runs:
-            key = (view.status, view.step, view.epoch, measure)
-            cached = self._curves.get(view.run_id)
-            if cached is None or cached[0] != key:
-                cached = self._curves[view.run_id] = (key, self._curve(view.run_id, measure))
-            out[view.run_id] = cached[1]
+        rank (``rank:fc2``) or a metric (``test_acc``); a finished run's is read once, and the runs
+        to read are read together (a sweep of 20,000 runs in a few queries, not one per run)."""
+        runs = tuple(runs)
+        if self._compared is not None and self._compared[0] == (measure, runs):
+            return self._compared[1]  # the same views: nothing moved (the poller asks twice a second)
+        keys = {view.run_id: (view.status, view.step, view.epoch, measure) for view in runs}
+        todo = [run_id for run_id, key in keys.items() if self._curves.get(run_id, ((),))[0] != key]
+        for run_id, curve in self._read_curves(todo, measure).items():
+            self._curves[run_id] = (keys[run_id], curve)
+        out = {run_id: self._curves[run_id][1] for run_id in keys}
+        self._compared = ((measure, runs), out)
         return out
 
-    def _curve(self, run_id: str, measure: str) -> tuple[tuple[float, float], ...]:
+    def _read_curves(self, run_ids: list[str], measure: str) -> dict[str, tuple[tuple[float, float], ...]]:
+        if not run_ids:
+            return {}
         if measure == AVG_RANK or measure.startswith("rank:"):
             layer = measure.partition(":")[2] or None
-            return tuple(zip(*measures.rank_curve(self.store.spectra(run_id), layer=layer), strict=True))
-        rows = self.store.metrics(run_id, measure)
-        xs, ys = downsample([r[1] for r in rows], [r[3] for r in rows])
-        return tuple(zip(xs, ys, strict=True))
+            ranks = self.store.ranks_many(run_ids)
+            curves = {i: measures.rank_curve(ranks.get(i, ()), layer=layer) for i in run_ids}  # type: ignore[arg-type]
+            return {i: tuple(zip(*curve, strict=True)) for i, curve in curves.items()}
+        series = self.store.series_many(run_ids, measure)
+        out = {}
+        for run_id in run_ids:
+            points = series.get(run_id, [])
+            xs, ys = downsample([p[0] for p in points], [p[1] for p in points])
+            out[run_id] = tuple(zip(xs, ys, strict=True))
+        return out
 
     def layers(self, run_id: str) -> tuple[str, ...]:
         """The measured layers of a run, in order (for the compare screen's choice of measure)."""

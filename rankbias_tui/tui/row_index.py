@@ -15,10 +15,12 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
+from ..measures import FIELDS, HPARAMS
 from . import rows as R
-from .model import RunView
+from .model import RunView, varied_fields
 
 MARK = "●"
 
@@ -61,6 +63,13 @@ class RowIndex:
         self._with_eta = 0
         self._with_why = 0
         self._flags: dict[str, tuple[str, bool, bool]] = {}
+        # Every column a row may show whatever the filter (the varied fields of all runs), and each
+        # run's texts for all of them: a new filter or sort picks its columns from these.
+        self._universe: tuple[str, ...] = ()
+        self._texts: dict[str, tuple[RunView, str, float | None, bool, tuple[str, ...]]] = {}
+        self._pick: Any = itemgetter(0, 0)  # a run's texts -> the shown columns' (mark first)
+        self._at_eta = self._at_why = 0  # where a run's texts have its ETA and its reason
+        self._sort_keys: dict[str, tuple[RunView, float | None, int, Any]] = {}  # of the current sort
 
     # ----- reading ----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -137,34 +146,56 @@ class RowIndex:
         return out
 
     def rebuild(self) -> Changes:
-        """Filter and sort every run again (the filter, the sort or the set of runs changed)."""
+        """Filter and sort every run again (the filter, the sort or the set of runs changed); the
+        texts and sort keys of the runs that did not change are kept from before."""
         self.views = {v.run_id: v for v in self.runs}
         self.position = {v.run_id: i for i, v in enumerate(self.runs)}
+        self._set_universe()
         shown = [v for v in self.runs if self._matches(v)]
-        self._sweeps, self._with_eta, self._with_why = Counter(), 0, 0
-        self._flags = {v.run_id: self._count(v) for v in shown}
-        self.columns = R.columns_for(shown, self.etas, self._varied_shown(shown))
+        texts = [self._full(v) for v in shown]
+        sweeps = [v.sweep for v in shown]
+        etas = list(map(bool, map(itemgetter(self._at_eta), texts)))  # a time left is never ""
+        whys = list(map(bool, map(itemgetter(self._at_why), texts)))
+        self._flags = dict(zip([v.run_id for v in shown], zip(sweeps, etas, whys, strict=True), strict=True))
+        self._sweeps, self._with_eta, self._with_why = Counter(sweeps), sum(etas), sum(whys)
+        varied = self._varied_shown(shown)
+        self.columns = R.columns_of(len(self._sweeps) > 1, self._with_eta > 0, self._with_why > 0, varied)
         if self.runs and self.sort_column is not None and self.sort_column not in self.columns:
             self.sort_column = None
-        self.cells = {v.run_id: self._cells_of(v) for v in shown}
+            self._sort_keys = {}
+        self._pick = itemgetter(0, *(1 + self._universe.index(c) for c in self.columns))
+        self.cells = dict(zip(self._flags, map(self._pick, texts), strict=True))
         self._key_of = {v.run_id: self._key(v) for v in shown}
         pairs = sorted(zip(self._key_of.values(), self._key_of, strict=True))
         self._keys, self._ids = [k for k, _ in pairs], [i for _, i in pairs]
         self.widths = {c: len(R.title(c, self.sort_column, self.sort_reverse)) for c in self.columns}
-        for row in self.cells.values():
-            self._widen(row)
+        for j, c in enumerate(self.columns, start=1):
+            texts = map(len, map(itemgetter(j), self.cells.values()))
+            self.widths[c] = max(self.widths[c], max(texts, default=0))
         return Changes(layout=True)
+
+    def _set_universe(self) -> None:
+        """The columns any filter may show: those of every run (all varied fields, the paper's
+        three) and the optional ones; a change of them drops every run's kept texts."""
+        varied = self.varied_all
+        if varied is None:
+            varied = varied_fields(v.config.stored for v in self.runs)
+        fields = tuple(f for f in FIELDS if f in set(varied) | set(HPARAMS))
+        universe = (R.FROZEN, *R.LIVE, "sweep", *fields, "eta", "why")
+        if universe != self._universe:
+            self._universe, self._texts = universe, {}
+            self._at_eta, self._at_why = 1 + universe.index("eta"), 1 + universe.index("why")
 
     def set_filter(self, text: str) -> Changes:
         self.words = R.parse_filter(text)
         return self.rebuild()
 
     def sort_by(self, column: str | None, reverse: bool = False) -> Changes:
-        self.sort_column, self.sort_reverse = column, reverse
+        self.sort_column, self.sort_reverse, self._sort_keys = column, reverse, {}
         return self.rebuild()
 
     def set_problems_first(self, on: bool) -> Changes:
-        self.problems_first = on
+        self.problems_first, self._sort_keys = on, {}
         return self.rebuild()
 
     def toggle_mark(self, run_id: str) -> Changes:
@@ -186,16 +217,30 @@ class RowIndex:
         return R.matches(v, self.words, hit[1], self.etas.get(v.run_id))
 
     def _key(self, v: RunView) -> Any:
-        eta = self.etas.get(v.run_id)
-        key = R.sort_key(v, self.sort_column, self.sort_reverse, self.position[v.run_id], eta)
+        eta, position = self.etas.get(v.run_id), self.position[v.run_id]
+        kept = self._sort_keys.get(v.run_id)
+        if kept is not None and kept[0] is v and kept[1] == eta and kept[2] == position:
+            return kept[3]
+        key = R.sort_key(v, self.sort_column, self.sort_reverse, position, eta)
         if self.problems_first:  # problems lead whichever way the rest is sorted
-            return (R.is_problem(v) == self.sort_reverse, key)
+            key = (R.is_problem(v) == self.sort_reverse, key)
+        self._sort_keys[v.run_id] = (v, eta, position, key)
         return key
 
     def _cells_of(self, v: RunView) -> tuple[str, ...]:
-        mark = MARK if v.run_id in self.marked else ""
-        pending, eta = self.pending.get(v.run_id, ""), self.etas.get(v.run_id)
-        return (mark, *R.cells(v, self.columns, pending, eta))
+        """The mark and the shown columns' texts, picked from the run's texts for every column."""
+        return self._pick(self._full(v))
+
+    def _full(self, v: RunView) -> tuple[str, ...]:
+        """The mark and the run's texts for every column any filter may show, made again only when
+        the run, its ETA, its request or its mark changed."""
+        run_id = v.run_id
+        pending, eta, mark = self.pending.get(run_id, ""), self.etas.get(run_id), run_id in self.marked
+        kept = self._texts.get(run_id)
+        if kept is None or kept[0] is not v or kept[1] != pending or kept[2] != eta or kept[3] != mark:
+            texts = (MARK if mark else "", *R.cells(v, self._universe, pending, eta))
+            kept = self._texts[run_id] = (v, pending, eta, mark, texts)
+        return kept[4]
 
     def _add(self, v: RunView) -> Any:
         key = self._key(v)
@@ -221,7 +266,8 @@ class RowIndex:
 
     def _count(self, v: RunView) -> tuple[str, bool, bool]:
         """Count a shown run's sweep, ETA and reason (what decides the optional columns)."""
-        flags = (v.sweep, self.etas.get(v.run_id) is not None, bool(R.why(v)))
+        texts = self._full(v)
+        flags = (v.sweep, bool(texts[self._at_eta]), bool(texts[self._at_why]))
         self._tally(flags, 1)
         return flags
 
@@ -239,10 +285,14 @@ class RowIndex:
             or (len(+self._sweeps) > 1) != ("sweep" in has)
         )
 
-    def _varied_shown(self, shown: list[RunView] | None = None) -> tuple[str, ...] | None:
-        """The varied fields of every run when every run is shown (the feed knows them)."""
+    def _varied_shown(self, shown: list[RunView] | None = None) -> tuple[str, ...]:
+        """The varied fields of the rows shown: every run's when all are (the feed knows them),
+        else looked for among those only."""
         count = len(shown) if shown is not None else len(self._ids)
-        return self.varied_all if count == len(self.runs) else None
+        if count == len(self.runs) and self.varied_all is not None:
+            return self.varied_all
+        views = shown if shown is not None else self.shown_views()
+        return varied_fields((v.config.stored for v in views), among=self._universe)
 
     def _widen(self, row: tuple[str, ...]) -> bool:
         wider = False

@@ -69,12 +69,17 @@ def columns_for(
 ) -> tuple[str, ...]:
     """The table's columns for these rows (the ones shown, after the filter); ``varied``: their
     varied fields when the caller knows them already (all runs shown)."""
-    sweep = ("sweep",) if len({v.sweep for v in views}) > 1 else ()
-    eta = ("eta",) if etas and any(etas.get(v.run_id) is not None for v in views) else ()
-    because = ("why",) if any(why(v) for v in views) else ()
+    several = len({v.sweep for v in views}) > 1
+    eta = bool(etas) and any(etas.get(v.run_id) is not None for v in views)
     if varied is None:
         varied = varied_fields(v.config.stored for v in views)
-    return (FROZEN, *LIVE, *sweep, *varied, *eta, *because)
+    return columns_of(several, eta, any(why(v) for v in views), varied)
+
+
+def columns_of(several_sweeps: bool, eta: bool, reason: bool, varied: tuple[str, ...]) -> tuple[str, ...]:
+    """The columns of rows from several sweeps (or one), with a time left or a reason (or none)."""
+    optional = ("sweep",) * several_sweeps, varied, ("eta",) * eta, ("why",) * reason
+    return (FROZEN, *LIVE, *(c for part in optional for c in part))
 
 
 def title(column: str, sort_column: str | None = None, reverse: bool = False) -> str:
@@ -100,8 +105,6 @@ def cells(v: RunView, columns: Iterable[str], pending: str = "", eta: float | No
         "eta": duration(eta) if eta is not None else "",
         "why": reason if len(reason) <= REASON_WIDTH else reason[: REASON_WIDTH - 1] + "…",
     }
-    if not v.loaded:  # the first picture of a big store: read in the next few refreshes
-        values |= {"loss": "…", "acc": "…", "rank": "…"}
     return tuple(values[c] if c in values else str(v.config.stored.get(c, "")) for c in columns)
 
 

@@ -39,7 +39,6 @@ class RunView:
     started_at: float | None = None
     finished_at: float | None = None
     active_s: float = 0.0  # seconds trained in the attempts that ended
-    loaded: bool = True  # False: its metrics are still to be read (the first picture of a big store)
 
     def active_at(self, now: float) -> float:
         """Seconds trained over every attempt, the running one up to ``now`` included."""
@@ -107,14 +106,18 @@ class RunDetail:
         return out
 
 
-def varied_fields(configs: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
+def varied_fields(
+    configs: Iterable[Mapping[str, Any]], among: Iterable[str] | None = None
+) -> tuple[str, ...]:
     """The dashboard's hyperparameter columns: the fields that vary, else the paper's three.
 
     ``measures.varied_fields``'s answer (values compared by ``repr``), found faster for 20,000
-    runs: by value sets first, ``repr`` only for the fields whose values differ."""
+    runs: by value sets first, ``repr`` only for the fields whose values differ; ``among``: only
+    these fields can differ (a subset of runs varies in no field the whole set does not)."""
     configs = list(configs)
+    fields = measures.FIELDS if among is None else [f for f in measures.FIELDS if f in set(among)]
     out = []
-    for name in measures.FIELDS:
+    for name in fields:
         values = [c.get(name) for c in configs]
         try:
             differ = len(set(values)) > 1

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from rankbias_tui.tui.screens.compare import CompareScreen
 from rankbias_tui.tui.widgets.charts import CompareChart
 from tests.support.tui_store import make_app, make_store, pilot_test
@@ -39,3 +41,29 @@ async def test_compare_keys_every_run_highlights_and_switches_measure(tmp_path: 
         assert measures[:3] == ["test_acc", "train_loss", "rank:fc1"]
         assert "rank of fc2" in str(screen.query_one("#title").render())
         assert screen.curves and sum(bool(c) for c in screen.curves.values()) > 20  # read for the new measure
+
+
+@pilot_test
+async def test_a_big_comparison_opens_grouped_and_draws_the_first_runs_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More runs than a chart can tell apart (a whole sweep of 20,000: a minute to draw a curve and
+    a key row each) open as means by the first hyperparameter that differs; each run draws the first."""
+    from rankbias_tui.tui.screens import compare
+
+    monkeypatch.setattr(compare, "EACH_RUN_MOST", 4)
+    make_store(tmp_path / "runs").close()
+    app = make_app(tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("slash", *"sweep=quick", "enter", "v")  # 6 runs: batch size x weight decay
+        await pilot.pause()
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, CompareScreen) and len(screen.run_ids) == 6
+        assert screen.group_by == "batch_size" and screen.query_one("#legend").row_count == 3
+        while screen.group_by is not None:
+            await pilot.press("g")
+        await pilot.pause()
+        assert screen.query_one("#legend").row_count == 4
+        assert "the first 4 of 6 runs" in str(screen.query_one("#title").render())

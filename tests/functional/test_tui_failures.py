@@ -92,3 +92,48 @@ async def test_a_resumed_run_counts_its_earlier_attempts(tui_store: Path) -> Non
             table = app.screen.query_one(RunsTable)
             assert table.cell(running, "eta") == "42s"
             assert app.latest.snapshot.eta_s is not None and app.latest.snapshot.eta_s >= left
+
+
+@pilot_test
+async def test_a_launch_the_scheduler_could_not_run_says_why_and_queues_nothing(tui_store: Path) -> None:
+    """Devices `rankbias run` refuses (a bad --devices) are refused on the launch screen as well,
+    with run's words, before anything is queued (the scheduler would only say so in its log)."""
+    from rankbias_tui.scheduler import SchedulerOptions
+
+    app = make_app(tui_store, options=SchedulerOptions(devices="gpu0"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("l")
+        await pilot.pause()
+        said = "unknown device 'gpu0': use auto, cpu, cuda or cuda:0,1"
+        assert said in str(app.screen.query_one("#title").render())
+        await pilot.press("enter")
+        await pilot.pause()
+        assert any(said in n.message for n in app._notifications)
+    with Store(tui_store) as store:
+        assert store.take_requests() == []
+    assert app.spawn.calls == []
+
+
+@pilot_test
+async def test_errors_the_scheduler_logs_while_attached_are_shown(tui_store: Path) -> None:
+    """An error the background scheduler writes to its log (a request it could not answer, with
+    its traceback) comes up as a notice with what was raised; what it logged before, does not."""
+    log = tui_store / "scheduler.log"
+    log.write_text("2026-12-06 17:00:00,000 ERROR [pid 7] an old error\n")
+    app = make_app(tui_store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        with log.open("a") as f:
+            f.write(
+                "2026-12-06 17:30:53,027 INFO [pid 9] launch quick: 6 runs, 1 queued\n"
+                "2026-12-06 17:30:54,100 ERROR [pid 9] request Request(kind='launch') failed\n"
+                "Traceback (most recent call last):\n"
+                '  File "service.py", line 3, in _launch\n'
+                "ValueError: no slot fits a run of 80 GiB\n"
+            )
+        app.refresh_data()
+        await pilot.pause()
+        said = [n.message for n in app._notifications]
+    assert "request Request(kind='launch') failed (ValueError: no slot fits a run of 80 GiB)" in said
+    assert not any("an old error" in s for s in said)

@@ -21,6 +21,7 @@ from ..model import AVG_RANK, group_curves
 from ..widgets.charts import CompareChart, marked
 
 GROUPINGS: tuple[str | None, ...] = (None, *HPARAMS)
+EACH_RUN_MOST = 200  # curves drawn one per run at most: more opens grouped, or draws the first ones
 NAMES = {AVG_RANK: "average rank", TEST_ACC: "test accuracy", TRAIN_LOSS: "train loss"}
 
 
@@ -40,8 +41,9 @@ class CompareScreen(Screen[None]):
 
     def __init__(self, run_ids: list[str], title: str, state: AppState, group_by: str | None = None):
         super().__init__()
-        self.run_ids, self.title_text, self.group_by = list(run_ids), title, group_by
+        self.run_ids, self.title_text = list(run_ids), title
         self.state = state
+        self.group_by = group_by if group_by is not None else self._default_grouping()
         self.measure = AVG_RANK
         self.curves: Mapping[str, tuple[tuple[float, float], ...]] | None = None
         self.highlight: int | None = None
@@ -51,6 +53,17 @@ class CompareScreen(Screen[None]):
         yield CompareChart(id="compare-chart")
         yield DataTable(id="legend", cursor_type="row")
         yield Footer(compact=True)
+
+    def _default_grouping(self) -> str | None:
+        """Each run, unless there are more than ``EACH_RUN_MOST`` of them (a whole sweep: a chart of
+        20,000 curves says nothing and takes a minute to draw): then the mean by the first of the
+        paper's hyperparameters that differs among them."""
+        latest = self.state.latest
+        if len(self.run_ids) <= EACH_RUN_MOST or latest is None:
+            return None
+        views = latest.snapshot.by_id()
+        configs = [views[i].config for i in self.run_ids if i in views]
+        return next((h for h in HPARAMS if len({c.value(h) for c in configs}) > 1), None)
 
     def on_mount(self) -> None:
         table = self.query_one("#legend", DataTable)
@@ -90,6 +103,10 @@ class CompareScreen(Screen[None]):
         views = latest.snapshot.by_id()
         runs = [views[i] for i in self.run_ids if i in views]
         lines = group_curves(runs, self.curves, self.group_by)
+        if len(lines) > EACH_RUN_MOST:  # each run of a big comparison: the first ones
+            lines = lines[:EACH_RUN_MOST]
+            title = f"the first {EACH_RUN_MOST} of {len(runs)} runs (g: mean by a hyperparameter) · {title}"
+            self.query_one("#title", Static).update(Text(title, no_wrap=True, overflow="ellipsis"))
         self.query_one(CompareChart).show(lines, f"{what} over epochs", what, self.highlight)
         table = self.query_one("#legend", DataTable)
         rows = []

@@ -118,8 +118,9 @@ class DashboardScreen(Screen[None]):
         shown, total = self.table.shown_count()
         snap = self.table.snapshot
         if snap is not None and snap.total is not None:  # the first picture of a big store
-            shown, total = shown, snap.total
-        text = f"{total} runs" if shown == total else f"{shown} of {total} shown"
+            text = f"reading {snap.total:,} runs…"
+        else:
+            text = f"{total} runs" if shown == total else f"{shown} of {total} shown"
         if self.table.problems_first:
             text += " · problems first"
         label = self.query_one("#shown", Static)

@@ -8,7 +8,7 @@ by now."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rich.text import Text
@@ -31,6 +31,10 @@ class SweepMenu:
     path: Path | None
     sweeps: Mapping[str, tuple[str, tuple[PlannedRun, ...]]]  # name -> (description, its runs)
     problem: str = ""
+
+    def refusing(self, problem: str) -> SweepMenu:
+        """This menu, refusing to launch because of ``problem`` (none: as it is)."""
+        return replace(self, problem=problem) if problem else self
 
     def run_ids(self, name: str) -> list[str]:
         return [run.run_id for run in self.sweeps[name][1]]
@@ -135,6 +139,9 @@ class LaunchScreen(Screen[None]):
 
     def action_launch(self) -> None:
         table = self.query_one("#sweeps", DataTable)
+        if self.problem:  # as `rankbias run` would: nothing is queued
+            self.notify(self.problem, title="cannot launch", severity="error", timeout=10, markup=False)
+            return
         if not self.sweeps or not 0 <= table.cursor_row < len(self.sweeps):
             return
         name = list(self.sweeps)[table.cursor_row]

@@ -60,8 +60,6 @@ def header_parts(snap: Snapshot) -> list[list[Part]]:
     devices = "  ".join(d.describe() for d in snap.devices) or "no device in use"
     if not snap.runs:
         devices = "no runs yet: press l to launch a sweep"
-    if snap.total is not None:  # the first picture of a big store
-        counts = short_counts = f"reading {snap.total:,} runs…"
     return [
         [(1, snap.store, ""), (2, f"sweeps: {sweeps}", f"{len(snap.sweeps)} sweeps")],
         [(3, counts, short_counts), (2, eta, ""), (1, who, short_who)],

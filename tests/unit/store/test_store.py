@@ -416,6 +416,28 @@ def test_latest_values_and_ranks_read_only_the_latest(tmp_path: Path) -> None:
         assert store.run(run.run_id).config is store.run(run.run_id).config  # decoded once  # type: ignore[union-attr]
 
 
+def test_latest_many_reads_what_each_runs_own_seeks_read(tmp_path: Path) -> None:
+    """One query for many runs (the app's first picture of 20,000 runs) answers as ``latest_values``
+    and ``latest_ranks`` do run by run: a NaN (stored NULL) is there as None, a name never written
+    is absent, a run without spectra has no ranks, an unknown run is left out."""
+    a, b, c = planned(seed=1), planned(seed=2), planned(seed=3)
+    names = ("train_loss", "loss", "test_acc")
+    with Store(tmp_path) as store:
+        store.add_runs([a, b, c], {})
+        store.add_metrics(a.run_id, [(1, 0.1, "loss", 2.0), (5, 0.5, "loss", 1.0), (5, 0.5, "test_acc", 0.5)])
+        store.add_metrics(b.run_id, [(1, 0.1, "train_loss", 0.3), (9, 0.9, "train_loss", float("nan"))])
+        store.add_spectra([spectrum(a.run_id, 0, 0, [1.0, 0.5]), spectrum(a.run_id, 10, 0, [1.0, 1e-5]),
+                           spectrum(a.run_id, 10, 1, [0.9, 0.8])])  # fmt: skip
+        ids = [a.run_id, b.run_id, c.run_id, "0123456789ab"]
+        many = store.latest_many(ids, names)
+        assert set(many) == {a.run_id, b.run_id, c.run_id}
+        for run_id in ids[:3]:
+            values, ranks = many[run_id]
+            assert values == store.latest_values(run_id, names)
+            assert sorted(ranks) == sorted(store.latest_ranks(run_id))
+        assert many[b.run_id] == ({"train_loss": None}, []) and many[a.run_id][1] in ([1, 2], [2, 1])
+
+
 @pytest.mark.parametrize(
     "command",
     [
