@@ -37,6 +37,7 @@ def rankbias(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return runs.rankbias(*args, cwd=cwd, timeout=600)
 
 
+@pytest.mark.soak  # in soak to keep the suite under 10 minutes; its path has faster tests too
 def test_quickstart_trends(tmp_path: Path) -> None:
     (tmp_path / "experiments.toml").write_text(SPEC)
     result = rankbias("run", "--headless", "--devices", "cpu", cwd=tmp_path)

@@ -10,6 +10,8 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
 from rankbias_tui.scheduler import Scheduler, SchedulerOptions, prepare
 from rankbias_tui.store import Store
 from rankbias_tui.sweep import PlannedRun
@@ -47,6 +49,7 @@ class Shared(Background):
                 self.error = err
 
 
+@pytest.mark.soak  # in soak to keep the suite under 10 minutes; its path has faster tests too
 def test_a_killed_task_resumes_from_the_shared_directory_and_no_checkpoint_reaches_the_driver(
     ray_cluster, tmp_path: Path
 ) -> None:

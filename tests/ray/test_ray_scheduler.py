@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from rankbias_tui.scheduler import Scheduler, SchedulerOptions, StopRequested, plan_slots, prepare
 from rankbias_tui.store import Request, Store
 from rankbias_tui.sweep import PlannedRun
@@ -163,6 +165,7 @@ def test_a_run_on_a_removed_node_resumes_on_another_with_the_same_numbers(
         reference.close()
 
 
+@pytest.mark.soak  # in soak to keep the suite under 10 minutes; its path has faster tests too
 def test_a_node_that_joins_mid_sweep_gets_work_at_once(ray_cluster, tmp_path: Path) -> None:
     """Issue 22, 1: slots follow the cluster. Both one-CPU nodes busy, a third joins: a queued run
     starts on it while the first two still train (before: 2 of 3 CPUs used to the end)."""
