@@ -25,6 +25,7 @@ the whole cluster (``scheduler.ray_plan``), the memory model of a pack (``schedu
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import time
 from collections import Counter
@@ -89,6 +90,7 @@ class Bundle:
     ready: bool = False  # reserved
     probe: Any = None  # the probe measuring its GPU, until it answers (``Groups.probe``)
     since: float = 0.0  # when it was reserved: its probe's wait starts then
+    heard: bool = False  # its probe answered, failed or was waited for long enough
     tasks: list[tuple[Task, bool]] = field(default_factory=list)  # (task, it started alone here)
     free: int | None = None  # bytes free on the GPU: by the probe, then by a task that started alone
 
@@ -96,6 +98,9 @@ class Bundle:
     def open(self) -> bool:
         """Reserved and its GPU measured (or given up on): tasks go in."""
         return self.ready and self.probe is None
+
+    def __str__(self) -> str:
+        return f"a GPU of node {self.node_id[:12]}"
 
 
 def shares(resources: dict[str, float], per_device: int) -> list[int]:
@@ -150,22 +155,24 @@ class GpuBundles:
         return sum(b.cpus for b in self.bundles if b.open)
 
     def _hear_probes(self) -> None:
-        """Take the figures of the probes that answered; give up on those waited for too long (their
-        GPU opens with no figure; a later answer is not taken: our tasks may be there by then)."""
-        if not (probed := [b for b in self.bundles if b.ready and b.probe is not None]):
-            return
-        now = self.clock()
-        for bundle, (answered, free) in zip(
-            probed, self.groups.answers([b.probe for b in probed]), strict=True
-        ):
-            if answered:
-                bundle.free, bundle.probe = free, None
-                log.info("a GPU of node %s has %s bytes free (probe)", bundle.node_id, free)
-            elif now - bundle.since >= self.probe_s:
+        """Take the figures of the probes that answered, and give up on those waited for too long
+        (their GPU opens with no figure; a later answer is not taken: our tasks may be there by
+        then). The GPUs probed open together, once no reserved one waits for its probe: opened one
+        by one, the first would take the first packs, each sized for a share of the whole queue."""
+        probed = [b for b in self.bundles if b.ready and b.probe is not None]
+        if waiting := [b for b in probed if not b.heard]:
+            now = self.clock()
+            answers = self.groups.answers([b.probe for b in waiting])
+            for bundle, (answered, free) in zip(waiting, answers, strict=True):
+                if answered:
+                    bundle.free, bundle.heard = free, True
+                    log.info("%s: %s bytes free (probe, %.1f s)", bundle, free, now - bundle.since)
+                elif now - bundle.since >= self.probe_s:
+                    bundle.heard = True
+                    log.warning("%s: no answer from its probe; its packs keep the cap", bundle)
+        if all(b.heard for b in probed):
+            for bundle in probed:
                 bundle.probe = None
-                log.warning(
-                    "no answer from the probe of a GPU of node %s: its packs keep the cap", bundle.node_id
-                )
 
     def choose(self) -> Bundle | None:
         """The bundle for the next task: of the open ones with room, the one with the fewest tasks,
@@ -206,6 +213,10 @@ def free_bytes() -> int | None:
     """The probe, in a Ray task on the GPU's node: the bytes free on the GPU Ray gave it (``cuda:0``,
     the one it sees), its own CUDA context already taken as a worker's is; None without CUDA (Ray's
     GPUs only declared)."""
+    try:  # CUDA's driver: torch finds no GPU without it, and need not be imported (seconds) to say so
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return None
     from ..engine.devices import cuda_device_count, free_memory  # noqa: PLC0415 - torch, on the node
 
     return free_memory("cuda:0") if cuda_device_count() else None

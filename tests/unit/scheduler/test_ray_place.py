@@ -255,3 +255,17 @@ def test_a_probe_that_never_answers_opens_its_gpu_after_the_wait() -> None:
     groups.quiet.clear()
     groups.free["b"] = 80 << 30  # too late: tasks may be on the GPU by now
     assert book.follow() == 4 and book.next_memory() == (None, 2)
+
+
+def test_the_gpus_probed_together_open_together() -> None:
+    """Opened one by one as their probes answer, the first GPUs would take the first packs, each
+    sized for its share of the whole queue; a node that joins later waits only for its own."""
+    groups = FakeGroups({"a": FOUR, "b": TWO})
+    groups.quiet.add("b")
+    book = GpuBundles(4, groups)
+    assert book.follow() == 0 and book.choose() is None  # a's GPUs measured, b's not yet
+    groups.quiet.clear()
+    assert book.follow() == 24
+    groups.live["c"] = TWO
+    groups.quiet.add("c")
+    assert book.follow() == 24 and {b.node_id for b, _ in place(book, 6)} == {"a", "b"}
