@@ -17,7 +17,7 @@ the bundle as it is made, before any of ours), then as the latest task that star
 other task of ours beside it measured them (``protocol.GpuMemory``, relayed onto the task as
 ``gpu_free``). A bundle takes tasks only once its probe has answered (or failed, or ``PROBE_S``
 passed: then with no figure, and its packs keep the CPU's cap until a task measures one), so even
-the first pack on a GPU is sized from its memory.
+the first pack on a GPU is sized from its memory; the bundles probed together open together.
 
 Does not own: submitting tasks (``scheduler.ray_backend``), what a task asks for or the slots of
 the whole cluster (``scheduler.ray_plan``), the memory model of a pack (``scheduler.packing``).
