@@ -40,14 +40,15 @@ def gpu_nodes(ray_cluster) -> Iterator[dict[str, object]]:
             ray_cluster.remove_node(node)  # the other tests count on two one-CPU nodes
 
 
-@pytest.mark.soak  # about 11 s at load 6 (twelve Ray workers start); pytest -m soak tests/ray
+@pytest.mark.soak  # about 19 s at load 5 (six probes, then twelve Ray workers start); -m soak
 def test_twelve_runs_at_a_quarter_gpu_spread_two_per_gpu_over_six_gpus(
     ray_cluster, gpu_nodes: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Before: Ray packed the 12 tasks asking for 0.25 GPU each onto 3 of the 6 GPUs (4, 4, 0, 0
     on the first node, 4, 0 on the second). Now each GPU is a bundle and the next task goes to the
-    one with the fewest: 2 on each, and the store names each run's GPU and node. A node that
-    leaves takes its bundles with it."""
+    one with the fewest: 2 on each, and the store names each run's GPU and node (the GPUs open
+    together once their probes answered: None, no CUDA driver here). A node that leaves takes its
+    bundles with it."""
     monkeypatch.setattr(ray_backend, "Job", lambda *a, **k: replace(Job(*a, **k), gpu=False))
     planned = [runs.planned(base=TINY, seed=s) for s in range(12)]
     options = SchedulerOptions("cuda", per_device=4, pack_size=1, graphs=False, backend="ray")

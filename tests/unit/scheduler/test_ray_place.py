@@ -1,6 +1,6 @@
 """GPU placement on Ray without a cluster (issue 22, 4): one bundle per GPU of each live node, the
-next task into the bundle with the fewest tasks, and packs sized from the memory a task measured
-on its GPU. Ray's calls are a fake (``Groups``); tests/ray/test_ray_gpus.py runs the real thing."""
+next task into the bundle with the fewest tasks, and packs sized from the memory a probe, then a
+task, measured on its GPU. Ray's calls are a fake (``Groups``); tests/ray/test_ray_gpus.py runs the real thing."""
 
 from __future__ import annotations
 
@@ -24,13 +24,18 @@ FOUR, TWO = {"CPU": 16.0, "GPU": 4.0}, {"CPU": 8.0, "GPU": 2.0}  # the issue's n
 
 
 class FakeGroups:
-    """Ray's placement groups, reserved at once unless ``held`` (another job holds those GPUs)."""
+    """Ray's placement groups, reserved at once unless ``held`` (another job holds those GPUs), and
+    their probes, answering at once with the node's ``free`` figure (None: fake GPUs) unless
+    ``quiet``."""
 
     def __init__(self, nodes: dict[str, dict[str, float]]):
         self.live = dict(nodes)
         self.made: list[tuple[str, int]] = []
         self.removed: list[tuple[str, int]] = []
         self.held: set[str] = set()  # nodes whose GPUs cannot be reserved now
+        self.free: dict[str, int | None] = {}  # node -> what its probes answer
+        self.quiet: set[str] = set()  # nodes whose probes have not answered (yet)
+        self.probed: list[Any] = []
 
     def nodes(self) -> list[tuple[str, dict[str, float]]]:
         return list(self.live.items())
@@ -47,6 +52,13 @@ class FakeGroups:
 
     def strategy(self, group: Any) -> dict[str, Any]:
         return {"placement_group": group}
+
+    def probe(self, group: Any) -> Any:
+        self.probed.append(group)
+        return group
+
+    def answers(self, probes: list[Any]) -> list[tuple[bool, int | None]]:
+        return [(g[0] not in self.quiet, self.free.get(g[0])) for g in probes]
 
 
 class FakeTask:
@@ -183,3 +195,77 @@ def test_the_figure_a_worker_sends_reaches_its_gpu_s_bundle_on_the_way_to_the_sc
     task.join(10)
     assert [reader.recv() for _ in events] == events and task.gpu_free == 40 << 30
     assert book.next_memory() == (40 << 30, 4)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_gpu_takes_tasks_once_its_probe_answered_and_its_first_pack_is_sized_from_it(
+    tmp_path: Path,
+) -> None:
+    """The first pack on a GPU was capped at 16 (nothing measured there yet); now a probe measures
+    the GPU as its bundle is made, and no task goes there before it has answered."""
+    pytest.importorskip("ray")
+    from rankbias_tui.scheduler.ray_backend import RayLauncher
+
+    groups = FakeGroups({"a": {"CPU": 1.0, "GPU": 1.0}})
+    groups.quiet.add("a")
+    launcher = RayLauncher(Resources(1.0, 1.0))
+    launcher.gpus = book = GpuBundles(1, groups)
+    assert book.follow() == 0 and groups.probed == [("a", 1)]  # reserved, not measured: closed
+    assert book.choose() is None and launcher.capacity() == 0
+    groups.free["a"] = 80 << 30  # an H100's
+    groups.quiet.clear()
+    assert book.follow() == 1 and book.bundles[0].free == 80 << 30 and groups.probed == [("a", 1)]
+    run = runs.planned(base=runs.DIGITS)  # the paper's MLP-BN 10x100
+    with Store(tmp_path) as store:
+        sched = Scheduler(store, [], Slots(("ray:cuda",), 1, 1), launcher=launcher)
+        assert sched._auto_pack_size(run, "ray:cuda") == packing.MAX_PACK_SIZE == 256
+        bundle = book.choose()
+        book.add(bundle, FakeTask(gpu_free=8 << 30))  # a task alone there measured less since
+        bundle.tasks[0][0].alive = False
+        assert book.next_memory() == (8 << 30, 1)  # the probe's figure stood until then
+
+
+def test_a_probe_that_finds_no_cuda_opens_its_gpu_with_no_figure() -> None:
+    groups = FakeGroups({"b": TWO})  # its probes answer None, as on Ray's declared GPUs
+    book = GpuBundles(2, groups)
+    assert book.follow() == 4 and len(groups.probed) == 2
+    assert book.next_memory() == (None, 2)  # the packs keep the CPU's cap (16)
+
+
+def test_a_probe_that_never_answers_opens_its_gpu_after_the_wait() -> None:
+    groups, clock = FakeGroups({"b": TWO}), Clock()
+    groups.held.add("b")
+    groups.quiet.add("b")
+    book = GpuBundles(2, groups, ready_s=0, probe_s=30, clock=clock)
+    assert book.follow() == 0
+    clock.now += 60  # held by another job all that time: the wait starts once the GPUs are ours
+    groups.held.clear()
+    assert book.follow() == 0
+    clock.now += 29
+    assert book.follow() == 0 and book.choose() is None
+    clock.now += 1
+    assert book.follow() == 4 and book.next_memory() == (None, 2)
+    groups.quiet.clear()
+    groups.free["b"] = 80 << 30  # too late: tasks may be on the GPU by now
+    assert book.follow() == 4 and book.next_memory() == (None, 2)
+
+
+def test_the_gpus_probed_together_open_together() -> None:
+    """Opened one by one as their probes answer, the first GPUs would take the first packs, each
+    sized for its share of the whole queue; a node that joins later waits only for its own."""
+    groups = FakeGroups({"a": FOUR, "b": TWO})
+    groups.quiet.add("b")
+    book = GpuBundles(4, groups)
+    assert book.follow() == 0 and book.choose() is None  # a's GPUs measured, b's not yet
+    groups.quiet.clear()
+    assert book.follow() == 24
+    groups.live["c"] = TWO
+    groups.quiet.add("c")
+    assert book.follow() == 24 and {b.node_id for b, _ in place(book, 6)} == {"a", "b"}
