@@ -10,7 +10,6 @@ subprocess, as `rankbias run` is used).
 from __future__ import annotations
 
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 
 from rankbias_tui.store import Store
 from tests.support import runs
+from tests.support.side_cluster import SideCluster
 
 SPEC = """
 [sweeps.long]
@@ -37,18 +37,10 @@ seeds = [1]
 def test_a_lost_head_stops_the_sweep_with_one_message_and_every_run_resumable(
     ray_cluster, tmp_path: Path
 ) -> None:
-    from ray.cluster_utils import Cluster
-
     spec = tmp_path / "experiments.toml"
     spec.write_text(SPEC)
     store = tmp_path / "store"
-    head = {
-        "num_cpus": 1,
-        "node_ip_address": "127.0.0.1",
-        "include_dashboard": False,
-        "temp_dir": tempfile.mkdtemp(prefix="rbhead-"),  # not the session cluster's
-    }
-    doomed = Cluster(initialize_head=True, head_node_args=head)
+    doomed = SideCluster(head_cpus=1, workers=0)
     args = ["run", str(spec), "--store", str(store), "--headless", "--devices", "cpu", "--backend", "ray"]
     driver = subprocess.Popen(
         [runs.RANKBIAS, *args, "--ray-address", doomed.address],
@@ -58,12 +50,13 @@ def test_a_lost_head_stops_the_sweep_with_one_message_and_every_run_resumable(
     )
     try:
         runs.wait_for(lambda: _checkpointed(store), timeout=90, what="a checkpoint of the run")
-        doomed.head_node.kill_all_processes(check_alive=False, allow_graceful=False)
+        doomed.send("kill-head")
         killed = time.monotonic()
         out, err = driver.communicate(timeout=50)  # Ray alone would abort at 60 s
         took = time.monotonic() - killed
     finally:
         driver.kill()
+        doomed.close()
     assert driver.returncode == 3, out + err
     assert took < 40
     assert "has not answered for" in err and "every run resumes from its last checkpoint" in err
@@ -81,16 +74,10 @@ def test_a_lost_head_stops_the_sweep_with_one_message_and_every_run_resumable(
 
 @pytest.mark.soak
 def test_all_workers_lost_then_one_added_waits_then_finishes(tmp_path: Path) -> None:
-    from ray.cluster_utils import Cluster
-
     spec = tmp_path / "experiments.toml"
     spec.write_text(SPEC)
     store = tmp_path / "store"
-    head = {"num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False}
-    cluster = Cluster(
-        initialize_head=True, head_node_args=head | {"temp_dir": tempfile.mkdtemp(prefix="rbn-")}
-    )
-    worker = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+    cluster = SideCluster(head_cpus=0, workers=1)
     args = ["run", str(spec), "--store", str(store), "--headless", "--devices", "cpu", "--backend", "ray"]
     driver = subprocess.Popen(
         [runs.RANKBIAS, *args, "--ray-address", cluster.address],
@@ -100,15 +87,15 @@ def test_all_workers_lost_then_one_added_waits_then_finishes(tmp_path: Path) -> 
     )
     try:
         runs.wait_for(lambda: _checkpointed(store), timeout=90, what="a checkpoint of the run")
-        cluster.remove_node(worker, allow_graceful=False)
+        cluster.send("remove-worker")
         time.sleep(20)  # Ray finds the node dead, the run is requeued, the slots follow (every 2 s)
         assert driver.poll() is None  # waiting, not stopped
         assert _status(store) in ("queued", "running")  # its task may wait for a node to place it
-        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+        cluster.send("add-worker")
         out, _ = driver.communicate(timeout=120)
     finally:
         driver.kill()
-        cluster.shutdown()
+        cluster.close()
     assert driver.returncode == 0, out
     with Store(store) as db:
         (row,) = db.runs()
@@ -126,4 +113,8 @@ def _checkpointed(store: Path) -> bool:
         return False
     with Store(store) as db:
         rows = db.runs()
-        return bool(rows) and rows[0].status == "running" and bool(db.checkpoint_digests(rows[0].run_id))
+        return (
+            bool(rows)
+            and rows[0].status == "running"
+            and max(db.checkpoint_digests(rows[0].run_id), default=0) > 0
+        )
