@@ -37,17 +37,10 @@ seeds = [1]
 def test_a_lost_head_stops_the_sweep_with_one_message_and_every_run_resumable(
     ray_cluster, tmp_path: Path
 ) -> None:
-    spec = tmp_path / "experiments.toml"
-    spec.write_text(SPEC)
     store = tmp_path / "store"
     doomed = SideCluster(head_cpus=1, workers=0)
-    args = ["run", str(spec), "--store", str(store), "--headless", "--devices", "cpu", "--backend", "ray"]
-    driver = subprocess.Popen(
-        [runs.RANKBIAS, *args, "--ray-address", doomed.address],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    args = _run_args(tmp_path, store)
+    driver = _driver(args, doomed.address, stderr=subprocess.PIPE)
     try:
         runs.wait_for(lambda: _checkpointed(store), timeout=90, what="a checkpoint of the run")
         doomed.send("kill-head")
@@ -74,17 +67,9 @@ def test_a_lost_head_stops_the_sweep_with_one_message_and_every_run_resumable(
 
 @pytest.mark.soak
 def test_all_workers_lost_then_one_added_waits_then_finishes(tmp_path: Path) -> None:
-    spec = tmp_path / "experiments.toml"
-    spec.write_text(SPEC)
     store = tmp_path / "store"
     cluster = SideCluster(head_cpus=0, workers=1)
-    args = ["run", str(spec), "--store", str(store), "--headless", "--devices", "cpu", "--backend", "ray"]
-    driver = subprocess.Popen(
-        [runs.RANKBIAS, *args, "--ray-address", cluster.address],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    driver = _driver(_run_args(tmp_path, store), cluster.address, stderr=subprocess.STDOUT)
     try:
         runs.wait_for(lambda: _checkpointed(store), timeout=90, what="a checkpoint of the run")
         cluster.send("remove-worker")
@@ -101,6 +86,19 @@ def test_all_workers_lost_then_one_added_waits_then_finishes(tmp_path: Path) -> 
         (row,) = db.runs()
         assert row.status == "done" and row.attempts >= 2
         assert db.segments(row.run_id)[-1].from_step > 0  # resumed on the new node
+
+
+def _run_args(tmp_path: Path, store: Path) -> list[str]:
+    """``rankbias run`` of SPEC on the Ray backend, headless, into ``store`` (no address yet)."""
+    spec = tmp_path / "experiments.toml"
+    spec.write_text(SPEC)
+    return ["run", str(spec), "--store", str(store), "--headless", "--devices", "cpu", "--backend", "ray"]
+
+
+def _driver(args: list[str], address: str, stderr: int) -> subprocess.Popen[str]:
+    """The sweep's driver, a ``rankbias run`` process, on the cluster at ``address``."""
+    command = [runs.RANKBIAS, *args, "--ray-address", address]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True)
 
 
 def _status(store: Path) -> str:

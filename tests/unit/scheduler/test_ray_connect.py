@@ -131,14 +131,18 @@ def test_no_ray_call_is_made_while_the_head_is_silent(
         launcher.capacity()
 
 
-class LostCluster:
-    """A scripted elastic launcher whose head is lost at once."""
+class Idle:
+    """A scripted launcher that is never asked to start anything (no node fits)."""
 
     def start_run(self, *args: object) -> None:
         raise AssertionError("nothing fits: nothing starts")
 
     def start_pack(self, *args: object) -> None:
         raise AssertionError("nothing fits: nothing starts")
+
+
+class LostCluster(Idle):
+    """A scripted elastic launcher whose head is lost at once."""
 
     def capacity(self) -> int:
         raise ClusterLost("10.0.0.5:6379", 10.0)
@@ -168,14 +172,8 @@ def test_the_watch_module_needs_no_ray() -> None:
     assert "ray" not in vars(ray_cluster)
 
 
-class Shrinking:
+class Shrinking(Idle):
     """A scripted elastic launcher whose every node has left."""
-
-    def start_run(self, *args: object) -> None:
-        raise AssertionError("no node: nothing starts")
-
-    def start_pack(self, *args: object) -> None:
-        raise AssertionError("no node: nothing starts")
 
     def capacity(self) -> int:
         return 0
@@ -196,17 +194,11 @@ def test_a_background_scheduler_publishes_its_slots_when_they_follow_the_cluster
         assert published == [0]
 
 
-class Autoscaled:
+class Autoscaled(Idle):
     """A scripted elastic launcher of a cluster that grows on demand (``launcher.Scalable``)."""
 
     def __init__(self) -> None:
         self.asked: list[int] = []
-
-    def start_run(self, *args: object) -> None:
-        raise AssertionError("no node yet: nothing starts")
-
-    def start_pack(self, *args: object) -> None:
-        raise AssertionError("no node yet: nothing starts")
 
     def capacity(self) -> int:
         return 0
