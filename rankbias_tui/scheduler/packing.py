@@ -96,17 +96,21 @@ def share(limit: int, queued: int, free_slots: int) -> int:
 def tasks_needed(runs: Iterable[PlannedRun], override: int | None, most: int = MAX_DEMAND) -> int:
     """How many tasks (packs or single runs) ``runs`` become, about (``override``: ``--pack-size``;
     packs of CPU_PACK_SIZE unless a run says its size), never more than ``most``: the demand a
-    cluster's autoscaler is asked to make room for."""
-    groups: dict[Hashable, tuple[int, int]] = {}
-    singles = 0
+    cluster's autoscaler is asked to make room for. Counted as the runs come, so a long queue is
+    read only until ``most`` is reached."""
+    groups: dict[Hashable, tuple[int, int]] = {}  # pack key -> (runs so far, pack size)
+    tasks = 0
     for run in runs:
         key = pack_key(run.config)
         if key is None:
-            singles += 1
-            continue
-        count, limit = groups.get(key, (0, override or run.config.pack_size or CPU_PACK_SIZE))
-        groups[key] = (count + 1, limit)
-    return min(most, singles + sum(math.ceil(n / max(1, limit)) for n, limit in groups.values()))
+            tasks += 1
+        else:
+            count, limit = groups.get(key, (0, max(1, override or run.config.pack_size or CPU_PACK_SIZE)))
+            groups[key] = (count + 1, limit)
+            tasks += count % limit == 0  # this run opens a new pack of its key
+        if tasks >= most:
+            return most
+    return tasks
 
 
 def take_mates(

@@ -85,6 +85,7 @@ class Scheduler(Endings, Watchdog):
         self._watched: float | None = None  # when the watchdog last looked (watchdog.BLIND_S)
         self._resized = float("-inf")  # when an elastic launcher's capacity was last asked
         self._wanted = 0  # the tasks a scalable launcher was last asked to make room for
+        self._demanded = float("-inf")  # when that was last worked out
 
     # ----- public ------------------------------------------------------------------------------
     def run(self, on_tick: Callable[[Scheduler], None] | None = None) -> dict[str, str]:
@@ -230,7 +231,7 @@ class Scheduler(Endings, Watchdog):
             return
         self._resized = time.monotonic()
         capacity = self.launcher.capacity()
-        self.want(len(self.hosts) + packing.tasks_needed(self.queue, self.options.pack_size))
+        self._ask_for_room()
         if capacity != self.slots.per_device:
             was, self.slots = self.slots.per_device, replace(self.slots, per_device=capacity)
             waiting = ": waiting for nodes" if capacity == 0 else ""
@@ -239,6 +240,13 @@ class Scheduler(Endings, Watchdog):
 
     def resized(self) -> None:
         """The slots followed the cluster (``Daemon`` tells its clients)."""
+
+    def _ask_for_room(self) -> None:
+        """A scalable launcher's demand, worked out at most every ``RESIZE_S`` seconds (not before
+        each start: reading a long queue's pack keys takes a while)."""
+        if isinstance(self.launcher, Scalable) and time.monotonic() - self._demanded >= RESIZE_S:
+            self._demanded = time.monotonic()
+            self.want(len(self.hosts) + packing.tasks_needed(self.queue, self.options.pack_size))
 
     def want(self, tasks: int) -> None:
         """Tell a scalable launcher how many tasks there is work for, when that changed."""
