@@ -128,7 +128,7 @@ class Store(Results, Grids, Listing):
                     )
                 self.conn.executemany(
                     "INSERT OR IGNORE INTO sweep_runs (sweep, run_id, position) VALUES (?,?,?)",
-                    [(sweep, run.run_id, position) for sweep in getattr(run, "sweeps", (run.sweep,))],
+                    [(sweep, run.run_id, position) for sweep in run.sweeps],
                 )
         return added
 

@@ -31,7 +31,7 @@ class Grids:
         (the caller decides what becomes of them: ``stop_superseded``)."""
         by_sweep: dict[str, list[str]] = {}
         for run in planned:
-            for sweep in getattr(run, "sweeps", (run.sweep,)):
+            for sweep in run.sweeps:
                 by_sweep.setdefault(sweep, []).append(run.run_id)
         now = time.time()
         with self.transaction():
